@@ -1,0 +1,35 @@
+/* util.h - small helpers every folder uses: checked number parsing, ids,
+ * time. No I/O except omr_random_hex (reads the kernel's CSPRNG). */
+#ifndef OMNIROUTER_UTIL_H
+#define OMNIROUTER_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses a whole base-10 integer in [min, max]. Returns 0, -EINVAL (not a
+ * number, trailing bytes, empty), -ERANGE (outside [min, max]). */
+int omr_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Same for s[0..len), which need not be NUL-terminated. */
+int omr_parse_intn(const char *s, size_t len, int64_t min, int64_t max, int64_t *out);
+
+/* Writes 2*nbytes lowercase hex chars of fresh randomness plus NUL into out
+ * (outsize >= 2*nbytes+1). Returns 0 or a negative errno. */
+int omr_random_hex(char *out, size_t outsize, size_t nbytes);
+
+/* SHA-256 of s as 64 lowercase hex chars plus NUL (out has >= 65 bytes). */
+void omr_sha256_hex(const char *s, size_t len, char out[65]);
+
+/* true when s is 1..max bytes of [A-Za-z0-9._:@-] (safe in Redis keys, logs
+ * and URLs). */
+bool omr_id_is_valid(const char *s, size_t max);
+
+/* Wall clock in ms since the epoch; monotonic clock in ms. */
+uint64_t omr_now_ms(void);
+uint64_t omr_mono_ms(void);
+
+/* strdup that returns NULL for NULL. */
+char *omr_strdup(const char *s);
+
+#endif

@@ -1,0 +1,441 @@
+/* delivery.c - pushes what lands in Redis to the connections on this
+ * instance. Loop thread only.
+ *
+ * Agents: the inbox stream is read through consumer group "desktop" with the
+ * agent id as consumer. Each read is two pipelined XREADGROUPs: history from
+ * the watch's cursor (entries delivered to this consumer, perhaps by another
+ * instance, that this connection has not seen; from "0" at login that is
+ * everything not acknowledged) and then ">" (new entries). The desktop acks
+ * each entry; unacked ones come back at the next login.
+ *
+ * Customers: the transcript stream is read with XRANGE from the connection's
+ * cursor; the customer resumes with the last id it saw.
+ *
+ * Reads are triggered by the pub/sub notifications the Functions publish
+ * ("a:AGENT", "c:CONV"), and for every watch when Redis becomes ready again
+ * (notifications are lost while the subscription is down). One read per
+ * watch at a time; a notification during a read marks it dirty. */
+#include "router_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "omnirouter/log.h"
+#include "omnirouter/util.h"
+
+static void read_watch(omr_router_t *r, omr_watch_t *w);
+
+static void watch_key(const char *tenant, const char *id, char *out, size_t outsize)
+{
+	snprintf(out, outsize, "%s/%s", tenant, id);
+}
+
+static omr_watch_t *watch_new(const char *tenant, const char *id, const omr_bus_peer_t *peer,
+			      uint64_t conn)
+{
+	omr_watch_t *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->tenant = strdup(tenant);
+	w->id = strdup(id);
+	if (!w->tenant || !w->id) {
+		free(w->tenant);
+		free(w->id);
+		free(w);
+		return NULL;
+	}
+	w->peer = *peer;
+	w->conn = conn;
+	w->refs = 1;
+	snprintf(w->cursor, sizeof(w->cursor), "0");
+	return w;
+}
+
+static void watch_unref(omr_watch_t *w)
+{
+	if (--w->refs > 0)
+		return;
+	free(w->tenant);
+	free(w->id);
+	free(w->session);
+	free(w);
+}
+
+/* ---- stream ids and entries --------------------------------------------- */
+
+static int seq_parse(const char *s, uint64_t *ms, uint64_t *n)
+{
+	char *end = NULL;
+	*ms = strtoull(s, &end, 10);
+	*n = 0;
+	if (*end == '-')
+		*n = strtoull(end + 1, &end, 10);
+	return *end == '\0' ? 0 : -EINVAL;
+}
+
+/* > 0 when a is after b. */
+static int seq_cmp(const char *a, const char *b)
+{
+	uint64_t am, an, bm, bn;
+	seq_parse(a, &am, &an);
+	seq_parse(b, &bm, &bn);
+	if (am != bm)
+		return am > bm ? 1 : -1;
+	return an > bn ? 1 : (an < bn ? -1 : 0);
+}
+
+static const char *field(const redisReply *fields, const char *name)
+{
+	if (!fields || fields->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+		const redisReply *k = fields->element[i], *v = fields->element[i + 1];
+		if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+		    strcmp(k->str, name) == 0)
+			return v->str;
+	}
+	return NULL;
+}
+
+static void set_if(char **dst, const char *v)
+{
+	if (v && *v)
+		omr_envelope_set(dst, v);
+}
+
+/* Sends one stream entry to the watch's connection as a DELIVER. */
+static void deliver_entry(omr_router_t *r, omr_watch_t *w, const char *seq,
+			  const redisReply *fields)
+{
+	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+	if (!d)
+		return;
+	const char *kind = field(fields, "kind");
+	const char *event = kind;
+	if (!w->is_agent && kind && strcmp(kind, "event") == 0)
+		event = field(fields, "event");
+	d->conn = w->conn;
+	d->channel = OMR_CHANNEL_CHAT;
+	set_if(&d->event, event ? event : "message");
+	set_if(&d->seq, seq);
+	set_if(&d->tenant, w->tenant);
+	set_if(&d->conv, w->is_agent ? field(fields, "conv") : w->id);
+	set_if(&d->msgid, field(fields, "msgid"));
+	set_if(&d->text, field(fields, "text"));
+	set_if(&d->name, field(fields, "name"));
+	set_if(&d->lang, field(fields, "lang"));
+	const char *from = field(fields, "from");
+	if (from)
+		d->from = omr_role_from_name(from, strlen(from));
+	const char *ts = field(fields, "ts");
+	int64_t v;
+	if (ts && omr_parse_int(ts, 0, INT64_MAX, &v) == 0)
+		d->ts_ms = (uint64_t)v;
+	omr_router_send(r, &w->peer, d);
+	omr_envelope_destroy(&d);
+}
+
+/* Delivers the entries of one stream reply ([id, fields] pairs) that come
+ * after the cursor. Returns how many entries the reply held. */
+static size_t deliver_entries(omr_router_t *r, omr_watch_t *w, const redisReply *entries)
+{
+	if (!entries || entries->type != REDIS_REPLY_ARRAY)
+		return 0;
+	for (size_t i = 0; i < entries->elements; i++) {
+		const redisReply *e = entries->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+		    e->element[0]->type != REDIS_REPLY_STRING)
+			continue;
+		const char *seq = e->element[0]->str;
+		if (seq_cmp(seq, w->cursor) <= 0)
+			continue;
+		snprintf(w->cursor, sizeof(w->cursor), "%s", seq);
+		/* A trimmed entry has nil fields: nothing left to deliver. */
+		if (e->element[1]->type == REDIS_REPLY_ARRAY)
+			deliver_entry(r, w, seq, e->element[1]);
+	}
+	return entries->elements;
+}
+
+/* XREADGROUP replies [[stream, entries]] (or nil when nothing is new). */
+static size_t deliver_xread(omr_router_t *r, omr_watch_t *w, const redisReply *rep)
+{
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
+		return 0;
+	const redisReply *s = rep->element[0];
+	if (s->type != REDIS_REPLY_ARRAY || s->elements != 2)
+		return 0;
+	return deliver_entries(r, w, s->element[1]);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+typedef struct read_op {
+	omr_router_t *r;
+	omr_watch_t *w;
+	size_t got;
+	int pending; /* replies still expected */
+	bool failed;
+} read_op_t;
+
+static void read_done(read_op_t *op)
+{
+	omr_router_t *r = op->r;
+	omr_watch_t *w = op->w;
+	r->reads--;
+	w->reading = false;
+	bool again = !w->removed && !op->failed && (w->dirty || op->got >= OMR_READ_COUNT);
+	free(op);
+	if (again)
+		read_watch(r, w);
+	watch_unref(w);
+}
+
+static void on_read_reply(void *ud, const redisReply *rep)
+{
+	read_op_t *op = ud;
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		if (rep)
+			omr_warn("delivery", "stream read failed id=%s error=\"%s\"", op->w->id,
+				 rep->str);
+		op->failed = true;
+	} else if (!op->w->removed) {
+		op->got += op->w->is_agent ? deliver_xread(op->r, op->w, rep)
+					   : deliver_entries(op->r, op->w, rep);
+	}
+	if (--op->pending == 0)
+		read_done(op);
+}
+
+static int send_read(omr_router_t *r, read_op_t *op, const char *last)
+{
+	omr_watch_t *w = op->w;
+	char key[2 * OMR_ENV_ID_MAX + 40], count[16], from[OMR_SEQ_MAX + 2];
+	snprintf(count, sizeof(count), "%d", OMR_READ_COUNT);
+	if (w->is_agent) {
+		snprintf(key, sizeof(key), "omr:{%s}:agent:%s:inbox", w->tenant, w->id);
+		const char *argv[] = {"XREADGROUP", "GROUP", "desktop", w->id, "COUNT",
+				      count,        "STREAMS", key,     last};
+		size_t lens[9];
+		for (int i = 0; i < 9; i++)
+			lens[i] = strlen(argv[i]);
+		return omr_store_command(r->store, on_read_reply, op, 9, argv, lens);
+	}
+	snprintf(key, sizeof(key), "omr:{%s}:conv:%s:log", w->tenant, w->id);
+	snprintf(from, sizeof(from), "(%s", last);
+	const char *argv[] = {"XRANGE", key, from, "+", "COUNT", count};
+	size_t lens[6];
+	for (int i = 0; i < 6; i++)
+		lens[i] = strlen(argv[i]);
+	return omr_store_command(r->store, on_read_reply, op, 6, argv, lens);
+}
+
+static void read_watch(omr_router_t *r, omr_watch_t *w)
+{
+	if (w->removed)
+		return;
+	if (w->reading) {
+		w->dirty = true;
+		return;
+	}
+	if (!omr_store_is_ready(r->store))
+		return; /* resync on ready */
+	read_op_t *op = calloc(1, sizeof(*op));
+	if (!op)
+		return;
+	op->r = r;
+	op->w = w;
+	w->dirty = false;
+	/* Count both replies before sending: a send can fail after the first
+	 * was queued, and the first reply must not finish the op early. */
+	op->pending = w->is_agent ? 2 : 1;
+	int rc = send_read(r, op, w->cursor);
+	if (rc != 0) {
+		free(op);
+		return;
+	}
+	w->reading = true;
+	w->refs++;
+	r->reads++;
+	if (w->is_agent && send_read(r, op, ">") != 0)
+		on_read_reply(op, NULL);
+}
+
+/* ---- session tables ----------------------------------------------------- */
+
+omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *tenant, const char *agent)
+{
+	char key[2 * OMR_ENV_ID_MAX + 2];
+	watch_key(tenant, agent, key, sizeof(key));
+	return omr_hmap_get(r->agents, key);
+}
+
+omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *tenant, const char *agent,
+				    const char *session, const omr_bus_peer_t *peer, uint64_t conn)
+{
+	char key[2 * OMR_ENV_ID_MAX + 2];
+	watch_key(tenant, agent, key, sizeof(key));
+	omr_watch_t *w = watch_new(tenant, agent, peer, conn);
+	if (!w)
+		return NULL;
+	w->is_agent = true;
+	w->session = strdup(session);
+	if (!w->session || omr_hmap_put(r->agents, key, w) != 0) {
+		watch_unref(w);
+		return NULL;
+	}
+	read_watch(r, w);
+	return w;
+}
+
+void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w)
+{
+	char key[2 * OMR_ENV_ID_MAX + 2];
+	watch_key(w->tenant, w->id, key, sizeof(key));
+	if (omr_hmap_get(r->agents, key) == w)
+		omr_hmap_del(r->agents, key);
+	w->removed = true;
+	watch_unref(w);
+}
+
+int omr_delivery_add_customer(omr_router_t *r, const char *tenant, const char *conv,
+			      const char *cursor, const omr_bus_peer_t *peer, uint64_t conn)
+{
+	char key[2 * OMR_ENV_ID_MAX + 2];
+	watch_key(tenant, conv, key, sizeof(key));
+	omr_watch_t *head = omr_hmap_get(r->customers, key);
+	for (omr_watch_t *x = head; x; x = x->next)
+		if (x->conn == conn && memcmp(&x->peer, peer, sizeof(*peer)) == 0)
+			return 0; /* a resent start/resume */
+	omr_watch_t *w = watch_new(tenant, conv, peer, conn);
+	if (!w)
+		return -ENOMEM;
+	snprintf(w->cursor, sizeof(w->cursor), "%s", cursor);
+	w->next = head;
+	if (omr_hmap_put(r->customers, key, w) != 0) {
+		watch_unref(w);
+		return -ENOMEM;
+	}
+	read_watch(r, w);
+	return 0;
+}
+
+void omr_delivery_remove_customer(omr_router_t *r, const char *tenant, const char *conv,
+				  uint64_t conn)
+{
+	char key[2 * OMR_ENV_ID_MAX + 2];
+	watch_key(tenant, conv, key, sizeof(key));
+	omr_watch_t *head = omr_hmap_get(r->customers, key);
+	omr_watch_t **pp = &head;
+	while (*pp && (*pp)->conn != conn)
+		pp = &(*pp)->next;
+	omr_watch_t *w = *pp;
+	if (!w)
+		return;
+	*pp = w->next;
+	if (head)
+		omr_hmap_put(r->customers, key, head);
+	else
+		omr_hmap_del(r->customers, key);
+	w->removed = true;
+	watch_unref(w);
+}
+
+/* ---- notifications ------------------------------------------------------ */
+
+static void notify_agent(omr_router_t *r, const char *tenant, const char *rest)
+{
+	const char *colon = strchr(rest, ':');
+	char agent[OMR_ENV_ID_MAX + 1];
+	size_t n = colon ? (size_t)(colon - rest) : strlen(rest);
+	if (n == 0 || n > OMR_ENV_ID_MAX)
+		return;
+	memcpy(agent, rest, n);
+	agent[n] = '\0';
+	omr_watch_t *w = omr_delivery_find_agent(r, tenant, agent);
+	if (!w)
+		return;
+	if (!colon) {
+		read_watch(r, w);
+		return;
+	}
+	/* "AGENT:SESSION" replaced: close our connection if it is that session. */
+	if (w->session && strcmp(w->session, colon + 1) == 0) {
+		omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+		if (d) {
+			d->conn = w->conn;
+			omr_envelope_set(&d->event, "replaced");
+			omr_router_send(r, &w->peer, d);
+			omr_envelope_destroy(&d);
+		}
+		omr_delivery_remove_agent(r, w);
+	}
+}
+
+void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, const char *msg,
+			    size_t len)
+{
+	/* channel is "omr:{TENANT}:notify" */
+	static const char pre[] = "omr:{", post[] = "}:notify";
+	char tenant[OMR_ENV_ID_MAX + 1], body[2 * OMR_ENV_ID_MAX + 200];
+	if (chlen <= sizeof(pre) - 1 + sizeof(post) - 1 || memcmp(channel, pre, 5) != 0 ||
+	    memcmp(channel + chlen - (sizeof(post) - 1), post, sizeof(post) - 1) != 0)
+		return;
+	size_t tlen = chlen - (sizeof(pre) - 1) - (sizeof(post) - 1);
+	if (tlen > OMR_ENV_ID_MAX || len < 3 || len >= sizeof(body))
+		return;
+	memcpy(tenant, channel + 5, tlen);
+	tenant[tlen] = '\0';
+	memcpy(body, msg, len);
+	body[len] = '\0';
+	if (body[0] == 'a' || body[0] == 'r') {
+		notify_agent(r, tenant, body + 2);
+	} else if (body[0] == 'c') {
+		char key[2 * OMR_ENV_ID_MAX + 2];
+		watch_key(tenant, body + 2, key, sizeof(key));
+		for (omr_watch_t *w = omr_hmap_get(r->customers, key); w; w = w->next)
+			read_watch(r, w);
+	}
+}
+
+static void resync_agent(void *ud, const char *key, void *value) { read_watch(ud, value); }
+
+static void resync_customers(void *ud, const char *key, void *value)
+{
+	for (omr_watch_t *w = value; w; w = w->next)
+		read_watch(ud, w);
+}
+
+void omr_delivery_resync(omr_router_t *r)
+{
+	omr_hmap_each(r->agents, resync_agent, r);
+	omr_hmap_each(r->customers, resync_customers, r);
+}
+
+static void drop_agent(void *ud, const char *key, void *value)
+{
+	omr_watch_t *w = value;
+	w->removed = true;
+	watch_unref(w);
+}
+
+static void drop_customers(void *ud, const char *key, void *value)
+{
+	omr_watch_t *w = value;
+	while (w) {
+		omr_watch_t *next = w->next;
+		w->removed = true;
+		watch_unref(w);
+		w = next;
+	}
+}
+
+void omr_delivery_free_all(omr_router_t *r)
+{
+	if (r->agents)
+		omr_hmap_each(r->agents, drop_agent, r);
+	if (r->customers)
+		omr_hmap_each(r->customers, drop_customers, r);
+}

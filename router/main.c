@@ -1,0 +1,69 @@
+/* main.c - omnirouterd: parses arguments, loads the configuration, runs the
+ * daemon. Nothing else. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "omnirouter/config.h"
+#include "omnirouter/log.h"
+
+#ifndef OMR_VERSION
+#define OMR_VERSION "dev"
+#endif
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: omnirouterd [-c FILE] [--check-config] [--version]\n"
+		   "  -c, --config FILE   configuration (default /etc/omnirouter/omnirouter.yaml)\n"
+		   "  -t, --check-config  validate the configuration and exit (0 = valid)\n"
+		   "  -V, --version       print the version and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = "/etc/omnirouter/omnirouter.yaml";
+	bool check = false;
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'V':
+			printf("omnirouterd %s\n", OMR_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	char err[512];
+	omr_config_t *cfg = NULL;
+	if (omr_config_load(path, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration ok\n", path);
+		omr_config_destroy(&cfg);
+		return 0;
+	}
+	omr_log_set_level(cfg->log_level);
+	omr_info("daemon", "starting version=%s config=%s", OMR_VERSION, path);
+	return omr_daemon_run(&cfg) == 0 ? 0 : 1;
+}

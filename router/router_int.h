@@ -1,0 +1,65 @@
+/* router_int.h - the router's private state, shared by router.c (requests)
+ * and delivery.c (sessions and stream reads). Loop thread only. */
+#ifndef OMR_ROUTER_ROUTER_INT_H
+#define OMR_ROUTER_ROUTER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "hmap.h"
+#include "router.h"
+#include "store.h"
+
+#define OMR_SEQ_MAX 48     /* "18446744073709551615-18446744073709551615" */
+#define OMR_READ_COUNT 200 /* stream entries per read */
+
+/* One connection on this instance that receives items from a stream: an
+ * agent desktop (its inbox, through the consumer group) or a customer (the
+ * conversation's transcript, from a cursor). */
+typedef struct omr_watch {
+	struct omr_watch *next; /* customers: other connections of the same conv */
+	bool is_agent;
+	char *tenant, *id; /* agent id or conversation id */
+	char *session;     /* agents: the session string stored in Redis */
+	omr_bus_peer_t peer;
+	uint64_t conn;
+	char cursor[OMR_SEQ_MAX]; /* last stream id delivered */
+	bool reading, dirty, removed;
+	unsigned refs;
+} omr_watch_t;
+
+struct omr_router {
+	uv_loop_t *loop;
+	const omr_config_t *cfg;
+	omr_store_t *store;
+	omr_bus_server_t *bus;
+	omr_router_state_fn on_state;
+	void *ud;
+	char instance[96];
+	uint64_t next_id;
+	omr_hmap_t *agents;    /* "tenant/agent" -> omr_watch_t */
+	omr_hmap_t *customers; /* "tenant/conv" -> omr_watch_t list */
+	omr_hmap_t *inflight;  /* "peer:id" -> (void *)1: requests being handled */
+	size_t reads;          /* stream reads in flight */
+};
+
+/* delivery.c */
+void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, const char *msg,
+			    size_t len);
+void omr_delivery_resync(omr_router_t *r);
+omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *tenant, const char *agent,
+				    const char *session, const omr_bus_peer_t *peer, uint64_t conn);
+omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *tenant, const char *agent);
+void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w);
+int omr_delivery_add_customer(omr_router_t *r, const char *tenant, const char *conv,
+			      const char *cursor, const omr_bus_peer_t *peer, uint64_t conn);
+void omr_delivery_remove_customer(omr_router_t *r, const char *tenant, const char *conv,
+				  uint64_t conn);
+void omr_delivery_free_all(omr_router_t *r);
+
+/* router.c */
+void omr_router_send(omr_router_t *r, const omr_bus_peer_t *peer, omr_envelope_t *env);
+void omr_router_tenant_prefix(const char *tenant, char *out, size_t outsize);
+
+#endif
