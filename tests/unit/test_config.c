@@ -1,0 +1,867 @@
+/* test_config.c - the YAML configuration loader (common/config.c): defaults, the shipped
+ * config/omnirouter.yaml, every rejection rule with its "file:line:column: reason", the
+ * cross-field rules, diff_static and dump. Single-threaded. */
+#include <ctype.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <yaml.h>
+
+#include "omnirouter/config.h"
+
+#define EXAMPLE OMR_SOURCE_DIR "/config/omnirouter.yaml"
+
+/* The option table as the test sees it: the same X-macro config.c expands, so nothing here
+ * repeats an option, and a new option is covered by the table-driven tests below. */
+enum topt_type { T_INT, T_BOOL, T_STR, T_LEVEL };
+struct topt {
+	const char *name;
+	enum topt_type type;
+	int64_t min, max;
+	bool reloadable;
+};
+#define OMR_OPT(type, field, path, def, min, max, reload, help) {path, T_##type, min, max, reload},
+static const struct topt topts[] = {
+#include "omnirouter/config_options.h"
+};
+#undef OMR_OPT
+#define NOPTS (sizeof(topts) / sizeof(topts[0]))
+
+/* Pairs the loader requires in order (first <= second); see config.c order_rules. */
+static const char *const order_pairs[][2] = {
+        {"redis.reconnect_min_ms", "redis.reconnect_max_ms"},
+        {"redis.ping_interval_ms", "redis.ping_timeout_ms"},
+};
+
+/* ---- helpers ---- */
+
+/* Every field equals its default in config_options.h. */
+static void assert_defaults(const omr_config_t *cfg)
+{
+	omr_log_level_t lvl;
+	assert_non_null(cfg);
+#define CHECK_INT(f, d) assert_int_equal(cfg->f, (d));
+#define CHECK_BOOL(f, d) assert_int_equal(cfg->f, (d) ? 1 : 0);
+#define CHECK_STR(f, d)                                                                            \
+	assert_non_null(cfg->f);                                                                   \
+	assert_string_equal(cfg->f, (d));
+#define CHECK_LEVEL(f, d)                                                                          \
+	assert_int_equal(omr_log_level_parse((d), &lvl), 0);                                       \
+	assert_int_equal(cfg->f, lvl);
+#define OMR_OPT(type, field, path, def, min, max, reload, help) CHECK_##type(field, def)
+#include "omnirouter/config_options.h"
+#undef OMR_OPT
+#undef CHECK_INT
+#undef CHECK_BOOL
+#undef CHECK_STR
+#undef CHECK_LEVEL
+}
+
+static void reject_at(const char *yaml, size_t len, const char *want, bool exact, const char *file,
+                      int line)
+{
+	omr_config_t *cfg = NULL;
+	char err[512] = "(untouched)";
+	int rc = omr_config_load_string(yaml, len, "t.yaml", &cfg, err, sizeof(err));
+	bool match = exact ? strcmp(err, want) == 0 : strncmp(err, want, strlen(want)) == 0;
+	if (rc != -EINVAL || cfg != NULL || !match) {
+		print_error("%s:%d: rc=%d\n  got:  %s\n  want: %s%s\n", file, line, rc, err, want,
+		            exact ? "" : "...");
+		omr_config_destroy(&cfg);
+		fail();
+	}
+}
+
+/* REJECT: err starts with want. REJECT_EXACT: err is want. Literals may hold NUL bytes. */
+#define REJECT(yaml, want) reject_at(yaml, sizeof(yaml) - 1, want, false, __FILE__, __LINE__)
+#define REJECT_EXACT(yaml, want) reject_at(yaml, sizeof(yaml) - 1, want, true, __FILE__, __LINE__)
+#define REJECT_STR(yaml, want) reject_at(yaml, strlen(yaml), want, false, __FILE__, __LINE__)
+
+static omr_config_t *accept_at(const char *yaml, size_t len, const char *file, int line)
+{
+	omr_config_t *cfg = NULL;
+	char err[512] = "";
+	int rc = omr_config_load_string(yaml, len, "t.yaml", &cfg, err, sizeof(err));
+	if (rc != 0 || !cfg) {
+		print_error("%s:%d: rc=%d err=%s\n  yaml: %.200s\n", file, line, rc, err, yaml);
+		fail();
+	}
+	return cfg;
+}
+
+#define ACCEPT(yaml) accept_at(yaml, strlen(yaml), __FILE__, __LINE__)
+
+/* The dump line "name = value" of one option, for reading options by name. */
+static void dump_line(const omr_config_t *cfg, const char *name, char *out, size_t outsize)
+{
+	static char dump[64 * 1024];
+	assert_int_equal(omr_config_dump(cfg, dump, sizeof(dump)), 0);
+	char key[128];
+	snprintf(key, sizeof(key), "%s = ", name);
+	size_t klen = strlen(key);
+	for (const char *l = dump; *l; l = strchr(l, '\n') + 1) {
+		if (strncmp(l, key, klen) == 0) {
+			size_t n = (size_t)(strchr(l, '\n') - l);
+			assert_true(n < outsize);
+			memcpy(out, l, n);
+			out[n] = '\0';
+			return;
+		}
+	}
+	print_error("%s not in dump\n", name);
+	fail();
+}
+
+static const struct topt *topt_find(const char *name)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		if (strcmp(topts[i].name, name) == 0)
+			return &topts[i];
+	}
+	return NULL;
+}
+
+/* "section:\n  key: value\n" for name = value, plus the partner of an order rule set to a
+ * value that satisfies the rule whatever value is (ranges allow it: lo.max <= hi.max and
+ * lo.min <= hi.min), so bound tests do not trip the cross-field check. */
+static void build_doc(char *out, size_t outsize, const char *name, const char *value)
+{
+	const char *dot = strchr(name, '.');
+	int n = snprintf(out, outsize, "%.*s:\n  %s: %s\n", (int)(dot - name), name, dot + 1,
+	                 value);
+	assert_true(n > 0 && (size_t)n < outsize);
+	for (size_t r = 0; r < sizeof(order_pairs) / sizeof(order_pairs[0]); r++) {
+		for (int k = 0; k < 2; k++) {
+			if (strcmp(name, order_pairs[r][k]) != 0)
+				continue;
+			const struct topt *other = topt_find(order_pairs[r][!k]);
+			assert_non_null(other);
+			int64_t v = k == 0 ? other->max : other->min;
+			const char *key = strchr(other->name, '.') + 1;
+			int m = snprintf(out + n, outsize - (size_t)n, "  %s: %lld\n", key,
+			                 (long long)v);
+			assert_true(m > 0 && (size_t)m < outsize - (size_t)n);
+		}
+	}
+}
+
+/* Column (1-based) of the value in "  key: value". */
+static int value_column(const char *name)
+{
+	return (int)strlen(strchr(name, '.') + 1) + 5;
+}
+
+/* ---- the table and the defaults ---- */
+
+static void test_table_names_are_unique_and_well_formed(void **state)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		const char *dot = strchr(topts[i].name, '.');
+		assert_non_null(dot);
+		assert_true(dot > topts[i].name && dot[1] != '\0' && !strchr(dot + 1, '.'));
+		for (size_t j = i + 1; j < NOPTS; j++)
+			assert_string_not_equal(topts[i].name, topts[j].name);
+	}
+}
+
+static void test_defaults_are_within_their_ranges(void **state)
+{
+	omr_log_level_t lvl;
+#define CHECK_INT(d, lo, hi) assert_in_range((d), (lo), (hi));
+#define CHECK_BOOL(d, lo, hi) assert_in_range((d), 0, 1);
+#define CHECK_STR(d, lo, hi) assert_in_range(strlen(d), (lo), (hi));
+#define CHECK_LEVEL(d, lo, hi) assert_int_equal(omr_log_level_parse((d), &lvl), 0);
+#define OMR_OPT(type, field, path, def, min, max, reload, help) CHECK_##type(def, min, max)
+#include "omnirouter/config_options.h"
+#undef OMR_OPT
+#undef CHECK_INT
+#undef CHECK_BOOL
+#undef CHECK_STR
+#undef CHECK_LEVEL
+}
+
+static void test_new_defaults(void **state)
+{
+	omr_config_t *cfg = omr_config_new_defaults();
+	assert_defaults(cfg);
+	assert_null(cfg->path);
+	assert_int_equal(cfg->redis_port, 6379);
+	assert_string_equal(cfg->redis_host, "127.0.0.1");
+	assert_int_equal(cfg->log_level, OMR_LOG_INFO);
+	omr_config_destroy(&cfg);
+	assert_null(cfg);
+	omr_config_destroy(&cfg); /* NULL-safe */
+	omr_config_destroy(NULL);
+}
+
+static void test_empty_documents_give_defaults(void **state)
+{
+	static const char *const docs[] = {
+	        "",
+	        "\n\n",
+	        "# nothing but comments\n\n   # indented comment\n",
+	        "---\n",
+	        "---\n...\n",
+	        "{}\n",
+	        "redis: {}\n",
+	        "redis:\n  # host: example.org\n  # port: 6380\nbus:\n",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		omr_config_t *cfg = ACCEPT(docs[i]);
+		assert_defaults(cfg);
+		omr_config_destroy(&cfg);
+	}
+}
+
+static void test_values_are_loaded(void **state)
+{
+	omr_config_t *cfg = ACCEPT("log:\n  level: debug\n"
+	                           "redis: {host: \"::1\", port: 6380, password: 's3 cret'}\n"
+	                           "daemon:\n  instance_name: yes\n"
+	                           "chat:\n  max_messages: 0010\n");
+	assert_int_equal(cfg->log_level, OMR_LOG_DEBUG);
+	assert_string_equal(cfg->redis_host, "::1");
+	assert_int_equal(cfg->redis_port, 6380);
+	assert_string_equal(cfg->redis_password, "s3 cret");
+	assert_string_equal(cfg->instance_name, "yes"); /* a string option takes "yes" literally */
+	assert_int_equal(cfg->chat_max_messages, 10);
+	assert_int_equal(cfg->bus_max_attempts, 5); /* untouched options keep their default */
+	assert_null(cfg->path);
+	omr_config_destroy(&cfg);
+}
+
+static void test_length_bounds_the_input(void **state)
+{
+	const char yaml[] = "redis:\n  port: 1234garbage";
+	omr_config_t *cfg = NULL;
+	char err[256];
+	assert_int_equal(omr_config_load_string(yaml, strlen("redis:\n  port: 1234"), "t.yaml",
+	                                        &cfg, err, sizeof(err)),
+	                 0);
+	assert_int_equal(cfg->redis_port, 1234);
+	omr_config_destroy(&cfg);
+}
+
+/* ---- the shipped example ---- */
+
+static void test_example_loads_with_default_values(void **state)
+{
+	omr_config_t *cfg = NULL;
+	char err[512] = "";
+	int rc = omr_config_load(EXAMPLE, &cfg, err, sizeof(err));
+	if (rc != 0)
+		print_error("%s\n", err);
+	assert_int_equal(rc, 0);
+	assert_defaults(cfg);
+	assert_string_equal(cfg->path, EXAMPLE);
+	omr_config_destroy(&cfg);
+}
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	static char buf[256 * 1024];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	assert_true(n < sizeof(buf) - 1);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* The comment lines directly above line `line` (0-based), joined; *described counts the
+ * letters in those of them that are not the "Range: ... SIGHUP: ..." line. */
+static void comment_above(const char *text, size_t line, char *out, size_t outsize,
+                          size_t *described)
+{
+	const char *starts[4096];
+	size_t count = 0;
+	for (const char *p = text; *p && count < 4096; p = strchr(p, '\n') + 1) {
+		starts[count++] = p;
+		if (!strchr(p, '\n'))
+			break;
+	}
+	assert_true(line < count);
+	size_t first = line;
+	while (first > 0) {
+		const char *p = starts[first - 1];
+		while (*p == ' ')
+			p++;
+		if (*p != '#')
+			break;
+		first--;
+	}
+	*described = 0;
+	for (size_t l = first; l < line; l++) {
+		size_t n = (size_t)(starts[l + 1] - starts[l]);
+		if (memmem(starts[l], n, "SIGHUP:", 7))
+			continue;
+		for (size_t k = 0; k < n; k++)
+			*described += isalpha((unsigned char)starts[l][k]) ? 1 : 0;
+	}
+	size_t len = (size_t)(starts[line] - starts[first]);
+	assert_true(len < outsize);
+	memcpy(out, starts[first], len);
+	out[len] = '\0';
+}
+
+/* Parses the example with libyaml and records the line of each option's key. */
+static void collect_example_keys(const char *text, size_t key_line[], bool found[])
+{
+	yaml_parser_t parser;
+	assert_true(yaml_parser_initialize(&parser));
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
+	bool expect_key[4] = {false};
+	int depth = 0;
+	char section[64] = "", name[128];
+	for (bool done = false; !done;) {
+		yaml_event_t ev;
+		assert_true(yaml_parser_parse(&parser, &ev));
+		if (ev.type == YAML_MAPPING_START_EVENT) {
+			assert_true(++depth < 4);
+			expect_key[depth] = true;
+		} else if (ev.type == YAML_MAPPING_END_EVENT) {
+			if (--depth > 0)
+				expect_key[depth] = true; /* the mapping was a value */
+		} else if (ev.type == YAML_SCALAR_EVENT && !expect_key[depth]) {
+			expect_key[depth] = true;
+		} else if (ev.type == YAML_SCALAR_EVENT) {
+			expect_key[depth] = false;
+			const char *v = (const char *)ev.data.scalar.value;
+			if (depth == 1)
+				snprintf(section, sizeof(section), "%s", v);
+			snprintf(name, sizeof(name), "%s.%s", section, v);
+			const struct topt *o = depth == 2 ? topt_find(name) : NULL;
+			if (depth == 2 && !o)
+				print_error("example has unknown option %s\n", name);
+			assert_true(depth != 2 || o);
+			if (o) {
+				assert_false(found[o - topts]);
+				found[o - topts] = true;
+				key_line[o - topts] = ev.start_mark.line;
+			}
+		} else if (ev.type == YAML_STREAM_END_EVENT) {
+			done = true;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+}
+
+/* Every option is in the example (found by parsing it), under a comment that states its
+ * purpose, its range and whether SIGHUP reloads it, as the table says. */
+static void test_example_documents_every_option(void **state)
+{
+	const char *text = read_all(EXAMPLE);
+	size_t key_line[NOPTS];
+	bool found[NOPTS] = {false};
+	collect_example_keys(text, key_line, found);
+
+	for (size_t i = 0; i < NOPTS; i++) {
+		if (!found[i])
+			print_error("config/omnirouter.yaml lacks %s\n", topts[i].name);
+		assert_true(found[i]);
+		char comment[2048], want[128];
+		size_t described;
+		comment_above(text, key_line[i], comment, sizeof(comment), &described);
+		if (described < 10)
+			print_error("%s: needs a comment saying what it does\n", topts[i].name);
+		assert_true(described >= 10);
+		switch (topts[i].type) {
+		case T_INT:
+			snprintf(want, sizeof(want), "Range: %lld..%lld.", (long long)topts[i].min,
+			         (long long)topts[i].max);
+			break;
+		case T_STR:
+			snprintf(want, sizeof(want), "Length: %lld..%lld bytes.",
+			         (long long)topts[i].min, (long long)topts[i].max);
+			break;
+		case T_BOOL:
+			snprintf(want, sizeof(want), "true or false");
+			break;
+		case T_LEVEL:
+			snprintf(want, sizeof(want), "One of: debug, info, warn, error.");
+			break;
+		}
+		const char *reload = topts[i].reloadable ? "SIGHUP: reloaded."
+		                                         : "SIGHUP: not reloaded; needs a restart.";
+		if (!strstr(comment, want) || !strstr(comment, reload))
+			print_error("%s: comment lacks '%s' or '%s':\n%s", topts[i].name, want,
+			            reload, comment);
+		assert_non_null(strstr(comment, want));
+		assert_non_null(strstr(comment, reload));
+	}
+}
+
+/* ---- syntax, structure ---- */
+
+static void test_rejects_yaml_syntax_errors(void **state)
+{
+	REJECT_EXACT("redis:\n  host: \"unterminated\n",
+	             "t.yaml:3:1: found unexpected end of stream "
+	             "(while scanning a quoted scalar at 2:9)");
+	REJECT("redis:\n host: a\n  port: 1\n",
+	       "t.yaml:3:7: mapping values are not allowed in this context");
+	REJECT("redis:\n\thost: a\n", "t.yaml:2:1: found character that cannot start any token");
+	REJECT("redis: {host: a\n", "t.yaml:2:1: did not find expected ',' or '}'");
+}
+
+static void test_rejects_bad_bytes(void **state)
+{
+	REJECT("redis:\n  host: ab\xff\n", "t.yaml:2:11: invalid leading UTF-8 octet (0xff)");
+	REJECT("redis:\n  host: a\xc0\x80\n", "t.yaml:2:10: invalid length of a UTF-8 sequence");
+	REJECT("redis:\n  host: a\xed\xa0\x80\n",
+	       "t.yaml:2:10: invalid Unicode character (0xd800)");
+	REJECT("redis:\n  host: a\0b\n", "t.yaml:2:10: control characters are not allowed (0x0)");
+}
+
+static void test_rejects_wrong_shapes(void **state)
+{
+	REJECT_EXACT("- redis\n",
+	             "t.yaml:1:1: the document must be a mapping of sections, found a sequence");
+	REJECT_EXACT("hello\n",
+	             "t.yaml:1:1: the document must be a mapping of sections, found a scalar");
+	REJECT_EXACT("redis: 5\n",
+	             "t.yaml:1:8: section 'redis' must be a mapping of options, found a scalar");
+	REJECT_EXACT("redis:\n  - host\n",
+	             "t.yaml:2:3: section 'redis' must be a mapping of options, found a sequence");
+	REJECT_EXACT("? [a]\n: b\n",
+	             "t.yaml:1:3: a section name must be a scalar, found a sequence");
+	REJECT_EXACT("redis:\n  ? {a: b}\n  : c\n",
+	             "t.yaml:2:5: an option name must be a scalar, found a mapping");
+	REJECT_EXACT("redis:\n  host: [a, b]\n",
+	             "t.yaml:2:9: redis.host: expected a scalar value, found a sequence");
+	REJECT_EXACT("redis:\n  host:\n    name: a\n",
+	             "t.yaml:3:5: redis.host: expected a scalar value, found a mapping");
+	REJECT_EXACT("redis:\n  port: 1\n---\nbus: {}\n",
+	             "t.yaml:3:1: only one YAML document is allowed");
+}
+
+static void test_rejects_unknown_names(void **state)
+{
+	REJECT_EXACT("redis:\n  hots: localhost\n",
+	             "t.yaml:2:3: unknown option 'redis.hots' (did you mean 'redis.host'?)");
+	REJECT_EXACT("redis:\n  colour: blue\n", "t.yaml:2:3: unknown option 'redis.colour'");
+	REJECT_EXACT("websocket:\n  max_text_bytes: 5\n",
+	             "t.yaml:2:3: unknown option 'websocket.max_text_bytes' "
+	             "(did you mean 'chat.max_text_bytes'?)");
+	REJECT_EXACT("log:\n  level: info\nrediss:\n  host: x\n",
+	             "t.yaml:3:1: unknown section 'rediss' (did you mean 'redis'?)");
+	REJECT_EXACT("colours:\n  red: 1\n", "t.yaml:1:1: unknown section 'colours'");
+	/* Names are echoed printable-only and cut, never raw. */
+	REJECT_EXACT("redis:\n  \"a\\tb\": 1\n", "t.yaml:2:3: unknown option 'redis.a?b'");
+}
+
+static void test_rejects_duplicates(void **state)
+{
+	REJECT_EXACT("redis:\n  port: 1\n  port: 2\n",
+	             "t.yaml:3:3: duplicate option 'redis.port' (first at line 2)");
+	REJECT_EXACT("redis:\n  port: 1\nbus: {}\nredis:\n  db: 1\n",
+	             "t.yaml:4:1: duplicate section 'redis' (first at line 1)");
+	REJECT_EXACT("{redis: {host: x}, redis: {}}\n",
+	             "t.yaml:1:20: duplicate section 'redis' (first at line 1)");
+}
+
+static void test_rejects_anchors_aliases_and_tags(void **state)
+{
+	REJECT_EXACT("redis: &r\n  port: 5\n", "t.yaml:1:8: anchors are not allowed (&r)");
+	REJECT_EXACT("redis:\n  host: &h x\n", "t.yaml:2:9: anchors are not allowed (&h)");
+	REJECT_EXACT("redis:\n  host: *h\n", "t.yaml:2:9: aliases are not allowed (*h)");
+	REJECT_EXACT("redis:\n  port: !!int 5\n",
+	             "t.yaml:2:9: tags are not allowed (tag:yaml.org,2002:int)");
+	REJECT_EXACT("redis:\n  port: !local 1\n", "t.yaml:2:9: tags are not allowed (!local)");
+	REJECT_EXACT("redis: !!map\n  port: 1\n",
+	             "t.yaml:1:8: tags are not allowed (tag:yaml.org,2002:map)");
+}
+
+/* ---- values ---- */
+
+static void test_rejects_ints_that_are_not_base10_numbers(void **state)
+{
+	static const char *const bad[] = {"12abc", "0x10",  "+5",  "1.5",
+	                                  "1e3",   "1_000", "--5", "'  7'"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char yaml[128], want[128];
+		snprintf(yaml, sizeof(yaml), "redis:\n  port: %s\n", bad[i]);
+		const char *shown = bad[i][0] == '\'' ? "  7" : bad[i];
+		snprintf(want, sizeof(want),
+		         "t.yaml:2:9: redis.port: '%s' is not a whole base-10 number", shown);
+		REJECT_STR(yaml, want);
+	}
+	REJECT_EXACT("redis:\n  port: ''\n",
+	             "t.yaml:2:9: redis.port: '' is not a whole base-10 number");
+	REJECT_EXACT("redis:\n  port:\n",
+	             "t.yaml:2:8: redis.port: '' is not a whole base-10 number");
+	REJECT_EXACT("redis:\n  port: \"80\\0\"\n",
+	             "t.yaml:2:9: redis.port: value contains a NUL byte");
+}
+
+static void test_rejects_ints_out_of_range(void **state)
+{
+	REJECT_EXACT("redis:\n  port: 0\n", "t.yaml:2:9: redis.port: 0 is out of range [1, 65535]");
+	REJECT_EXACT("redis:\n  port: 65536\n",
+	             "t.yaml:2:9: redis.port: 65536 is out of range [1, 65535]");
+	REJECT_EXACT("redis:\n  port: 99999999999999999999\n",
+	             "t.yaml:2:9: redis.port: 99999999999999999999 is out of range [1, 65535]");
+	REJECT_EXACT("chat:\n  max_text_bytes: -0\n",
+	             "t.yaml:2:19: chat.max_text_bytes: -0 is out of range [1, 65536]");
+}
+
+/* Every INT option: min and max load, min-1 and max+1 are refused with the range. */
+static void test_int_bounds_of_every_option(void **state)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct topt *o = &topts[i];
+		if (o->type != T_INT)
+			continue;
+		char yaml[512], want[256], val[64], line[256];
+		for (int k = 0; k < 2; k++) {
+			long long v = k ? o->max : o->min;
+			snprintf(val, sizeof(val), "%lld", v);
+			build_doc(yaml, sizeof(yaml), o->name, val);
+			omr_config_t *cfg = ACCEPT(yaml);
+			dump_line(cfg, o->name, line, sizeof(line));
+			snprintf(want, sizeof(want), "%s = %lld", o->name, v);
+			assert_string_equal(line, want);
+			omr_config_destroy(&cfg);
+
+			v = k ? v + 1 : v - 1;
+			snprintf(val, sizeof(val), "%lld", v);
+			build_doc(yaml, sizeof(yaml), o->name, val);
+			snprintf(want, sizeof(want),
+			         "t.yaml:2:%d: %s: %lld is out of range [%lld, %lld]",
+			         value_column(o->name), o->name, v, (long long)o->min,
+			         (long long)o->max);
+			REJECT_STR(yaml, want);
+		}
+	}
+}
+
+/* Every STR option: max bytes load, one more does not; below min does not. */
+static void test_str_bounds_of_every_option(void **state)
+{
+	static char val[8192], yaml[9000], want[512];
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct topt *o = &topts[i];
+		if (o->type != T_STR)
+			continue;
+		assert_true(o->max + 3 < (int64_t)sizeof(val));
+		size_t len = (size_t)o->max;
+		val[0] = '"';
+		memset(val + 1, 'a', len + 1);
+		memcpy(val + 1 + len, "\"", 2);
+		build_doc(yaml, sizeof(yaml), o->name, val);
+		omr_config_t *cfg = ACCEPT(yaml);
+		omr_config_destroy(&cfg);
+
+		memcpy(val + 1 + len, "a\"", 3);
+		build_doc(yaml, sizeof(yaml), o->name, val);
+		snprintf(want, sizeof(want),
+		         "t.yaml:2:%d: %s: value is %zu bytes, the maximum is %lld",
+		         value_column(o->name), o->name, len + 1, (long long)o->max);
+		REJECT_STR(yaml, want);
+
+		if (o->min == 0)
+			continue;
+		len = (size_t)o->min - 1;
+		memcpy(val + 1 + len, "\"", 2);
+		build_doc(yaml, sizeof(yaml), o->name, val);
+		if (len == 0)
+			snprintf(want, sizeof(want), "t.yaml:2:%d: %s: must not be empty",
+			         value_column(o->name), o->name);
+		else
+			snprintf(want, sizeof(want),
+			         "t.yaml:2:%d: %s: value is %zu bytes, the minimum is %lld",
+			         value_column(o->name), o->name, len, (long long)o->min);
+		REJECT_STR(yaml, want);
+	}
+}
+
+static void test_rejects_bad_strings(void **state)
+{
+	REJECT_EXACT("redis:\n  host: \"\"\n", "t.yaml:2:9: redis.host: must not be empty");
+	REJECT_EXACT("routing:\n  default_language: e\n",
+	             "t.yaml:2:21: routing.default_language: value is 1 bytes, the minimum is 2");
+	REJECT_EXACT("redis:\n  host: \"a\\0b\"\n",
+	             "t.yaml:2:9: redis.host: value contains a NUL byte");
+	REJECT_EXACT("redis:\n  host: \"a\\rb\"\n",
+	             "t.yaml:2:9: redis.host: value contains a line break (CR or LF)");
+	REJECT_EXACT("redis:\n  host: \"a\\nb\"\n",
+	             "t.yaml:2:9: redis.host: value contains a line break (CR or LF)");
+	REJECT_EXACT("redis:\n  host: |\n    a\n    b\n",
+	             "t.yaml:2:9: redis.host: value contains a line break (CR or LF)");
+	/* libyaml refuses surrogate escapes itself; the message still has the position. */
+	REJECT("redis:\n  host: \"\\ud800\"\n",
+	       "t.yaml:2:12: found invalid Unicode character escape code");
+	/* The password is never echoed. */
+	omr_config_t *cfg = NULL;
+	char err[256];
+	const char *pw = "redis:\n  password: \"hunter2\\n\"\n";
+	assert_int_equal(omr_config_load_string(pw, strlen(pw), "t.yaml", &cfg, err, sizeof(err)),
+	                 -EINVAL);
+	assert_null(strstr(err, "hunter2"));
+	/* Valid multi-byte UTF-8 is fine. */
+	cfg = ACCEPT("daemon:\n  instance_name: \"caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80\"\n");
+	assert_string_equal(cfg->instance_name, "caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80");
+	omr_config_destroy(&cfg);
+}
+
+static void test_levels(void **state)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+	for (size_t i = 0; i < 4; i++) {
+		char yaml[64];
+		snprintf(yaml, sizeof(yaml), "log:\n  level: %s\n", names[i]);
+		omr_config_t *cfg = ACCEPT(yaml);
+		assert_int_equal(cfg->log_level, (int)i);
+		omr_config_destroy(&cfg);
+	}
+	REJECT_EXACT(
+	        "log:\n  level: verbose\n",
+	        "t.yaml:2:10: log.level: 'verbose' is not a log level (debug, info, warn, error)");
+	REJECT_EXACT(
+	        "log:\n  level: INFO\n",
+	        "t.yaml:2:10: log.level: 'INFO' is not a log level (debug, info, warn, error)");
+	REJECT_EXACT("log:\n  level: 1\n",
+	             "t.yaml:2:10: log.level: '1' is not a log level (debug, info, warn, error)");
+}
+
+/* Table-driven, so it runs as soon as the table has a BOOL option. */
+static void test_bools_of_every_option(void **state)
+{
+	bool any = false;
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct topt *o = &topts[i];
+		if (o->type != T_BOOL)
+			continue;
+		any = true;
+		static const char *const good[] = {"true", "yes", "on", "false", "no", "off"};
+		char yaml[256], want[256], line[256];
+		for (size_t k = 0; k < 6; k++) {
+			build_doc(yaml, sizeof(yaml), o->name, good[k]);
+			omr_config_t *cfg = ACCEPT(yaml);
+			dump_line(cfg, o->name, line, sizeof(line));
+			snprintf(want, sizeof(want), "%s = %s", o->name, k < 3 ? "true" : "false");
+			assert_string_equal(line, want);
+			omr_config_destroy(&cfg);
+		}
+		static const char *const bad[] = {"maybe", "1", "True", "y"};
+		for (size_t k = 0; k < 4; k++) {
+			build_doc(yaml, sizeof(yaml), o->name, bad[k]);
+			snprintf(want, sizeof(want),
+			         "t.yaml:2:%d: %s: '%s' is not a boolean (true/false, yes/no, "
+			         "on/off)",
+			         value_column(o->name), o->name, bad[k]);
+			REJECT_STR(yaml, want);
+		}
+	}
+	if (!any)
+		skip(); /* config_options.h has no BOOL option yet */
+}
+
+/* ---- cross-field rules ---- */
+
+static void test_cross_field_rules(void **state)
+{
+	/* Only one of the pair given: reported there. */
+	REJECT_EXACT("redis:\n  reconnect_min_ms: 9000\n",
+	             "t.yaml:2:21: redis.reconnect_min_ms (9000) must not be greater than "
+	             "redis.reconnect_max_ms (5000)");
+	REJECT_EXACT("redis:\n  ping_timeout_ms: 500\n",
+	             "t.yaml:2:20: redis.ping_interval_ms (1000) must not be greater than "
+	             "redis.ping_timeout_ms (500)");
+	/* Both given: reported at the later one. */
+	REJECT_EXACT("redis:\n  reconnect_max_ms: 50\n  reconnect_min_ms: 60\n",
+	             "t.yaml:3:21: redis.reconnect_min_ms (60) must not be greater than "
+	             "redis.reconnect_max_ms (50)");
+	REJECT_EXACT("redis:\n  reconnect_min_ms: 60\n  reconnect_max_ms: 50\n",
+	             "t.yaml:3:21: redis.reconnect_min_ms (60) must not be greater than "
+	             "redis.reconnect_max_ms (50)");
+	/* The whole file is read before the cross-field rules: a later error wins. */
+	REJECT_EXACT("redis:\n  ping_timeout_ms: 500\nlog: {}\nredis2: 1\n",
+	             "t.yaml:4:1: unknown section 'redis2' (did you mean 'redis'?)");
+	/* Equal is fine. */
+	omr_config_t *cfg = ACCEPT("redis:\n  ping_interval_ms: 2000\n  ping_timeout_ms: 2000\n"
+	                           "  reconnect_min_ms: 700\n  reconnect_max_ms: 700\n");
+	assert_int_equal(cfg->redis_ping_timeout_ms, 2000);
+	assert_int_equal(cfg->redis_reconnect_max_ms, 700);
+	omr_config_destroy(&cfg);
+}
+
+/* ---- errors, files ---- */
+
+static void test_error_buffer_and_out_on_failure(void **state)
+{
+	omr_config_t *keep = omr_config_new_defaults();
+	omr_config_t *out = keep;
+	char err[10];
+	assert_int_equal(
+	        omr_config_load_string("redis:\n  port: 0\n", 17, "t.yaml", &out, err, sizeof(err)),
+	        -EINVAL);
+	assert_ptr_equal(out, keep); /* untouched on failure */
+	assert_string_equal(err, "t.yaml:2:");
+	assert_int_equal(omr_config_load_string("redis:\n  port: 0\n", 17, "t.yaml", &out, NULL, 0),
+	                 -EINVAL);
+	assert_ptr_equal(out, keep);
+	omr_config_destroy(&keep);
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_load_files(void **state)
+{
+	omr_config_t *cfg = NULL;
+	char err[512], want[512];
+
+	assert_int_equal(omr_config_load("/nonexistent-omr/x.yaml", &cfg, err, sizeof(err)),
+	                 -ENOENT);
+	assert_string_equal(err, "/nonexistent-omr/x.yaml: cannot open: No such file or directory");
+	assert_int_equal(omr_config_load(OMR_SOURCE_DIR "/config", &cfg, err, sizeof(err)),
+	                 -EISDIR);
+	assert_string_equal(err, OMR_SOURCE_DIR "/config: cannot read: Is a directory");
+	assert_null(cfg);
+
+	char path[] = "/tmp/omr-test-config-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+
+	write_file(path, "redis:\n  hots: x\n", 17);
+	assert_int_equal(omr_config_load(path, &cfg, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s:2:3: unknown option 'redis.hots'", path);
+	assert_memory_equal(err, want, strlen(want));
+	assert_null(cfg);
+
+	write_file(path, "redis:\n  port: 6390\n", 20);
+	assert_int_equal(omr_config_load(path, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg->redis_port, 6390);
+	assert_string_equal(cfg->path, path);
+	omr_config_destroy(&cfg);
+
+	/* A file over the 1 MiB cap is refused before parsing. */
+	size_t big = 1024 * 1024 + 1;
+	char *junk = malloc(big);
+	assert_non_null(junk);
+	memset(junk, '#', big);
+	write_file(path, junk, big);
+	free(junk);
+	assert_int_equal(omr_config_load(path, &cfg, err, sizeof(err)), -EFBIG);
+	snprintf(want, sizeof(want), "%s: larger than 1048576 bytes", path);
+	assert_string_equal(err, want);
+	assert_null(cfg);
+	unlink(path);
+}
+
+/* ---- diff_static, dump ---- */
+
+static void test_diff_static(void **state)
+{
+	omr_config_t *a = omr_config_new_defaults();
+	omr_config_t *b = ACCEPT("log:\n  level: debug\n"
+	                         "redis:\n  port: 6380\n  ping_interval_ms: 2000\n  password: x\n"
+	                         "chat:\n  max_messages: 20\n");
+	char out[256];
+	assert_int_equal(omr_config_diff_static(a, b, out, sizeof(out)), 2);
+	assert_string_equal(out, "redis.port, redis.password");
+	assert_int_equal(omr_config_diff_static(b, a, out, sizeof(out)), 2);
+
+	/* Only reloadable options differ: nothing to report. */
+	omr_config_t *c = ACCEPT("log:\n  level: error\nchat:\n  max_messages: 20\n");
+	assert_int_equal(omr_config_diff_static(a, c, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(omr_config_diff_static(a, a, out, sizeof(out)), 0);
+
+	/* A short buffer is cut and terminated; the count is still right. */
+	char small[8];
+	assert_int_equal(omr_config_diff_static(a, b, small, sizeof(small)), 2);
+	assert_string_equal(small, "redis.p");
+	assert_int_equal(omr_config_diff_static(a, b, NULL, 0), 2);
+
+	omr_config_destroy(&a);
+	omr_config_destroy(&b);
+	omr_config_destroy(&c);
+}
+
+static void test_dump(void **state)
+{
+	omr_config_t *cfg = ACCEPT("redis:\n  password: \"s3cr3t-pw\"\n  port: 6381\n"
+	                           "daemon:\n  instance_name: 'say \"hi\"'\n");
+	static char dump[64 * 1024];
+	assert_int_equal(omr_config_dump(cfg, dump, sizeof(dump)), 0);
+	assert_null(strstr(dump, "s3cr3t"));
+	assert_non_null(strstr(dump, "\nredis.password = \"********\"\n"));
+	assert_non_null(strstr(dump, "\nredis.port = 6381\n"));
+	assert_non_null(strstr(dump, "\nredis.host = \"127.0.0.1\"\n"));
+	assert_non_null(strstr(dump, "\ndaemon.instance_name = \"say \\\"hi\\\"\"\n"));
+	assert_int_equal(strncmp(dump, "log.level = info\n", 17), 0);
+
+	/* One line per option, in table order. */
+	const char *l = dump;
+	for (size_t i = 0; i < NOPTS; i++) {
+		size_t n = strlen(topts[i].name);
+		assert_int_equal(strncmp(l, topts[i].name, n), 0);
+		assert_int_equal(strncmp(l + n, " = ", 3), 0);
+		l = strchr(l, '\n') + 1;
+	}
+	assert_string_equal(l, "");
+
+	/* An empty password is shown as empty, so "no AUTH" is visible. */
+	omr_config_t *def = omr_config_new_defaults();
+	char line[256];
+	dump_line(def, "redis.password", line, sizeof(line));
+	assert_string_equal(line, "redis.password = \"\"");
+
+	char small[32];
+	assert_int_equal(omr_config_dump(cfg, small, sizeof(small)), -ENOSPC);
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+	assert_int_equal(omr_config_dump(cfg, NULL, 0), -ENOSPC);
+	omr_config_destroy(&def);
+	omr_config_destroy(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_table_names_are_unique_and_well_formed),
+	        cmocka_unit_test(test_defaults_are_within_their_ranges),
+	        cmocka_unit_test(test_new_defaults),
+	        cmocka_unit_test(test_empty_documents_give_defaults),
+	        cmocka_unit_test(test_values_are_loaded),
+	        cmocka_unit_test(test_length_bounds_the_input),
+	        cmocka_unit_test(test_example_loads_with_default_values),
+	        cmocka_unit_test(test_example_documents_every_option),
+	        cmocka_unit_test(test_rejects_yaml_syntax_errors),
+	        cmocka_unit_test(test_rejects_bad_bytes),
+	        cmocka_unit_test(test_rejects_wrong_shapes),
+	        cmocka_unit_test(test_rejects_unknown_names),
+	        cmocka_unit_test(test_rejects_duplicates),
+	        cmocka_unit_test(test_rejects_anchors_aliases_and_tags),
+	        cmocka_unit_test(test_rejects_ints_that_are_not_base10_numbers),
+	        cmocka_unit_test(test_rejects_ints_out_of_range),
+	        cmocka_unit_test(test_int_bounds_of_every_option),
+	        cmocka_unit_test(test_str_bounds_of_every_option),
+	        cmocka_unit_test(test_rejects_bad_strings),
+	        cmocka_unit_test(test_levels),
+	        cmocka_unit_test(test_bools_of_every_option),
+	        cmocka_unit_test(test_cross_field_rules),
+	        cmocka_unit_test(test_error_buffer_and_out_on_failure),
+	        cmocka_unit_test(test_load_files),
+	        cmocka_unit_test(test_diff_static),
+	        cmocka_unit_test(test_dump),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
