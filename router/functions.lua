@@ -269,13 +269,22 @@ local function conv_message(keys, args)
     return err('TOOMANY', 'conversation holds too many messages')
   end
   local now = now_ms()
+  -- The sender's display name: given, else the agent's or the customer's.
+  local name = args[6]
+  if name == '' then
+    if from == 'agent' then
+      name = redis.call('HGET', P .. ':agent:' .. agent, 'name') or ''
+    else
+      name = c.name or ''
+    end
+  end
   local id = redis.call('XADD', ckey .. ':log', '*', 'kind', 'message', 'from', from, 'msgid', msgid,
-    'text', args[5], 'name', args[6], 'ts', now)
+    'text', args[5], 'name', name, 'ts', now)
   redis.call('HSET', ckey .. ':ids', from .. ':' .. msgid, id)
   redis.call('HINCRBY', ckey, 'nmsg', 1)
   if from == 'customer' and c.state == 'assigned' then
     inbox_add(P, c.agent, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,
-      'text', args[5], 'name', args[6], 'ts', now)
+      'text', args[5], 'name', name, 'ts', now)
     notify(P, 'a:' .. c.agent)
   end
   notify(P, 'c:' .. conv)

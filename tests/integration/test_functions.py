@@ -178,7 +178,10 @@ class FunctionsTest(unittest.TestCase):
         first = self.fcall("omr_conv_message", "c1", "customer", "", "m1", "hi", "cust", 100)
         again = self.fcall("omr_conv_message", "c1", "customer", "", "m1", "hi", "cust", 100)
         self.assertEqual(first, again)
-        self.assertEqual(self.r("XLEN", f"{P}:conv:c1:log"), 2)  # message + assigned event
+        reply = self.fcall("omr_conv_message", "c1", "agent", "a", "a1", "hello", "", 100)
+        entry = self.r("XRANGE", f"{P}:conv:c1:log", reply, reply)[0][1]
+        self.assertEqual(dict(zip(entry[::2], entry[1::2]))["name"], "A")  # the agent's name
+        self.assertEqual(self.r("XLEN", f"{P}:conv:c1:log"), 3)  # assigned event + 2 messages
         self.agent("b", "en", 1)
         res = self.fcall("omr_conv_message", "c1", "agent", "b", "x1", "hijack", "B", 100)
         self.assertIsInstance(res, RedisError)
