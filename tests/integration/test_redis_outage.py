@@ -1,0 +1,94 @@
+"""test_redis_outage.py - the daemon survives Redis going away.
+
+1. Redis frozen (SIGSTOP): hiredis sees no error, so only the PING watchdog
+   can notice. A customer message sent during the freeze is not acked; once
+   Redis thaws the daemon reconnects, the adapter's resend is stored and
+   acked, and the agent gets it.
+2. Redis loses the Functions library and the connections drop (as after a
+   failover to a replica that never had it): the daemon reconnects, loads the
+   library again, and routing works.
+"""
+
+import asyncio
+import os
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from omr_harness import Agent, Customer, add_agent, log, run_tests, time_limit  # noqa: E402
+
+CONFIG = {"redis": {"ping_interval_ms": 200, "ping_timeout_ms": 1000,
+                    "reconnect_min_ms": 50, "reconnect_max_ms": 300},
+          "bus": {"ack_timeout_ms": 1000, "max_attempts": 20}}
+
+
+async def wait_log(d, needle, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in d.log_text():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"log never said {needle!r}")
+
+
+@time_limit(90)
+async def test_frozen_redis_is_detected_and_nothing_is_lost(env):
+    r = env.redis()
+    d = env.daemon(r, config=CONFIG)
+    token = add_agent(d, "a1", "Alex", "en", 2)
+    agent = Agent(d.url, "a1", token)
+    await agent.login()
+    await agent.presence("available")
+    cust = Customer(d.url)
+    await cust.hello(language="en")
+    await cust.send("before the freeze", id="m1")
+
+    r.proc.send_signal(signal.SIGSTOP)
+    try:
+        send = asyncio.ensure_future(cust.send("during the freeze", id="m2", timeout=30))
+        await wait_log(d, "PING timeout", 10)
+        await asyncio.sleep(0.5)
+        assert not send.done(), "a message was acked while Redis was frozen"
+    finally:
+        r.proc.send_signal(signal.SIGCONT)
+    ack = await send
+    assert ack.get("seq"), ack
+    await agent.wait_item(lambda f: f.get("type") == "message" and f.get("id") == "m2", 15,
+                          "m2 at the agent after Redis came back")
+    log_entries = [e for e in r.client().xrange(
+        f"omr:{{default}}:conv:{cust.conversation_id}:log") if e[1].get("kind") == "message"]
+    assert [e[1]["msgid"] for e in log_entries] == ["m1", "m2"], log_entries
+
+
+@time_limit(60)
+async def test_functions_reloaded_after_reconnect(env):
+    r = env.redis()
+    d = env.daemon(r, config=CONFIG)
+    token = add_agent(d, "a1", "Alex", "en", 2)
+    c = r.client()
+    assert c.cmd("FUNCTION", "DELETE", "omnirouter") == "OK"
+    killed = (c.cmd("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+              + c.cmd("CLIENT", "KILL", "TYPE", "pubsub"))
+    assert killed >= 2, f"expected the daemon's two connections to be killed, got {killed}"
+    await wait_log(d, "connection lost", 10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        names = [lib[1] for lib in c.cmd("FUNCTION", "LIST")]
+        if "omnirouter" in names:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the daemon did not load the functions again")
+    agent = Agent(d.url, "a1", token)
+    await agent.login()
+    await agent.presence("available")
+    cust = Customer(d.url)
+    await cust.hello(language="en")
+    await agent.wait_item(lambda f: f.get("type") == "assigned", 10, "assigned after reload")
+
+
+if __name__ == "__main__":
+    run_tests([test_frozen_redis_is_detected_and_nothing_is_lost,
+               test_functions_reloaded_after_reconnect])
