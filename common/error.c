@@ -40,6 +40,8 @@ const char *omr_error_code(int err)
 		return "closed";
 	case -EINVAL:
 	case -EBADMSG:
+	case -ENOSPC: /* conversation holds too many messages */
+	case -EBUSY:
 		return "bad-request";
 	case -EMSGSIZE:
 		return "too-big";

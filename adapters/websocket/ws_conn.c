@@ -1,0 +1,129 @@
+/* ws_conn.c - per-connection buffers and counters of the websocket server:
+ * message reassembly with a size cap, the token bucket, the capped output
+ * queue. Owns the connection's buffers, not the connection. Loop thread. */
+#include "websocket/ws_conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ws_conn_list_add(ws_conn_list_t *l, ws_conn_t *c)
+{
+	if (c->in_auth_list)
+		return;
+	c->auth_prev = l->tail;
+	c->auth_next = NULL;
+	if (l->tail)
+		l->tail->auth_next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	c->in_auth_list = true;
+}
+
+void ws_conn_list_del(ws_conn_list_t *l, ws_conn_t *c)
+{
+	if (!c->in_auth_list)
+		return;
+	if (c->auth_prev)
+		c->auth_prev->auth_next = c->auth_next;
+	else
+		l->head = c->auth_next;
+	if (c->auth_next)
+		c->auth_next->auth_prev = c->auth_prev;
+	else
+		l->tail = c->auth_prev;
+	c->auth_prev = c->auth_next = NULL;
+	c->in_auth_list = false;
+}
+
+int ws_conn_rx_append(ws_conn_t *c, const void *in, size_t len, size_t max)
+{
+	if (len > max || c->rx_len > max - len)
+		return -EMSGSIZE;
+	if (c->rx_len + len + 1 > c->rx_cap) {
+		size_t cap = c->rx_cap ? c->rx_cap : 1024;
+		while (cap < c->rx_len + len + 1)
+			cap *= 2;
+		char *p = realloc(c->rx, cap);
+		if (!p)
+			return -ENOMEM;
+		c->rx = p;
+		c->rx_cap = cap;
+	}
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	c->rx[c->rx_len] = '\0';
+	return 0;
+}
+
+void ws_conn_rx_reset(ws_conn_t *c)
+{
+	c->rx_len = 0;
+	/* Give back what one big message grew, keep a small buffer. */
+	if (c->rx_cap > 16384) {
+		free(c->rx);
+		c->rx = NULL;
+		c->rx_cap = 0;
+	}
+}
+
+bool ws_conn_rate_take(ws_conn_t *c, uint64_t now_ms, uint32_t per_second)
+{
+	double burst = 2.0 * per_second;
+	if (now_ms > c->refill_ms) {
+		c->tokens += (double)(now_ms - c->refill_ms) * per_second / 1000.0;
+		c->refill_ms = now_ms;
+	}
+	if (c->tokens > burst)
+		c->tokens = burst;
+	if (c->tokens < 1.0)
+		return false;
+	c->tokens -= 1.0;
+	return true;
+}
+
+int ws_conn_queue(ws_conn_t *c, const char *text, size_t len, size_t cap)
+{
+	if (c->out_bytes + len > cap)
+		return -ENOBUFS;
+	ws_out_t *m = malloc(sizeof(*m) + LWS_PRE + len);
+	if (!m)
+		return -ENOMEM;
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->buf + LWS_PRE, text, len);
+	if (c->out_tail)
+		c->out_tail->next = m;
+	else
+		c->out_head = m;
+	c->out_tail = m;
+	c->out_bytes += len;
+	return 0;
+}
+
+void ws_conn_release(ws_conn_t *c)
+{
+	while (c->out_head) {
+		ws_out_t *m = c->out_head;
+		c->out_head = m->next;
+		free(m);
+	}
+	c->out_tail = NULL;
+	c->out_bytes = 0;
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_len = c->rx_cap = 0;
+}
+
+uint64_t ws_ip_key(const char *ip, uint64_t seed)
+{
+	/* FNV-1a over a random seed: a client cannot pick addresses that
+	 * collide on purpose. */
+	uint64_t h = 0xcbf29ce484222325ull ^ seed;
+	for (const unsigned char *p = (const unsigned char *)ip; *p; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ull;
+	}
+	return h ? h : 1;
+}

@@ -1,0 +1,71 @@
+/* ws_conn.h - one websocket connection's state: its session, the fragments of
+ * the message being received, its token bucket and its output queue. Shared
+ * by ws_server.c (lws callbacks) and ws_conn.c. Loop thread only. */
+#ifndef OMR_WS_CONN_H
+#define OMR_WS_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include <libwebsockets.h>
+
+#include "websocket/ws_proto.h"
+
+typedef struct ws_out {
+	struct ws_out *next;
+	size_t len;
+	unsigned char buf[]; /* LWS_PRE bytes of headroom, then len bytes */
+} ws_out_t;
+
+typedef struct ws_conn {
+	struct lws *wsi;
+	omr_ws_session_t sess;
+	char ip[64];
+	uint64_t ip_key; /* per-IP counter key; 0 = not counted */
+	uint64_t opened_ms;
+	bool closing;   /* no more input; close once the queue is flushed */
+	int close_code; /* the close to send once the queue is flushed */
+	bool close_now; /* close frame reason set: close from the timer */
+	const char *close_reason;
+	/* receive: fragments of the current message */
+	char *rx;
+	size_t rx_len, rx_cap;
+	/* rate limit */
+	double tokens;
+	uint64_t refill_ms;
+	/* output queue */
+	ws_out_t *out_head, *out_tail;
+	size_t out_bytes;
+	/* unauthenticated connections, oldest first (auth timeout sweep) */
+	struct ws_conn *auth_prev, *auth_next;
+	bool in_auth_list;
+} ws_conn_t;
+
+typedef struct ws_conn_list {
+	ws_conn_t *head, *tail;
+} ws_conn_list_t;
+
+void ws_conn_list_add(ws_conn_list_t *l, ws_conn_t *c);
+void ws_conn_list_del(ws_conn_list_t *l, ws_conn_t *c);
+
+/* Appends rx bytes; -EMSGSIZE when the message would pass max. */
+int ws_conn_rx_append(ws_conn_t *c, const void *in, size_t len, size_t max);
+void ws_conn_rx_reset(ws_conn_t *c);
+
+/* Takes one token; false when the connection is over its rate. */
+bool ws_conn_rate_take(ws_conn_t *c, uint64_t now_ms, uint32_t per_second);
+
+/* Queues a text frame (copied). -ENOBUFS when the queue would pass cap,
+ * -ENOMEM. */
+int ws_conn_queue(ws_conn_t *c, const char *text, size_t len, size_t cap);
+
+/* Frees the queue and the rx buffer (not c). */
+void ws_conn_release(ws_conn_t *c);
+
+/* Per-IP key: a keyed hash of the address text (never 0). */
+uint64_t ws_ip_key(const char *ip, uint64_t seed);
+
+#endif

@@ -1,0 +1,725 @@
+/* ws_proto.c - docs/PROTOCOL.md as pure functions: parse and validate client
+ * frames into envelopes, render acks, deliveries and errors as JSON.
+ *
+ * Every string taken from a client is checked here (ids against the id
+ * alphabet, text with the chat channel's rules, names for UTF-8 and control
+ * characters) before it reaches an envelope. cJSON turns "\u0000" into a real
+ * NUL that silently truncates the string, so the raw frame is scanned for that
+ * escape first. Owns nothing between calls. Any thread. */
+#include "websocket/ws_proto.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "omnirouter/channel.h"
+#include "omnirouter/error.h"
+#include "omnirouter/util.h"
+
+#define RAND_ID_BYTES 16 /* conversation ids and resume tokens: 32 hex */
+
+static const char *const kind_names[] = {
+        [OMR_WS_NONE] = "none",       [OMR_WS_HELLO] = "hello", [OMR_WS_RESUME] = "resume",
+        [OMR_WS_MESSAGE] = "message", [OMR_WS_LOGIN] = "login", [OMR_WS_PRESENCE] = "presence",
+        [OMR_WS_CLOSE] = "close",     [OMR_WS_ACK] = "ack",
+};
+
+const char *omr_ws_kind_name(omr_ws_kind_t kind)
+{
+	return (unsigned)kind < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[kind]
+	                                                                   : "none";
+}
+
+void omr_ws_error_set(omr_ws_error_t *err, const char *code, const char *reason, int close_code)
+{
+	err->code = code;
+	err->reason = reason;
+	err->close_code = close_code;
+}
+
+/* ---- input checks ---------------------------------------------------- */
+
+/* What the raw frame's \u escapes hold that cJSON would mishandle: NUL
+ * (cJSON keeps it and silently truncates the string) and lone UTF-16
+ * surrogates (cJSON fails the whole parse, losing the id to echo). */
+typedef struct escape_scan {
+	bool nul;
+	size_t n_bad;   /* lone surrogates */
+	size_t bad[16]; /* offsets of the first ones, to patch */
+} escape_scan_t;
+
+static long hex4(const char *p, const char *end)
+{
+	long v = 0;
+	if (end - p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		int d = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                               : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/* Handles the escape at buf[i] == '\\' inside a string; returns how many
+ * bytes it spans. Tracks string state so an escaped backslash followed by
+ * "u0000" stays text. */
+static size_t scan_escape(const char *buf, size_t i, size_t len, escape_scan_t *sc)
+{
+	const char *end = buf + len;
+	if (i + 1 >= len || buf[i + 1] != 'u')
+		return 2;
+	long v = hex4(buf + i + 2, end);
+	if (v < 0)
+		return 2; /* malformed: cJSON refuses it */
+	if (v == 0)
+		sc->nul = true;
+	bool high = v >= 0xD800 && v <= 0xDBFF, low = v >= 0xDC00 && v <= 0xDFFF;
+	if (high && i + 12 <= len && buf[i + 6] == '\\' && buf[i + 7] == 'u') {
+		long v2 = hex4(buf + i + 8, end);
+		if (v2 >= 0xDC00 && v2 <= 0xDFFF)
+			return 12; /* a valid pair */
+	}
+	if (high || low) {
+		if (sc->n_bad < sizeof(sc->bad) / sizeof(sc->bad[0]))
+			sc->bad[sc->n_bad] = i;
+		sc->n_bad++;
+	}
+	return 6;
+}
+
+static void scan_escapes(const char *buf, size_t len, escape_scan_t *sc)
+{
+	bool in_str = false;
+	memset(sc, 0, sizeof(*sc));
+	for (size_t i = 0; i < len;) {
+		char c = buf[i];
+		if (!in_str) {
+			in_str = c == '"';
+			i++;
+		} else if (c == '"') {
+			in_str = false;
+			i++;
+		} else if (c == '\\') {
+			i += scan_escape(buf, i, len, sc);
+		} else {
+			i++;
+		}
+	}
+}
+
+static bool only_space(const char *p, const char *end)
+{
+	for (; p < end; p++) {
+		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+			return false;
+	}
+	return true;
+}
+
+/* Looks up an optional string member. 0 (absent: *out NULL), -EINVAL
+ * (present but not a string). */
+static int get_str(const cJSON *obj, const char *key, const char **out)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	*out = NULL;
+	if (!it)
+		return 0;
+	if (!cJSON_IsString(it) || !it->valuestring)
+		return -EINVAL;
+	*out = it->valuestring;
+	return 0;
+}
+
+/* A member that must be an id of at most max bytes; copied into dst. */
+static int take_id(const cJSON *obj, const char *key, size_t max, bool required, char *dst,
+                   size_t dstsize, omr_ws_error_t *err, const char *why)
+{
+	const char *s = NULL;
+	if (get_str(obj, key, &s) || (!s && required) || (s && !omr_id_is_valid(s, max))) {
+		omr_ws_error_set(err, "bad-request", why, 0);
+		return -EINVAL;
+	}
+	if (s)
+		snprintf(dst, dstsize, "%s", s);
+	return 0;
+}
+
+static bool name_is_valid(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > OMR_WS_NAME_MAX || !omr_utf8_is_valid(s, len))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static int take_text(const cJSON *obj, const omr_ws_limits_t *lim, const char **text,
+                     omr_ws_error_t *err)
+{
+	const omr_channel_ops_t *chat = omr_channel_get(OMR_CHANNEL_CHAT);
+	const char *why = "text must be a string";
+	if (get_str(obj, "text", text) || !*text) {
+		omr_ws_error_set(err, "bad-request", *text ? why : "text is missing", 0);
+		return -EINVAL;
+	}
+	if (chat->validate_text(*text, strlen(*text), lim->max_text_bytes, &why)) {
+		omr_ws_error_set(err, "bad-request", why, 0);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- building envelopes ---------------------------------------------- */
+
+static omr_envelope_t *env_for(const omr_ws_session_t *s, omr_env_type_t type, const char *tenant)
+{
+	omr_envelope_t *env = omr_envelope_new(type);
+	if (!env)
+		return NULL;
+	env->conn = s->conn;
+	env->channel = OMR_CHANNEL_CHAT;
+	if (omr_envelope_set(&env->tenant, tenant)) {
+		omr_envelope_destroy(&env);
+		return NULL;
+	}
+	return env;
+}
+
+/* Sets several string fields; stops at the first -ENOMEM. */
+static int env_set_all(char **f1, const char *v1, char **f2, const char *v2, char **f3,
+                       const char *v3)
+{
+	int rc = omr_envelope_set(f1, v1);
+	if (!rc && f2)
+		rc = omr_envelope_set(f2, v2);
+	if (!rc && f3)
+		rc = omr_envelope_set(f3, v3);
+	return rc;
+}
+
+static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *obj,
+                       omr_ws_request_t *rq, omr_ws_error_t *err)
+{
+	const char *lang = NULL, *name = NULL;
+	char primary[16];
+	if (take_id(obj, "tenant", OMR_WS_TENANT_MAX, false, rq->tenant, sizeof(rq->tenant), err,
+	            "tenant must be 1-64 of [A-Za-z0-9._:@-]"))
+		return -EINVAL;
+	if (get_str(obj, "language", &lang) ||
+	    (lang && (strlen(lang) > OMR_WS_LANG_MAX ||
+	              omr_language_primary(lang, primary, sizeof(primary))))) {
+		omr_ws_error_set(err, "bad-request", "language must be a BCP-47 tag", 0);
+		return -EINVAL;
+	}
+	if (get_str(obj, "name", &name) || (name && !name_is_valid(name))) {
+		omr_ws_error_set(err, "bad-request",
+		                 "name must be 1-256 bytes of UTF-8 without control characters", 0);
+		return -EINVAL;
+	}
+	if (!rq->tenant[0])
+		snprintf(rq->tenant, sizeof(rq->tenant), "%s", lim->default_tenant);
+	if (omr_random_hex(rq->conv, sizeof(rq->conv), RAND_ID_BYTES) ||
+	    omr_random_hex(rq->token, sizeof(rq->token), RAND_ID_BYTES))
+		return -ENOMEM; /* the CSPRNG failing is as fatal as no memory */
+	rq->env = env_for(s, OMR_ENV_CONV_START, rq->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	rq->env->from = OMR_ROLE_CUSTOMER;
+	return env_set_all(&rq->env->conv, rq->conv, &rq->env->token, rq->token, &rq->env->lang,
+	                   lang ? lang : lim->default_language) ||
+	                       omr_envelope_set(&rq->env->name, name)
+	               ? -ENOMEM
+	               : 0;
+}
+
+static int parse_resume(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *obj,
+                        omr_ws_request_t *rq, omr_ws_error_t *err)
+{
+	char after[OMR_WS_ID_MAX + 1] = "0";
+	if (take_id(obj, "tenant", OMR_WS_TENANT_MAX, false, rq->tenant, sizeof(rq->tenant), err,
+	            "tenant must be 1-64 of [A-Za-z0-9._:@-]") ||
+	    take_id(obj, "conversation_id", OMR_WS_ID_MAX, true, rq->conv, sizeof(rq->conv), err,
+	            "conversation_id is missing or not an id") ||
+	    take_id(obj, "resume_token", OMR_WS_ID_MAX, true, rq->token, sizeof(rq->token), err,
+	            "resume_token is missing or not an id") ||
+	    take_id(obj, "after", OMR_WS_ID_MAX, false, after, sizeof(after), err,
+	            "after must be a seq"))
+		return -EINVAL;
+	if (!rq->tenant[0])
+		snprintf(rq->tenant, sizeof(rq->tenant), "%s", lim->default_tenant);
+	rq->env = env_for(s, OMR_ENV_CONV_RESUME, rq->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	rq->env->from = OMR_ROLE_CUSTOMER;
+	return env_set_all(&rq->env->conv, rq->conv, &rq->env->token, rq->token, &rq->env->seq,
+	                   after)
+	               ? -ENOMEM
+	               : 0;
+}
+
+static int parse_message(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *obj,
+                         omr_ws_request_t *rq, omr_ws_error_t *err)
+{
+	const char *text = NULL;
+	bool agent = s->role == OMR_WS_ROLE_AGENT;
+	if (!rq->id[0]) {
+		omr_ws_error_set(err, "bad-request", "id is required", 0);
+		return -EINVAL;
+	}
+	if (agent && take_id(obj, "conversation_id", OMR_WS_ID_MAX, true, rq->conv,
+	                     sizeof(rq->conv), err, "conversation_id is missing or not an id"))
+		return -EINVAL;
+	if (take_text(obj, lim, &text, err))
+		return -EINVAL;
+	if (!agent)
+		snprintf(rq->conv, sizeof(rq->conv), "%s", s->conv);
+	rq->env = env_for(s, OMR_ENV_CONV_MESSAGE, s->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	rq->env->from = agent ? OMR_ROLE_AGENT : OMR_ROLE_CUSTOMER;
+	return env_set_all(&rq->env->conv, rq->conv, &rq->env->msgid, rq->id, &rq->env->text,
+	                   text) ||
+	                       (agent && omr_envelope_set(&rq->env->agent, s->agent))
+	               ? -ENOMEM
+	               : 0;
+}
+
+static int parse_login(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *obj,
+                       omr_ws_request_t *rq, omr_ws_error_t *err)
+{
+	if (take_id(obj, "tenant", OMR_WS_TENANT_MAX, false, rq->tenant, sizeof(rq->tenant), err,
+	            "tenant must be 1-64 of [A-Za-z0-9._:@-]") ||
+	    take_id(obj, "agent_id", OMR_WS_ID_MAX, true, rq->agent, sizeof(rq->agent), err,
+	            "agent_id is missing or not an id") ||
+	    take_id(obj, "token", OMR_WS_ID_MAX, true, rq->token, sizeof(rq->token), err,
+	            "token is missing or not an id"))
+		return -EINVAL;
+	if (!rq->tenant[0])
+		snprintf(rq->tenant, sizeof(rq->tenant), "%s", lim->default_tenant);
+	rq->env = env_for(s, OMR_ENV_AGENT_LOGIN, rq->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	return env_set_all(&rq->env->agent, rq->agent, &rq->env->token, rq->token, NULL, NULL)
+	               ? -ENOMEM
+	               : 0;
+}
+
+/* presence, close and ack: the agent's small requests. */
+static int parse_agent_op(const omr_ws_session_t *s, const cJSON *obj, omr_ws_request_t *rq,
+                          omr_ws_error_t *err)
+{
+	const char *presence = NULL;
+	char seq[OMR_WS_ID_MAX + 1] = "";
+	omr_env_type_t type = OMR_ENV_AGENT_ACK;
+	if (rq->kind == OMR_WS_PRESENCE) {
+		type = OMR_ENV_AGENT_PRESENCE;
+		if (get_str(obj, "presence", &presence) || !presence ||
+		    (strcmp(presence, "available") != 0 && strcmp(presence, "away") != 0)) {
+			omr_ws_error_set(err, "bad-request",
+			                 "presence must be \"available\" or \"away\"", 0);
+			return -EINVAL;
+		}
+		snprintf(rq->presence, sizeof(rq->presence), "%s", presence);
+	} else if (rq->kind == OMR_WS_CLOSE) {
+		type = OMR_ENV_CONV_CLOSE;
+		if (take_id(obj, "conversation_id", OMR_WS_ID_MAX, true, rq->conv, sizeof(rq->conv),
+		            err, "conversation_id is missing or not an id"))
+			return -EINVAL;
+	} else if (take_id(obj, "seq", OMR_WS_ID_MAX, true, seq, sizeof(seq), err,
+	                   "seq is missing or not a seq")) {
+		return -EINVAL;
+	}
+	rq->env = env_for(s, type, s->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	if (type == OMR_ENV_CONV_CLOSE)
+		rq->env->from = OMR_ROLE_AGENT;
+	return env_set_all(&rq->env->agent, s->agent, &rq->env->presence, presence, &rq->env->conv,
+	                   rq->conv[0] ? rq->conv : NULL) ||
+	                       (seq[0] && omr_envelope_set(&rq->env->seq, seq))
+	               ? -ENOMEM
+	               : 0;
+}
+
+/* ---- frame dispatch --------------------------------------------------- */
+
+static omr_ws_kind_t kind_for(omr_ws_role_t role, const char *type)
+{
+	static const struct {
+		omr_ws_role_t role;
+		const char *name;
+		omr_ws_kind_t kind;
+	} table[] = {
+	        {OMR_WS_ROLE_CUSTOMER, "hello", OMR_WS_HELLO},
+	        {OMR_WS_ROLE_CUSTOMER, "resume", OMR_WS_RESUME},
+	        {OMR_WS_ROLE_CUSTOMER, "message", OMR_WS_MESSAGE},
+	        {OMR_WS_ROLE_AGENT, "login", OMR_WS_LOGIN},
+	        {OMR_WS_ROLE_AGENT, "presence", OMR_WS_PRESENCE},
+	        {OMR_WS_ROLE_AGENT, "message", OMR_WS_MESSAGE},
+	        {OMR_WS_ROLE_AGENT, "close", OMR_WS_CLOSE},
+	        {OMR_WS_ROLE_AGENT, "ack", OMR_WS_ACK},
+	};
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		if (table[i].role == role && strcmp(table[i].name, type) == 0)
+			return table[i].kind;
+	}
+	return OMR_WS_NONE;
+}
+
+static bool is_auth_kind(omr_ws_kind_t k)
+{
+	return k == OMR_WS_HELLO || k == OMR_WS_RESUME || k == OMR_WS_LOGIN;
+}
+
+/* Checks the envelope of the frame: type, v, id, and what the session allows
+ * before authentication. Fills rq->kind and rq->id. */
+static int check_frame(const omr_ws_session_t *s, const cJSON *root, omr_ws_request_t *rq,
+                       omr_ws_error_t *err)
+{
+	const char *type = NULL, *id = NULL;
+	if (!cJSON_IsObject(root) || get_str(root, "type", &type) || !type) {
+		omr_ws_error_set(err, "bad-json", "frame is not a JSON object with a string type",
+		                 OMR_WS_CLOSE_BAD_DATA);
+		return -EINVAL;
+	}
+	if (get_str(root, "id", &id) == 0 && id && omr_id_is_valid(id, OMR_WS_ID_MAX))
+		snprintf(err->id, sizeof(err->id), "%s", id);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "v");
+	if (v && !(cJSON_IsNumber(v) && v->valuedouble == OMR_WS_PROTO_VERSION)) {
+		omr_ws_error_set(err, "unsupported-version", "this server speaks version 1",
+		                 OMR_WS_CLOSE_PROTOCOL);
+		return -EINVAL;
+	}
+	if (cJSON_GetObjectItemCaseSensitive(root, "id") && !err->id[0]) {
+		omr_ws_error_set(err, "bad-request", "id must be 1-128 of [A-Za-z0-9._:@-]", 0);
+		return -EINVAL;
+	}
+	snprintf(rq->id, sizeof(rq->id), "%s", err->id);
+	rq->kind = kind_for(s->role, type);
+	if (rq->kind == OMR_WS_NONE) {
+		omr_ws_error_set(err, "bad-request", "unknown type", 0);
+		return -EINVAL;
+	}
+	if (!s->authed && !is_auth_kind(rq->kind)) {
+		omr_ws_error_set(err, "unauthorized",
+		                 s->role == OMR_WS_ROLE_AGENT ? "log in first" : "say hello first",
+		                 0);
+		return -EINVAL;
+	}
+	if (is_auth_kind(rq->kind) && (s->authed || s->auth_pending)) {
+		omr_ws_error_set(err, "bad-request",
+		                 s->authed ? "already authenticated" : "authentication in progress",
+		                 0);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_kind(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *root,
+                      omr_ws_request_t *rq, omr_ws_error_t *err)
+{
+	switch (rq->kind) {
+	case OMR_WS_HELLO:
+		return parse_hello(s, lim, root, rq, err);
+	case OMR_WS_RESUME:
+		return parse_resume(s, lim, root, rq, err);
+	case OMR_WS_MESSAGE:
+		return parse_message(s, lim, root, rq, err);
+	case OMR_WS_LOGIN:
+		return parse_login(s, lim, root, rq, err);
+	case OMR_WS_PRESENCE:
+	case OMR_WS_CLOSE:
+	case OMR_WS_ACK:
+		return parse_agent_op(s, root, rq, err);
+	default:
+		omr_ws_error_set(err, "bad-request", "unknown type", 0);
+		return -EINVAL;
+	}
+}
+
+int omr_ws_parse(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const char *buf, size_t len,
+                 omr_ws_request_t *out, omr_ws_error_t *err)
+{
+	memset(out, 0, sizeof(*out));
+	memset(err, 0, sizeof(*err));
+	const char *end = NULL;
+	if (len == 0 || memchr(buf, '\0', len)) {
+		omr_ws_error_set(err, "bad-json", "frame is empty or holds a NUL byte",
+		                 OMR_WS_CLOSE_BAD_DATA);
+		return -EINVAL;
+	}
+	escape_scan_t sc;
+	scan_escapes(buf, len, &sc);
+	char *patched = NULL;
+	if (sc.n_bad) {
+		/* Parse a copy with each lone surrogate turned into U+FFFD (same
+		 * length) to read the id, then refuse the frame. */
+		if (sc.n_bad > sizeof(sc.bad) / sizeof(sc.bad[0]) || !(patched = malloc(len))) {
+			omr_ws_error_set(err, "bad-request",
+			                 "a string holds a lone UTF-16 surrogate", 0);
+			return -EINVAL;
+		}
+		memcpy(patched, buf, len);
+		for (size_t i = 0; i < sc.n_bad; i++)
+			memcpy(patched + sc.bad[i] + 2, "fffd", 4);
+	}
+	const char *text = patched ? patched : buf;
+	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+	if (!root || !end || !only_space(end, text + len)) {
+		cJSON_Delete(root);
+		free(patched);
+		omr_ws_error_set(err, "bad-json", "frame is not valid JSON", OMR_WS_CLOSE_BAD_DATA);
+		return -EINVAL;
+	}
+	free(patched);
+	int rc = check_frame(s, root, out, err);
+	if (!rc && (sc.nul || sc.n_bad)) {
+		omr_ws_error_set(err, "bad-request",
+		                 sc.nul ? "a string contains NUL (\\u0000)"
+		                        : "a string holds a lone UTF-16 surrogate",
+		                 0);
+		rc = -EINVAL;
+	}
+	if (!rc)
+		rc = parse_kind(s, lim, root, out, err);
+	cJSON_Delete(root);
+	if (rc) {
+		omr_ws_request_cleanup(out);
+		if (rc == -ENOMEM)
+			omr_ws_error_set(err, "unavailable", "out of memory", 0);
+	}
+	return rc;
+}
+
+void omr_ws_request_cleanup(omr_ws_request_t *req)
+{
+	if (req)
+		omr_envelope_destroy(&req->env);
+}
+
+/* ---- rendering -------------------------------------------------------- */
+
+/* Adds a string member when value is set; false on ENOMEM. */
+static bool add_str(cJSON *obj, const char *key, const char *value)
+{
+	return !value || cJSON_AddStringToObject(obj, key, value) != NULL;
+}
+
+static bool add_num(cJSON *obj, const char *key, double value)
+{
+	return cJSON_AddNumberToObject(obj, key, value) != NULL;
+}
+
+/* Prints and frees obj; NULL on ENOMEM. */
+static char *finish(cJSON *obj, bool ok)
+{
+	char *out = ok && obj ? cJSON_PrintUnformatted(obj) : NULL;
+	cJSON_Delete(obj);
+	return out;
+}
+
+static cJSON *new_frame(const char *type)
+{
+	cJSON *obj = cJSON_CreateObject();
+	if (obj && !cJSON_AddStringToObject(obj, "type", type)) {
+		cJSON_Delete(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+char *omr_ws_render_error(const omr_ws_error_t *err)
+{
+	cJSON *obj = new_frame("error");
+	bool ok = obj && add_str(obj, "code", err->code) && add_str(obj, "reason", err->reason) &&
+	          add_str(obj, "id", err->id[0] ? err->id : NULL);
+	return finish(obj, ok);
+}
+
+/* "es,en" -> ["es","en"] */
+static bool add_list(cJSON *obj, const char *key, const char *csv)
+{
+	cJSON *arr = cJSON_AddArrayToObject(obj, key);
+	if (!arr)
+		return false;
+	for (const char *p = csv; p && *p;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		char item[OMR_ENV_ATTR_VALUE_MAX + 1];
+		if (n > 0 && n < sizeof(item)) {
+			memcpy(item, p, n);
+			item[n] = '\0';
+			if (!cJSON_AddItemToArray(arr, cJSON_CreateString(item)))
+				return false;
+		}
+		p = comma ? comma + 1 : p + n;
+	}
+	return true;
+}
+
+static char *render_agent_welcome(const omr_ws_session_t *s, const omr_envelope_t *ack)
+{
+	int64_t capacity = 0;
+	const char *cap = omr_envelope_attr(ack, "capacity");
+	cJSON *obj = new_frame("welcome");
+	bool ok = obj && add_str(obj, "agent_id", s->agent) &&
+	          add_str(obj, "name", ack->name ? ack->name : s->agent) &&
+	          add_str(obj, "presence", ack->presence ? ack->presence : "away") &&
+	          add_list(obj, "languages", omr_envelope_attr(ack, "languages")) &&
+	          add_str(obj, "tenant", s->tenant);
+	if (ok && cap && omr_parse_int(cap, 0, 1000000, &capacity) == 0)
+		ok = add_num(obj, "capacity", (double)capacity);
+	return finish(obj, ok);
+}
+
+static char *render_customer_welcome(const omr_ws_session_t *s, const omr_ws_request_t *rq,
+                                     const omr_envelope_t *ack)
+{
+	cJSON *obj = new_frame("welcome");
+	bool ok = obj && add_str(obj, "conversation_id", s->conv) &&
+	          add_str(obj, "resume_token", rq->kind == OMR_WS_HELLO ? rq->token : NULL) &&
+	          add_str(obj, "state", ack->event ? ack->event : "queued") &&
+	          add_str(obj, "tenant", s->tenant);
+	return finish(obj, ok);
+}
+
+static char *render_ack(const omr_ws_request_t *rq, const omr_envelope_t *ack)
+{
+	cJSON *obj = new_frame("ack");
+	bool ok = obj && add_str(obj, "id", rq->id[0] ? rq->id : NULL);
+	if (ok && rq->kind == OMR_WS_MESSAGE)
+		ok = add_str(obj, "seq", ack->seq);
+	else if (ok && rq->kind == OMR_WS_PRESENCE)
+		ok = add_str(obj, "presence", ack->presence ? ack->presence : rq->presence);
+	else if (ok && rq->kind == OMR_WS_CLOSE)
+		ok = add_str(obj, "conversation_id", rq->conv);
+	return finish(obj, ok);
+}
+
+/* The session learns who it is only from an acknowledged auth request. */
+static void authenticate(omr_ws_session_t *s, const omr_ws_request_t *rq)
+{
+	s->authed = true;
+	snprintf(s->tenant, sizeof(s->tenant), "%s", rq->tenant);
+	if (rq->kind == OMR_WS_LOGIN)
+		snprintf(s->agent, sizeof(s->agent), "%s", rq->agent);
+	else
+		snprintf(s->conv, sizeof(s->conv), "%s", rq->conv);
+}
+
+static void fill_failure(const omr_ws_request_t *rq, int status, omr_ws_error_t *err)
+{
+	const char *code = omr_error_code(status);
+	int close_code = 0;
+	if (strcmp(code, "unauthorized") == 0 &&
+	    (rq->kind == OMR_WS_LOGIN || rq->kind == OMR_WS_RESUME))
+		close_code = OMR_WS_CLOSE_POLICY;
+	/* "too-big" closes only when a frame broke the websocket limit; a
+	 * conversation that is full is refused like any other request. */
+	omr_ws_error_set(err, code,
+	                 status == -ETIMEDOUT ? "the router did not answer in time; resend"
+	                                      : omr_strerror(status),
+	                 close_code);
+	snprintf(err->id, sizeof(err->id), "%s", rq->id);
+}
+
+int omr_ws_reply(omr_ws_session_t *s, const omr_ws_request_t *rq, int status,
+                 const omr_envelope_t *ack, char **out, omr_ws_error_t *err)
+{
+	*out = NULL;
+	memset(err, 0, sizeof(*err));
+	if (is_auth_kind(rq->kind))
+		s->auth_pending = false;
+	if (status != 0 || !ack) {
+		fill_failure(rq, status ? status : -EPROTO, err);
+		return 0;
+	}
+	switch (rq->kind) {
+	case OMR_WS_HELLO:
+	case OMR_WS_RESUME:
+		authenticate(s, rq);
+		*out = render_customer_welcome(s, rq, ack);
+		break;
+	case OMR_WS_LOGIN:
+		authenticate(s, rq);
+		*out = render_agent_welcome(s, ack);
+		break;
+	case OMR_WS_ACK:
+		return 0;
+	default:
+		*out = render_ack(rq, ack);
+		break;
+	}
+	return *out ? 0 : -ENOMEM;
+}
+
+static bool add_ts(cJSON *obj, const omr_envelope_t *env)
+{
+	return !env->ts_ms || add_num(obj, "ts", (double)env->ts_ms);
+}
+
+static char *render_customer_item(const omr_envelope_t *env)
+{
+	bool msg = strcmp(env->event, "message") == 0;
+	cJSON *obj = new_frame(msg ? "message" : "event");
+	bool ok = obj && add_str(obj, "seq", env->seq);
+	if (ok && msg)
+		ok = add_str(obj, "id", env->msgid) &&
+		     add_str(obj, "from", env->from ? omr_role_name(env->from) : NULL) &&
+		     add_str(obj, "name", env->name) && add_str(obj, "text", env->text);
+	else if (ok)
+		ok = add_str(obj, "event", env->event) && add_str(obj, "name", env->name);
+	ok = ok && add_ts(obj, env);
+	return finish(obj, ok);
+}
+
+static char *render_agent_item(const omr_envelope_t *env)
+{
+	const char *ev = env->event;
+	bool assigned = strcmp(ev, "assigned") == 0, msg = strcmp(ev, "message") == 0;
+	bool closed = strcmp(ev, "closed") == 0;
+	cJSON *obj = new_frame(assigned || msg || closed ? ev : "event");
+	bool ok =
+	        obj && add_str(obj, "seq", env->seq) && add_str(obj, "conversation_id", env->conv);
+	if (ok && assigned)
+		ok = add_str(obj, "language", env->lang) &&
+		     add_str(obj, "customer_name", env->name) &&
+		     add_str(obj, "tenant", env->tenant);
+	else if (ok && msg)
+		ok = add_str(obj, "id", env->msgid) &&
+		     add_str(obj, "from", env->from ? omr_role_name(env->from) : NULL) &&
+		     add_str(obj, "name", env->name) && add_str(obj, "text", env->text);
+	else if (ok && !closed)
+		ok = add_str(obj, "event", ev) && add_str(obj, "name", env->name);
+	ok = ok && add_ts(obj, env);
+	return finish(obj, ok);
+}
+
+int omr_ws_render_deliver(const omr_ws_session_t *s, const omr_envelope_t *env, char **out,
+                          omr_ws_error_t *err)
+{
+	*out = NULL;
+	memset(err, 0, sizeof(*err));
+	if (!env || env->type != OMR_ENV_DELIVER || !env->event)
+		return -EINVAL;
+	if (s->role == OMR_WS_ROLE_AGENT && strcmp(env->event, "replaced") == 0) {
+		omr_ws_error_set(err, "replaced", "a newer login for this agent took over",
+		                 OMR_WS_CLOSE_POLICY);
+		return 0;
+	}
+	*out = s->role == OMR_WS_ROLE_AGENT ? render_agent_item(env) : render_customer_item(env);
+	return *out ? 0 : -ENOMEM;
+}

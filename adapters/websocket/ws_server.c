@@ -1,0 +1,711 @@
+/* ws_server.c - HTTP and websockets on one port with libwebsockets 4.1 on the
+ * adapter's libuv loop (foreign loop through the evlib_uv plugin).
+ *
+ * Binding: the vhost's protocols[0] is "omr.v1", so an upgrade without a
+ * Sec-WebSocket-Protocol header (lws binds it to the vhost's default protocol,
+ * index 0) and one offering "omr.v1" both land here; the role comes from the
+ * URI (/ws/customer, /ws/agent), checked in FILTER_PROTOCOL_CONNECTION.
+ * Static files come from a "/" file mount; /healthz from a callback mount on
+ * the second protocol.
+ *
+ * Owns the lws context, the connections (by conn id) and the per-IP counts.
+ * Loop thread only. */
+#include <uv.h>
+
+#include <libwebsockets.h>
+
+#include "websocket/ws_server.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "omnirouter/error.h"
+#include "omnirouter/log.h"
+#include "omnirouter/util.h"
+#include "u64map.h"
+#include "websocket/ws_conn.h"
+
+#define WS_SWEEP_MS 100
+#define WS_CLOSE_GRACE_S 5 /* a closing client that does not read is cut after this */
+#define WS_RX_CHUNK 4096
+
+struct omr_ws_server {
+	uv_loop_t *loop;
+	struct lws_context *lws;
+	omr_bus_client_t *bus;
+	uv_timer_t sweep;
+	bool sweep_open;
+	bool draining;
+	bool shut;
+	omr_ws_settings_t set;
+	omr_ws_limits_t limits;
+	size_t max_connections;
+	char *listen, *static_dir, *default_tenant;
+	omr_u64map_t *conns;  /* conn id -> ws_conn_t */
+	omr_u64map_t *per_ip; /* ip key -> count (as a pointer-sized integer) */
+	uint64_t ip_seed;
+	ws_conn_list_t unauth;
+	struct lws_protocols protocols[3];
+	struct lws_http_mount mounts[2];
+	struct lws_protocol_vhost_options mimes[3];
+	lws_retry_bo_t retry;
+};
+
+/* A request in flight: who asked, and what the reply needs. */
+typedef struct ws_pending {
+	uint64_t conn; /* 0: connection-less (customer.gone, agent.gone) */
+	omr_ws_request_t rq;
+} ws_pending_t;
+
+static _Atomic uint64_t ws_next_conn = 1;
+
+static const char *role_name(omr_ws_role_t r)
+{
+	return r == OMR_WS_ROLE_AGENT ? "agent" : "customer";
+}
+
+/* ---- settings ------------------------------------------------------------ */
+
+void omr_ws_settings_from_config(omr_ws_settings_t *s, const omr_config_t *cfg)
+{
+	memset(s, 0, sizeof(*s));
+	s->max_frame_bytes = (size_t)cfg->ws_max_frame_bytes;
+	s->max_connections_per_ip = (size_t)cfg->ws_max_connections_per_ip;
+	s->max_messages_per_second = (uint32_t)cfg->ws_max_messages_per_second;
+	s->auth_timeout_ms = (uint64_t)cfg->ws_auth_timeout_ms;
+	s->max_text_bytes = (size_t)cfg->chat_max_text_bytes;
+	s->ack_timeout_ms = (uint64_t)cfg->bus_ack_timeout_ms;
+	s->max_attempts = (unsigned)cfg->bus_max_attempts;
+	/* A resume replays a whole transcript at once: the queue must hold one
+	 * (every message at full length plus JSON overhead), within sane bounds. */
+	uint64_t q = (uint64_t)cfg->chat_max_messages * ((uint64_t)cfg->chat_max_text_bytes + 512);
+	s->max_queue_bytes = (size_t)(q < (1u << 20)    ? (1u << 20)
+	                              : q > (64u << 20) ? (64u << 20)
+	                                                : q);
+	snprintf(s->default_language, sizeof(s->default_language), "%s",
+	         cfg->routing_default_language ? cfg->routing_default_language : "en");
+}
+
+void omr_ws_server_apply(omr_ws_server_t *srv, const omr_ws_settings_t *s)
+{
+	srv->set = *s;
+	srv->limits.max_text_bytes = srv->set.max_text_bytes;
+	srv->limits.default_language = srv->set.default_language;
+	srv->limits.default_tenant = srv->default_tenant;
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static void want_write(ws_conn_t *c)
+{
+	lws_callback_on_writable(c->wsi);
+}
+
+/* Queues one frame; a client whose queue is full has stopped reading: cut it. */
+static void send_text(ws_conn_t *c, const char *text)
+{
+	omr_ws_server_t *srv = lws_context_user(lws_get_context(c->wsi));
+	int rc = ws_conn_queue(c, text, strlen(text), srv->set.max_queue_bytes);
+	if (rc == 0) {
+		want_write(c);
+		return;
+	}
+	omr_warn("ws", "closing slow connection conn=%llu ip=%s queued=%zu err=%s",
+	         (unsigned long long)c->sess.conn, c->ip, c->out_bytes,
+	         rc == -ENOBUFS ? "queue full" : "no memory");
+	c->closing = true;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+/* Sends an error frame; a close-worthy one also closes after the flush. */
+static void refuse(ws_conn_t *c, const omr_ws_error_t *err)
+{
+	char *json = omr_ws_render_error(err);
+	omr_log(err->close_code ? OMR_LOG_WARN : OMR_LOG_INFO, "ws",
+	        "refused conn=%llu ip=%s code=%s reason=\"%s\"%s", (unsigned long long)c->sess.conn,
+	        c->ip, err->code, err->reason, err->close_code ? " closing" : "");
+	if (json)
+		send_text(c, json);
+	free(json);
+	if (err->close_code && !c->closing) {
+		c->closing = true;
+		c->close_code = err->close_code;
+		c->close_reason = err->code;
+		want_write(c);
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, WS_CLOSE_GRACE_S);
+	}
+}
+
+static void refuse_with(ws_conn_t *c, const char *code, const char *reason, int close_code,
+                        const char *id)
+{
+	omr_ws_error_t err = {0};
+	omr_ws_error_set(&err, code, reason, close_code);
+	if (id)
+		snprintf(err.id, sizeof(err.id), "%s", id);
+	refuse(c, &err);
+}
+
+static size_t ip_count(omr_ws_server_t *srv, uint64_t key)
+{
+	return (size_t)(uintptr_t)omr_u64map_get(srv->per_ip, key);
+}
+
+static void ip_adjust(omr_ws_server_t *srv, uint64_t key, int delta)
+{
+	size_t n = ip_count(srv, key) + (size_t)delta;
+	if (n == 0)
+		omr_u64map_del(srv->per_ip, key);
+	else if (omr_u64map_put(srv->per_ip, key, (void *)(uintptr_t)n))
+		omr_warn("ws", "per-ip table: out of memory");
+}
+
+static omr_ws_role_t role_of(struct lws *wsi)
+{
+	char uri[64];
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
+		return OMR_WS_ROLE_NONE;
+	if (strcmp(uri, "/ws/customer") == 0)
+		return OMR_WS_ROLE_CUSTOMER;
+	if (strcmp(uri, "/ws/agent") == 0)
+		return OMR_WS_ROLE_AGENT;
+	return OMR_WS_ROLE_NONE;
+}
+
+static int conn_open(omr_ws_server_t *srv, struct lws *wsi, ws_conn_t **pss)
+{
+	ws_conn_t *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -1;
+	c->wsi = wsi;
+	c->sess.role = role_of(wsi);
+	c->sess.conn = atomic_fetch_add(&ws_next_conn, 1);
+	c->opened_ms = c->refill_ms = uv_now(srv->loop);
+	c->tokens = 2.0 * srv->set.max_messages_per_second;
+	if (!lws_get_peer_simple(wsi, c->ip, sizeof(c->ip)))
+		snprintf(c->ip, sizeof(c->ip), "unknown");
+	if (omr_u64map_put(srv->conns, c->sess.conn, c)) {
+		free(c);
+		return -1;
+	}
+	*pss = c;
+	omr_debug("ws", "connection opened conn=%llu role=%s ip=%s",
+	          (unsigned long long)c->sess.conn, role_name(c->sess.role), c->ip);
+	uint64_t key = ws_ip_key(c->ip, srv->ip_seed);
+	if (omr_u64map_count(srv->conns) > srv->max_connections) {
+		refuse_with(c, "too-many-connections", "server connection limit reached",
+		            OMR_WS_CLOSE_TRY_AGAIN, NULL);
+		return 0;
+	}
+	if (ip_count(srv, key) >= srv->set.max_connections_per_ip) {
+		refuse_with(c, "too-many-connections", "connection limit for your address reached",
+		            OMR_WS_CLOSE_TRY_AGAIN, NULL);
+		return 0;
+	}
+	c->ip_key = key;
+	ip_adjust(srv, key, 1);
+	ws_conn_list_add(&srv->unauth, c);
+	return 0;
+}
+
+/* Sends a connection-less request (customer.gone / agent.gone) so the
+ * router stops delivering to connection `conn`. */
+static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const char *tenant,
+                      const char *id)
+{
+	omr_envelope_t *env = omr_envelope_new(agent ? OMR_ENV_AGENT_GONE : OMR_ENV_CUSTOMER_GONE);
+	ws_pending_t *p = calloc(1, sizeof(*p));
+	int rc = -ENOMEM;
+	if (env && p) {
+		env->conn = conn;
+		env->channel = OMR_CHANNEL_CHAT;
+		rc = omr_envelope_set(&env->tenant, tenant);
+		if (!rc)
+			rc = omr_envelope_set(agent ? &env->agent : &env->conv, id);
+		if (!rc)
+			rc = omr_bus_client_send(srv->bus, env, p, NULL);
+	}
+	if (rc) {
+		omr_warn("ws", "could not report closed connection conn=%llu err=%s",
+		         (unsigned long long)conn, omr_strerror(rc));
+		free(p);
+	}
+	omr_envelope_destroy(&env);
+}
+
+static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
+{
+	omr_debug("ws", "connection closed conn=%llu role=%s ip=%s authed=%d",
+	          (unsigned long long)c->sess.conn, role_name(c->sess.role), c->ip, c->sess.authed);
+	if (c->sess.authed && srv->bus && !srv->shut) {
+		bool agent = c->sess.role == OMR_WS_ROLE_AGENT;
+		send_gone(srv, agent, c->sess.conn, c->sess.tenant,
+		          agent ? c->sess.agent : c->sess.conv);
+	}
+	ws_conn_list_del(&srv->unauth, c);
+	omr_u64map_del(srv->conns, c->sess.conn);
+	if (c->ip_key)
+		ip_adjust(srv, c->ip_key, -1);
+	ws_conn_release(c);
+	free(c);
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+static void submit(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
+{
+	const char *why = NULL;
+	ws_pending_t *p = malloc(sizeof(*p));
+	if (!srv->bus || omr_bus_client_is_full(srv->bus) || !p) {
+		free(p);
+		refuse_with(c, "unavailable", "too many requests in flight; resend later", 0,
+		            rq->id);
+		return;
+	}
+	p->conn = c->sess.conn;
+	p->rq = *rq;
+	p->rq.env = NULL;
+	int rc = omr_bus_client_send(srv->bus, rq->env, p, &why);
+	if (rc) {
+		free(p);
+		omr_warn("ws", "request not sent conn=%llu type=%s err=%s why=%s",
+		         (unsigned long long)c->sess.conn, omr_ws_kind_name(rq->kind),
+		         omr_strerror(rc), why ? why : "-");
+		refuse_with(c, rc == -EINVAL || rc == -EMSGSIZE ? "bad-request" : "unavailable",
+		            rc == -EINVAL || rc == -EMSGSIZE ? "request breaks a bus limit"
+		                                             : "could not reach the router",
+		            0, rq->id);
+		return;
+	}
+	if (rq->kind == OMR_WS_HELLO || rq->kind == OMR_WS_RESUME || rq->kind == OMR_WS_LOGIN)
+		c->sess.auth_pending = true;
+	omr_debug("ws", "request conn=%llu type=%s id=%s bus_id=%llu",
+	          (unsigned long long)c->sess.conn, omr_ws_kind_name(rq->kind), rq->id,
+	          (unsigned long long)rq->env->id);
+}
+
+static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
+{
+	omr_ws_request_t rq;
+	omr_ws_error_t err;
+	if (!ws_conn_rate_take(c, uv_now(srv->loop), srv->set.max_messages_per_second)) {
+		refuse_with(c, "flood", "over the message rate", OMR_WS_CLOSE_POLICY, NULL);
+		return;
+	}
+	if (srv->draining) {
+		refuse_with(c, "unavailable", "server is shutting down", 0, NULL);
+		return;
+	}
+	if (omr_log_enabled(OMR_LOG_DEBUG))
+		omr_debug("ws", "frame conn=%llu len=%zu body=%.*s",
+		          (unsigned long long)c->sess.conn, c->rx_len,
+		          (int)(c->rx_len > 512 ? 512 : c->rx_len), c->rx);
+	int rc = omr_ws_parse(&c->sess, &srv->limits, c->rx, c->rx_len, &rq, &err);
+	if (rc) {
+		refuse(c, &err);
+		return;
+	}
+	submit(srv, c, &rq);
+	omr_ws_request_cleanup(&rq);
+}
+
+static int on_receive(omr_ws_server_t *srv, ws_conn_t *c, const void *in, size_t len)
+{
+	if (c->closing)
+		return 0;
+	if (lws_frame_is_binary(c->wsi)) {
+		refuse_with(c, "bad-json", "binary messages are not supported",
+		            OMR_WS_CLOSE_UNSUPPORTED, NULL);
+		return 0;
+	}
+	size_t max = srv->set.max_frame_bytes;
+	size_t rest = lws_remaining_packet_payload(c->wsi);
+	int rc = ws_conn_rx_append(c, in, len, max);
+	if (rc == 0 && c->rx_len + rest > max)
+		rc = -EMSGSIZE; /* refuse early: do not wait for the rest */
+	if (rc) {
+		ws_conn_rx_reset(c);
+		refuse_with(c, rc == -EMSGSIZE ? "too-big" : "unavailable",
+		            rc == -EMSGSIZE ? "frame over the limit" : "out of memory",
+		            OMR_WS_CLOSE_TOO_BIG, NULL);
+		return 0;
+	}
+	if (rest || !lws_is_final_fragment(c->wsi))
+		return 0;
+	handle_message(srv, c);
+	ws_conn_rx_reset(c);
+	return 0;
+}
+
+static int on_writeable(ws_conn_t *c)
+{
+	ws_out_t *m = c->out_head;
+	if (m) {
+		c->out_head = m->next;
+		if (!c->out_head)
+			c->out_tail = NULL;
+		c->out_bytes -= m->len;
+		/* One lws_write per WRITEABLE: lws buffers a partial write itself.
+		 * The close frame too needs a WRITEABLE of its own. */
+		int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+		free(m);
+		if (n < 0)
+			return -1;
+		if (c->out_head || c->closing)
+			want_write(c);
+		return 0;
+	}
+	if (c->closing && c->close_code) {
+		/* lws 4.1 treats -1 from WRITEABLE (and any timeout) as a dead
+		 * socket and sends no close frame; -1 from LWS_CALLBACK_TIMER closes
+		 * politely with the lws_close_reason set here. */
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+		                 (unsigned char *)c->close_reason, strlen(c->close_reason));
+		c->close_code = 0;
+		c->close_now = true;
+		lws_set_timer_usecs(c->wsi, 1);
+	}
+	return 0;
+}
+
+void omr_ws_server_on_done(omr_ws_server_t *srv, void *ctx, int status, const omr_envelope_t *ack)
+{
+	ws_pending_t *p = ctx;
+	ws_conn_t *c = p->conn ? omr_u64map_get(srv->conns, p->conn) : NULL;
+	if (!c || c->closing) {
+		if (status && !p->conn)
+			omr_info("ws", "router refused a connection report err=%s",
+			         omr_strerror(status));
+		/* The client left while its hello/resume/login was in flight and
+		 * the router accepted it: the router now watches this connection,
+		 * so tell it the connection is gone. */
+		bool auth = p->rq.kind == OMR_WS_HELLO || p->rq.kind == OMR_WS_RESUME ||
+		            p->rq.kind == OMR_WS_LOGIN;
+		if (auth && status == 0 && p->conn && srv->bus && !srv->shut) {
+			bool agent = p->rq.kind == OMR_WS_LOGIN;
+			send_gone(srv, agent, p->conn, p->rq.tenant, agent ? p->rq.agent : p->rq.conv);
+		}
+		free(p);
+		return;
+	}
+	char *json = NULL;
+	omr_ws_error_t err;
+	bool was_authed = c->sess.authed;
+	if (omr_ws_reply(&c->sess, &p->rq, status, ack, &json, &err))
+		omr_warn("ws", "out of memory rendering a reply conn=%llu",
+		         (unsigned long long)c->sess.conn);
+	if (json)
+		send_text(c, json);
+	free(json);
+	if (err.code)
+		refuse(c, &err);
+	if (!was_authed && c->sess.authed) {
+		ws_conn_list_del(&srv->unauth, c);
+		omr_info("ws", "%s authenticated conn=%llu tenant=%s %s=%s",
+		         role_name(c->sess.role), (unsigned long long)c->sess.conn, c->sess.tenant,
+		         c->sess.role == OMR_WS_ROLE_AGENT ? "agent" : "conv",
+		         c->sess.role == OMR_WS_ROLE_AGENT ? c->sess.agent : c->sess.conv);
+	}
+	free(p);
+}
+
+void omr_ws_server_on_deliver(omr_ws_server_t *srv, omr_envelope_t **envp)
+{
+	omr_envelope_t *env = *envp;
+	ws_conn_t *c = omr_u64map_get(srv->conns, env->conn);
+	if (!c || c->closing || !c->sess.authed) {
+		omr_debug("ws", "delivery for a gone connection conn=%llu dropped",
+		          (unsigned long long)env->conn);
+		return;
+	}
+	char *json = NULL;
+	omr_ws_error_t err;
+	int rc = omr_ws_render_deliver(&c->sess, env, &json, &err);
+	if (rc) {
+		omr_warn("ws", "delivery not rendered conn=%llu err=%s",
+		         (unsigned long long)env->conn, omr_strerror(rc));
+		return;
+	}
+	if (json)
+		send_text(c, json);
+	free(json);
+	if (err.code)
+		refuse(c, &err);
+}
+
+/* ---- lws callbacks ---------------------------------------------------------- */
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+	struct lws_context *ctx = lws_get_context(wsi);
+	omr_ws_server_t *srv = ctx ? lws_context_user(ctx) : NULL;
+	ws_conn_t **pss = user;
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* Unknown paths and upgrades during shutdown are refused here. */
+		return !srv || srv->draining || role_of(wsi) == OMR_WS_ROLE_NONE;
+	case LWS_CALLBACK_ESTABLISHED:
+		return conn_open(srv, wsi, pss);
+	case LWS_CALLBACK_RECEIVE:
+		return *pss ? on_receive(srv, *pss, in, len) : -1;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return *pss ? on_writeable(*pss) : -1;
+	case LWS_CALLBACK_TIMER:
+		return *pss && (*pss)->close_now ? -1 : 0;
+	case LWS_CALLBACK_CLOSED:
+		if (*pss)
+			conn_closed(srv, *pss);
+		*pss = NULL;
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+	uint8_t buf[LWS_PRE + 2048], *start = &buf[LWS_PRE], *p = start,
+	                             *end = &buf[sizeof(buf) - 1];
+	static const char body[] = "ok";
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/plain", sizeof(body) - 1,
+		                                &p, end) ||
+		    lws_finalize_write_http_header(wsi, start, &p, end))
+			return 1;
+		lws_callback_on_writable(wsi);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		memcpy(start, body, sizeof(body) - 1);
+		if (lws_write(wsi, start, sizeof(body) - 1, LWS_WRITE_HTTP_FINAL) !=
+		    (int)sizeof(body) - 1)
+			return 1;
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+	omr_ws_server_t *srv = t->data;
+	uint64_t now = uv_now(srv->loop);
+	ws_conn_t *c = srv->unauth.head;
+	while (c && now - c->opened_ms >= srv->set.auth_timeout_ms) {
+		ws_conn_t *next = c->auth_next;
+		if (!c->sess.auth_pending && !c->closing) {
+			ws_conn_list_del(&srv->unauth, c);
+			refuse_with(c, "auth-timeout", "no hello or login in time",
+			            OMR_WS_CLOSE_POLICY, NULL);
+		}
+		c = next;
+	}
+}
+
+static void lws_to_omr_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	omr_log(level == LLL_ERR    ? OMR_LOG_WARN
+	        : level == LLL_WARN ? OMR_LOG_INFO
+	                            : OMR_LOG_DEBUG,
+	        "lws", "%.*s", (int)n, line);
+}
+
+/* ---- setup and teardown ------------------------------------------------------ */
+
+static void fill_tables(omr_ws_server_t *srv)
+{
+	srv->protocols[0] = (struct lws_protocols){
+	        .name = "omr.v1",
+	        .callback = ws_callback,
+	        .per_session_data_size = sizeof(ws_conn_t *),
+	        .rx_buffer_size = WS_RX_CHUNK,
+	};
+	srv->protocols[1] = (struct lws_protocols){.name = "omr-http", .callback = http_callback};
+	/* Pages declare UTF-8; say it in the header too. */
+	srv->mimes[0] = (struct lws_protocol_vhost_options){&srv->mimes[1], NULL, ".html",
+	                                                    "text/html; charset=utf-8"};
+	srv->mimes[1] = (struct lws_protocol_vhost_options){&srv->mimes[2], NULL, ".js",
+	                                                    "text/javascript; charset=utf-8"};
+	srv->mimes[2] =
+	        (struct lws_protocol_vhost_options){NULL, NULL, ".css", "text/css; charset=utf-8"};
+	srv->mounts[0] = (struct lws_http_mount){
+	        .mount_next = &srv->mounts[1],
+	        .mountpoint = "/healthz",
+	        .origin = "omr-http",
+	        .origin_protocol = LWSMPRO_CALLBACK,
+	        .mountpoint_len = 8,
+	};
+	srv->mounts[1] = (struct lws_http_mount){
+	        .mountpoint = "/",
+	        .origin = srv->static_dir,
+	        .def = "chat.html",
+	        .extra_mimetypes = srv->mimes,
+	        .origin_protocol = LWSMPRO_FILE,
+	        .mountpoint_len = 1,
+	};
+}
+
+static int create_context(omr_ws_server_t *srv, const omr_ws_server_opts_t *opts)
+{
+	struct lws_context_creation_info info;
+	void *loops[1] = {srv->loop};
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+	               LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+	/* An IPv4 address cannot be bound on an IPv6 socket by lws. */
+	if (!strchr(srv->listen, ':'))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.foreign_loops = loops;
+	info.port = opts->port;
+	info.iface = srv->listen;
+	info.protocols = srv->protocols;
+	info.mounts = srv->mounts;
+	info.vhost_name = "omnirouter";
+	info.user = srv;
+	if (opts->ping_interval_s) {
+		srv->retry.secs_since_valid_ping = (uint16_t)opts->ping_interval_s;
+		srv->retry.secs_since_valid_hangup = (uint16_t)(opts->ping_interval_s * 2 + 10);
+	} else {
+		srv->retry.secs_since_valid_ping = UINT16_MAX - 1; /* lws has no "never" */
+		srv->retry.secs_since_valid_hangup = UINT16_MAX;
+	}
+	info.retry_and_idle_policy = &srv->retry;
+	/* lws 4.1 returns a context even when its default vhost cannot bind:
+	 * create the vhost explicitly to learn whether we listen. */
+	info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	srv->lws = lws_create_context(&info);
+	if (!srv->lws || !lws_create_vhost(srv->lws, &info))
+		return -EADDRNOTAVAIL;
+	return 0;
+}
+
+int omr_ws_server_new(uv_loop_t *loop, const omr_ws_server_opts_t *opts, omr_ws_server_t **out)
+{
+	omr_ws_server_t *srv = calloc(1, sizeof(*srv));
+	*out = NULL;
+	if (!srv)
+		return -ENOMEM;
+	srv->loop = loop;
+	srv->max_connections = opts->max_connections;
+	srv->listen = strdup(opts->listen);
+	srv->default_tenant = strdup(opts->default_tenant);
+	char *real = realpath(opts->static_dir, NULL);
+	srv->static_dir = real ? real : strdup(opts->static_dir);
+	srv->conns = omr_u64map_new();
+	srv->per_ip = omr_u64map_new();
+	char seed[17];
+	int rc = -ENOMEM;
+	if (!srv->listen || !srv->default_tenant || !srv->static_dir || !srv->conns ||
+	    !srv->per_ip || omr_random_hex(seed, sizeof(seed), 8))
+		goto fail;
+	srv->ip_seed = strtoull(seed, NULL, 16);
+	omr_ws_server_apply(srv, &opts->settings);
+	if (!real)
+		omr_warn("ws", "static directory not found dir=%s", opts->static_dir);
+	lws_set_log_level(LLL_ERR | LLL_WARN | (omr_log_enabled(OMR_LOG_DEBUG) ? LLL_NOTICE : 0),
+	                  lws_to_omr_log);
+	fill_tables(srv);
+	uv_timer_init(loop, &srv->sweep);
+	srv->sweep.data = srv;
+	srv->sweep_open = true;
+	uv_timer_start(&srv->sweep, on_sweep, WS_SWEEP_MS, WS_SWEEP_MS);
+	if ((rc = create_context(srv, opts))) {
+		omr_error("ws", "cannot listen on %s:%d (address in use or invalid?)", srv->listen,
+		          opts->port);
+		goto fail;
+	}
+	omr_info("ws", "listening on %s:%d static=%s", srv->listen, opts->port, srv->static_dir);
+	*out = srv;
+	return 0;
+fail:
+	omr_ws_server_shutdown(srv);
+	*out = srv; /* the caller runs the loop and destroys it */
+	return rc;
+}
+
+void omr_ws_server_set_bus(omr_ws_server_t *srv, omr_bus_client_t *bus)
+{
+	srv->bus = bus;
+}
+
+void omr_ws_server_drain(omr_ws_server_t *srv)
+{
+	srv->draining = true;
+	omr_info("ws", "draining: no new connections or requests connections=%zu",
+	         omr_u64map_count(srv->conns));
+}
+
+static void close_one(uint64_t key, void *value, void *arg)
+{
+	ws_conn_t *c = value;
+	if (c->closing && c->close_code)
+		return;
+	c->closing = true;
+	c->close_code = OMR_WS_CLOSE_GOING_AWAY;
+	c->close_reason = "going-away";
+	want_write(c);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, WS_CLOSE_GRACE_S);
+}
+
+void omr_ws_server_close_all(omr_ws_server_t *srv)
+{
+	omr_u64map_each(srv->conns, close_one, srv);
+}
+
+size_t omr_ws_server_connections(const omr_ws_server_t *srv)
+{
+	return srv ? omr_u64map_count(srv->conns) : 0;
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+void omr_ws_server_shutdown(omr_ws_server_t *srv)
+{
+	if (!srv || srv->shut)
+		return;
+	srv->shut = true;
+	srv->draining = true;
+	srv->bus = NULL;
+	if (srv->sweep_open)
+		uv_close((uv_handle_t *)&srv->sweep, on_sweep_closed);
+	srv->sweep_open = false;
+	/* First of two: starts closing lws's handles inside the loop. */
+	if (srv->lws)
+		lws_context_destroy(srv->lws);
+}
+
+static void free_conn(uint64_t key, void *value, void *arg)
+{
+	ws_conn_release(value);
+	free(value);
+}
+
+void omr_ws_server_destroy(omr_ws_server_t **srvp)
+{
+	if (!srvp || !*srvp)
+		return;
+	omr_ws_server_t *srv = *srvp;
+	*srvp = NULL;
+	/* Second call after uv_run returned: frees what the first left. */
+	if (srv->lws)
+		lws_context_destroy(srv->lws);
+	omr_u64map_each(srv->conns, free_conn, NULL);
+	omr_u64map_destroy(&srv->conns);
+	omr_u64map_destroy(&srv->per_ip);
+	free(srv->listen);
+	free(srv->default_tenant);
+	free(srv->static_dir);
+	free(srv);
+}

@@ -1,0 +1,636 @@
+/* test_ws_proto.c - the websocket protocol's pure half (adapters/websocket/
+ * ws_proto.c) against docs/PROTOCOL.md: every client frame to its envelope,
+ * every refusal to its documented code and close, acks and deliveries to the
+ * documented JSON. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "omnirouter/error.h"
+#include "websocket/ws_proto.h"
+
+static const omr_ws_limits_t limits = {
+        .max_text_bytes = 64,
+        .default_tenant = "acme",
+        .default_language = "en",
+};
+
+static omr_ws_session_t customer(bool authed)
+{
+	omr_ws_session_t s = {.role = OMR_WS_ROLE_CUSTOMER, .conn = 41, .authed = authed};
+	if (authed) {
+		strcpy(s.tenant, "t1");
+		strcpy(s.conv, "conv-1");
+	}
+	return s;
+}
+
+static omr_ws_session_t agent(bool authed)
+{
+	omr_ws_session_t s = {.role = OMR_WS_ROLE_AGENT, .conn = 42, .authed = authed};
+	if (authed) {
+		strcpy(s.tenant, "t1");
+		strcpy(s.agent, "ana");
+	}
+	return s;
+}
+
+/* Parses a frame that must be accepted; returns its request. */
+static omr_ws_request_t ok(const omr_ws_session_t *s, const char *frame)
+{
+	omr_ws_request_t rq;
+	omr_ws_error_t err;
+	int rc = omr_ws_parse(s, &limits, frame, strlen(frame), &rq, &err);
+	if (rc)
+		fail_msg("refused %s: %s (%s)", frame, err.code, err.reason);
+	assert_non_null(rq.env);
+	return rq;
+}
+
+/* Parses a frame that must be refused with code / close; returns the error. */
+static omr_ws_error_t refused_len(const omr_ws_session_t *s, const char *frame, size_t len,
+                                  const char *code, int close_code)
+{
+	omr_ws_request_t rq;
+	omr_ws_error_t err;
+	int rc = omr_ws_parse(s, &limits, frame, len, &rq, &err);
+	if (rc != -EINVAL)
+		fail_msg("accepted (rc %d): %.*s", rc, (int)len, frame);
+	assert_null(rq.env);
+	if (strcmp(err.code, code) != 0)
+		fail_msg("%.*s: code %s (%s), want %s", (int)len, frame, err.code, err.reason,
+		         code);
+	assert_int_equal(err.close_code, close_code);
+	return err;
+}
+
+static omr_ws_error_t refused(const omr_ws_session_t *s, const char *frame, const char *code,
+                              int close_code)
+{
+	return refused_len(s, frame, strlen(frame), code, close_code);
+}
+
+static bool is_hex32(const char *s)
+{
+	if (!s || strlen(s) != 32)
+		return false;
+	for (; *s; s++) {
+		if (!strchr("0123456789abcdef", *s))
+			return false;
+	}
+	return true;
+}
+
+/* ---- client frames -> envelopes ------------------------------------------ */
+
+static void test_hello(void **state)
+{
+	omr_ws_session_t s = customer(false);
+	omr_ws_request_t rq =
+	        ok(&s, "{\"type\":\"hello\",\"v\":1,\"language\":\"es-MX\",\"name\":\"Ana Gómez\","
+	               "\"tenant\":\"t9\"}");
+	omr_envelope_t *e = rq.env;
+	assert_int_equal(rq.kind, OMR_WS_HELLO);
+	assert_int_equal(e->type, OMR_ENV_CONV_START);
+	assert_int_equal(e->conn, 41);
+	assert_int_equal(e->channel, OMR_CHANNEL_CHAT);
+	assert_int_equal(e->from, OMR_ROLE_CUSTOMER);
+	assert_string_equal(e->tenant, "t9");
+	assert_string_equal(e->lang, "es-MX");
+	assert_string_equal(e->name, "Ana Gómez");
+	assert_true(is_hex32(e->conv));
+	assert_true(is_hex32(e->token));
+	assert_string_not_equal(e->conv, e->token);
+	assert_string_equal(rq.conv, e->conv);
+	assert_string_equal(rq.token, e->token);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"hello\"}");
+	assert_string_equal(rq.env->tenant, "acme");
+	assert_string_equal(rq.env->lang, "en");
+	assert_null(rq.env->name);
+	omr_ws_request_cleanup(&rq);
+}
+
+static void test_resume(void **state)
+{
+	omr_ws_session_t s = customer(false);
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"resume\",\"v\":1,\"conversation_id\":\"c7\","
+	                             "\"resume_token\":\"tok\",\"after\":\"1700000000000-0\"}");
+	assert_int_equal(rq.env->type, OMR_ENV_CONV_RESUME);
+	assert_string_equal(rq.env->conv, "c7");
+	assert_string_equal(rq.env->token, "tok");
+	assert_string_equal(rq.env->seq, "1700000000000-0");
+	assert_string_equal(rq.env->tenant, "acme");
+	assert_int_equal(rq.env->conn, 41);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"resume\",\"conversation_id\":\"c7\",\"resume_token\":\"tok\","
+	            "\"tenant\":\"t2\"}");
+	assert_string_equal(rq.env->seq, "0");
+	assert_string_equal(rq.env->tenant, "t2");
+	omr_ws_request_cleanup(&rq);
+}
+
+static void test_customer_message(void **state)
+{
+	omr_ws_session_t s = customer(true);
+	/* conversation_id from the client is ignored: identity is the session's */
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"message\",\"id\":\"c-1\",\"text\":\"hola\","
+	                             "\"conversation_id\":\"someone-else\",\"tenant\":\"evil\"}");
+	omr_envelope_t *e = rq.env;
+	assert_int_equal(e->type, OMR_ENV_CONV_MESSAGE);
+	assert_string_equal(e->conv, "conv-1");
+	assert_string_equal(e->tenant, "t1");
+	assert_string_equal(e->msgid, "c-1");
+	assert_string_equal(e->text, "hola");
+	assert_int_equal(e->from, OMR_ROLE_CUSTOMER);
+	assert_string_equal(rq.id, "c-1");
+	omr_ws_request_cleanup(&rq);
+}
+
+static void test_login(void **state)
+{
+	omr_ws_session_t s = agent(false);
+	omr_ws_request_t rq =
+	        ok(&s, "{\"type\":\"login\",\"v\":1,\"agent_id\":\"ana\",\"token\":\"4f1c\"}");
+	assert_int_equal(rq.env->type, OMR_ENV_AGENT_LOGIN);
+	assert_string_equal(rq.env->agent, "ana");
+	assert_string_equal(rq.env->token, "4f1c");
+	assert_string_equal(rq.env->tenant, "acme");
+	assert_int_equal(rq.env->conn, 42);
+	omr_ws_request_cleanup(&rq);
+}
+
+static void test_agent_requests(void **state)
+{
+	omr_ws_session_t s = agent(true);
+	omr_ws_request_t rq =
+	        ok(&s, "{\"type\":\"presence\",\"presence\":\"available\",\"id\":\"r1\","
+	               "\"agent_id\":\"mallory\"}");
+	assert_int_equal(rq.env->type, OMR_ENV_AGENT_PRESENCE);
+	assert_string_equal(rq.env->presence, "available");
+	assert_string_equal(rq.env->agent, "ana");
+	assert_string_equal(rq.env->tenant, "t1");
+	assert_string_equal(rq.id, "r1");
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"message\",\"conversation_id\":\"c7\",\"id\":\"a-1\","
+	            "\"text\":\"¡Hola!\"}");
+	assert_int_equal(rq.env->type, OMR_ENV_CONV_MESSAGE);
+	assert_string_equal(rq.env->conv, "c7");
+	assert_string_equal(rq.env->agent, "ana");
+	assert_string_equal(rq.env->msgid, "a-1");
+	assert_string_equal(rq.env->text, "¡Hola!");
+	assert_int_equal(rq.env->from, OMR_ROLE_AGENT);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"close\",\"conversation_id\":\"c7\",\"id\":\"r2\"}");
+	assert_int_equal(rq.env->type, OMR_ENV_CONV_CLOSE);
+	assert_string_equal(rq.env->conv, "c7");
+	assert_string_equal(rq.env->agent, "ana");
+	assert_int_equal(rq.env->from, OMR_ROLE_AGENT);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"ack\",\"seq\":\"1700000000123-0\"}");
+	assert_int_equal(rq.env->type, OMR_ENV_AGENT_ACK);
+	assert_string_equal(rq.env->seq, "1700000000123-0");
+	assert_string_equal(rq.env->agent, "ana");
+	assert_string_equal(rq.id, "");
+	omr_ws_request_cleanup(&rq);
+}
+
+/* ---- refusals ------------------------------------------------------------- */
+
+static void test_bad_json(void **state)
+{
+	omr_ws_session_t s = customer(true);
+	const char *frames[] = {"{not json",
+	                        "[1,2]",
+	                        "\"hello\"",
+	                        "{\"v\":1}",
+	                        "{\"type\":7}",
+	                        "{\"type\":\"hello\"",
+	                        "{\"type\":\"message\"}{\"type\":\"x\"}",
+	                        "{\"type\":\"message\",\"text\":\"\\ud83d\\ude00\\u12\"}"};
+	for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++)
+		refused(&s, frames[i], "bad-json", OMR_WS_CLOSE_BAD_DATA);
+	refused_len(&s, "", 0, "bad-json", OMR_WS_CLOSE_BAD_DATA);
+	refused_len(&s, "{\"type\":\"message\"\0}", 19, "bad-json", OMR_WS_CLOSE_BAD_DATA);
+}
+
+static void test_version(void **state)
+{
+	omr_ws_session_t s = customer(false);
+	omr_ws_error_t e = refused(&s, "{\"type\":\"hello\",\"v\":2,\"id\":\"h1\"}",
+	                           "unsupported-version", OMR_WS_CLOSE_PROTOCOL);
+	assert_string_equal(e.id, "h1");
+	refused(&s, "{\"type\":\"hello\",\"v\":\"1\"}", "unsupported-version",
+	        OMR_WS_CLOSE_PROTOCOL);
+	refused(&s, "{\"type\":\"hello\",\"v\":1.5}", "unsupported-version", OMR_WS_CLOSE_PROTOCOL);
+}
+
+static void test_unknown_type_and_order(void **state)
+{
+	omr_ws_session_t c = customer(false), a = agent(false);
+	refused(&c, "{\"type\":\"dance\"}", "bad-request", 0);
+	refused(&c, "{\"type\":\"login\",\"agent_id\":\"a\",\"token\":\"t\"}", "bad-request", 0);
+	refused(&a, "{\"type\":\"hello\"}", "bad-request", 0);
+	/* before hello / login only the auth frame is accepted; stays open */
+	omr_ws_error_t e = refused(&c, "{\"type\":\"message\",\"id\":\"c-1\",\"text\":\"x\"}",
+	                           "unauthorized", 0);
+	assert_string_equal(e.id, "c-1");
+	refused(&a, "{\"type\":\"presence\",\"presence\":\"away\"}", "unauthorized", 0);
+	/* a second hello while the first is in flight, or after it */
+	c.auth_pending = true;
+	refused(&c, "{\"type\":\"hello\"}", "bad-request", 0);
+	omr_ws_session_t done = customer(true);
+	refused(&done, "{\"type\":\"resume\",\"conversation_id\":\"c\",\"resume_token\":\"t\"}",
+	        "bad-request", 0);
+}
+
+static void test_ids(void **state)
+{
+	omr_ws_session_t s = customer(true);
+	char frame[512], big[200];
+	memset(big, 'x', 129);
+	big[129] = '\0';
+	refused(&s, "{\"type\":\"message\",\"text\":\"x\"}", "bad-request", 0);
+	omr_ws_error_t e = refused(&s, "{\"type\":\"message\",\"id\":\"a b\",\"text\":\"x\"}",
+	                           "bad-request", 0);
+	assert_string_equal(e.id, ""); /* an invalid id is never echoed */
+	refused(&s, "{\"type\":\"message\",\"id\":\"\",\"text\":\"x\"}", "bad-request", 0);
+	refused(&s, "{\"type\":\"message\",\"id\":7,\"text\":\"x\"}", "bad-request", 0);
+	snprintf(frame, sizeof(frame), "{\"type\":\"message\",\"id\":\"%s\",\"text\":\"x\"}", big);
+	refused(&s, frame, "bad-request", 0);
+	big[128] = '\0';
+	snprintf(frame, sizeof(frame), "{\"type\":\"message\",\"id\":\"%s\",\"text\":\"x\"}", big);
+	omr_ws_request_t rq = ok(&s, frame);
+	omr_ws_request_cleanup(&rq);
+
+	omr_ws_session_t c = customer(false), a = agent(false), ag = agent(true);
+	refused(&c, "{\"type\":\"resume\",\"resume_token\":\"t\"}", "bad-request", 0);
+	refused(&c, "{\"type\":\"resume\",\"conversation_id\":\"c/1\",\"resume_token\":\"t\"}",
+	        "bad-request", 0);
+	refused(&c,
+	        "{\"type\":\"resume\",\"conversation_id\":\"c\",\"resume_token\":\"t\","
+	        "\"after\":5}",
+	        "bad-request", 0);
+	refused(&c, "{\"type\":\"hello\",\"tenant\":\"a b\"}", "bad-request", 0);
+	refused(&a, "{\"type\":\"login\",\"agent_id\":\"ana\"}", "bad-request", 0);
+	refused(&a, "{\"type\":\"login\",\"agent_id\":[],\"token\":\"t\"}", "bad-request", 0);
+	refused(&ag, "{\"type\":\"message\",\"id\":\"a1\",\"text\":\"x\"}", "bad-request", 0);
+	refused(&ag, "{\"type\":\"close\"}", "bad-request", 0);
+	refused(&ag, "{\"type\":\"ack\"}", "bad-request", 0);
+	refused(&ag, "{\"type\":\"ack\",\"seq\":\"1 2\"}", "bad-request", 0);
+	refused(&ag, "{\"type\":\"presence\",\"presence\":\"busy\"}", "bad-request", 0);
+	refused(&ag, "{\"type\":\"presence\",\"presence\":true}", "bad-request", 0);
+}
+
+static void test_text(void **state)
+{
+	omr_ws_session_t s = customer(true);
+	char frame[256], text[80];
+	refused(&s, "{\"type\":\"message\",\"id\":\"m\"}", "bad-request", 0);
+	refused(&s, "{\"type\":\"message\",\"id\":\"m\",\"text\":5}", "bad-request", 0);
+	refused(&s, "{\"type\":\"message\",\"id\":\"m\",\"text\":\"\"}", "bad-request", 0);
+	/* exactly the limit passes, one byte more does not */
+	memset(text, 'a', 64);
+	text[64] = '\0';
+	snprintf(frame, sizeof(frame), "{\"type\":\"message\",\"id\":\"m\",\"text\":\"%s\"}", text);
+	omr_ws_request_t rq = ok(&s, frame);
+	omr_ws_request_cleanup(&rq);
+	text[64] = 'a';
+	text[65] = '\0';
+	snprintf(frame, sizeof(frame), "{\"type\":\"message\",\"id\":\"m\",\"text\":\"%s\"}", text);
+	omr_ws_error_t e = refused(&s, frame, "bad-request", 0);
+	assert_string_equal(e.id, "m");
+	assert_non_null(strstr(e.reason, "too long"));
+	/* raw invalid UTF-8, NUL by escape, lone surrogates: refused, id echoed */
+	e = refused(&s, "{\"type\":\"message\",\"id\":\"u0\",\"text\":\"bad \xc3\x28\"}",
+	            "bad-request", 0);
+	assert_string_equal(e.id, "u0");
+	e = refused(&s, "{\"type\":\"message\",\"id\":\"n1\",\"text\":\"a\\u0000b\"}",
+	            "bad-request", 0);
+	assert_string_equal(e.id, "n1");
+	e = refused(&s, "{\"type\":\"message\",\"id\":\"u1\",\"text\":\"x \\udc80\"}",
+	            "bad-request", 0);
+	assert_string_equal(e.id, "u1");
+	e = refused(&s, "{\"type\":\"message\",\"id\":\"u2\",\"text\":\"\\ud800\\ud800\"}",
+	            "bad-request", 0);
+	assert_string_equal(e.id, "u2");
+	/* an escaped backslash followed by u0000 is text, and a valid pair is fine */
+	rq = ok(&s, "{\"type\":\"message\",\"id\":\"t1\",\"text\":\"a\\\\u0000 \\ud83d\\ude00\"}");
+	assert_string_equal(rq.env->text, "a\\u0000 \xf0\x9f\x98\x80");
+	omr_ws_request_cleanup(&rq);
+}
+
+static void test_hello_fields(void **state)
+{
+	omr_ws_session_t s = customer(false);
+	char frame[600], name[300];
+	refused(&s, "{\"type\":\"hello\",\"language\":\"e\"}", "bad-request", 0);
+	refused(&s, "{\"type\":\"hello\",\"language\":\"es_MX\"}", "bad-request", 0);
+	refused(&s, "{\"type\":\"hello\",\"language\":5}", "bad-request", 0);
+	refused(&s, "{\"type\":\"hello\",\"name\":\"a\\nb\"}", "bad-request", 0);
+	refused(&s, "{\"type\":\"hello\",\"name\":\"\"}", "bad-request", 0);
+	memset(name, 'n', 257);
+	name[257] = '\0';
+	snprintf(frame, sizeof(frame), "{\"type\":\"hello\",\"name\":\"%s\"}", name);
+	refused(&s, frame, "bad-request", 0);
+	name[256] = '\0';
+	snprintf(frame, sizeof(frame), "{\"type\":\"hello\",\"name\":\"%s\"}", name);
+	omr_ws_request_t rq = ok(&s, frame);
+	omr_ws_request_cleanup(&rq);
+}
+
+/* ---- acks and deliveries -> JSON -------------------------------------------- */
+
+static cJSON *parse_out(char *json)
+{
+	assert_non_null(json);
+	cJSON *obj = cJSON_Parse(json);
+	assert_non_null(obj);
+	free(json);
+	return obj;
+}
+
+static const char *jstr(const cJSON *obj, const char *key)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+static double jnum(const cJSON *obj, const char *key)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	assert_true(cJSON_IsNumber(it));
+	return it->valuedouble;
+}
+
+static omr_envelope_t *ack_env(int status)
+{
+	omr_envelope_t *a = omr_envelope_new(OMR_ENV_ACK);
+	assert_non_null(a);
+	a->status = status;
+	return a;
+}
+
+static void test_reply_hello_and_message(void **state)
+{
+	omr_ws_session_t s = customer(false);
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"hello\",\"tenant\":\"t9\"}");
+	omr_envelope_t *a = ack_env(0);
+	char *out;
+	omr_ws_error_t err;
+	omr_envelope_set(&a->event, "queued");
+	s.auth_pending = true;
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	assert_null(err.code);
+	cJSON *w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "welcome");
+	assert_string_equal(jstr(w, "conversation_id"), rq.conv);
+	assert_string_equal(jstr(w, "resume_token"), rq.token);
+	assert_string_equal(jstr(w, "state"), "queued");
+	assert_string_equal(jstr(w, "tenant"), "t9");
+	cJSON_Delete(w);
+	assert_true(s.authed);
+	assert_false(s.auth_pending);
+	assert_string_equal(s.conv, rq.conv);
+	assert_string_equal(s.tenant, "t9");
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"message\",\"id\":\"c-1\",\"text\":\"hi\"}");
+	omr_envelope_set(&a->seq, "1700000000123-0");
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "ack");
+	assert_string_equal(jstr(w, "id"), "c-1");
+	assert_string_equal(jstr(w, "seq"), "1700000000123-0");
+	cJSON_Delete(w);
+	omr_ws_request_cleanup(&rq);
+	omr_envelope_destroy(&a);
+}
+
+static void test_reply_failures(void **state)
+{
+	omr_ws_session_t s = customer(false);
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"resume\",\"conversation_id\":\"c\","
+	                             "\"resume_token\":\"t\"}");
+	omr_envelope_t *a = ack_env(OMR_ERR_BAD_TOKEN);
+	char *out;
+	omr_ws_error_t err;
+	s.auth_pending = true;
+	assert_int_equal(omr_ws_reply(&s, &rq, OMR_ERR_BAD_TOKEN, a, &out, &err), 0);
+	assert_null(out);
+	assert_string_equal(err.code, "unauthorized");
+	assert_int_equal(err.close_code, OMR_WS_CLOSE_POLICY);
+	assert_false(s.authed);
+	assert_false(s.auth_pending);
+	omr_ws_request_cleanup(&rq);
+
+	/* a hello that timed out: unavailable, stays open, may be retried */
+	rq = ok(&s, "{\"type\":\"hello\",\"id\":\"h1\"}");
+	assert_int_equal(omr_ws_reply(&s, &rq, -ETIMEDOUT, NULL, &out, &err), 0);
+	assert_string_equal(err.code, "unavailable");
+	assert_string_equal(err.id, "h1");
+	assert_int_equal(err.close_code, 0);
+	omr_ws_request_cleanup(&rq);
+
+	omr_ws_session_t ag = agent(true);
+	rq = ok(&ag,
+	        "{\"type\":\"message\",\"conversation_id\":\"c7\",\"id\":\"a-1\",\"text\":\"x\"}");
+	assert_int_equal(omr_ws_reply(&ag, &rq, OMR_ERR_NOT_ASSIGNED, a, &out, &err), 0);
+	assert_string_equal(err.code, "not-assigned");
+	assert_string_equal(err.id, "a-1");
+	assert_int_equal(err.close_code, 0);
+	assert_int_equal(omr_ws_reply(&ag, &rq, OMR_ERR_CLOSED, a, &out, &err), 0);
+	assert_string_equal(err.code, "closed");
+	omr_ws_request_cleanup(&rq);
+
+	char *json = omr_ws_render_error(&err);
+	cJSON *e = parse_out(json);
+	assert_string_equal(jstr(e, "type"), "error");
+	assert_string_equal(jstr(e, "code"), "closed");
+	assert_string_equal(jstr(e, "id"), "a-1");
+	assert_non_null(jstr(e, "reason"));
+	cJSON_Delete(e);
+	omr_envelope_destroy(&a);
+}
+
+static void test_reply_agent(void **state)
+{
+	omr_ws_session_t s = agent(false);
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"tk\"}");
+	omr_envelope_t *a = ack_env(0);
+	char *out;
+	omr_ws_error_t err;
+	omr_envelope_set(&a->name, "Ana");
+	omr_envelope_set(&a->presence, "away");
+	omr_envelope_add_attr(a, "languages", "es,en");
+	omr_envelope_add_attr(a, "capacity", "2");
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	cJSON *w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "welcome");
+	assert_string_equal(jstr(w, "agent_id"), "ana");
+	assert_string_equal(jstr(w, "name"), "Ana");
+	assert_string_equal(jstr(w, "presence"), "away");
+	assert_int_equal((int)jnum(w, "capacity"), 2);
+	const cJSON *langs = cJSON_GetObjectItemCaseSensitive(w, "languages");
+	assert_int_equal(cJSON_GetArraySize(langs), 2);
+	assert_string_equal(cJSON_GetArrayItem(langs, 0)->valuestring, "es");
+	assert_string_equal(cJSON_GetArrayItem(langs, 1)->valuestring, "en");
+	cJSON_Delete(w);
+	assert_true(s.authed);
+	assert_string_equal(s.agent, "ana");
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"presence\",\"presence\":\"available\",\"id\":\"r1\"}");
+	omr_envelope_set(&a->presence, "available");
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "ack");
+	assert_string_equal(jstr(w, "id"), "r1");
+	assert_string_equal(jstr(w, "presence"), "available");
+	cJSON_Delete(w);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"ack\",\"seq\":\"1-0\"}");
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	assert_null(out); /* nothing goes back for an ack */
+	assert_null(err.code);
+	omr_ws_request_cleanup(&rq);
+	omr_envelope_destroy(&a);
+}
+
+static omr_envelope_t *deliver(const char *event)
+{
+	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+	assert_non_null(d);
+	omr_envelope_set(&d->event, event);
+	omr_envelope_set(&d->seq, "1700000000456-0");
+	omr_envelope_set(&d->conv, "c7");
+	omr_envelope_set(&d->tenant, "t1");
+	d->ts_ms = 1700000000456ull;
+	return d;
+}
+
+static void test_deliver_customer(void **state)
+{
+	omr_ws_session_t s = customer(true);
+	omr_envelope_t *d = deliver("message");
+	char *out;
+	omr_ws_error_t err;
+	d->from = OMR_ROLE_AGENT;
+	omr_envelope_set(&d->msgid, "a-1");
+	omr_envelope_set(&d->name, "Luis");
+	omr_envelope_set(&d->text, "¡Hola!");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	cJSON *m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "message");
+	assert_string_equal(jstr(m, "seq"), "1700000000456-0");
+	assert_string_equal(jstr(m, "id"), "a-1");
+	assert_string_equal(jstr(m, "from"), "agent");
+	assert_string_equal(jstr(m, "name"), "Luis");
+	assert_string_equal(jstr(m, "text"), "¡Hola!");
+	assert_true(jnum(m, "ts") == 1700000000456.0);
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	d = deliver("assigned");
+	omr_envelope_set(&d->name, "Luis");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "event");
+	assert_string_equal(jstr(m, "event"), "assigned");
+	assert_string_equal(jstr(m, "name"), "Luis");
+	assert_string_equal(jstr(m, "seq"), "1700000000456-0");
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+}
+
+static void test_deliver_agent(void **state)
+{
+	omr_ws_session_t s = agent(true);
+	omr_envelope_t *d = deliver("assigned");
+	char *out;
+	omr_ws_error_t err;
+	omr_envelope_set(&d->lang, "es-MX");
+	omr_envelope_set(&d->name, "Ana");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	cJSON *m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "assigned");
+	assert_string_equal(jstr(m, "conversation_id"), "c7");
+	assert_string_equal(jstr(m, "language"), "es-MX");
+	assert_string_equal(jstr(m, "customer_name"), "Ana");
+	assert_string_equal(jstr(m, "tenant"), "t1");
+	assert_string_equal(jstr(m, "seq"), "1700000000456-0");
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	d = deliver("message");
+	d->from = OMR_ROLE_CUSTOMER;
+	omr_envelope_set(&d->msgid, "c-1");
+	omr_envelope_set(&d->text, "hola");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "message");
+	assert_string_equal(jstr(m, "conversation_id"), "c7");
+	assert_string_equal(jstr(m, "id"), "c-1");
+	assert_string_equal(jstr(m, "from"), "customer");
+	assert_string_equal(jstr(m, "text"), "hola");
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	d = deliver("closed");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "closed");
+	assert_string_equal(jstr(m, "conversation_id"), "c7");
+	assert_true(jnum(m, "ts") == 1700000000456.0);
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	d = deliver("replaced");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	assert_null(out);
+	assert_string_equal(err.code, "replaced");
+	assert_int_equal(err.close_code, OMR_WS_CLOSE_POLICY);
+	omr_envelope_destroy(&d);
+
+	omr_envelope_t *notdeliver = omr_envelope_new(OMR_ENV_ACK);
+	assert_int_equal(omr_ws_render_deliver(&s, notdeliver, &out, &err), -EINVAL);
+	omr_envelope_destroy(&notdeliver);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_hello),
+	        cmocka_unit_test(test_resume),
+	        cmocka_unit_test(test_customer_message),
+	        cmocka_unit_test(test_login),
+	        cmocka_unit_test(test_agent_requests),
+	        cmocka_unit_test(test_bad_json),
+	        cmocka_unit_test(test_version),
+	        cmocka_unit_test(test_unknown_type_and_order),
+	        cmocka_unit_test(test_ids),
+	        cmocka_unit_test(test_text),
+	        cmocka_unit_test(test_hello_fields),
+	        cmocka_unit_test(test_reply_hello_and_message),
+	        cmocka_unit_test(test_reply_failures),
+	        cmocka_unit_test(test_reply_agent),
+	        cmocka_unit_test(test_deliver_customer),
+	        cmocka_unit_test(test_deliver_agent),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
