@@ -11,6 +11,10 @@ import tempfile
 import time
 import unittest
 
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from omr_harness import RedisError, Resp  # noqa: E402
+
 SRC = os.environ.get("OMR_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 P = "omr:{t1}"
@@ -22,55 +26,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Redis:
-    """A minimal RESP client: enough for FCALL and inspection."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.buf = b""
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _read(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            return RedisError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self.buf += self.sock.recv(65536)
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data.decode()
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
-        raise ValueError(line)
-
-    def __call__(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
-        return self._read()
+class Err(str):
+    """A Redis error reply, as a value the tests can compare."""
 
 
-class RedisError(str):
-    pass
+def as_value(reply):
+    return Err(str(reply)) if isinstance(reply, RedisError) else reply
 
 
 class FunctionsTest(unittest.TestCase):
@@ -85,7 +46,8 @@ class FunctionsTest(unittest.TestCase):
         deadline = time.time() + 10
         while True:
             try:
-                cls.r = Redis(cls.port)
+                client = Resp(cls.port)
+                cls.r = staticmethod(lambda *args, c=client: as_value(c.pipeline([args])[0]))
                 if cls.r("PING") == "PONG":
                     break
             except OSError:
@@ -184,7 +146,7 @@ class FunctionsTest(unittest.TestCase):
         self.assertEqual(self.r("XLEN", f"{P}:conv:c1:log"), 3)  # assigned event + 2 messages
         self.agent("b", "en", 1)
         res = self.fcall("omr_conv_message", "c1", "agent", "b", "x1", "hijack", "B", 100)
-        self.assertIsInstance(res, RedisError)
+        self.assertIsInstance(res, Err)
         self.assertTrue(res.startswith("NOTASSIGNED"), res)
 
     def test_start_is_idempotent_and_resume_checks_token(self):
