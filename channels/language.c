@@ -4,8 +4,14 @@
 
 #include "omnirouter/channel.h"
 
-static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static int is_alnum(char c) { return is_alpha(c) || (c >= '0' && c <= '9'); }
+static int is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static int is_alnum(char c)
+{
+	return is_alpha(c) || (c >= '0' && c <= '9');
+}
 
 int omr_language_primary(const char *tag, char *out, size_t outsize)
 {

@@ -12,11 +12,20 @@
 static _Atomic int log_level = OMR_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-void omr_log_set_level(omr_log_level_t level) { atomic_store(&log_level, (int)level); }
+void omr_log_set_level(omr_log_level_t level)
+{
+	atomic_store(&log_level, (int)level);
+}
 
-omr_log_level_t omr_log_get_level(void) { return (omr_log_level_t)atomic_load(&log_level); }
+omr_log_level_t omr_log_get_level(void)
+{
+	return (omr_log_level_t)atomic_load(&log_level);
+}
 
-bool omr_log_enabled(omr_log_level_t level) { return (int)level >= atomic_load(&log_level); }
+bool omr_log_enabled(omr_log_level_t level)
+{
+	return (int)level >= atomic_load(&log_level);
+}
 
 int omr_log_level_parse(const char *name, omr_log_level_t *out)
 {

@@ -81,8 +81,9 @@ bool omr_id_is_valid(const char *s, size_t max)
 	size_t n = 0;
 	for (; s[n]; n++) {
 		char c = s[n];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			  c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' || c == '@' ||
+		          c == '-';
 		if (!ok || n >= max)
 			return false;
 	}
@@ -96,8 +97,17 @@ static uint64_t clock_ms(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-uint64_t omr_now_ms(void) { return clock_ms(CLOCK_REALTIME); }
+uint64_t omr_now_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
+}
 
-uint64_t omr_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+uint64_t omr_mono_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
+}
 
-char *omr_strdup(const char *s) { return s ? strdup(s) : NULL; }
+char *omr_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}

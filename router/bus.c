@@ -29,9 +29,15 @@ struct omr_bus_server {
 
 static void drain(omr_bus_server_t *b);
 
-static void on_poll(uv_poll_t *h, int status, int events) { drain(h->data); }
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	drain(h->data);
+}
 
-static void on_idle(uv_idle_t *h) { drain(h->data); }
+static void on_idle(uv_idle_t *h)
+{
+	drain(h->data);
+}
 
 static bool readable(omr_bus_server_t *b)
 {
@@ -60,11 +66,11 @@ static void handle_frame(omr_bus_server_t *b, const omr_bus_peer_t *peer, zmq_ms
 	omr_envelope_t *env = NULL;
 	const char *why = NULL;
 	int rc = omr_envelope_decode(zmq_msg_data(payload), zmq_msg_size(payload), b->frame_max,
-				     &env, &why);
+	                             &env, &why);
 	if (rc != 0) {
 		b->rejected++;
 		omr_warn("bus", "envelope rejected reason=\"%s\" bytes=%zu", why ? why : "unknown",
-			 zmq_msg_size(payload));
+		         zmq_msg_size(payload));
 		return;
 	}
 	b->on_request(b->ud, peer, &env);
@@ -128,7 +134,7 @@ int omr_bus_server_send(omr_bus_server_t *b, const omr_bus_peer_t *peer, const o
 	int rc = omr_envelope_encode(env, b->frame_max, &buf, &len, &why);
 	if (rc != 0) {
 		omr_error("bus", "cannot encode envelope type=%s reason=\"%s\"",
-			  omr_env_type_name(env->type), why ? why : "encode failed");
+		          omr_env_type_name(env->type), why ? why : "encode failed");
 		return rc;
 	}
 	rc = 0;
@@ -143,7 +149,7 @@ int omr_bus_server_send(omr_bus_server_t *b, const omr_bus_peer_t *peer, const o
 }
 
 int omr_bus_server_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
-			 omr_bus_request_fn on_request, void *ud, omr_bus_server_t **out)
+                         omr_bus_request_fn on_request, void *ud, omr_bus_server_t **out)
 {
 	omr_bus_server_t *b = calloc(1, sizeof(*b));
 	if (!b)
@@ -166,7 +172,7 @@ int omr_bus_server_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
 	if (zmq_bind(b->sock, cfg->bus_endpoint) != 0) {
 		int err = -errno;
 		omr_error("bus", "cannot bind endpoint=%s error=\"%s\"", cfg->bus_endpoint,
-			  zmq_strerror(errno));
+		          zmq_strerror(errno));
 		zmq_close(b->sock);
 		free(b);
 		return err;

@@ -26,7 +26,7 @@ typedef void (*omr_bus_request_fn)(void *ud, const omr_bus_peer_t *peer, omr_env
 /* Creates the ROUTER socket and binds cfg->bus_endpoint. Returns 0 and *out
  * or a negative errno (logged). */
 int omr_bus_server_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
-			 omr_bus_request_fn on_request, void *ud, omr_bus_server_t **out);
+                         omr_bus_request_fn on_request, void *ud, omr_bus_server_t **out);
 
 /* Encodes and sends env to peer without blocking. 0, -EHOSTUNREACH (peer
  * gone), -EAGAIN (peer's queue full), -EINVAL/-EMSGSIZE (encode failed). */

@@ -47,7 +47,8 @@ static void on_router_state(void *ud, bool ready)
 	d->adapters_started = true;
 	int rc = omr_websocket_adapter.start(d->zctx, d->cfg, &d->ws);
 	if (rc != 0) {
-		omr_error("daemon", "websocket adapter failed to start error=\"%s\"", strerror(-rc));
+		omr_error("daemon", "websocket adapter failed to start error=\"%s\"",
+		          strerror(-rc));
 		d->failed = true;
 		uv_kill(uv_os_getpid(), SIGTERM);
 		return;
@@ -56,7 +57,10 @@ static void on_router_state(void *ud, bool ready)
 	omr_info("daemon", "ready ws=%s:%lld", d->cfg->ws_listen, (long long)d->cfg->ws_port);
 }
 
-static void on_watchdog(uv_timer_t *t) { sd_notify(0, "WATCHDOG=1"); }
+static void on_watchdog(uv_timer_t *t)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
 
 static void close_all(daemon_t *d)
 {
@@ -137,7 +141,8 @@ static void start_watchdog(daemon_t *d)
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
 		uint64_t ms = usec / 2000;
 		uv_timer_start(&d->watchdog, on_watchdog, ms ? ms : 1, ms ? ms : 1);
-		omr_info("daemon", "systemd watchdog interval_ms=%llu", (unsigned long long)(usec / 1000));
+		omr_info("daemon", "systemd watchdog interval_ms=%llu",
+		         (unsigned long long)(usec / 1000));
 	}
 }
 

@@ -33,7 +33,7 @@ static void watch_key(const char *tenant, const char *id, char *out, size_t outs
 }
 
 static omr_watch_t *watch_new(const char *tenant, const char *id, const omr_bus_peer_t *peer,
-			      uint64_t conn)
+                              uint64_t conn)
 {
 	omr_watch_t *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -107,7 +107,7 @@ static void set_if(char **dst, const char *v)
 
 /* Sends one stream entry to the watch's connection as a DELIVER. */
 static void deliver_entry(omr_router_t *r, omr_watch_t *w, const char *seq,
-			  const redisReply *fields)
+                          const redisReply *fields)
 {
 	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
 	if (!d)
@@ -199,11 +199,11 @@ static void on_read_reply(void *ud, const redisReply *rep)
 	if (!rep || rep->type == REDIS_REPLY_ERROR) {
 		if (rep)
 			omr_warn("delivery", "stream read failed id=%s error=\"%s\"", op->w->id,
-				 rep->str);
+			         rep->str);
 		op->failed = true;
 	} else if (!op->w->removed) {
 		op->got += op->w->is_agent ? deliver_xread(op->r, op->w, rep)
-					   : deliver_entries(op->r, op->w, rep);
+		                           : deliver_entries(op->r, op->w, rep);
 	}
 	if (--op->pending == 0)
 		read_done(op);
@@ -216,8 +216,8 @@ static int send_read(omr_router_t *r, read_op_t *op, const char *last)
 	snprintf(count, sizeof(count), "%d", OMR_READ_COUNT);
 	if (w->is_agent) {
 		snprintf(key, sizeof(key), "omr:{%s}:agent:%s:inbox", w->tenant, w->id);
-		const char *argv[] = {"XREADGROUP", "GROUP", "desktop", w->id, "COUNT",
-				      count,        "STREAMS", key,     last};
+		const char *argv[] = {"XREADGROUP", "GROUP",   "desktop", w->id, "COUNT",
+		                      count,        "STREAMS", key,       last};
 		size_t lens[9];
 		for (int i = 0; i < 9; i++)
 			lens[i] = strlen(argv[i]);
@@ -273,7 +273,7 @@ omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *tenant, const 
 }
 
 omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *tenant, const char *agent,
-				    const char *session, const omr_bus_peer_t *peer, uint64_t conn)
+                                    const char *session, const omr_bus_peer_t *peer, uint64_t conn)
 {
 	char key[2 * OMR_ENV_ID_MAX + 2];
 	watch_key(tenant, agent, key, sizeof(key));
@@ -301,7 +301,7 @@ void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w)
 }
 
 int omr_delivery_add_customer(omr_router_t *r, const char *tenant, const char *conv,
-			      const char *cursor, const omr_bus_peer_t *peer, uint64_t conn)
+                              const char *cursor, const omr_bus_peer_t *peer, uint64_t conn)
 {
 	char key[2 * OMR_ENV_ID_MAX + 2];
 	watch_key(tenant, conv, key, sizeof(key));
@@ -323,7 +323,7 @@ int omr_delivery_add_customer(omr_router_t *r, const char *tenant, const char *c
 }
 
 void omr_delivery_remove_customer(omr_router_t *r, const char *tenant, const char *conv,
-				  uint64_t conn)
+                                  uint64_t conn)
 {
 	char key[2 * OMR_ENV_ID_MAX + 2];
 	watch_key(tenant, conv, key, sizeof(key));
@@ -375,7 +375,7 @@ static void notify_agent(omr_router_t *r, const char *tenant, const char *rest)
 }
 
 void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, const char *msg,
-			    size_t len)
+                            size_t len)
 {
 	/* channel is "omr:{TENANT}:notify" */
 	static const char pre[] = "omr:{", post[] = "}:notify";
@@ -400,7 +400,10 @@ void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, 
 	}
 }
 
-static void resync_agent(void *ud, const char *key, void *value) { read_watch(ud, value); }
+static void resync_agent(void *ud, const char *key, void *value)
+{
+	read_watch(ud, value);
+}
 
 static void resync_customers(void *ud, const char *key, void *value)
 {

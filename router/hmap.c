@@ -129,9 +129,13 @@ void *omr_hmap_del(omr_hmap_t *m, const char *key)
 	return v;
 }
 
-size_t omr_hmap_size(const omr_hmap_t *m) { return m->size; }
+size_t omr_hmap_size(const omr_hmap_t *m)
+{
+	return m->size;
+}
 
-void omr_hmap_each(const omr_hmap_t *m, void (*fn)(void *ud, const char *key, void *value), void *ud)
+void omr_hmap_each(const omr_hmap_t *m, void (*fn)(void *ud, const char *key, void *value),
+                   void *ud)
 {
 	for (size_t i = 0; i < m->nbuckets; i++)
 		for (node_t *n = m->buckets[i]; n; n = n->next)

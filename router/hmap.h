@@ -24,6 +24,6 @@ size_t omr_hmap_size(const omr_hmap_t *m);
 
 /* Calls fn for every entry; fn must not change the map. */
 void omr_hmap_each(const omr_hmap_t *m, void (*fn)(void *ud, const char *key, void *value),
-		   void *ud);
+                   void *ud);
 
 #endif

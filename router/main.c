@@ -15,19 +15,20 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: omnirouterd [-c FILE] [--check-config] [--version]\n"
-		   "  -c, --config FILE   configuration (default /etc/omnirouter/omnirouter.yaml)\n"
-		   "  -t, --check-config  validate the configuration and exit (0 = valid)\n"
-		   "  -V, --version       print the version and exit\n");
+	           "  -c, --config FILE   configuration (default /etc/omnirouter/omnirouter.yaml)\n"
+	           "  -t, --check-config  validate the configuration and exit (0 = valid)\n"
+	           "  -V, --version       print the version and exit\n");
 }
 
 int main(int argc, char **argv)
 {
 	const char *path = "/etc/omnirouter/omnirouter.yaml";
 	bool check = false;
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
-		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"check-config", no_argument, NULL, 't'},
+	                                     {"version", no_argument, NULL, 'V'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {NULL, 0, NULL, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
 		switch (c) {

@@ -58,7 +58,10 @@ static void del_write(void *priv)
 	update(p, p->events & ~UV_WRITABLE);
 }
 
-static void on_close(uv_handle_t *handle) { free(handle->data); }
+static void on_close(uv_handle_t *handle)
+{
+	free(handle->data);
+}
 
 static void cleanup(void *priv)
 {

@@ -34,8 +34,8 @@ void omr_router_send(omr_router_t *r, const omr_bus_peer_t *peer, omr_envelope_t
 	env->id = ++r->next_id;
 	int rc = omr_bus_server_send(r->bus, peer, env);
 	if (rc != 0 && rc != -EHOSTUNREACH)
-		omr_warn("router", "bus send failed type=%s error=\"%s\"", omr_env_type_name(env->type),
-			 omr_strerror(rc));
+		omr_warn("router", "bus send failed type=%s error=\"%s\"",
+		         omr_env_type_name(env->type), omr_strerror(rc));
 }
 
 static void request_free(request_t *q)
@@ -68,11 +68,15 @@ static int error_status(const char *msg)
 		const char *code;
 		int status;
 	} map[] = {
-		{"BADTOKEN ", OMR_ERR_BAD_TOKEN}, {"NOTASSIGNED ", OMR_ERR_NOT_ASSIGNED},
-		{"NOCONV ", OMR_ERR_NOT_ASSIGNED}, {"CLOSED ", OMR_ERR_CLOSED},
-		{"NOAGENT ", OMR_ERR_NO_AGENT},    {"REPLACED ", OMR_ERR_BAD_TOKEN},
-		{"TOOMANY ", -ENOSPC},             {"BADARG ", -EINVAL},
-		{"BUSY ", -EBUSY},
+	        {"BADTOKEN ", OMR_ERR_BAD_TOKEN},
+	        {"NOTASSIGNED ", OMR_ERR_NOT_ASSIGNED},
+	        {"NOCONV ", OMR_ERR_NOT_ASSIGNED},
+	        {"CLOSED ", OMR_ERR_CLOSED},
+	        {"NOAGENT ", OMR_ERR_NO_AGENT},
+	        {"REPLACED ", OMR_ERR_BAD_TOKEN},
+	        {"TOOMANY ", -ENOSPC},
+	        {"BADARG ", -EINVAL},
+	        {"BUSY ", -EBUSY},
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (strncmp(msg, map[i].code, strlen(map[i].code)) == 0)
@@ -93,20 +97,21 @@ static bool reply_ok(request_t *q, const redisReply *rep)
 		int status = error_status(rep->str);
 		if (status == 0) {
 			omr_error("router", "redis error type=%s error=\"%s\"",
-				  omr_env_type_name(q->env->type), rep->str);
+			          omr_env_type_name(q->env->type), rep->str);
 			request_free(q);
 			return false;
 		}
 		omr_info("router", "refused type=%s conn=%llu reason=\"%s\"",
-			 omr_env_type_name(q->env->type), (unsigned long long)q->env->conn, rep->str);
+		         omr_env_type_name(q->env->type), (unsigned long long)q->env->conn,
+		         rep->str);
 		reply(q, status, NULL);
 		return false;
 	}
 	return true;
 }
 
-static int fcall(request_t *q, omr_store_reply_fn cb, const char *fn, const char *tenant,
-		 int nargs, const char **args, const size_t *lens)
+static int fcall(request_t *q, omr_store_reply_fn cb, const char *fn, const char *tenant, int nargs,
+                 const char **args, const size_t *lens)
 {
 	char prefix[OMR_ENV_ID_MAX + 8];
 	omr_router_tenant_prefix(tenant, prefix, sizeof(prefix));
@@ -119,7 +124,10 @@ static int fcall(request_t *q, omr_store_reply_fn cb, const char *fn, const char
 	return omr_store_command(q->r->store, cb, q, 4 + nargs, argv, argl);
 }
 
-static const char *str_or_empty(const char *s) { return s ? s : ""; }
+static const char *str_or_empty(const char *s)
+{
+	return s ? s : "";
+}
 
 /* ---- customers ---------------------------------------------------------- */
 
@@ -146,8 +154,12 @@ static int handle_conv_start(request_t *q)
 	    omr_language_primary(e->lang, rlang, sizeof(rlang)) != 0)
 		return -EINVAL;
 	omr_sha256_hex(e->token, strlen(e->token), sha);
-	const char *args[] = {e->conv, sha, e->lang, rlang, str_or_empty(e->name),
-			      omr_channel_name(e->channel ? e->channel : OMR_CHANNEL_CHAT)};
+	const char *args[] = {e->conv,
+	                      sha,
+	                      e->lang,
+	                      rlang,
+	                      str_or_empty(e->name),
+	                      omr_channel_name(e->channel ? e->channel : OMR_CHANNEL_CHAT)};
 	return fcall(q, on_conv_state, "omr_conv_start", e->tenant, 6, args, NULL);
 }
 
@@ -185,14 +197,18 @@ static int handle_conv_message(request_t *q)
 	if (e->from == OMR_ROLE_AGENT && !omr_id_is_valid(e->agent, OMR_ENV_ID_MAX))
 		return -EINVAL;
 	int rc = ch->validate_text(e->text, strlen(e->text), (size_t)q->r->cfg->chat_max_text_bytes,
-				   &why);
+	                           &why);
 	if (rc != 0)
 		return rc;
 	char max[24];
 	snprintf(max, sizeof(max), "%lld", (long long)q->r->cfg->chat_max_messages);
-	const char *args[] = {e->conv, omr_role_name(e->from),
-			      e->from == OMR_ROLE_AGENT ? e->agent : "",
-			      e->msgid, e->text, str_or_empty(e->name), max};
+	const char *args[] = {e->conv,
+	                      omr_role_name(e->from),
+	                      e->from == OMR_ROLE_AGENT ? e->agent : "",
+	                      e->msgid,
+	                      e->text,
+	                      str_or_empty(e->name),
+	                      max};
 	return fcall(q, on_message_stored, "omr_conv_message", e->tenant, 7, args, NULL);
 }
 
@@ -250,7 +266,7 @@ static void on_login(void *ud, const redisReply *rep)
 	if (!old || old->conn != e->conn)
 		omr_delivery_add_agent(q->r, e->tenant, e->agent, q->session, &q->peer, e->conn);
 	omr_info("router", "agent logged in agent=%s tenant=%s conn=%llu", e->agent, e->tenant,
-		 (unsigned long long)e->conn);
+	         (unsigned long long)e->conn);
 	reply(q, 0, ack);
 }
 
@@ -262,7 +278,7 @@ static int handle_agent_login(request_t *q)
 		return -EINVAL;
 	omr_sha256_hex(e->token, strlen(e->token), sha);
 	snprintf(q->session, sizeof(q->session), "%s:%llu", q->r->instance,
-		 (unsigned long long)e->conn);
+	         (unsigned long long)e->conn);
 	const char *args[] = {e->agent, sha, q->session};
 	return fcall(q, on_login, "omr_agent_login", e->tenant, 3, args, NULL);
 }
@@ -328,7 +344,7 @@ static int handle_agent_gone(request_t *q)
 	int rc = fcall(q, on_simple, "omr_agent_gone", w->tenant, 2, args, NULL);
 	if (rc == 0) {
 		omr_info("router", "agent disconnected agent=%s conn=%llu", w->id,
-			 (unsigned long long)w->conn);
+		         (unsigned long long)w->conn);
 		omr_delivery_remove_agent(q->r, w);
 	}
 	return rc;
@@ -419,7 +435,7 @@ static void on_request(void *ud, const omr_bus_peer_t *peer, omr_envelope_t **en
 		request_free(q); /* Redis not ready: the adapter resends */
 	} else if (rc != 0) {
 		omr_info("router", "request refused type=%s conn=%llu error=\"%s\"",
-			 omr_env_type_name(e->type), (unsigned long long)e->conn, omr_strerror(rc));
+		         omr_env_type_name(e->type), (unsigned long long)e->conn, omr_strerror(rc));
 		reply(q, rc, NULL);
 	}
 }
@@ -436,7 +452,7 @@ static void on_store_state(void *ud, bool ready)
 }
 
 static void on_store_message(void *ud, const char *channel, size_t chlen, const char *msg,
-			     size_t len)
+                             size_t len)
 {
 	omr_delivery_on_notify(ud, channel, chlen, msg, len);
 }
@@ -458,7 +474,7 @@ static void make_instance_name(omr_router_t *r)
 }
 
 int omr_router_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
-		     omr_router_state_fn on_state, void *ud, omr_router_t **out)
+                     omr_router_state_fn on_state, void *ud, omr_router_t **out)
 {
 	omr_router_t *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -472,7 +488,7 @@ int omr_router_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
 	r->customers = omr_hmap_new();
 	r->inflight = omr_hmap_new();
 	omr_store_callbacks_t cbs = {
-		.on_state = on_store_state, .on_message = on_store_message, .ud = r};
+	        .on_state = on_store_state, .on_message = on_store_message, .ud = r};
 	r->store = omr_store_new(loop, cfg, &cbs);
 	int rc = -ENOMEM;
 	if (!r->agents || !r->customers || !r->inflight || !r->store)

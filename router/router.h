@@ -20,7 +20,7 @@ typedef void (*omr_router_state_fn)(void *ud, bool ready);
 
 /* Binds the bus and starts connecting to Redis. 0 or a negative errno. */
 int omr_router_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
-		     omr_router_state_fn on_state, void *ud, omr_router_t **out);
+                     omr_router_state_fn on_state, void *ud, omr_router_t **out);
 
 /* Applies reloadable options. */
 void omr_router_reload(omr_router_t *r, const omr_config_t *cfg);

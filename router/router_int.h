@@ -46,16 +46,16 @@ struct omr_router {
 
 /* delivery.c */
 void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, const char *msg,
-			    size_t len);
+                            size_t len);
 void omr_delivery_resync(omr_router_t *r);
 omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *tenant, const char *agent,
-				    const char *session, const omr_bus_peer_t *peer, uint64_t conn);
+                                    const char *session, const omr_bus_peer_t *peer, uint64_t conn);
 omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *tenant, const char *agent);
 void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w);
 int omr_delivery_add_customer(omr_router_t *r, const char *tenant, const char *conv,
-			      const char *cursor, const omr_bus_peer_t *peer, uint64_t conn);
+                              const char *cursor, const omr_bus_peer_t *peer, uint64_t conn);
 void omr_delivery_remove_customer(omr_router_t *r, const char *tenant, const char *conv,
-				  uint64_t conn);
+                                  uint64_t conn);
 void omr_delivery_free_all(omr_router_t *r);
 
 /* router.c */

@@ -74,7 +74,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 }
 
 static int send_argv(omr_store_t *s, redisAsyncContext *ac, omr_store_reply_fn cb, void *ud,
-		     int argc, const char **argv, const size_t *lens)
+                     int argc, const char **argv, const size_t *lens)
 {
 	pending_t *p = malloc(sizeof(*p));
 	if (!p)
@@ -89,7 +89,7 @@ static int send_argv(omr_store_t *s, redisAsyncContext *ac, omr_store_reply_fn c
 }
 
 static int send_cmd(omr_store_t *s, redisAsyncContext *ac, omr_store_reply_fn cb, int argc,
-		    const char **argv)
+                    const char **argv)
 {
 	size_t lens[8];
 	for (int i = 0; i < argc; i++)
@@ -222,7 +222,7 @@ static redisAsyncContext *connect_one(omr_store_t *s, redisConnectCallback *on_c
 		return NULL;
 	if (ac->err) {
 		omr_warn("redis", "connect failed host=%s port=%d error=\"%s\"", s->host, s->port,
-			 ac->errstr);
+		         ac->errstr);
 		redisAsyncFree(ac);
 		return NULL;
 	}
@@ -270,11 +270,12 @@ static void schedule_reset(omr_store_t *s, const char *why)
 	if (s->stopping || s->freeing || uv_is_active((uv_handle_t *)&s->reconnect))
 		return;
 	omr_warn("redis", "connection lost, reconnecting reason=\"%s\" delay_ms=%llu",
-		 why ? why : "unknown", (unsigned long long)s->backoff_ms);
+	         why ? why : "unknown", (unsigned long long)s->backoff_ms);
 	set_ready(s, false);
 	s->cmd_ok = s->sub_ok = false;
 	uv_timer_start(&s->reconnect, on_reconnect_timer, s->backoff_ms, 0);
-	s->backoff_ms = s->backoff_ms * 2 > s->backoff_max_ms ? s->backoff_max_ms : s->backoff_ms * 2;
+	s->backoff_ms =
+	        s->backoff_ms * 2 > s->backoff_max_ms ? s->backoff_max_ms : s->backoff_ms * 2;
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -301,7 +302,7 @@ static void copy_timings(omr_store_t *s, const omr_config_t *cfg)
 }
 
 omr_store_t *omr_store_new(uv_loop_t *loop, const omr_config_t *cfg,
-			   const omr_store_callbacks_t *cbs)
+                           const omr_store_callbacks_t *cbs)
 {
 	omr_store_t *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -341,16 +342,22 @@ void omr_store_reload(omr_store_t *s, const omr_config_t *cfg)
 }
 
 int omr_store_command(omr_store_t *s, omr_store_reply_fn cb, void *ud, int argc, const char **argv,
-		      const size_t *argvlen)
+                      const size_t *argvlen)
 {
 	if (!s->ready || !s->cmd)
 		return -EAGAIN;
 	return send_argv(s, s->cmd, cb, ud, argc, argv, argvlen);
 }
 
-bool omr_store_is_ready(const omr_store_t *s) { return s->ready; }
+bool omr_store_is_ready(const omr_store_t *s)
+{
+	return s->ready;
+}
 
-size_t omr_store_inflight(const omr_store_t *s) { return s->inflight; }
+size_t omr_store_inflight(const omr_store_t *s)
+{
+	return s->inflight;
+}
 
 static void on_handle_closed(uv_handle_t *h)
 {

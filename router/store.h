@@ -25,7 +25,7 @@ typedef void (*omr_store_reply_fn)(void *ud, const redisReply *reply);
 typedef void (*omr_store_state_fn)(void *ud, bool ready);
 /* A pub/sub message on a notify channel. */
 typedef void (*omr_store_message_fn)(void *ud, const char *channel, size_t chlen, const char *msg,
-				     size_t len);
+                                     size_t len);
 
 typedef struct omr_store_callbacks {
 	omr_store_state_fn on_state;
@@ -35,7 +35,7 @@ typedef struct omr_store_callbacks {
 
 /* No I/O. Copies what it needs from cfg. NULL on ENOMEM. */
 omr_store_t *omr_store_new(uv_loop_t *loop, const omr_config_t *cfg,
-			   const omr_store_callbacks_t *cbs);
+                           const omr_store_callbacks_t *cbs);
 
 /* Starts connecting (and keeps reconnecting with backoff). 0 or -errno. */
 int omr_store_start(omr_store_t *s);
@@ -46,7 +46,7 @@ void omr_store_reload(omr_store_t *s, const omr_config_t *cfg);
 /* Sends one command. Returns 0 (cb will be called exactly once), -EAGAIN
  * (not ready: nothing sent, cb not called), -ENOMEM. */
 int omr_store_command(omr_store_t *s, omr_store_reply_fn cb, void *ud, int argc, const char **argv,
-		      const size_t *argvlen);
+                      const size_t *argvlen);
 
 bool omr_store_is_ready(const omr_store_t *s);
 

@@ -387,7 +387,8 @@ void omr_ws_server_on_done(omr_ws_server_t *srv, void *ctx, int status, const om
 		            p->rq.kind == OMR_WS_LOGIN;
 		if (auth && status == 0 && p->conn && srv->bus && !srv->shut) {
 			bool agent = p->rq.kind == OMR_WS_LOGIN;
-			send_gone(srv, agent, p->conn, p->rq.tenant, agent ? p->rq.agent : p->rq.conv);
+			send_gone(srv, agent, p->conn, p->rq.tenant,
+			          agent ? p->rq.agent : p->rq.conv);
 		}
 		free(p);
 		return;

@@ -24,10 +24,10 @@ static int chat_validate_text(const char *text, size_t len, size_t max_len, cons
 }
 
 static const omr_channel_ops_t chat_channel = {
-	.id = OMR_CHANNEL_CHAT,
-	.name = "chat",
-	.capacity_cost = 1,
-	.validate_text = chat_validate_text,
+        .id = OMR_CHANNEL_CHAT,
+        .name = "chat",
+        .capacity_cost = 1,
+        .validate_text = chat_validate_text,
 };
 
 const omr_channel_ops_t *omr_channel_get(omr_channel_t ch)

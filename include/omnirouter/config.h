@@ -37,14 +37,14 @@ int omr_config_load(const char *path, omr_config_t **out, char *err, size_t errl
 
 /* Same, from a string; `name` stands for the file name in errors. */
 int omr_config_load_string(const char *yaml, size_t len, const char *name, omr_config_t **out,
-			   char *err, size_t errlen);
+                           char *err, size_t errlen);
 
 void omr_config_destroy(omr_config_t **cfgp);
 
 /* Names the options that differ between a and b and are not reloadable;
  * writes them comma-separated into out. Returns how many. */
 size_t omr_config_diff_static(const omr_config_t *a, const omr_config_t *b, char *out,
-			      size_t outsize);
+                              size_t outsize);
 
 /* Writes every option as "path = value" lines (secrets masked) to out;
  * used by --check-config -v and tests. Returns 0 or -ENOSPC. */

@@ -9,61 +9,59 @@
  *     host: 127.0.0.1
  * config/omnirouter.yaml documents every option; tests load it. */
 OMR_OPT(LEVEL, log_level, "log.level", "info", 0, 0, true,
-	"minimum level logged: debug, info, warn, error")
+        "minimum level logged: debug, info, warn, error")
 
 OMR_OPT(STR, instance_name, "daemon.instance_name", "", 0, 64, false,
-	"name of this instance in logs and Redis; empty = hostname-pid")
+        "name of this instance in logs and Redis; empty = hostname-pid")
 
-OMR_OPT(STR, redis_host, "redis.host", "127.0.0.1", 1, 255, false,
-	"Redis host name or address")
+OMR_OPT(STR, redis_host, "redis.host", "127.0.0.1", 1, 255, false, "Redis host name or address")
 OMR_OPT(INT, redis_port, "redis.port", 6379, 1, 65535, false, "Redis TCP port")
-OMR_OPT(STR, redis_password, "redis.password", "", 0, 255, false,
-	"AUTH password; empty = none")
+OMR_OPT(STR, redis_password, "redis.password", "", 0, 255, false, "AUTH password; empty = none")
 OMR_OPT(INT, redis_db, "redis.db", 0, 0, 15, false, "Redis database number")
 OMR_OPT(INT, redis_ping_interval_ms, "redis.ping_interval_ms", 1000, 100, 60000, true,
-	"how often the watchdog PINGs Redis")
+        "how often the watchdog PINGs Redis")
 OMR_OPT(INT, redis_ping_timeout_ms, "redis.ping_timeout_ms", 3000, 100, 60000, true,
-	"a PING unanswered this long means Redis is dead: reconnect")
+        "a PING unanswered this long means Redis is dead: reconnect")
 OMR_OPT(INT, redis_reconnect_min_ms, "redis.reconnect_min_ms", 100, 10, 60000, true,
-	"first reconnect delay; doubles up to reconnect_max_ms")
+        "first reconnect delay; doubles up to reconnect_max_ms")
 OMR_OPT(INT, redis_reconnect_max_ms, "redis.reconnect_max_ms", 5000, 10, 600000, true,
-	"longest reconnect delay")
+        "longest reconnect delay")
 
 OMR_OPT(STR, bus_endpoint, "bus.endpoint", "inproc://omnirouter-bus", 1, 255, false,
-	"ZeroMQ endpoint the router binds and adapters connect to")
+        "ZeroMQ endpoint the router binds and adapters connect to")
 OMR_OPT(INT, bus_max_frame_bytes, "bus.max_frame_bytes", 65536, 1024, 16777216, false,
-	"largest envelope accepted on the bus (also ZMQ_MAXMSGSIZE)")
+        "largest envelope accepted on the bus (also ZMQ_MAXMSGSIZE)")
 OMR_OPT(INT, bus_ack_timeout_ms, "bus.ack_timeout_ms", 2000, 50, 60000, true,
-	"an adapter resends a request not acknowledged within this time")
+        "an adapter resends a request not acknowledged within this time")
 OMR_OPT(INT, bus_max_attempts, "bus.max_attempts", 5, 1, 100, true,
-	"sends of one request before the adapter gives up and reports an error")
+        "sends of one request before the adapter gives up and reports an error")
 OMR_OPT(INT, bus_max_pending, "bus.max_pending", 10000, 1, 1000000, false,
-	"requests an adapter may have in flight before it refuses new input")
+        "requests an adapter may have in flight before it refuses new input")
 
 OMR_OPT(STR, ws_listen, "websocket.listen", "127.0.0.1", 1, 255, false,
-	"address the websocket/HTTP server listens on")
+        "address the websocket/HTTP server listens on")
 OMR_OPT(INT, ws_port, "websocket.port", 8080, 1, 65535, false,
-	"websocket/HTTP port (customer chat page, agent desktop, /healthz)")
+        "websocket/HTTP port (customer chat page, agent desktop, /healthz)")
 OMR_OPT(STR, ws_static_dir, "websocket.static_dir", "web", 1, 4095, false,
-	"directory of the customer and agent pages; relative to the working directory")
+        "directory of the customer and agent pages; relative to the working directory")
 OMR_OPT(INT, ws_max_frame_bytes, "websocket.max_frame_bytes", 16384, 256, 1048576, true,
-	"largest websocket message accepted from a client")
+        "largest websocket message accepted from a client")
 OMR_OPT(INT, ws_max_connections, "websocket.max_connections", 20000, 1, 1000000, false,
-	"total websocket connections; more get an error frame and a close")
+        "total websocket connections; more get an error frame and a close")
 OMR_OPT(INT, ws_max_connections_per_ip, "websocket.max_connections_per_ip", 1000, 1, 1000000, true,
-	"websocket connections from one IP address")
+        "websocket connections from one IP address")
 OMR_OPT(INT, ws_max_messages_per_second, "websocket.max_messages_per_second", 20, 1, 100000, true,
-	"messages one connection may send per second (burst = 2x); more = flood: error and close")
+        "messages one connection may send per second (burst = 2x); more = flood: error and close")
 OMR_OPT(INT, ws_auth_timeout_ms, "websocket.auth_timeout_ms", 10000, 100, 600000, true,
-	"a connection that has not said hello/login within this time is closed")
+        "a connection that has not said hello/login within this time is closed")
 OMR_OPT(INT, ws_ping_interval_s, "websocket.ping_interval_s", 30, 0, 3600, false,
-	"websocket PING interval; 0 = off")
+        "websocket PING interval; 0 = off")
 
 OMR_OPT(STR, routing_tenant, "routing.default_tenant", "default", 1, 64, false,
-	"tenant used when a customer page does not name one")
+        "tenant used when a customer page does not name one")
 OMR_OPT(STR, routing_default_language, "routing.default_language", "en", 2, 35, true,
-	"language assumed when a customer page does not declare one")
+        "language assumed when a customer page does not declare one")
 OMR_OPT(INT, chat_max_text_bytes, "chat.max_text_bytes", 4096, 1, 65536, true,
-	"longest chat message text")
+        "longest chat message text")
 OMR_OPT(INT, chat_max_messages, "chat.max_messages", 1000, 10, 100000, true,
-	"messages one conversation may hold; more are refused")
+        "messages one conversation may hold; more are refused")

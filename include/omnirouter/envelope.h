@@ -22,29 +22,29 @@
  * to what we send (so we never emit something a peer would reject). */
 #define OMR_ENV_FRAME_MAX_DEFAULT (64u * 1024u) /* bytes, whole encoded frame */
 #define OMR_ENV_FRAME_MAX_LIMIT (16u * 1024u * 1024u)
-#define OMR_ENV_ID_MAX 128u     /* bytes: ids, tenant, lang, token, seq, ... */
-#define OMR_ENV_NAME_MAX 256u   /* bytes: display names, reason, event */
-#define OMR_ENV_ATTRS_MAX 32u   /* entries in attrs */
+#define OMR_ENV_ID_MAX 128u   /* bytes: ids, tenant, lang, token, seq, ... */
+#define OMR_ENV_NAME_MAX 256u /* bytes: display names, reason, event */
+#define OMR_ENV_ATTRS_MAX 32u /* entries in attrs */
 #define OMR_ENV_ATTR_KEY_MAX 64u
 #define OMR_ENV_ATTR_VALUE_MAX 1024u
-#define OMR_ENV_SKILLS_MAX 32u  /* entries in skills */
+#define OMR_ENV_SKILLS_MAX 32u   /* entries in skills */
 #define OMR_ENV_MAP_KEYS_MAX 64u /* keys in the top-level map */
-#define OMR_ENV_DEPTH_MAX 2u    /* top map = 1, attrs/skills = 2 */
+#define OMR_ENV_DEPTH_MAX 2u     /* top map = 1, attrs/skills = 2 */
 
 typedef enum omr_env_type {
 	OMR_ENV_NONE = 0,
-	OMR_ENV_ACK,             /* "ack": router -> adapter, result of request `re` */
-	OMR_ENV_ADAPTER_HELLO,   /* "adapter.hello": adapter announces itself */
-	OMR_ENV_CONV_START,      /* "conv.start": a customer opens a conversation */
-	OMR_ENV_CONV_RESUME,     /* "conv.resume": a customer comes back (conv+token) */
-	OMR_ENV_CONV_MESSAGE,    /* "conv.message": text from customer or agent */
-	OMR_ENV_CONV_CLOSE,      /* "conv.close": agent (or customer) ends it */
-	OMR_ENV_CUSTOMER_GONE,   /* "customer.gone": customer connection closed */
-	OMR_ENV_AGENT_LOGIN,     /* "agent.login": desktop authenticates (agent+token) */
-	OMR_ENV_AGENT_PRESENCE,  /* "agent.presence": available / away */
-	OMR_ENV_AGENT_ACK,       /* "agent.ack": desktop confirmed delivery `seq` */
-	OMR_ENV_AGENT_GONE,      /* "agent.gone": desktop connection closed */
-	OMR_ENV_DELIVER,         /* "deliver": router -> adapter, item for `conn` */
+	OMR_ENV_ACK,            /* "ack": router -> adapter, result of request `re` */
+	OMR_ENV_ADAPTER_HELLO,  /* "adapter.hello": adapter announces itself */
+	OMR_ENV_CONV_START,     /* "conv.start": a customer opens a conversation */
+	OMR_ENV_CONV_RESUME,    /* "conv.resume": a customer comes back (conv+token) */
+	OMR_ENV_CONV_MESSAGE,   /* "conv.message": text from customer or agent */
+	OMR_ENV_CONV_CLOSE,     /* "conv.close": agent (or customer) ends it */
+	OMR_ENV_CUSTOMER_GONE,  /* "customer.gone": customer connection closed */
+	OMR_ENV_AGENT_LOGIN,    /* "agent.login": desktop authenticates (agent+token) */
+	OMR_ENV_AGENT_PRESENCE, /* "agent.presence": available / away */
+	OMR_ENV_AGENT_ACK,      /* "agent.ack": desktop confirmed delivery `seq` */
+	OMR_ENV_AGENT_GONE,     /* "agent.gone": desktop connection closed */
+	OMR_ENV_DELIVER,        /* "deliver": router -> adapter, item for `conn` */
 	OMR_ENV_TYPE_COUNT
 } omr_env_type_t;
 
@@ -70,28 +70,28 @@ typedef struct omr_env_attr {
 } omr_env_attr_t;
 
 typedef struct omr_envelope {
-	uint32_t v;          /* "v": OMR_ENVELOPE_VERSION, required */
-	omr_env_type_t type; /* "type": required */
-	uint64_t id;         /* "id": sender-unique bus message id, required, > 0 */
-	uint64_t re;         /* "re": ack only: the id being acknowledged */
-	uint64_t conn;       /* "conn": adapter-local connection id */
-	uint64_t ts_ms;      /* "ts": unix time in ms */
-	int32_t status;      /* "status": ack: 0 or a negative errno */
+	uint32_t v;            /* "v": OMR_ENVELOPE_VERSION, required */
+	omr_env_type_t type;   /* "type": required */
+	uint64_t id;           /* "id": sender-unique bus message id, required, > 0 */
+	uint64_t re;           /* "re": ack only: the id being acknowledged */
+	uint64_t conn;         /* "conn": adapter-local connection id */
+	uint64_t ts_ms;        /* "ts": unix time in ms */
+	int32_t status;        /* "status": ack: 0 or a negative errno */
 	omr_channel_t channel; /* "ch" */
 	omr_role_t from;       /* "from" */
-	char *tenant;   /* "tenant" (id) */
-	char *conv;     /* "conv" conversation id (id) */
-	char *agent;    /* "agent" agent id (id) */
-	char *customer; /* "customer" customer id (id) */
-	char *lang;     /* "lang" BCP-47 tag (id) */
-	char *msgid;    /* "msgid" client-chosen message id, dedup key (id) */
-	char *token;    /* "token" resume or agent token; secret (id) */
-	char *seq;      /* "seq" Redis stream entry id / cursor (id) */
-	char *presence; /* "presence" (id) */
-	char *event;    /* "event": deliver: what happened (name) */
-	char *name;     /* "name": display name (name) */
-	char *reason;   /* "reason": human-readable reason (name) */
-	char *text;     /* "text": message body, up to the frame limit */
+	char *tenant;          /* "tenant" (id) */
+	char *conv;            /* "conv" conversation id (id) */
+	char *agent;           /* "agent" agent id (id) */
+	char *customer;        /* "customer" customer id (id) */
+	char *lang;            /* "lang" BCP-47 tag (id) */
+	char *msgid;           /* "msgid" client-chosen message id, dedup key (id) */
+	char *token;           /* "token" resume or agent token; secret (id) */
+	char *seq;             /* "seq" Redis stream entry id / cursor (id) */
+	char *presence;        /* "presence" (id) */
+	char *event;           /* "event": deliver: what happened (name) */
+	char *name;            /* "name": display name (name) */
+	char *reason;          /* "reason": human-readable reason (name) */
+	char *text;            /* "text": message body, up to the frame limit */
 	omr_env_attr_t *attrs; /* "attrs": map str -> str */
 	size_t n_attrs;
 	char **skills; /* "skills": array of str (id) */
@@ -124,8 +124,8 @@ int omr_envelope_add_skill(omr_envelope_t *env, const char *skill);
  * Validates exactly what the decoder checks, so whatever encodes decodes.
  * Returns 0, -EINVAL (a field breaks a rule: *why says which), -EMSGSIZE
  * (over frame_max), -ENOMEM. why may be NULL. */
-int omr_envelope_encode(const omr_envelope_t *env, size_t frame_max, char **out,
-			size_t *outlen, const char **why);
+int omr_envelope_encode(const omr_envelope_t *env, size_t frame_max, char **out, size_t *outlen,
+                        const char **why);
 
 /* Decodes one untrusted frame. Strict: frame_max cap, declared lengths and
  * counts checked against the remaining bytes before any allocation, depth and
@@ -134,8 +134,8 @@ int omr_envelope_encode(const omr_envelope_t *env, size_t frame_max, char **out,
  * Returns 0 and *out (caller destroys), -EMSGSIZE (frame over frame_max),
  * -EBADMSG (malformed: *why is a static string naming the rule), -ENOMEM.
  * why may be NULL. */
-int omr_envelope_decode(const void *buf, size_t len, size_t frame_max,
-			omr_envelope_t **out, const char **why);
+int omr_envelope_decode(const void *buf, size_t len, size_t frame_max, omr_envelope_t **out,
+                        const char **why);
 
 /* Names used on the wire; NULL for out-of-range values. */
 const char *omr_env_type_name(omr_env_type_t type);

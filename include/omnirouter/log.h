@@ -24,7 +24,7 @@ int omr_log_level_parse(const char *name, omr_log_level_t *out);
 /* Writes one line; fmt is printf-like. Newlines in the result are replaced by
  * spaces so one event is always one line. */
 void omr_log(omr_log_level_t level, const char *module, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 #define omr_debug(mod, ...) omr_log(OMR_LOG_DEBUG, mod, __VA_ARGS__)
 #define omr_info(mod, ...) omr_log(OMR_LOG_INFO, mod, __VA_ARGS__)

@@ -26,17 +26,17 @@ typedef struct opts {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: omnirouterctl [-c FILE] [--tenant T] [--json] COMMAND\n"
-		"  agent add --id ID --name NAME --languages en,es --capacity N [--token TOKEN]\n"
-		"        create or replace an agent; prints the agent's new token\n"
-		"  agent update --id ID [--name NAME] [--languages L] [--capacity N]\n"
-		"        change an agent, keeping its token\n"
-		"  agent token --id ID      issue a new token (the old one stops working)\n"
-		"  agent list               all agents with presence and load\n"
-		"  agent show ID            one agent\n"
-		"  agent remove ID          delete an agent with no open conversations\n"
-		"options: -c FILE (default /etc/omnirouter/omnirouter.yaml), --tenant T\n"
-		"(default routing.default_tenant), --json (machine-readable output)\n");
+	        "usage: omnirouterctl [-c FILE] [--tenant T] [--json] COMMAND\n"
+	        "  agent add --id ID --name NAME --languages en,es --capacity N [--token TOKEN]\n"
+	        "        create or replace an agent; prints the agent's new token\n"
+	        "  agent update --id ID [--name NAME] [--languages L] [--capacity N]\n"
+	        "        change an agent, keeping its token\n"
+	        "  agent token --id ID      issue a new token (the old one stops working)\n"
+	        "  agent list               all agents with presence and load\n"
+	        "  agent show ID            one agent\n"
+	        "  agent remove ID          delete an agent with no open conversations\n"
+	        "options: -c FILE (default /etc/omnirouter/omnirouter.yaml), --tenant T\n"
+	        "(default routing.default_tenant), --json (machine-readable output)\n");
 }
 
 static redisContext *connect_redis(const omr_config_t *cfg)
@@ -45,7 +45,8 @@ static redisContext *connect_redis(const omr_config_t *cfg)
 	redisContext *c = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
 	if (!c || c->err) {
 		fprintf(stderr, "omnirouterctl: cannot connect to redis %s:%lld: %s\n",
-			cfg->redis_host, (long long)cfg->redis_port, c ? c->errstr : "out of memory");
+		        cfg->redis_host, (long long)cfg->redis_port,
+		        c ? c->errstr : "out of memory");
 		redisFree(c);
 		return NULL;
 	}
@@ -61,7 +62,7 @@ static redisContext *connect_redis(const omr_config_t *cfg)
 	r = redisCommandArgv(c, 4, argv, lens);
 	if (!r || r->type == REDIS_REPLY_ERROR) {
 		fprintf(stderr, "omnirouterctl: cannot load functions: %s\n",
-			r ? r->str : c->errstr);
+		        r ? r->str : c->errstr);
 		freeReplyObject(r);
 		redisFree(c);
 		return NULL;
@@ -91,7 +92,7 @@ static int normalize_languages(const char *in, char *out, size_t outsize)
 }
 
 static redisReply *fcall(redisContext *c, const char *fn, const char *tenant, int nargs,
-			 const char **args)
+                         const char **args)
 {
 	char prefix[OMR_ENV_ID_MAX + 8];
 	snprintf(prefix, sizeof(prefix), "omr:{%s}", tenant);
@@ -138,7 +139,8 @@ static int upsert(redisContext *c, const opts_t *o, bool keep_token)
 	redisReply *cur = agent_hash(c, o->tenant, o->id);
 	bool exists = cur && cur->type == REDIS_REPLY_ARRAY && cur->elements > 0;
 	const char *name = o->name ? o->name : (exists ? hfield(cur, "name") : NULL);
-	const char *languages = o->languages ? o->languages : (exists ? hfield(cur, "languages") : NULL);
+	const char *languages =
+	        o->languages ? o->languages : (exists ? hfield(cur, "languages") : NULL);
 	int64_t capacity = o->capacity ? o->capacity : (exists ? hint(cur, "cap") : 0);
 	int rc = 2;
 	if (keep_token && !exists) {
@@ -147,7 +149,8 @@ static int upsert(redisContext *c, const opts_t *o, bool keep_token)
 	}
 	if (!name || !*name || strlen(name) > OMR_ENV_NAME_MAX ||
 	    !omr_utf8_is_valid(name, strlen(name)) || strpbrk(name, "\r\n")) {
-		fprintf(stderr, "omnirouterctl: --name is required (1-256 bytes of UTF-8, one line)\n");
+		fprintf(stderr,
+		        "omnirouterctl: --name is required (1-256 bytes of UTF-8, one line)\n");
 		goto out;
 	}
 	if (!languages || normalize_languages(languages, langs, sizeof(langs)) != 0) {
@@ -162,7 +165,8 @@ static int upsert(redisContext *c, const opts_t *o, bool keep_token)
 	if (!keep_token) {
 		if (o->token) {
 			if (!omr_id_is_valid(o->token, OMR_ENV_ID_MAX) || strlen(o->token) < 16) {
-				fprintf(stderr, "omnirouterctl: --token: 16-128 of [A-Za-z0-9._:@-]\n");
+				fprintf(stderr,
+				        "omnirouterctl: --token: 16-128 of [A-Za-z0-9._:@-]\n");
 				goto out;
 			}
 			snprintf(token, sizeof(token), "%s", o->token);
@@ -243,7 +247,8 @@ static int list(redisContext *c, const opts_t *o)
 	}
 	cJSON *arr = o->json ? cJSON_CreateArray() : NULL;
 	if (!o->json)
-		printf("%-20s %-24s %-12s %-7s %s\n", "ID", "NAME", "LANGUAGES", "LOAD", "PRESENCE");
+		printf("%-20s %-24s %-12s %-7s %s\n", "ID", "NAME", "LANGUAGES", "LOAD",
+		       "PRESENCE");
 	for (size_t i = 0; i < ids->elements; i++)
 		show(c, o, ids->element[i]->str, arr);
 	if (arr) {
@@ -297,31 +302,52 @@ static int run(redisContext *c, opts_t *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	opts_t o = {.config = "/etc/omnirouter/omnirouter.yaml"};
-	static const struct option lo[] = {
-		{"config", required_argument, NULL, 'c'}, {"tenant", required_argument, NULL, 'T'},
-		{"id", required_argument, NULL, 'i'},     {"name", required_argument, NULL, 'n'},
-		{"languages", required_argument, NULL, 'l'},
-		{"capacity", required_argument, NULL, 'k'},
-		{"token", required_argument, NULL, 't'},  {"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
+	                                   {"tenant", required_argument, NULL, 'T'},
+	                                   {"id", required_argument, NULL, 'i'},
+	                                   {"name", required_argument, NULL, 'n'},
+	                                   {"languages", required_argument, NULL, 'l'},
+	                                   {"capacity", required_argument, NULL, 'k'},
+	                                   {"token", required_argument, NULL, 't'},
+	                                   {"json", no_argument, NULL, 'j'},
+	                                   {"help", no_argument, NULL, 'h'},
+	                                   {NULL, 0, NULL, 0}};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "c:h", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'c': o.config = optarg; break;
-		case 'T': o.tenant = optarg; break;
-		case 'i': o.id = optarg; break;
-		case 'n': o.name = optarg; break;
-		case 'l': o.languages = optarg; break;
-		case 't': o.token = optarg; break;
-		case 'j': o.json = true; break;
+		case 'c':
+			o.config = optarg;
+			break;
+		case 'T':
+			o.tenant = optarg;
+			break;
+		case 'i':
+			o.id = optarg;
+			break;
+		case 'n':
+			o.name = optarg;
+			break;
+		case 'l':
+			o.languages = optarg;
+			break;
+		case 't':
+			o.token = optarg;
+			break;
+		case 'j':
+			o.json = true;
+			break;
 		case 'k':
 			if (omr_parse_int(optarg, 1, 100, &o.capacity) != 0) {
 				fprintf(stderr, "omnirouterctl: --capacity must be 1-100\n");
 				return 2;
 			}
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (argc - optind < 2 || strcmp(argv[optind], "agent") != 0) {

@@ -49,8 +49,8 @@ static void test_chat_text_rules(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_language_primary),
-		cmocka_unit_test(test_chat_text_rules),
+	        cmocka_unit_test(test_language_primary),
+	        cmocka_unit_test(test_chat_text_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

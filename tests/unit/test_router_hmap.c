@@ -56,8 +56,8 @@ static void test_growth_keeps_every_entry(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_put_get_del),
-		cmocka_unit_test(test_growth_keeps_every_entry),
+	        cmocka_unit_test(test_put_get_del),
+	        cmocka_unit_test(test_growth_keeps_every_entry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
