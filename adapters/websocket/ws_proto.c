@@ -43,10 +43,12 @@ void omr_ws_error_set(omr_ws_error_t *err, const char *code, const char *reason,
 /* ---- input checks ---------------------------------------------------- */
 
 /* What the raw frame's \u escapes hold that cJSON would mishandle: NUL
- * (cJSON keeps it and silently truncates the string) and lone UTF-16
+ * (cJSON keeps it and silently truncates the string), malformed escapes
+ * (cJSON 1.7.15 reads "\uzzzz" as NUL, with the same effect) and lone UTF-16
  * surrogates (cJSON fails the whole parse, losing the id to echo). */
 typedef struct escape_scan {
 	bool nul;
+	bool malformed; /* \u without four hex digits */
 	size_t n_bad;   /* lone surrogates */
 	size_t bad[16]; /* offsets of the first ones, to patch */
 } escape_scan_t;
@@ -78,8 +80,10 @@ static size_t scan_escape(const char *buf, size_t i, size_t len, escape_scan_t *
 	if (i + 1 >= len || buf[i + 1] != 'u')
 		return 2;
 	long v = hex4(buf + i + 2, end);
-	if (v < 0)
-		return 2; /* malformed: cJSON refuses it */
+	if (v < 0) {
+		sc->malformed = true; /* not JSON; cJSON may read it as NUL */
+		return 2;
+	}
 	if (v == 0)
 		sc->nul = true;
 	bool high = v >= 0xD800 && v <= 0xDBFF, low = v >= 0xDC00 && v <= 0xDFFF;
@@ -463,6 +467,10 @@ int omr_ws_parse(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const ch
 	}
 	escape_scan_t sc;
 	scan_escapes(buf, len, &sc);
+	if (sc.malformed) {
+		omr_ws_error_set(err, "bad-json", "frame is not valid JSON", OMR_WS_CLOSE_BAD_DATA);
+		return -EINVAL;
+	}
 	char *patched = NULL;
 	if (sc.n_bad) {
 		/* Parse a copy with each lone surrogate turned into U+FFFD (same
