@@ -61,6 +61,18 @@ OMR_OPT(STR, routing_tenant, "routing.default_tenant", "default", 1, 64, false,
         "tenant used when a customer page does not name one")
 OMR_OPT(STR, routing_default_language, "routing.default_language", "en", 2, 35, true,
         "language assumed when a customer page does not declare one")
+OMR_OPT(STR, routing_group, "routing.group", "default", 1, 64, false,
+        "routing group: the Redis hash tag of every routing key (an id)")
+OMR_OPT(INT, routing_tick_ms, "routing.tick_ms", 200, 20, 10000, true,
+        "how often each instance fires due routing timers")
+OMR_OPT(STR, routing_blocking_channels, "routing.blocking_channels", "voice:chat,email", 0, 255,
+        true, "\"A:B,C;D:E\": an agent holding a conversation on A gets no new B or C")
+OMR_OPT(INT, routing_heartbeat_timeout_s, "routing.heartbeat_timeout_s", 30, 3, 3600, true,
+        "an agent whose desktop's instance has not vouched for it this long is offline (lost)")
+OMR_OPT(INT, routing_agent_grace_s, "routing.agent_grace_s", 60, 0, 86400, true,
+        "a lost or disconnected agent keeps its conversations this long, then they are re-queued")
+OMR_OPT(INT, routing_max_missed_offers, "routing.max_missed_offers", 3, 1, 100, true,
+        "offers an agent may let time out in a row before it is put on break (missed-offers)")
 OMR_OPT(INT, chat_max_text_bytes, "chat.max_text_bytes", 4096, 1, 65536, true,
         "longest chat message text")
 OMR_OPT(INT, chat_max_messages, "chat.max_messages", 1000, 10, 100000, true,

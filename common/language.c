@@ -1,4 +1,6 @@
-/* language.c - BCP-47 tag handling shared by every channel. Pure; any thread. */
+/* language.c - BCP-47 tag handling shared by every channel and by the config loader (queue
+ * languages), hence in common/ rather than channels/; declared in channel.h. Pure; any
+ * thread. */
 #include <errno.h>
 #include <string.h>
 
