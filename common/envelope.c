@@ -35,6 +35,9 @@ static const char *const type_names[OMR_ENV_TYPE_COUNT] = {
 	[OMR_ENV_AGENT_ACK] = "agent.ack",
 	[OMR_ENV_AGENT_GONE] = "agent.gone",
 	[OMR_ENV_DELIVER] = "deliver",
+	[OMR_ENV_OFFER_ACCEPT] = "offer.accept",
+	[OMR_ENV_OFFER_REJECT] = "offer.reject",
+	[OMR_ENV_WRAPUP_END] = "agent.wrapup_end",
 };
 
 static const char *const channel_names[OMR_CHANNEL_COUNT] = {

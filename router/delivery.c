@@ -27,21 +27,21 @@
 
 static void read_watch(omr_router_t *r, omr_watch_t *w);
 
-static void watch_key(const char *tenant, const char *id, char *out, size_t outsize)
+static void watch_key(const char *group, const char *id, char *out, size_t outsize)
 {
-	snprintf(out, outsize, "%s/%s", tenant, id);
+	snprintf(out, outsize, "%s/%s", group, id);
 }
 
-static omr_watch_t *watch_new(const char *tenant, const char *id, const omr_bus_peer_t *peer,
+static omr_watch_t *watch_new(const char *group, const char *id, const omr_bus_peer_t *peer,
                               uint64_t conn)
 {
 	omr_watch_t *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	w->tenant = strdup(tenant);
+	w->group = strdup(group);
 	w->id = strdup(id);
-	if (!w->tenant || !w->id) {
-		free(w->tenant);
+	if (!w->group || !w->id) {
+		free(w->group);
 		free(w->id);
 		free(w);
 		return NULL;
@@ -57,7 +57,7 @@ static void watch_unref(omr_watch_t *w)
 {
 	if (--w->refs > 0)
 		return;
-	free(w->tenant);
+	free(w->group);
 	free(w->id);
 	free(w->session);
 	free(w);
@@ -120,12 +120,18 @@ static void deliver_entry(omr_router_t *r, omr_watch_t *w, const char *seq,
 	d->channel = OMR_CHANNEL_CHAT;
 	set_if(&d->event, event ? event : "message");
 	set_if(&d->seq, seq);
-	set_if(&d->tenant, w->tenant);
+	set_if(&d->tenant, field(fields, "tenant"));
 	set_if(&d->conv, w->is_agent ? field(fields, "conv") : w->id);
 	set_if(&d->msgid, field(fields, "msgid"));
 	set_if(&d->text, field(fields, "text"));
 	set_if(&d->name, field(fields, "name"));
 	set_if(&d->lang, field(fields, "lang"));
+	set_if(&d->reason, field(fields, "reason"));
+	const char *queue = field(fields, "queue"), *expires = field(fields, "expires");
+	if (queue && *queue)
+		omr_envelope_add_attr(d, "queue", queue);
+	if (expires && *expires)
+		omr_envelope_add_attr(d, "expires_ms", expires);
 	const char *from = field(fields, "from");
 	if (from)
 		d->from = omr_role_from_name(from, strlen(from));
@@ -215,7 +221,7 @@ static int send_read(omr_router_t *r, read_op_t *op, const char *last)
 	char key[2 * OMR_ENV_ID_MAX + 40], count[16], from[OMR_SEQ_MAX + 2];
 	snprintf(count, sizeof(count), "%d", OMR_READ_COUNT);
 	if (w->is_agent) {
-		snprintf(key, sizeof(key), "omr:{%s}:agent:%s:inbox", w->tenant, w->id);
+		snprintf(key, sizeof(key), "omr:{%s}:agent:%s:inbox", w->group, w->id);
 		const char *argv[] = {"XREADGROUP", "GROUP",   "desktop", w->id, "COUNT",
 		                      count,        "STREAMS", key,       last};
 		size_t lens[9];
@@ -223,7 +229,7 @@ static int send_read(omr_router_t *r, read_op_t *op, const char *last)
 			lens[i] = strlen(argv[i]);
 		return omr_store_command(r->store, on_read_reply, op, 9, argv, lens);
 	}
-	snprintf(key, sizeof(key), "omr:{%s}:conv:%s:log", w->tenant, w->id);
+	snprintf(key, sizeof(key), "omr:{%s}:conv:%s:log", w->group, w->id);
 	snprintf(from, sizeof(from), "(%s", last);
 	const char *argv[] = {"XRANGE", key, from, "+", "COUNT", count};
 	size_t lens[6];
@@ -265,19 +271,19 @@ static void read_watch(omr_router_t *r, omr_watch_t *w)
 
 /* ---- session tables ----------------------------------------------------- */
 
-omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *tenant, const char *agent)
+omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *group, const char *agent)
 {
 	char key[2 * OMR_ENV_ID_MAX + 2];
-	watch_key(tenant, agent, key, sizeof(key));
+	watch_key(group, agent, key, sizeof(key));
 	return omr_hmap_get(r->agents, key);
 }
 
-omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *tenant, const char *agent,
+omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *group, const char *agent,
                                     const char *session, const omr_bus_peer_t *peer, uint64_t conn)
 {
 	char key[2 * OMR_ENV_ID_MAX + 2];
-	watch_key(tenant, agent, key, sizeof(key));
-	omr_watch_t *w = watch_new(tenant, agent, peer, conn);
+	watch_key(group, agent, key, sizeof(key));
+	omr_watch_t *w = watch_new(group, agent, peer, conn);
 	if (!w)
 		return NULL;
 	w->is_agent = true;
@@ -293,23 +299,23 @@ omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *tenant, const c
 void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w)
 {
 	char key[2 * OMR_ENV_ID_MAX + 2];
-	watch_key(w->tenant, w->id, key, sizeof(key));
+	watch_key(w->group, w->id, key, sizeof(key));
 	if (omr_hmap_get(r->agents, key) == w)
 		omr_hmap_del(r->agents, key);
 	w->removed = true;
 	watch_unref(w);
 }
 
-int omr_delivery_add_customer(omr_router_t *r, const char *tenant, const char *conv,
+int omr_delivery_add_customer(omr_router_t *r, const char *group, const char *conv,
                               const char *cursor, const omr_bus_peer_t *peer, uint64_t conn)
 {
 	char key[2 * OMR_ENV_ID_MAX + 2];
-	watch_key(tenant, conv, key, sizeof(key));
+	watch_key(group, conv, key, sizeof(key));
 	omr_watch_t *head = omr_hmap_get(r->customers, key);
 	for (omr_watch_t *x = head; x; x = x->next)
 		if (x->conn == conn && memcmp(&x->peer, peer, sizeof(*peer)) == 0)
 			return 0; /* a resent start/resume */
-	omr_watch_t *w = watch_new(tenant, conv, peer, conn);
+	omr_watch_t *w = watch_new(group, conv, peer, conn);
 	if (!w)
 		return -ENOMEM;
 	snprintf(w->cursor, sizeof(w->cursor), "%s", cursor);
@@ -322,11 +328,11 @@ int omr_delivery_add_customer(omr_router_t *r, const char *tenant, const char *c
 	return 0;
 }
 
-void omr_delivery_remove_customer(omr_router_t *r, const char *tenant, const char *conv,
+void omr_delivery_remove_customer(omr_router_t *r, const char *group, const char *conv,
                                   uint64_t conn)
 {
 	char key[2 * OMR_ENV_ID_MAX + 2];
-	watch_key(tenant, conv, key, sizeof(key));
+	watch_key(group, conv, key, sizeof(key));
 	omr_watch_t *head = omr_hmap_get(r->customers, key);
 	omr_watch_t **pp = &head;
 	while (*pp && (*pp)->conn != conn)
@@ -345,7 +351,7 @@ void omr_delivery_remove_customer(omr_router_t *r, const char *tenant, const cha
 
 /* ---- notifications ------------------------------------------------------ */
 
-static void notify_agent(omr_router_t *r, const char *tenant, const char *rest)
+static void notify_agent(omr_router_t *r, const char *group, const char *rest)
 {
 	const char *colon = strchr(rest, ':');
 	char agent[OMR_ENV_ID_MAX + 1];
@@ -354,7 +360,7 @@ static void notify_agent(omr_router_t *r, const char *tenant, const char *rest)
 		return;
 	memcpy(agent, rest, n);
 	agent[n] = '\0';
-	omr_watch_t *w = omr_delivery_find_agent(r, tenant, agent);
+	omr_watch_t *w = omr_delivery_find_agent(r, group, agent);
 	if (!w)
 		return;
 	if (!colon) {
@@ -379,22 +385,22 @@ void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, 
 {
 	/* channel is "omr:{TENANT}:notify" */
 	static const char pre[] = "omr:{", post[] = "}:notify";
-	char tenant[OMR_ENV_ID_MAX + 1], body[2 * OMR_ENV_ID_MAX + 200];
+	char group[OMR_ENV_ID_MAX + 1], body[2 * OMR_ENV_ID_MAX + 200];
 	if (chlen <= sizeof(pre) - 1 + sizeof(post) - 1 || memcmp(channel, pre, 5) != 0 ||
 	    memcmp(channel + chlen - (sizeof(post) - 1), post, sizeof(post) - 1) != 0)
 		return;
 	size_t tlen = chlen - (sizeof(pre) - 1) - (sizeof(post) - 1);
 	if (tlen > OMR_ENV_ID_MAX || len < 3 || len >= sizeof(body))
 		return;
-	memcpy(tenant, channel + 5, tlen);
-	tenant[tlen] = '\0';
+	memcpy(group, channel + 5, tlen);
+	group[tlen] = '\0';
 	memcpy(body, msg, len);
 	body[len] = '\0';
 	if (body[0] == 'a' || body[0] == 'r') {
-		notify_agent(r, tenant, body + 2);
+		notify_agent(r, group, body + 2);
 	} else if (body[0] == 'c') {
 		char key[2 * OMR_ENV_ID_MAX + 2];
-		watch_key(tenant, body + 2, key, sizeof(key));
+		watch_key(group, body + 2, key, sizeof(key));
 		for (omr_watch_t *w = omr_hmap_get(r->customers, key); w; w = w->next)
 			read_watch(r, w);
 	}

@@ -20,7 +20,7 @@
 typedef struct omr_watch {
 	struct omr_watch *next; /* customers: other connections of the same conv */
 	bool is_agent;
-	char *tenant, *id; /* agent id or conversation id */
+	char *group, *id; /* agent id or conversation id */
 	char *session;     /* agents: the session string stored in Redis */
 	omr_bus_peer_t peer;
 	uint64_t conn;
@@ -38,28 +38,31 @@ struct omr_router {
 	void *ud;
 	char instance[96];
 	uint64_t next_id;
-	omr_hmap_t *agents;    /* "tenant/agent" -> omr_watch_t */
-	omr_hmap_t *customers; /* "tenant/conv" -> omr_watch_t list */
+	omr_hmap_t *agents;    /* "group/agent" -> omr_watch_t */
+	omr_hmap_t *customers; /* "group/conv" -> omr_watch_t list */
 	omr_hmap_t *inflight;  /* "peer:id" -> (void *)1: requests being handled */
 	size_t reads;          /* stream reads in flight */
+	uv_timer_t *tick;      /* fires due Redis timers (omr_tick) */
+	uv_timer_t *heartbeat; /* vouches for the desktops connected here */
+	bool ticking;          /* an omr_tick call is in flight */
 };
 
 /* delivery.c */
 void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, const char *msg,
                             size_t len);
 void omr_delivery_resync(omr_router_t *r);
-omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *tenant, const char *agent,
+omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *group, const char *agent,
                                     const char *session, const omr_bus_peer_t *peer, uint64_t conn);
-omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *tenant, const char *agent);
+omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *group, const char *agent);
 void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w);
-int omr_delivery_add_customer(omr_router_t *r, const char *tenant, const char *conv,
+int omr_delivery_add_customer(omr_router_t *r, const char *group, const char *conv,
                               const char *cursor, const omr_bus_peer_t *peer, uint64_t conn);
-void omr_delivery_remove_customer(omr_router_t *r, const char *tenant, const char *conv,
+void omr_delivery_remove_customer(omr_router_t *r, const char *group, const char *conv,
                                   uint64_t conn);
 void omr_delivery_free_all(omr_router_t *r);
 
 /* router.c */
 void omr_router_send(omr_router_t *r, const omr_bus_peer_t *peer, omr_envelope_t *env);
-void omr_router_tenant_prefix(const char *tenant, char *out, size_t outsize);
+void omr_router_group_prefix(const char *group, char *out, size_t outsize);
 
 #endif

@@ -45,6 +45,9 @@ typedef enum omr_env_type {
 	OMR_ENV_AGENT_ACK,      /* "agent.ack": desktop confirmed delivery `seq` */
 	OMR_ENV_AGENT_GONE,     /* "agent.gone": desktop connection closed */
 	OMR_ENV_DELIVER,        /* "deliver": router -> adapter, item for `conn` */
+	OMR_ENV_OFFER_ACCEPT,   /* "offer.accept": the agent takes the offered `conv` */
+	OMR_ENV_OFFER_REJECT,   /* "offer.reject": the agent declines it, with `reason` */
+	OMR_ENV_WRAPUP_END,     /* "agent.wrapup_end": the agent ends wrap-up on `ch` */
 	OMR_ENV_TYPE_COUNT
 } omr_env_type_t;
 

@@ -1,7 +1,9 @@
 """The routing decisions in router/functions.lua, called directly on a real
-redis-server: language matching, least-loaded then longest-idle selection,
-FIFO waiting, capacity, idempotency, session guards. Fast and precise; the
-daemon tests exercise the same functions end to end."""
+redis-server: queues and their matching, skills with levels, language
+proficiency and fallback, tenants, per-channel capacity and blocking,
+strategies, priority then FIFO ordering, escalation and maximum wait through
+the Redis timers, explanations, idempotency, session guards. Fast and precise;
+the daemon tests exercise the same functions end to end."""
 import os
 import shutil
 import socket
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import json
 import unittest
 
 sys.dont_write_bytecode = True
@@ -17,7 +20,9 @@ from omr_harness import RedisError, Resp  # noqa: E402
 
 SRC = os.environ.get("OMR_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
-P = "omr:{t1}"
+P = "omr:{g1}"
+T = "t1"
+DEFAULT_QUEUE = {"name": "default", "steps": [{"after_s": 0}]}
 
 
 def free_port():
@@ -71,29 +76,60 @@ class FunctionsTest(unittest.TestCase):
     def fcall(self, fn, *args):
         return self.r("FCALL", fn, 1, P, *args)
 
-    def agent(self, aid, langs, cap, available=True):
-        self.assertIn(self.fcall("omr_agent_upsert", aid, aid.upper(), langs, cap, "sha-" + aid),
+    def rules(self, *queues, blocking=None, **extra):
+        doc = {"version": str(time.monotonic_ns()), "queues": list(queues),
+               "blocking": blocking if blocking is not None else {"voice": ["chat", "email"]}}
+        doc.update(extra)
+        self.assertIn(self.fcall("omr_rules_load", json.dumps(doc)), ("loaded", "unchanged"))
+
+    def agent(self, aid, langs, cap, available=True, skills=None, tenants=None):
+        """langs: "en,es" (proficiency 10) or a dict; cap: chat capacity or a dict."""
+        if isinstance(langs, str):
+            langs = {l: 10 for l in langs.split(",")}
+        spec = {"name": aid.upper(), "tenants": tenants or [T], "languages": langs,
+                "capacity": cap if isinstance(cap, dict) else {"chat": cap},
+                "skills": skills or {}, "token_sha": "sha-" + aid}
+        self.assertIn(self.fcall("omr_agent_upsert", aid, json.dumps(spec)),
                       ("created", "updated"))
         self.fcall("omr_agent_login", aid, "sha-" + aid, "s-" + aid)
         if available:
             self.assertEqual(self.fcall("omr_agent_presence", aid, "s-" + aid, "available"),
                              "available")
 
-    def start(self, conv, lang="en", rlang=None):
-        return self.fcall("omr_conv_start", conv, "tok", lang, rlang or lang.split("-")[0],
-                          "cust", "chat")
+    def start(self, conv, lang="en", channel="chat", tenant=T, attrs=None, skills=None,
+              customer=""):
+        return self.fcall("omr_conv_start", conv, "tok", lang, lang.split("-")[0].lower(), "cust",
+                          channel, tenant, customer, json.dumps(attrs or {}),
+                          json.dumps(skills or []))
+
+    def inbox_kinds(self, aid):
+        return [(f["kind"], f.get("conv")) for f in
+                (dict(zip(e[1][::2], e[1][1::2]))
+                 for e in self.r("XRANGE", f"{P}:agent:{aid}:inbox", "-", "+"))]
 
     def conv(self, conv):
         flat = self.r("HGETALL", f"{P}:conv:{conv}")
         return dict(zip(flat[::2], flat[1::2]))
 
+    def waiting(self, lang="en", queue="default", step=1, channel="chat", tenant=T):
+        return self.r("ZRANGE", f"{P}:wait:{queue}|{step}|{channel}|{tenant}|{lang}", 0, -1)
+
+    def load(self, aid, channel="chat"):
+        return int(self.r("HGET", f"{P}:agent:{aid}", f"load_{channel}") or 0)
+
+    def tick_after(self, seconds):
+        time.sleep(seconds)
+        return self.fcall("omr_tick")
+
+    # ---- language, capacity, ordering (the default queue) -----------------
+
     def test_language_routes_only_to_speakers(self):
         self.agent("en1", "en", 2)
         self.agent("es1", "es", 2)
-        self.assertEqual(self.start("c1", "es-MX", "es"), "assigned")
+        self.assertEqual(self.start("c1", "es-MX"), "assigned")
         self.assertEqual(self.conv("c1")["agent"], "es1")
         self.assertEqual(self.start("c2", "fr"), "queued")
-        self.assertEqual(self.r("ZRANGE", f"{P}:wait:fr", 0, -1), ["c2"])
+        self.assertEqual(self.waiting("fr"), ["c2"])
 
     def test_least_loaded_then_longest_idle(self):
         self.agent("a", "en", 3)
@@ -109,13 +145,13 @@ class FunctionsTest(unittest.TestCase):
         for i in range(5):
             self.start(f"c{i}")
         self.assertEqual(self.r("SCARD", f"{P}:agent:a:convs"), 2)
-        self.assertEqual(self.r("HGET", f"{P}:agent:a", "load"), "2")
-        self.assertEqual(self.r("ZRANGE", f"{P}:wait:en", 0, -1), ["c2", "c3", "c4"])
+        self.assertEqual(self.load("a"), 2)
+        self.assertEqual(self.waiting(), ["c2", "c3", "c4"])
         self.assertEqual(self.fcall("omr_conv_close", "c0", "a"), "closed")
         # The freed unit goes to the oldest waiting conversation at once.
         self.assertEqual(self.conv("c2")["agent"], "a")
         self.assertEqual(self.r("SCARD", f"{P}:agent:a:convs"), 2)
-        self.assertEqual(self.r("ZRANGE", f"{P}:wait:en", 0, -1), ["c3", "c4"])
+        self.assertEqual(self.waiting(), ["c3", "c4"])
 
     def test_waiting_work_assigned_when_agent_becomes_available(self):
         self.start("c1", "es")
@@ -133,6 +169,139 @@ class FunctionsTest(unittest.TestCase):
         self.agent("bi", "en,es", 1)
         self.assertEqual(self.conv("c-es")["agent"], "bi")
         self.assertEqual(self.conv("c-en")["state"], "queued")
+
+    # ---- skills, proficiency, tenants, channels ------------------------------
+
+    def test_skills_levels_and_proficiency(self):
+        self.rules({"name": "billing", "skills": {"billing": 5}, "min_proficiency": 7,
+                    "steps": [{"after_s": 0}]}, DEFAULT_QUEUE)
+        self.agent("junior", {"en": 10}, 2, skills={"billing": 3})
+        self.agent("weak-en", {"en": 5}, 2, skills={"billing": 9})
+        self.assertEqual(self.start("c1", skills=["billing"]), "queued")
+        self.assertEqual(self.conv("c1")["queue"], "billing")
+        self.agent("senior", {"en": 8}, 2, skills={"billing": 6})
+        self.assertEqual(self.conv("c1")["agent"], "senior")
+        # A conversation asking for no skill goes to the next queue that takes it.
+        self.assertEqual(self.start("c2"), "assigned")
+        self.assertEqual(self.conv("c2")["queue"], "default")
+
+    def test_best_skill_strategy(self):
+        self.rules({"name": "tech", "skills": {"network": 1}, "strategy": "best_skill",
+                    "steps": [{"after_s": 0}]})
+        self.agent("good", "en", 5, skills={"network": 6})
+        self.agent("best", "en", 5, skills={"network": 9})
+        self.agent("ok", "en", 5, skills={"network": 2})
+        self.start("c1", skills=["network"])
+        self.assertEqual(self.conv("c1")["agent"], "best")
+
+    def test_tenants_are_served_only_by_their_agents(self):
+        self.agent("acme-only", "en", 2, tenants=["acme:eu"])
+        self.agent("both", "en", 1, tenants=["acme:eu", "globex"])
+        self.assertEqual(self.start("g1", tenant="globex"), "assigned")
+        self.assertEqual(self.conv("g1")["agent"], "both")
+        self.assertEqual(self.start("g2", tenant="globex"), "queued")
+        self.assertEqual(self.start("a1", tenant="acme:eu"), "assigned")
+        self.assertEqual(self.conv("a1")["agent"], "acme-only")
+
+    def test_per_channel_capacity_and_voice_blocks_chat(self):
+        self.agent("a", "en", {"chat": 2, "voice": 1, "email": 2})
+        self.assertEqual(self.start("v1", channel="voice"), "assigned")
+        self.assertEqual(self.load("a", "voice"), 1)
+        # On a call: no new chat and no new email (blocking voice -> chat, email).
+        self.assertEqual(self.start("c1"), "queued")
+        self.assertEqual(self.start("e1", channel="email"), "queued")
+        self.fcall("omr_conv_close", "v1", "a")
+        self.assertEqual(self.conv("c1")["agent"], "a")
+        self.assertEqual(self.conv("e1")["agent"], "a")
+        self.assertEqual(self.load("a", "chat"), 1)
+        self.assertEqual(self.load("a", "email"), 1)
+
+    # ---- priority across queues, escalation, max wait ------------------------
+
+    def test_priority_then_longest_waiting_across_queues(self):
+        self.rules({"name": "vip", "attributes": {"tier": "gold"}, "priority": 8,
+                    "steps": [{"after_s": 0}]}, DEFAULT_QUEUE)
+        self.start("old")
+        time.sleep(0.005)
+        self.start("gold", attrs={"tier": "gold"})
+        time.sleep(0.005)
+        self.start("new")
+        self.assertEqual(self.conv("gold")["queue"], "vip")
+        self.agent("a", "en", 1)
+        self.assertEqual(self.conv("gold")["agent"], "a")  # higher priority first
+        self.fcall("omr_conv_close", "gold", "a")
+        self.assertEqual(self.conv("old")["agent"], "a")  # then the longest waiting
+        self.assertEqual(self.conv("new")["state"], "queued")
+
+    def test_escalation_relaxes_language_and_level(self):
+        self.rules({"name": "es-billing", "languages": ["es"], "skills": {"billing": 8},
+                    "steps": [{"after_s": 0},
+                              {"after_s": 1, "min_level_delta": 3},
+                              {"after_s": 2, "languages": ["en"]}]})
+        self.agent("es-mid", "es", 1, skills={"billing": 5}, available=False)
+        self.agent("en-top", "en", 1, skills={"billing": 9})
+        self.assertEqual(self.start("c1", "es", skills=["billing"]), "queued")
+        self.fcall("omr_agent_presence", "es-mid", "s-es-mid", "available")
+        self.assertEqual(self.conv("c1")["state"], "queued")  # level 5 < 8
+        self.tick_after(1.05)
+        c = self.conv("c1")
+        self.assertEqual((c["step"], c["agent"]), ("2", "es-mid"))  # 8 - 3 = 5
+        why = json.loads(self.fcall("omr_explain", "c1"))
+        self.assertEqual((why["queue"], why["step"], why["agent"]), ("es-billing", 2, "es-mid"))
+        self.assertEqual(why["skills"]["billing"], {"required": 5, "agent": 5})
+        # A second Spanish conversation: es-mid is full; after 2 s English is accepted.
+        self.assertEqual(self.start("c2", "es", skills=["billing"]), "queued")
+        self.tick_after(1.05)
+        self.assertEqual(self.conv("c2")["state"], "queued")
+        self.tick_after(1.05)
+        self.assertEqual(self.conv("c2")["agent"], "en-top")
+        why = json.loads(self.fcall("omr_explain", "c2"))
+        self.assertEqual((why["step"], why["language_matched"]), (3, "en"))
+        self.assertTrue(why["candidates"], why)
+
+    def test_overflow_keeps_the_original_enqueue_time(self):
+        self.rules({"name": "first", "languages": ["de"], "steps": [{"after_s": 0},
+                                                                    {"after_s": 1,
+                                                                     "overflow": "second"}]},
+                   {"name": "second", "steps": [{"after_s": 0}]})
+        self.assertEqual(self.start("c1", "de"), "queued")
+        enq = self.conv("c1")["enqueued_ms"]
+        self.tick_after(1.05)
+        c = self.conv("c1")
+        self.assertEqual((c["queue"], c["step"], c["enqueued_ms"]), ("second", "1", enq))
+        self.assertEqual(self.waiting("de", queue="second"), ["c1"])
+
+    def test_max_wait_closes(self):
+        self.rules({"name": "short", "max_wait_s": 1, "steps": [{"after_s": 0}]})
+        self.assertEqual(self.start("c1"), "queued")
+        self.tick_after(1.05)
+        c = self.conv("c1")
+        self.assertEqual((c["state"], c.get("close_reason")), ("closed", "max-wait"))
+        self.assertEqual(self.waiting(queue="short"), [])
+
+    def test_timers_fire_once_whoever_ticks(self):
+        self.rules({"name": "q", "steps": [{"after_s": 0}, {"after_s": 1, "languages": ["en"]}]})
+        self.agent("en1", "en", 5)
+        self.start("c1", "fr")
+        time.sleep(1.05)
+        fired = [self.fcall("omr_tick") for _ in range(3)]  # three instances ticking
+        self.assertEqual(sorted(fired), [0, 0, 1])
+        self.assertEqual(self.conv("c1")["agent"], "en1")
+
+    def test_rules_reload_rehomes_waiting_work(self):
+        self.start("c1", "it")
+        self.rules({"name": "italian", "languages": ["it"], "steps": [{"after_s": 0},
+                    {"after_s": 1, "languages": ["en"]}]}, DEFAULT_QUEUE)
+        self.assertEqual(self.conv("c1")["queue"], "italian")
+        self.agent("en1", "en", 1)
+        self.tick_after(1.05)
+        self.assertEqual(self.conv("c1")["agent"], "en1")
+
+    def test_no_queue_takes_it(self):
+        self.rules({"name": "only-es", "languages": ["es"], "steps": [{"after_s": 0}]})
+        self.assertTrue(self.start("c1", "en").startswith("NOQUEUE"))
+
+    # ---- idempotency and guards ---------------------------------------------
 
     def test_messages_are_deduplicated_and_agents_checked(self):
         self.agent("a", "en", 1)
@@ -164,7 +333,7 @@ class FunctionsTest(unittest.TestCase):
         self.assertTrue(
             self.fcall("omr_agent_presence", "a", "s-a", "available").startswith("REPLACED"))
         self.assertEqual(self.fcall("omr_agent_gone", "a", "s-new"), "offline")
-        self.assertEqual(self.r("ZRANGE", f"{P}:avail:en", 0, -1), [])
+        self.assertEqual(self.r("SMEMBERS", f"{P}:agent:a:idx"), [])
 
     def test_login_needs_the_right_token(self):
         self.agent("a", "en", 1, available=False)
@@ -177,17 +346,135 @@ class FunctionsTest(unittest.TestCase):
         self.start("c2")
         self.assertEqual(self.fcall("omr_conv_close", "c1", "a"), "closed")
         self.assertEqual(self.fcall("omr_conv_close", "c1", "a"), "closed")
-        self.assertEqual(self.r("HGET", f"{P}:agent:a", "load"), "1")
+        self.assertEqual(self.load("a"), 1)
         self.assertTrue(
             self.fcall("omr_conv_message", "c1", "customer", "", "m9", "x", "c", 10)
             .startswith("CLOSED"))
 
-    def test_away_agent_gets_nothing(self):
+    def test_presence_states_and_history(self):
         self.agent("a", "en", 2)
-        self.fcall("omr_agent_presence", "a", "s-a", "away")
+        self.assertEqual(self.fcall("omr_agent_state", "a", "break", "lunch"), "break")
         self.assertEqual(self.start("c1"), "queued")
-        self.fcall("omr_agent_presence", "a", "s-a", "available")
+        got = json.loads(self.fcall("omr_agent_get", "a"))
+        self.assertEqual((got["presence"], got["reason"]), ("break", "lunch"))
+        self.fcall("omr_agent_state", "a", "available", "")
         self.assertEqual(self.conv("c1")["agent"], "a")
+        hist = [dict(zip(e[1][::2], e[1][1::2]))["state"]
+                for e in self.r("XRANGE", f"{P}:agent:a:presence", "-", "+")]
+        self.assertEqual(hist, ["away", "available", "break", "available"])
+        self.assertTrue(self.fcall("omr_agent_state", "a", "dancing", "").startswith("BADARG"))
+
+    # ---- offers, sticky agent, wrap-up, agent loss ---------------------------
+
+    def test_offer_accept_reject_and_timeout(self):
+        self.rules({"name": "q", "auto_accept": False, "offer_timeout_s": 1,
+                    "steps": [{"after_s": 0}]}, max_missed_offers=2)
+        self.agent("a", "en", 1)
+        self.agent("b", "en", 1)
+        self.assertEqual(self.start("c1"), "assigned")  # reserved: offered
+        c = self.conv("c1")
+        first = c["agent"]
+        other = "b" if first == "a" else "a"
+        self.assertEqual(c["state"], "offered")
+        self.assertEqual(self.load(first), 1)  # capacity is held while offered
+        self.assertIn(("offer", "c1"), self.inbox_kinds(first))
+        self.assertEqual(self.fcall("omr_offer_reject", "c1", first, "busy with a call"),
+                         "rejected")
+        c = self.conv("c1")
+        self.assertEqual((c["state"], c["agent"]), ("offered", other))
+        self.assertEqual(self.load(first), 0)
+        self.assertIn(("revoked", "c1"), self.inbox_kinds(first))
+        # The other agent lets it time out: it goes back to the first agent? No:
+        # both declined, so it waits, keeping its enqueue time.
+        enq = c["enqueued_ms"]
+        self.tick_after(1.05)
+        c = self.conv("c1")
+        self.assertEqual((c["state"], c["enqueued_ms"]), ("queued", enq))
+        self.assertEqual(json.loads(self.fcall("omr_agent_get", other))["load"]["chat"], 0)
+        # A new conversation is offered and accepted.
+        self.start("c2")
+        c2 = self.conv("c2")
+        self.assertEqual(self.fcall("omr_offer_accept", "c2", c2["agent"]), "assigned")
+        self.assertEqual(self.conv("c2")["state"], "assigned")
+        self.assertIn(("assigned", "c2"), self.inbox_kinds(c2["agent"]))
+        self.assertTrue(self.fcall("omr_offer_accept", "c1", first).startswith("NOTASSIGNED"))
+
+    def test_missed_offers_put_the_agent_on_break(self):
+        self.rules({"name": "q", "auto_accept": False, "offer_timeout_s": 1,
+                    "steps": [{"after_s": 0}]}, max_missed_offers=2)
+        self.agent("a", "en", 2)
+        self.start("c1")
+        self.start("c2")
+        self.tick_after(1.05)
+        got = json.loads(self.fcall("omr_agent_get", "a"))
+        self.assertEqual((got["presence"], got["reason"]), ("break", "missed-offers"))
+        self.assertEqual(self.conv("c1")["state"], "queued")
+
+    def test_sticky_agent_first_then_normal_routing(self):
+        self.rules({"name": "q", "sticky_window_s": 1, "steps": [{"after_s": 0}]})
+        self.agent("a", "en", 1)
+        self.agent("b", "en", 1)
+        self.start("c1", customer="cust-9")
+        self.assertEqual(self.conv("c1")["agent"], "a")  # tie: agent id order
+        self.fcall("omr_conv_close", "c1", "a")
+        # The returning customer goes to the same agent although b idled longer.
+        self.start("c2", customer="cust-9")
+        self.assertEqual(self.conv("c2")["agent"], "a")
+        why = json.loads(self.fcall("omr_explain", "c2"))
+        self.assertIn("sticky", why["trigger"])
+        # Their agent is busy: the customer waits for them, not for b...
+        self.start("c3", customer="cust-9")
+        c3 = self.conv("c3")
+        self.assertEqual((c3["state"], c3.get("pref_agent")), ("queued", "a"))
+        self.fcall("omr_conv_close", "c2", "a")
+        self.assertEqual(self.conv("c3")["agent"], "a")
+        # ... but only within the window, then normal routing.
+        self.start("c4", customer="cust-9")
+        self.assertEqual(self.conv("c4")["state"], "queued")
+        self.tick_after(1.05)
+        self.assertEqual(self.conv("c4")["agent"], "b")
+
+    def test_wrapup_blocks_the_channel_until_it_ends(self):
+        self.rules({"name": "q", "wrapup_s": 1, "steps": [{"after_s": 0}]})
+        self.agent("a", "en", 1)
+        self.start("c1")
+        self.start("c2")
+        self.fcall("omr_conv_close", "c1", "a")
+        self.assertEqual(self.conv("c2")["state"], "queued")  # in wrap-up
+        self.tick_after(1.05)
+        self.assertEqual(self.conv("c2")["agent"], "a")
+        self.fcall("omr_conv_close", "c2", "a")
+        self.start("c3")
+        self.assertEqual(self.fcall("omr_agent_wrapup_end", "a", "s-a", "chat"), "ok")
+        self.assertEqual(self.conv("c3")["agent"], "a")  # ended by the agent
+
+    def test_lost_agent_work_is_requeued_after_grace(self):
+        self.rules({"name": "q", "steps": [{"after_s": 0}]}, heartbeat_timeout_s=1,
+                   agent_grace_s=1)
+        self.agent("a", "en", 1)
+        self.assertEqual(self.fcall("omr_agent_seen", "a", "s-a"), "ok")
+        self.start("c1")
+        enq = self.conv("c1")["enqueued_ms"]
+        self.agent("b", "en", 1, available=False)
+        self.tick_after(1.05)  # no heartbeat: lost
+        got = json.loads(self.fcall("omr_agent_get", "a"))
+        self.assertEqual((got["presence"], got["reason"]), ("offline", "lost"))
+        self.assertEqual(self.conv("c1")["agent"], "a")  # kept during the grace period
+        self.fcall("omr_agent_presence", "b", "s-b", "available")
+        self.tick_after(1.05)
+        c = self.conv("c1")
+        self.assertEqual((c["agent"], c["enqueued_ms"]), ("b", enq))
+        self.assertEqual(self.load("a"), 0)
+
+    def test_agent_back_within_grace_keeps_its_work(self):
+        self.rules({"name": "q", "steps": [{"after_s": 0}]}, agent_grace_s=1)
+        self.agent("a", "en", 1)
+        self.start("c1")
+        self.assertEqual(self.fcall("omr_agent_gone", "a", "s-a"), "offline")
+        self.fcall("omr_agent_login", "a", "sha-a", "s-a2")
+        self.tick_after(1.05)
+        self.assertEqual(self.conv("c1")["agent"], "a")
+        self.assertEqual(self.load("a"), 1)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ or waiting.
 """
 
 import asyncio
+import json
 import os
 import random
 import sys
@@ -181,7 +182,8 @@ async def test_two_instances_no_double_assignment(env):
         held = rc.cmd("SMEMBERS", agent_key(aid) + ":convs")
         assert not held and int(h.get("load", "0")) == 0, \
             f"{aid} still holds conversations at the end: load {h.get('load')} convs {held}"
-        assert h.get("cap") == str(CAPACITY), f"{aid} capacity changed: {h}"
+        assert json.loads(h.get("capacity", "{}")).get("chat") == CAPACITY, \
+            f"{aid} capacity changed: {h}"
     leftovers = []
     for k in rc.keys("omr:{default}:*"):
         low = k.lower()
