@@ -1,9 +1,16 @@
-/* omnirouterctl - site administration: agents. Talks to the same Redis as
- * the daemons (from the same configuration file) and changes routing state
- * only through the Functions library, so a change takes effect on the next
- * routing decision of every instance, without a restart. */
+/* omnirouterctl - site administration: agents, roster import, routing
+ * explanations. Talks to the same Redis as the daemons (from the same
+ * configuration file) and changes routing state only through the Functions
+ * library, so a change takes effect on the next routing decision of every
+ * instance, without a restart.
+ *
+ * This file: the command line, the Redis connection and the Functions calls
+ * every command shares (ctl.h). The commands live in ctl_agent.c,
+ * ctl_import.c and ctl_explain.c; the pure parsers in ctl_spec.c and
+ * ctl_csv.c. Single-threaded. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,367 +18,330 @@
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
-#include "omnirouter/channel.h"
+#include "ctl.h"
+#include "ctl_spec.h"
 #include "omnirouter/config.h"
-#include "omnirouter/envelope.h"
 #include "omnirouter/util.h"
 #include "store.h"
-
-typedef struct opts {
-	const char *config, *tenant, *id, *name, *languages, *token;
-	int64_t capacity;
-	bool json;
-} opts_t;
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: omnirouterctl [-c FILE] [--tenant T] [--json] COMMAND\n"
-	        "  agent add --id ID --name NAME --languages en,es --capacity N [--token TOKEN]\n"
+	        "  agent add --id ID --name NAME --languages es:10,en:6 [--skills billing:7,...]\n"
+	        "            [--capacity chat:3,email:5,voice:1 | --capacity N] [--tenants a,b]\n"
+	        "            [--token TOKEN]\n"
 	        "        create or replace an agent; prints the agent's new token\n"
-	        "  agent update --id ID [--name NAME] [--languages L] [--capacity N]\n"
-	        "        change an agent, keeping its token\n"
-	        "  agent token --id ID      issue a new token (the old one stops working)\n"
-	        "  agent list               all agents with presence and load\n"
-	        "  agent show ID            one agent\n"
-	        "  agent remove ID          delete an agent with no open conversations\n"
-	        "options: -c FILE (default /etc/omnirouter/omnirouter.yaml), --tenant T\n"
-	        "(default routing.default_tenant), --json (machine-readable output)\n");
+	        "  agent update --id ID [--name N] [--languages L] [--skills S] [--capacity C]\n"
+	        "            [--tenants T]       change the given fields, keeping the token\n"
+	        "  agent skills --id ID [--set S] [--add S] [--remove X,Y]\n"
+	        "                                replace, add or remove skills\n"
+	        "  agent state --id ID available|busy|break|offline|away [--reason TEXT]\n"
+	        "  agent token --id ID           issue a new token (the old one stops working)\n"
+	        "  agent list                    all agents with languages, skills, load, "
+	        "presence\n"
+	        "  agent show ID                 one agent\n"
+	        "  agent remove ID               delete an agent with no open conversations\n"
+	        "  agent import FILE.csv [--dry-run]\n"
+	        "        create or update agents from a roster (header id,name,languages\n"
+	        "        [,skills][,capacity][,tenants]; items in a cell separated by |);\n"
+	        "        prints id,token for each new agent\n"
+	        "  explain CONVERSATION          why a conversation went where it went\n"
+	        "A language without :N has proficiency 10; levels are 1-10; --capacity N means\n"
+	        "chat:N. Options: -c FILE (default /etc/omnirouter/omnirouter.yaml); --tenant T:\n"
+	        "tenant of new agents given no --tenants (default routing.default_tenant), and\n"
+	        "the tenant `agent list` shows; --json: machine-readable output.\n"
+	        "Exit status: 0 ok, 1 runtime error (Redis, not found, refused), 2 usage.\n");
 }
 
-static redisContext *connect_redis(const omr_config_t *cfg)
+__attribute__((format(printf, 2, 0))) static int vreport(int rc, const char *fmt, va_list ap)
 {
-	struct timeval tv = {5, 0};
-	redisContext *c = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
-	if (!c || c->err) {
-		fprintf(stderr, "omnirouterctl: cannot connect to redis %s:%lld: %s\n",
-		        cfg->redis_host, (long long)cfg->redis_port,
-		        c ? c->errstr : "out of memory");
-		redisFree(c);
-		return NULL;
-	}
-	redisSetTimeout(c, tv);
-	redisReply *r = NULL;
-	if (cfg->redis_password[0])
-		r = redisCommand(c, "AUTH %s", cfg->redis_password);
-	freeReplyObject(r);
-	r = redisCommand(c, "SELECT %lld", (long long)cfg->redis_db);
-	freeReplyObject(r);
-	const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", omr_functions_lua};
-	size_t lens[] = {8, 4, 7, omr_functions_lua_len};
-	r = redisCommandArgv(c, 4, argv, lens);
-	if (!r || r->type == REDIS_REPLY_ERROR) {
-		fprintf(stderr, "omnirouterctl: cannot load functions: %s\n",
-		        r ? r->str : c->errstr);
-		freeReplyObject(r);
-		redisFree(c);
-		return NULL;
-	}
-	freeReplyObject(r);
-	return c;
-}
-
-/* Normalizes "en, es-MX" to "en,es"; returns 0 or -EINVAL. */
-static int normalize_languages(const char *in, char *out, size_t outsize)
-{
-	char buf[512];
-	snprintf(buf, sizeof(buf), "%s", in);
-	size_t n = 0;
-	out[0] = '\0';
-	char *save = NULL;
-	for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-		char lang[16];
-		if (omr_language_primary(tok, lang, sizeof(lang)) != 0)
-			return -EINVAL;
-		int w = snprintf(out + n, outsize - n, "%s%s", n ? "," : "", lang);
-		if (w < 0 || (size_t)w >= outsize - n)
-			return -EINVAL;
-		n += (size_t)w;
-	}
-	return n ? 0 : -EINVAL;
-}
-
-static redisReply *fcall(redisContext *c, const char *fn, const char *tenant, int nargs,
-                         const char **args)
-{
-	char prefix[OMR_ENV_ID_MAX + 8];
-	snprintf(prefix, sizeof(prefix), "omr:{%s}", tenant);
-	const char *argv[12] = {"FCALL", fn, "1", prefix};
-	for (int i = 0; i < nargs; i++)
-		argv[4 + i] = args[i];
-	redisReply *r = redisCommandArgv(c, 4 + nargs, argv, NULL);
-	if (!r)
-		fprintf(stderr, "omnirouterctl: redis: %s\n", c->errstr);
-	else if (r->type == REDIS_REPLY_ERROR)
-		fprintf(stderr, "omnirouterctl: %s\n", r->str);
-	else
-		return r;
-	freeReplyObject(r);
-	return NULL;
-}
-
-static redisReply *agent_hash(redisContext *c, const char *tenant, const char *id)
-{
-	return redisCommand(c, "HGETALL omr:{%s}:agent:%s", tenant, id);
-}
-
-static const char *hfield(const redisReply *h, const char *name)
-{
-	for (size_t i = 0; h && i + 1 < h->elements; i += 2)
-		if (strcmp(h->element[i]->str, name) == 0)
-			return h->element[i + 1]->str;
-	return "";
-}
-
-static int64_t hint(const redisReply *h, const char *name)
-{
-	int64_t v = 0;
-	return omr_parse_int(hfield(h, name), 0, INT64_MAX, &v) == 0 ? v : 0;
-}
-
-static int upsert(redisContext *c, const opts_t *o, bool keep_token)
-{
-	char langs[512], cap[24], token[65] = "", sha[65] = "";
-	if (!o->id || !omr_id_is_valid(o->id, OMR_ENV_ID_MAX)) {
-		fprintf(stderr, "omnirouterctl: --id is required: 1-128 of [A-Za-z0-9._:@-]\n");
-		return 2;
-	}
-	redisReply *cur = agent_hash(c, o->tenant, o->id);
-	bool exists = cur && cur->type == REDIS_REPLY_ARRAY && cur->elements > 0;
-	const char *name = o->name ? o->name : (exists ? hfield(cur, "name") : NULL);
-	const char *languages =
-	        o->languages ? o->languages : (exists ? hfield(cur, "languages") : NULL);
-	int64_t capacity = o->capacity ? o->capacity : (exists ? hint(cur, "cap") : 0);
-	int rc = 2;
-	if (keep_token && !exists) {
-		fprintf(stderr, "omnirouterctl: no agent %s (use agent add)\n", o->id);
-		goto out;
-	}
-	if (!name || !*name || strlen(name) > OMR_ENV_NAME_MAX ||
-	    !omr_utf8_is_valid(name, strlen(name)) || strpbrk(name, "\r\n")) {
-		fprintf(stderr,
-		        "omnirouterctl: --name is required (1-256 bytes of UTF-8, one line)\n");
-		goto out;
-	}
-	if (!languages || normalize_languages(languages, langs, sizeof(langs)) != 0) {
-		fprintf(stderr, "omnirouterctl: --languages must be BCP-47 tags, e.g. en,es-MX\n");
-		goto out;
-	}
-	if (capacity < 1 || capacity > 100) {
-		fprintf(stderr, "omnirouterctl: --capacity must be 1-100 chats\n");
-		goto out;
-	}
-	snprintf(cap, sizeof(cap), "%lld", (long long)capacity);
-	if (!keep_token) {
-		if (o->token) {
-			if (!omr_id_is_valid(o->token, OMR_ENV_ID_MAX) || strlen(o->token) < 16) {
-				fprintf(stderr,
-				        "omnirouterctl: --token: 16-128 of [A-Za-z0-9._:@-]\n");
-				goto out;
-			}
-			snprintf(token, sizeof(token), "%s", o->token);
-		} else if (omr_random_hex(token, sizeof(token), 24) != 0) {
-			fprintf(stderr, "omnirouterctl: no randomness\n");
-			goto out;
-		}
-		omr_sha256_hex(token, strlen(token), sha);
-	}
-	const char *args[] = {o->id, name, langs, cap, sha};
-	redisReply *r = fcall(c, "omr_agent_upsert", o->tenant, 5, args);
-	if (!r) {
-		rc = 1;
-		goto out;
-	}
-	if (o->json)
-		printf("{\"id\":\"%s\",\"result\":\"%s\"%s%s%s}\n", o->id, r->str,
-		       token[0] ? ",\"token\":\"" : "", token, token[0] ? "\"" : "");
-	else if (token[0])
-		printf("%s\n", token);
-	else
-		printf("%s %s\n", r->str, o->id);
-	freeReplyObject(r);
-	rc = 0;
-out:
-	freeReplyObject(cur);
+	char msg[1024];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fprintf(stderr, "omnirouterctl: %s\n", msg);
 	return rc;
 }
 
-static cJSON *agent_json(const char *id, const redisReply *h)
+int omr_ctl_usage_error(const char *fmt, ...)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "id", id);
-	cJSON_AddStringToObject(o, "name", hfield(h, "name"));
-	cJSON *langs = cJSON_AddArrayToObject(o, "languages");
-	char buf[512];
-	snprintf(buf, sizeof(buf), "%s", hfield(h, "languages"));
-	char *save = NULL;
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-		cJSON_AddItemToArray(langs, cJSON_CreateString(t));
-	cJSON_AddNumberToObject(o, "capacity", (double)hint(h, "cap"));
-	cJSON_AddNumberToObject(o, "load", (double)hint(h, "load"));
-	cJSON_AddStringToObject(o, "presence", hfield(h, "presence"));
-	return o;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vreport(OMR_CTL_USAGE, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
-static int show(redisContext *c, const opts_t *o, const char *id, cJSON *list)
+int omr_ctl_error(const char *fmt, ...)
 {
-	redisReply *h = agent_hash(c, o->tenant, id);
-	if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
-		fprintf(stderr, "omnirouterctl: no agent %s\n", id);
-		freeReplyObject(h);
-		return 1;
-	}
-	if (list) {
-		cJSON_AddItemToArray(list, agent_json(id, h));
-	} else if (o->json) {
-		cJSON *j = agent_json(id, h);
-		char *s = cJSON_PrintUnformatted(j);
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vreport(OMR_CTL_FAIL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void omr_ctl_json_array(cJSON *obj, const char *key)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (cJSON_IsObject(v) && !v->child)
+		cJSON_ReplaceItemInObjectCaseSensitive(obj, key, cJSON_CreateArray());
+}
+
+void omr_ctl_print_json(const cJSON *j)
+{
+	char *s = cJSON_PrintUnformatted(j);
+	if (s)
 		printf("%s\n", s);
-		free(s);
-		cJSON_Delete(j);
-	} else {
-		printf("%-20s %-24s %-12s %3s/%-3s %s\n", id, hfield(h, "name"),
-		       hfield(h, "languages"), hfield(h, "load"), hfield(h, "cap"),
-		       hfield(h, "presence"));
-	}
-	freeReplyObject(h);
-	return 0;
+	free(s);
 }
 
-static int list(redisContext *c, const opts_t *o)
+/* One command on a fresh connection, before any Function is called. */
+static int setup_command(redisContext *c, const char *what, int argc, const char **argv,
+                         const size_t *lens)
 {
-	redisReply *ids = redisCommand(c, "SMEMBERS omr:{%s}:agents", o->tenant);
-	if (!ids || ids->type != REDIS_REPLY_ARRAY) {
-		freeReplyObject(ids);
-		return 1;
-	}
-	cJSON *arr = o->json ? cJSON_CreateArray() : NULL;
-	if (!o->json)
-		printf("%-20s %-24s %-12s %-7s %s\n", "ID", "NAME", "LANGUAGES", "LOAD",
-		       "PRESENCE");
-	for (size_t i = 0; i < ids->elements; i++)
-		show(c, o, ids->element[i]->str, arr);
-	if (arr) {
-		char *s = cJSON_PrintUnformatted(arr);
-		printf("%s\n", s);
-		free(s);
-		cJSON_Delete(arr);
-	}
-	freeReplyObject(ids);
-	return 0;
-}
-
-static int remove_agent(redisContext *c, const opts_t *o, const char *id)
-{
-	const char *args[] = {id};
-	redisReply *r = fcall(c, "omr_agent_remove", o->tenant, 1, args);
-	if (!r)
-		return 1;
-	printf("removed %s\n", id);
+	redisReply *r = redisCommandArgv(c, argc, argv, lens);
+	int rc = 0;
+	if (!r || r->type == REDIS_REPLY_ERROR)
+		rc = omr_ctl_error("redis: %s: %s", what, r ? r->str : c->errstr);
 	freeReplyObject(r);
+	return rc;
+}
+
+static int connect_redis(omr_ctl_t *ctl)
+{
+	const omr_config_t *cfg = ctl->cfg;
+	struct timeval tv = {5, 0};
+	redisContext *c = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port, tv);
+	if (!c || c->err) {
+		omr_ctl_error("cannot connect to redis %s:%lld: %s", cfg->redis_host,
+		              (long long)cfg->redis_port, c ? c->errstr : "out of memory");
+		redisFree(c);
+		return OMR_CTL_FAIL;
+	}
+	redisSetTimeout(c, tv);
+	char db[24];
+	snprintf(db, sizeof(db), "%lld", (long long)cfg->redis_db);
+	const char *auth[] = {"AUTH", cfg->redis_password};
+	const char *select[] = {"SELECT", db};
+	/* The daemons load the same library on every connect; loading it here
+	 * too lets the tool work before any daemon has run. */
+	const char *load[] = {"FUNCTION", "LOAD", "REPLACE", omr_functions_lua};
+	size_t load_lens[] = {8, 4, 7, omr_functions_lua_len};
+	if ((cfg->redis_password[0] && setup_command(c, "AUTH", 2, auth, NULL) != 0) ||
+	    setup_command(c, "SELECT", 2, select, NULL) != 0 ||
+	    setup_command(c, "cannot load the functions library", 4, load, load_lens) != 0) {
+		redisFree(c);
+		return OMR_CTL_FAIL;
+	}
+	ctl->redis = c;
+	return OMR_CTL_OK;
+}
+
+/* Function errors are "CODE message"; a refused argument is a usage error. */
+static int report_refusal(const char *what, const char *err)
+{
+	static const char *const usage_codes[] = {"BADARG", "BADJSON", "BADREQ", "INVALID"};
+	size_t n = strcspn(err, " ");
+	bool coded = n > 0 && err[n] == ' ';
+	for (size_t i = 0; coded && i < n; i++)
+		coded = (err[i] >= 'A' && err[i] <= 'Z') || err[i] == '_';
+	if (!coded || strncmp(err, "ERR", n) == 0 || strncmp(err, "WRONGTYPE", n) == 0)
+		return omr_ctl_error("%s: %s", what, err);
+	int rc = OMR_CTL_FAIL;
+	for (size_t i = 0; i < sizeof(usage_codes) / sizeof(usage_codes[0]); i++)
+		if (strlen(usage_codes[i]) == n && strncmp(err, usage_codes[i], n) == 0)
+			rc = OMR_CTL_USAGE;
+	fprintf(stderr, "omnirouterctl: %s: %s (%.*s)\n", what, err + n + 1, (int)n, err);
+	return rc;
+}
+
+int omr_ctl_fcall(omr_ctl_t *ctl, const char *fn, const char *what, int nargs, const char **args,
+                  redisReply **reply)
+{
+	const char *argv[16] = {"FCALL", fn, "1", ctl->prefix};
+	*reply = NULL;
+	if (nargs < 0 || nargs > 12)
+		return omr_ctl_error("internal: %d arguments to %s", nargs, fn);
+	if (!ctl->redis && connect_redis(ctl) != OMR_CTL_OK)
+		return OMR_CTL_FAIL;
+	for (int i = 0; i < nargs; i++)
+		argv[4 + i] = args[i];
+	redisReply *r = redisCommandArgv(ctl->redis, 4 + nargs, argv, NULL);
+	if (!r)
+		return omr_ctl_error("redis: %s: %s", fn, ctl->redis->errstr);
+	if (r->type == REDIS_REPLY_ERROR) {
+		int rc = report_refusal(what, r->str);
+		freeReplyObject(r);
+		return rc;
+	}
+	*reply = r;
+	return OMR_CTL_OK;
+}
+
+int omr_ctl_fcall_json(omr_ctl_t *ctl, const char *fn, const char *what, int nargs,
+                       const char **args, cJSON **out)
+{
+	redisReply *r = NULL;
+	*out = NULL;
+	int rc = omr_ctl_fcall(ctl, fn, what, nargs, args, &r);
+	if (rc != OMR_CTL_OK)
+		return rc;
+	if (r->type == REDIS_REPLY_STRING)
+		*out = cJSON_ParseWithLength(r->str, r->len);
+	freeReplyObject(r);
+	if (!*out)
+		return omr_ctl_error("%s: %s did not answer a JSON string", what, fn);
+	return OMR_CTL_OK;
+}
+
+int omr_ctl_upsert(omr_ctl_t *ctl, const char *id, const cJSON *agent, const char **result)
+{
+	char what[160];
+	snprintf(what, sizeof(what), "agent %s", id);
+	char *json = cJSON_PrintUnformatted(agent);
+	if (!json)
+		return omr_ctl_error("out of memory");
+	const char *args[] = {id, json};
+	redisReply *r = NULL;
+	int rc = omr_ctl_fcall(ctl, "omr_agent_upsert", what, 2, args, &r);
+	free(json);
+	if (rc != OMR_CTL_OK)
+		return rc;
+	if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "created") == 0)
+		*result = "created";
+	else if (r->type == REDIS_REPLY_STRING && strcmp(r->str, "updated") == 0)
+		*result = "updated";
+	else
+		rc = omr_ctl_error("%s: unexpected answer from omr_agent_upsert", what);
+	freeReplyObject(r);
+	return rc;
+}
+
+enum {
+	OPT_TENANT = 256,
+	OPT_ID,
+	OPT_NAME,
+	OPT_LANGUAGES,
+	OPT_SKILLS,
+	OPT_CAPACITY,
+	OPT_TENANTS,
+	OPT_TOKEN,
+	OPT_REASON,
+	OPT_SET,
+	OPT_ADD,
+	OPT_REMOVE,
+	OPT_DRY_RUN,
+	OPT_JSON,
+};
+
+/* Stores a string option; an option given twice is a usage error (a
+ * script that passes --id twice has a bug). */
+static int set_once(const char **slot, const char *name, const char *value)
+{
+	if (*slot)
+		return omr_ctl_usage_error("--%s given twice", name);
+	*slot = value;
 	return 0;
 }
 
-static int run(redisContext *c, opts_t *o, int argc, char **argv)
+static int parse_options(omr_ctl_t *ctl, const char **config, const char **tenant, int argc,
+                         char **argv)
 {
-	const char *verb = argv[1];
-	if (strcmp(verb, "add") == 0)
-		return upsert(c, o, false);
-	if (strcmp(verb, "update") == 0)
-		return upsert(c, o, true);
-	if (strcmp(verb, "token") == 0) {
-		o->name = o->languages = NULL;
-		o->capacity = 0;
-		return upsert(c, o, false);
+	static const struct option lo[] = {
+	        {"config", required_argument, NULL, 'c'},
+	        {"tenant", required_argument, NULL, OPT_TENANT},
+	        {"id", required_argument, NULL, OPT_ID},
+	        {"name", required_argument, NULL, OPT_NAME},
+	        {"languages", required_argument, NULL, OPT_LANGUAGES},
+	        {"skills", required_argument, NULL, OPT_SKILLS},
+	        {"capacity", required_argument, NULL, OPT_CAPACITY},
+	        {"tenants", required_argument, NULL, OPT_TENANTS},
+	        {"token", required_argument, NULL, OPT_TOKEN},
+	        {"reason", required_argument, NULL, OPT_REASON},
+	        {"set", required_argument, NULL, OPT_SET},
+	        {"add", required_argument, NULL, OPT_ADD},
+	        {"remove", required_argument, NULL, OPT_REMOVE},
+	        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	        {"json", no_argument, NULL, OPT_JSON},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	/* Where each string option goes: lo[1 + k] is stored in slots[k]. */
+	const char **slots[] = {
+	        tenant,       &ctl->id,         &ctl->name,       &ctl->languages,
+	        &ctl->skills, &ctl->capacity,   &ctl->tenants,    &ctl->token,
+	        &ctl->reason, &ctl->skills_set, &ctl->skills_add, &ctl->skills_remove,
+	};
+	_Static_assert(sizeof(slots) / sizeof(slots[0]) == OPT_REMOVE - OPT_TENANT + 1,
+	               "one slot per string option");
+	int ch, rc = 0;
+	opterr = 0;
+	/* glibc permutes: options may come before or after the command words
+	 * ("--json agent list", "agent add --id x"); the words end up last. */
+	while (rc == 0 && (ch = getopt_long(argc, argv, "c:h", lo, NULL)) != -1) {
+		if (ch >= OPT_TENANT && ch <= OPT_REMOVE) {
+			rc = set_once(slots[ch - OPT_TENANT], lo[1 + ch - OPT_TENANT].name, optarg);
+			continue;
+		}
+		switch (ch) {
+		case 'c':
+			*config = optarg;
+			break;
+		case OPT_DRY_RUN:
+			ctl->dry_run = true;
+			break;
+		case OPT_JSON:
+			ctl->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		default:
+			if (optopt == 'c' || (optopt >= OPT_TENANT && optopt <= OPT_REMOVE))
+				rc = omr_ctl_usage_error("%s needs a value", argv[optind - 1]);
+			else if (optopt >= OPT_TENANT)
+				rc = omr_ctl_usage_error("%s takes no value", argv[optind - 1]);
+			else if (optopt)
+				rc = omr_ctl_usage_error("unknown option -%c (see --help)", optopt);
+			else
+				rc = omr_ctl_usage_error("unknown option %s (see --help)",
+				                         argv[optind - 1]);
+		}
 	}
-	if (strcmp(verb, "list") == 0)
-		return list(c, o);
-	const char *id = argc > 2 ? argv[2] : o->id;
-	if (!id) {
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(verb, "show") == 0)
-		return show(c, o, id, NULL);
-	if (strcmp(verb, "remove") == 0)
-		return remove_agent(c, o, id);
-	usage(stderr);
-	return 2;
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
-	opts_t o = {.config = "/etc/omnirouter/omnirouter.yaml"};
-	static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
-	                                   {"tenant", required_argument, NULL, 'T'},
-	                                   {"id", required_argument, NULL, 'i'},
-	                                   {"name", required_argument, NULL, 'n'},
-	                                   {"languages", required_argument, NULL, 'l'},
-	                                   {"capacity", required_argument, NULL, 'k'},
-	                                   {"token", required_argument, NULL, 't'},
-	                                   {"json", no_argument, NULL, 'j'},
-	                                   {"help", no_argument, NULL, 'h'},
-	                                   {NULL, 0, NULL, 0}};
-	int ch;
-	while ((ch = getopt_long(argc, argv, "c:h", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			o.config = optarg;
-			break;
-		case 'T':
-			o.tenant = optarg;
-			break;
-		case 'i':
-			o.id = optarg;
-			break;
-		case 'n':
-			o.name = optarg;
-			break;
-		case 'l':
-			o.languages = optarg;
-			break;
-		case 't':
-			o.token = optarg;
-			break;
-		case 'j':
-			o.json = true;
-			break;
-		case 'k':
-			if (omr_parse_int(optarg, 1, 100, &o.capacity) != 0) {
-				fprintf(stderr, "omnirouterctl: --capacity must be 1-100\n");
-				return 2;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (argc - optind < 2 || strcmp(argv[optind], "agent") != 0) {
+	omr_ctl_t ctl = {0};
+	const char *config = "/etc/omnirouter/omnirouter.yaml", *tenant = NULL;
+	int rc = parse_options(&ctl, &config, &tenant, argc, argv);
+	if (rc != 0)
+		return rc < 0 ? OMR_CTL_OK : rc;
+	char **pos = argv + optind;
+	int npos = argc - optind;
+	if (npos < 1 || (strcmp(pos[0], "agent") != 0 && strcmp(pos[0], "explain") != 0)) {
 		usage(stderr);
-		return 2;
+		return OMR_CTL_USAGE;
 	}
+	if (tenant && !omr_id_is_valid(tenant, OMR_CTL_TENANT_MAX))
+		return omr_ctl_usage_error("--tenant: ids are 1-64 of A-Z a-z 0-9 . _ : @ -");
 	char err[512];
 	omr_config_t *cfg = NULL;
-	if (omr_config_load(o.config, &cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "omnirouterctl: %s\n", err);
-		return 1;
-	}
-	if (!o.tenant)
-		o.tenant = cfg->routing_tenant;
-	int rc = 1;
-	if (!omr_id_is_valid(o.tenant, OMR_ENV_ID_MAX)) {
-		fprintf(stderr, "omnirouterctl: bad --tenant\n");
-	} else {
-		redisContext *c = connect_redis(cfg);
-		if (c) {
-			rc = run(c, &o, argc - optind, argv + optind);
-			redisFree(c);
-		}
-	}
+	if (omr_config_load(config, &cfg, err, sizeof(err)) != 0)
+		return omr_ctl_error("%s", err);
+	ctl.cfg = cfg;
+	ctl.default_tenant = tenant ? tenant : cfg->routing_tenant;
+	ctl.tenant_given = tenant != NULL;
+	/* Every routing key of a site lives under one hash tag: the routing
+	 * group (ROUTING_SPEC.md, "Keys and groups"). */
+	const char *group = cfg->routing_group;
+	snprintf(ctl.prefix, sizeof(ctl.prefix), "omr:{%s}", group);
+	if (strcmp(pos[0], "agent") == 0)
+		rc = omr_ctl_agent(&ctl, npos, pos);
+	else
+		rc = omr_ctl_explain(&ctl, npos, pos);
+	redisFree(ctl.redis);
 	omr_config_destroy(&cfg);
 	return rc;
 }

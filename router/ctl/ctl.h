@@ -1,0 +1,76 @@
+/* ctl.h - what the files of omnirouterctl share: the parsed command line,
+ * the Redis connection and the Functions calls. Private to router/ctl/.
+ * omnirouterctl is single-threaded and short-lived: each command makes a few
+ * synchronous hiredis calls and exits. */
+#ifndef OMR_CTL_H
+#define OMR_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+
+#include "omnirouter/config.h"
+
+/* Exit statuses. */
+enum {
+	OMR_CTL_OK = 0,
+	OMR_CTL_FAIL = 1,  /* runtime: Redis, not found, refused, bad roster rows */
+	OMR_CTL_USAGE = 2, /* usage or validation of the command line */
+};
+
+typedef struct omr_ctl {
+	const omr_config_t *cfg;
+	redisContext *redis;        /* connected on first use (omr_ctl_fcall) */
+	char prefix[96];            /* "omr:{GROUP}": KEYS[1] of every call */
+	const char *default_tenant; /* --tenant, else routing.default_tenant */
+	bool tenant_given;          /* --tenant was given (list filters by it) */
+	bool json;
+	bool dry_run;
+	/* Option values; NULL when not given. */
+	const char *id, *name, *languages, *skills, *capacity, *tenants, *token, *reason;
+	const char *skills_set, *skills_add, *skills_remove;
+} omr_ctl_t;
+
+/* Prints "omnirouterctl: MESSAGE" on stderr and returns OMR_CTL_USAGE
+ * (omr_ctl_usage_error) or OMR_CTL_FAIL (omr_ctl_error). */
+int omr_ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int omr_ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* FCALL fn 1 PREFIX args... (connecting first if needed). Returns OMR_CTL_OK
+ * and *reply (never an error reply; the caller frees it), or prints one line
+ * naming `what` (e.g. "agent ana") and returns OMR_CTL_FAIL, or OMR_CTL_USAGE
+ * when the Function refused an argument. */
+int omr_ctl_fcall(omr_ctl_t *ctl, const char *fn, const char *what, int nargs, const char **args,
+                  redisReply **reply);
+
+/* omr_ctl_fcall for a Function that answers a JSON string; *out is the
+ * parsed value (the caller deletes it). */
+int omr_ctl_fcall_json(omr_ctl_t *ctl, const char *fn, const char *what, int nargs,
+                       const char **args, cJSON **out);
+
+/* FCALL omr_agent_upsert PREFIX id JSON(agent); *result is "created" or
+ * "updated" (static). */
+int omr_ctl_upsert(omr_ctl_t *ctl, const char *id, const cJSON *agent, const char **result);
+
+/* Lua's cjson encodes an empty array as {}: makes obj[key] [] again when it
+ * is an empty object, so --json output keeps the documented types. */
+void omr_ctl_json_array(cJSON *obj, const char *key);
+
+/* Prints j unformatted plus a newline on stdout. */
+void omr_ctl_print_json(const cJSON *j);
+
+/* Commands. argv[0] is the command word ("agent", "explain"). */
+int omr_ctl_agent(omr_ctl_t *ctl, int argc, char **argv);
+int omr_ctl_import(omr_ctl_t *ctl, const char *path);
+int omr_ctl_explain(omr_ctl_t *ctl, int argc, char **argv);
+
+/* "k:v,k:v" of a JSON object of numbers, highest value first, then by key;
+ * "-" when empty. Writes into out (truncated to outsize). */
+void omr_ctl_format_levels(const cJSON *obj, char *out, size_t outsize);
+
+/* ms since the epoch as "2025-05-01T10:00:00Z"; "-" for 0 or less. */
+void omr_ctl_format_time(double ms, char *out, size_t outsize);
+
+#endif

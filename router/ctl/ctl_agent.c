@@ -1,0 +1,638 @@
+/* ctl_agent.c - `omnirouterctl agent ...`: add, update, token, skills,
+ * state, list, show, remove (import is in ctl_import.c). Every change goes
+ * through omr_agent_upsert / omr_agent_state / omr_agent_remove; views read
+ * omr_agent_get / omr_agent_list. The command line is checked completely
+ * before the first Redis call. Single-threaded. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "ctl_spec.h"
+#include "omnirouter/envelope.h"
+#include "omnirouter/util.h"
+
+#define TOKEN_MIN 16u
+#define TOKEN_BYTES 24u /* 48 hex characters */
+
+/* Which options a verb takes. */
+enum {
+	F_ID = 1 << 0,
+	F_NAME = 1 << 1,
+	F_LANGUAGES = 1 << 2,
+	F_SKILLS = 1 << 3,
+	F_CAPACITY = 1 << 4,
+	F_TENANTS = 1 << 5,
+	F_TOKEN = 1 << 6,
+	F_REASON = 1 << 7,
+	F_SET = 1 << 8,
+	F_ADD = 1 << 9,
+	F_REMOVE = 1 << 10,
+	F_DRY_RUN = 1 << 11,
+	F_FIELDS = F_NAME | F_LANGUAGES | F_SKILLS | F_CAPACITY | F_TENANTS,
+};
+
+static int check_options(const omr_ctl_t *ctl, const char *verb, unsigned allowed)
+{
+	const struct {
+		const char *name;
+		bool given;
+		unsigned bit;
+	} o[] = {
+	        {"id", ctl->id != NULL, F_ID},
+	        {"name", ctl->name != NULL, F_NAME},
+	        {"languages", ctl->languages != NULL, F_LANGUAGES},
+	        {"skills", ctl->skills != NULL, F_SKILLS},
+	        {"capacity", ctl->capacity != NULL, F_CAPACITY},
+	        {"tenants", ctl->tenants != NULL, F_TENANTS},
+	        {"token", ctl->token != NULL, F_TOKEN},
+	        {"reason", ctl->reason != NULL, F_REASON},
+	        {"set", ctl->skills_set != NULL, F_SET},
+	        {"add", ctl->skills_add != NULL, F_ADD},
+	        {"remove", ctl->skills_remove != NULL, F_REMOVE},
+	        {"dry-run", ctl->dry_run, F_DRY_RUN},
+	};
+	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
+		if (o[i].given && !(allowed & o[i].bit))
+			return omr_ctl_usage_error("--%s does not apply to agent %s", o[i].name,
+			                           verb);
+	return 0;
+}
+
+/* The agent id: --id, or the word after the verb (`agent show ana`).
+ * extra is how many more words the verb takes after the id. */
+static int agent_id(const omr_ctl_t *ctl, int argc, char **argv, int extra, const char **id)
+{
+	int words = argc - 2; /* after "agent VERB" */
+	*id = ctl->id;
+	if (!*id && words == extra + 1)
+		*id = argv[2];
+	else if (words != extra)
+		return omr_ctl_usage_error("agent %s: wrong number of arguments (see --help)",
+		                           argv[1]);
+	if (!*id)
+		return omr_ctl_usage_error("agent %s: --id is required", argv[1]);
+	if (!omr_id_is_valid(*id, OMR_ENV_ID_MAX))
+		return omr_ctl_usage_error("--id: ids are 1-128 of A-Z a-z 0-9 . _ : @ -");
+	return 0;
+}
+
+/* Adds one parsed option to the agent JSON; a bad value is a usage error
+ * naming the option. */
+static int add_field(cJSON *a, const char *key, const char *value,
+                     int (*parse)(const char *, char, cJSON **, char *, size_t))
+{
+	char why[256];
+	cJSON *v = NULL;
+	int rc = parse(value, ',', &v, why, sizeof(why));
+	if (rc == -EINVAL)
+		return omr_ctl_usage_error("--%s: %s", key, why);
+	if (rc != 0)
+		return omr_ctl_error("out of memory");
+	cJSON_AddItemToObject(a, key, v);
+	return 0;
+}
+
+/* The fields given on the command line, as upsert JSON. */
+static int fields_json(const omr_ctl_t *ctl, cJSON **out)
+{
+	char why[256];
+	cJSON *a = cJSON_CreateObject();
+	int rc = a ? 0 : omr_ctl_error("out of memory");
+	if (rc == 0 && ctl->name) {
+		if (omr_ctl_check_name(ctl->name, why, sizeof(why)) != 0)
+			rc = omr_ctl_usage_error("--name: %s", why);
+		else if (!cJSON_AddStringToObject(a, "name", ctl->name))
+			rc = omr_ctl_error("out of memory");
+	}
+	if (rc == 0 && ctl->languages)
+		rc = add_field(a, "languages", ctl->languages, omr_ctl_parse_languages);
+	if (rc == 0 && ctl->skills)
+		rc = add_field(a, "skills", ctl->skills, omr_ctl_parse_skills);
+	if (rc == 0 && ctl->capacity)
+		rc = add_field(a, "capacity", ctl->capacity, omr_ctl_parse_capacity);
+	if (rc == 0 && ctl->tenants)
+		rc = add_field(a, "tenants", ctl->tenants, omr_ctl_parse_tenants);
+	if (rc != 0) {
+		cJSON_Delete(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+/* --token, or a fresh random one; adds its hash to the agent JSON. */
+static int new_token(const omr_ctl_t *ctl, cJSON *a, char token[OMR_ENV_ID_MAX + 1])
+{
+	char sha[65];
+	if (ctl->token) {
+		if (!omr_id_is_valid(ctl->token, OMR_ENV_ID_MAX) || strlen(ctl->token) < TOKEN_MIN)
+			return omr_ctl_usage_error("--token: 16-128 of A-Z a-z 0-9 . _ : @ -");
+		snprintf(token, OMR_ENV_ID_MAX + 1, "%s", ctl->token);
+	} else if (omr_random_hex(token, OMR_ENV_ID_MAX + 1, TOKEN_BYTES) != 0) {
+		return omr_ctl_error("cannot read random bytes for a token");
+	}
+	omr_sha256_hex(token, strlen(token), sha);
+	if (!cJSON_AddStringToObject(a, "token_sha", sha))
+		return omr_ctl_error("out of memory");
+	return 0;
+}
+
+/* Prints the outcome of an upsert: the token alone (the only copy) when
+ * there is one, else "RESULT ID". */
+static void print_result(const omr_ctl_t *ctl, const char *id, const char *result,
+                         const char *token, const cJSON *skills)
+{
+	if (ctl->json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", id);
+		cJSON_AddStringToObject(o, "result", result);
+		if (token)
+			cJSON_AddStringToObject(o, "token", token);
+		if (skills)
+			cJSON_AddItemToObject(o, "skills", cJSON_Duplicate(skills, true));
+		omr_ctl_print_json(o);
+		cJSON_Delete(o);
+	} else if (token) {
+		printf("%s\n", token);
+	} else if (skills) {
+		char levels[1024];
+		omr_ctl_format_levels(skills, levels, sizeof(levels));
+		printf("%s %s: skills %s\n", result, id, levels);
+	} else {
+		printf("%s %s\n", result, id);
+	}
+}
+
+/* Fails with OMR_CTL_FAIL when the agent does not exist; *agent may be NULL
+ * when the caller needs only the check. */
+static int get_agent(omr_ctl_t *ctl, const char *id, cJSON **agent)
+{
+	char what[160];
+	snprintf(what, sizeof(what), "agent %s", id);
+	const char *args[] = {id};
+	cJSON *a = NULL;
+	int rc = omr_ctl_fcall_json(ctl, "omr_agent_get", what, 1, args, &a);
+	if (rc == OMR_CTL_OK && !cJSON_IsObject(a))
+		rc = omr_ctl_error("%s: omr_agent_get did not answer an object", what);
+	if (rc != OMR_CTL_OK || !agent) {
+		cJSON_Delete(a);
+	} else {
+		omr_ctl_json_array(a, "conversations");
+		*agent = a;
+	}
+	return rc;
+}
+
+static int agent_add(omr_ctl_t *ctl, int argc, char **argv)
+{
+	const char *id, *result;
+	char token[OMR_ENV_ID_MAX + 1];
+	cJSON *a = NULL;
+	int rc = check_options(ctl, "add", F_ID | F_FIELDS | F_TOKEN);
+	if (rc == 0)
+		rc = agent_id(ctl, argc, argv, 0, &id);
+	if (rc == 0 && (!ctl->name || !ctl->languages))
+		rc = omr_ctl_usage_error("agent add: --name and --languages are required");
+	if (rc == 0)
+		rc = fields_json(ctl, &a);
+	/* add replaces: every field is sent, with defaults for those not given,
+	 * since the upsert keeps the current value of a missing field. */
+	if (rc == 0 && omr_ctl_new_agent_defaults(a, ctl->default_tenant) != 0)
+		rc = omr_ctl_error("out of memory");
+	if (rc == 0)
+		rc = new_token(ctl, a, token);
+	if (rc == 0)
+		rc = omr_ctl_upsert(ctl, id, a, &result);
+	if (rc == 0)
+		print_result(ctl, id, result, token, NULL);
+	cJSON_Delete(a);
+	return rc;
+}
+
+static int agent_update(omr_ctl_t *ctl, int argc, char **argv)
+{
+	const char *id, *result;
+	cJSON *a = NULL;
+	int rc = check_options(ctl, "update", F_ID | F_FIELDS);
+	if (rc == 0)
+		rc = agent_id(ctl, argc, argv, 0, &id);
+	if (rc == 0)
+		rc = fields_json(ctl, &a);
+	/* The upsert would create a missing agent; update must not. */
+	if (rc == 0)
+		rc = get_agent(ctl, id, NULL);
+	if (rc == 0)
+		rc = omr_ctl_upsert(ctl, id, a, &result);
+	if (rc == 0)
+		print_result(ctl, id, result, NULL, NULL);
+	cJSON_Delete(a);
+	return rc;
+}
+
+static int agent_token(omr_ctl_t *ctl, int argc, char **argv)
+{
+	const char *id, *result;
+	char token[OMR_ENV_ID_MAX + 1];
+	cJSON *a = cJSON_CreateObject();
+	int rc = a ? check_options(ctl, "token", F_ID | F_TOKEN) : omr_ctl_error("out of memory");
+	if (rc == 0)
+		rc = agent_id(ctl, argc, argv, 0, &id);
+	if (rc == 0)
+		rc = new_token(ctl, a, token);
+	if (rc == 0)
+		rc = get_agent(ctl, id, NULL);
+	if (rc == 0)
+		rc = omr_ctl_upsert(ctl, id, a, &result);
+	if (rc == 0)
+		print_result(ctl, id, result, token, NULL);
+	cJSON_Delete(a);
+	return rc;
+}
+
+/* Parses --set/--add/--remove; `skills` then computes the new set from the
+ * agent's current one. */
+static int skill_edits(const omr_ctl_t *ctl, cJSON **set, cJSON **add, cJSON **remove)
+{
+	char why[256];
+	int rc = 0;
+	*set = *add = *remove = NULL;
+	if (!ctl->skills_set && !ctl->skills_add && !ctl->skills_remove)
+		return omr_ctl_usage_error("agent skills: give --set, --add or --remove");
+	if (ctl->skills_set &&
+	    (rc = omr_ctl_parse_skills(ctl->skills_set, ',', set, why, sizeof(why))) != 0)
+		return rc == -EINVAL ? omr_ctl_usage_error("--set: %s", why)
+		                     : omr_ctl_error("out of memory");
+	if (ctl->skills_add &&
+	    (rc = omr_ctl_parse_skills(ctl->skills_add, ',', add, why, sizeof(why))) != 0)
+		return rc == -EINVAL ? omr_ctl_usage_error("--add: %s", why)
+		                     : omr_ctl_error("out of memory");
+	if (ctl->skills_remove &&
+	    (rc = omr_ctl_parse_skill_ids(ctl->skills_remove, ',', remove, why, sizeof(why))) != 0)
+		return rc == -EINVAL ? omr_ctl_usage_error("--remove: %s", why)
+		                     : omr_ctl_error("out of memory");
+	return 0;
+}
+
+static int agent_skills(omr_ctl_t *ctl, int argc, char **argv)
+{
+	const char *id, *result;
+	cJSON *set = NULL, *add = NULL, *remove = NULL, *cur = NULL, *skills = NULL, *a = NULL;
+	int rc = check_options(ctl, "skills", F_ID | F_SET | F_ADD | F_REMOVE);
+	if (rc == 0)
+		rc = agent_id(ctl, argc, argv, 0, &id);
+	if (rc == 0)
+		rc = skill_edits(ctl, &set, &add, &remove);
+	if (rc == 0)
+		rc = get_agent(ctl, id, &cur);
+	if (rc != 0)
+		goto out;
+	/* --set replaces the current skills, then --add and --remove apply. */
+	skills = set ? set : cJSON_DetachItemFromObjectCaseSensitive(cur, "skills");
+	set = NULL;
+	if (!cJSON_IsObject(skills)) {
+		cJSON_Delete(skills);
+		skills = cJSON_CreateObject();
+	}
+	cJSON *it;
+	cJSON_ArrayForEach(it, add)
+	{
+		cJSON_DeleteItemFromObjectCaseSensitive(skills, it->string);
+		cJSON_AddNumberToObject(skills, it->string, it->valuedouble);
+	}
+	cJSON_ArrayForEach(it, remove)
+	{
+		cJSON_DeleteItemFromObjectCaseSensitive(skills, it->valuestring);
+	}
+	a = cJSON_CreateObject();
+	if (!a || !cJSON_AddItemReferenceToObject(a, "skills", skills)) {
+		rc = omr_ctl_error("out of memory");
+		goto out;
+	}
+	rc = omr_ctl_upsert(ctl, id, a, &result);
+	if (rc == 0)
+		print_result(ctl, id, result, NULL, skills);
+out:
+	cJSON_Delete(a);
+	cJSON_Delete(skills);
+	cJSON_Delete(cur);
+	cJSON_Delete(set);
+	cJSON_Delete(add);
+	cJSON_Delete(remove);
+	return rc;
+}
+
+static int agent_state(omr_ctl_t *ctl, int argc, char **argv)
+{
+	static const char *const states[] = {"available", "busy", "break", "offline", "away"};
+	const char *id, *reason = ctl->reason ? ctl->reason : "";
+	char why[256], what[160];
+	int rc = check_options(ctl, "state", F_ID | F_REASON);
+	if (rc == 0)
+		rc = agent_id(ctl, argc, argv, 1, &id);
+	if (rc != 0)
+		return rc;
+	const char *state = argv[argc - 1];
+	size_t i = 0;
+	while (i < sizeof(states) / sizeof(states[0]) && strcmp(state, states[i]) != 0)
+		i++;
+	if (i == sizeof(states) / sizeof(states[0]))
+		return omr_ctl_usage_error("agent state: '%s' is not one of available, busy, "
+		                           "break, offline, away",
+		                           state);
+	if (omr_ctl_check_reason(reason, why, sizeof(why)) != 0)
+		return omr_ctl_usage_error("--reason: %s", why);
+	snprintf(what, sizeof(what), "agent %s", id);
+	const char *args[] = {id, state, reason};
+	redisReply *r = NULL;
+	rc = omr_ctl_fcall(ctl, "omr_agent_state", what, 3, args, &r);
+	if (rc != 0)
+		return rc;
+	const char *now = r->type == REDIS_REPLY_STRING ? r->str : state;
+	if (ctl->json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "id", id);
+		cJSON_AddStringToObject(o, "presence", now);
+		cJSON_AddStringToObject(o, "reason", reason);
+		omr_ctl_print_json(o);
+		cJSON_Delete(o);
+	} else {
+		printf("%s: %s%s%s%s\n", id, now, reason[0] ? " (" : "", reason,
+		       reason[0] ? ")" : "");
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+static int agent_remove(omr_ctl_t *ctl, int argc, char **argv)
+{
+	const char *id;
+	char what[160];
+	int rc = check_options(ctl, "remove", F_ID);
+	if (rc == 0)
+		rc = agent_id(ctl, argc, argv, 0, &id);
+	if (rc != 0)
+		return rc;
+	snprintf(what, sizeof(what), "agent %s", id);
+	const char *args[] = {id};
+	redisReply *r = NULL;
+	rc = omr_ctl_fcall(ctl, "omr_agent_remove", what, 1, args, &r);
+	if (rc != 0)
+		return rc;
+	print_result(ctl, id, "removed", NULL, NULL);
+	freeReplyObject(r);
+	return 0;
+}
+
+/* ---- views ---- */
+
+static long long num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int cmp_level(const void *pa, const void *pb)
+{
+	const cJSON *a = *(const cJSON *const *)pa, *b = *(const cJSON *const *)pb;
+	if (a->valuedouble != b->valuedouble)
+		return a->valuedouble > b->valuedouble ? -1 : 1;
+	return strcmp(a->string, b->string);
+}
+
+void omr_ctl_format_levels(const cJSON *obj, char *out, size_t outsize)
+{
+	const cJSON *items[256], *it;
+	size_t n = 0, used = 0;
+	cJSON_ArrayForEach(it, obj)
+	{
+		if (n < sizeof(items) / sizeof(items[0]) && it->string && cJSON_IsNumber(it))
+			items[n++] = it;
+	}
+	qsort(items, n, sizeof(items[0]), cmp_level);
+	snprintf(out, outsize, "-");
+	for (size_t i = 0; i < n && used < outsize; i++) {
+		int w = snprintf(out + used, outsize - used, "%s%s:%g", i ? "," : "",
+		                 items[i]->string, items[i]->valuedouble);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
+/* Comma-separated strings of an array (or the keys of an object: an empty
+ * Lua table may come as {}). */
+static void format_list(const cJSON *a, char *out, size_t outsize)
+{
+	const cJSON *it;
+	size_t used = 0;
+	snprintf(out, outsize, "-");
+	cJSON_ArrayForEach(it, a)
+	{
+		const char *s = cJSON_IsString(it) ? it->valuestring : it->string;
+		if (!s || used >= outsize)
+			continue;
+		int w = snprintf(out + used, outsize - used, "%s%s", used ? "," : "", s);
+		if (w > 0)
+			used += (size_t)w;
+	}
+}
+
+/* "chat:1/3,email:0/5": load/capacity of every channel with either. */
+static void format_load(const cJSON *agent, char *out, size_t outsize)
+{
+	static const char *const channels[] = {"chat", "email", "voice"};
+	const cJSON *cap = cJSON_GetObjectItemCaseSensitive(agent, "capacity");
+	const cJSON *load = cJSON_GetObjectItemCaseSensitive(agent, "load");
+	size_t used = 0;
+	snprintf(out, outsize, "-");
+	for (size_t i = 0; i < 3 && used < outsize; i++) {
+		long long c = num(cap, channels[i]), l = num(load, channels[i]);
+		if (c == 0 && l == 0)
+			continue;
+		int w = snprintf(out + used, outsize - used, "%s%s:%lld/%lld", used ? "," : "",
+		                 channels[i], l, c);
+		if (w > 0)
+			used += (size_t)w;
+	}
+}
+
+static void format_presence(const cJSON *agent, char *out, size_t outsize)
+{
+	const char *p = str(agent, "presence"), *reason = str(agent, "reason");
+	snprintf(out, outsize, "%s%s%s%s", p[0] ? p : "-", reason[0] ? " (" : "", reason,
+	         reason[0] ? ")" : "");
+}
+
+void omr_ctl_format_time(double ms, char *out, size_t outsize)
+{
+	struct tm tm;
+	time_t t = (time_t)(ms / 1000);
+	if (ms <= 0 || !gmtime_r(&t, &tm) || strftime(out, outsize, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, outsize, "-");
+}
+
+/* Display width: code points (names may be UTF-8). */
+static size_t width(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
+#define NCOLS 7
+
+static void row_cells(const cJSON *agent, char cells[NCOLS][512])
+{
+	snprintf(cells[0], 512, "%s", str(agent, "id"));
+	snprintf(cells[1], 512, "%s", str(agent, "name"));
+	format_list(cJSON_GetObjectItemCaseSensitive(agent, "tenants"), cells[2], 512);
+	omr_ctl_format_levels(cJSON_GetObjectItemCaseSensitive(agent, "languages"), cells[3], 512);
+	omr_ctl_format_levels(cJSON_GetObjectItemCaseSensitive(agent, "skills"), cells[4], 512);
+	format_load(agent, cells[5], 512);
+	format_presence(agent, cells[6], 512);
+}
+
+static void print_row(char cells[NCOLS][512], const size_t *w)
+{
+	for (int c = 0; c < NCOLS - 1; c++)
+		printf("%s%*s  ", cells[c], (int)(w[c] - width(cells[c])), "");
+	printf("%s\n", cells[NCOLS - 1]);
+}
+
+static void print_table(const cJSON *agents)
+{
+	static char head[NCOLS][512] = {"ID",     "NAME",     "TENANTS", "LANGUAGES",
+	                                "SKILLS", "LOAD/CAP", "PRESENCE"};
+	char cells[NCOLS][512];
+	size_t w[NCOLS];
+	const cJSON *a;
+	for (int c = 0; c < NCOLS; c++)
+		w[c] = width(head[c]);
+	cJSON_ArrayForEach(a, agents)
+	{
+		row_cells(a, cells);
+		for (int c = 0; c < NCOLS; c++)
+			if (width(cells[c]) > w[c])
+				w[c] = width(cells[c]);
+	}
+	print_row(head, w);
+	cJSON_ArrayForEach(a, agents)
+	{
+		row_cells(a, cells);
+		print_row(cells, w);
+	}
+}
+
+static bool serves(const cJSON *agent, const char *tenant)
+{
+	const cJSON *t;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(agent, "tenants"))
+	{
+		if (cJSON_IsString(t) && strcmp(t->valuestring, tenant) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int agent_list(omr_ctl_t *ctl, int argc, char **argv)
+{
+	cJSON *all = NULL;
+	int rc = check_options(ctl, "list", 0);
+	if (rc == 0 && argc != 2)
+		rc = omr_ctl_usage_error("agent list takes no arguments");
+	if (rc == 0)
+		rc = omr_ctl_fcall_json(ctl, "omr_agent_list", "agent list", 0, NULL, &all);
+	if (rc != 0)
+		return rc;
+	cJSON *shown = cJSON_CreateArray();
+	for (cJSON *a = all ? all->child : NULL, *next; a; a = next) {
+		next = a->next;
+		if (cJSON_IsObject(a) && (!ctl->tenant_given || serves(a, ctl->default_tenant))) {
+			omr_ctl_json_array(a, "conversations");
+			cJSON_AddItemToArray(shown, cJSON_DetachItemViaPointer(all, a));
+		}
+	}
+	if (ctl->json)
+		omr_ctl_print_json(shown);
+	else
+		print_table(shown);
+	cJSON_Delete(shown);
+	cJSON_Delete(all);
+	return 0;
+}
+
+static void print_agent(const cJSON *a)
+{
+	char buf[2048], since[32];
+	printf("id             %s\n", str(a, "id"));
+	printf("name           %s\n", str(a, "name"));
+	format_list(cJSON_GetObjectItemCaseSensitive(a, "tenants"), buf, sizeof(buf));
+	printf("tenants        %s\n", buf);
+	omr_ctl_format_levels(cJSON_GetObjectItemCaseSensitive(a, "languages"), buf, sizeof(buf));
+	printf("languages      %s\n", buf);
+	omr_ctl_format_levels(cJSON_GetObjectItemCaseSensitive(a, "skills"), buf, sizeof(buf));
+	printf("skills         %s\n", buf);
+	format_load(a, buf, sizeof(buf));
+	printf("load/capacity  %s\n", buf);
+	format_presence(a, buf, sizeof(buf));
+	omr_ctl_format_time((double)num(a, "presence_since_ms"), since, sizeof(since));
+	printf("presence       %s since %s\n", buf, since);
+	format_list(cJSON_GetObjectItemCaseSensitive(a, "conversations"), buf, sizeof(buf));
+	printf("conversations  %s\n", buf);
+}
+
+static int agent_show(omr_ctl_t *ctl, int argc, char **argv)
+{
+	const char *id;
+	cJSON *a = NULL;
+	int rc = check_options(ctl, "show", F_ID);
+	if (rc == 0)
+		rc = agent_id(ctl, argc, argv, 0, &id);
+	if (rc == 0)
+		rc = get_agent(ctl, id, &a);
+	if (rc != 0)
+		return rc;
+	if (ctl->json)
+		omr_ctl_print_json(a);
+	else
+		print_agent(a);
+	cJSON_Delete(a);
+	return 0;
+}
+
+static int agent_import(omr_ctl_t *ctl, int argc, char **argv)
+{
+	int rc = check_options(ctl, "import", F_DRY_RUN);
+	if (rc == 0 && argc != 3)
+		rc = omr_ctl_usage_error("agent import FILE.csv [--dry-run]");
+	return rc ? rc : omr_ctl_import(ctl, argv[2]);
+}
+
+int omr_ctl_agent(omr_ctl_t *ctl, int argc, char **argv)
+{
+	static const struct {
+		const char *verb;
+		int (*run)(omr_ctl_t *, int, char **);
+	} verbs[] = {
+	        {"add", agent_add},       {"update", agent_update}, {"token", agent_token},
+	        {"skills", agent_skills}, {"state", agent_state},   {"list", agent_list},
+	        {"show", agent_show},     {"remove", agent_remove}, {"import", agent_import},
+	};
+	if (argc < 2)
+		return omr_ctl_usage_error("agent: give a command: add, update, skills, state, "
+		                           "token, list, show, remove, import");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(argv[1], verbs[i].verb) == 0)
+			return verbs[i].run(ctl, argc, argv);
+	return omr_ctl_usage_error("agent: unknown command '%s' (see --help)", argv[1]);
+}
