@@ -697,10 +697,16 @@ local function agent_json(P, a)
   end
   local convs = redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')
   table.sort(convs)
+  local wrapup = {}
+  for _, ch in ipairs(CHANNELS) do
+    if num(a['wrapup_' .. ch], 0) > 0 then
+      wrapup[ch] = num(a['wrapup_' .. ch], 0) -- until, in ms
+    end
+  end
   return {id = a.id, name = a.name or '', tenants = a.tenants_t, skills = a.skills_t,
     languages = a.langs_t, capacity = a.cap_t, load = load, presence = a.presence or 'offline',
     reason = a.reason or '', presence_since_ms = num(a.presence_since_ms, 0),
-    conversations = convs}
+    wrapup_until_ms = wrapup, missed_offers = num(a.missed_offers, 0), conversations = convs}
 end
 
 -- omr_agent_get P id -> JSON
