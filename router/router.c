@@ -1,5 +1,5 @@
 /* router.c - requests from adapters: each becomes one Redis Function call
- * (functions.lua) and is acknowledged on the bus once Redis answered. A
+ * (router/lua/) and is acknowledged on the bus once Redis answered. A
  * request whose outcome is unknown (Redis down, connection lost) is not
  * acknowledged: the adapter resends it with the same id and every function
  * is idempotent. Loop thread only. */

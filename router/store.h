@@ -1,7 +1,7 @@
 /* store.h - the daemon's connection to Redis: one command connection (all
  * routing calls, pipelined by hiredis) and one subscriber connection (the
  * notify channels). Owns both hiredis contexts, the PING watchdog and the
- * reconnect timer. Loads the Functions library (functions.lua) on every
+ * reconnect timer. Loads the Functions library (router/lua/) on every
  * connect. Loop thread only. */
 #ifndef OMR_ROUTER_STORE_H
 #define OMR_ROUTER_STORE_H
@@ -57,7 +57,7 @@ size_t omr_store_inflight(const omr_store_t *s);
  * freed once the loop has run its close callbacks; *sp is set to NULL. */
 void omr_store_close(omr_store_t **sp);
 
-/* The Functions library source (generated from router/functions.lua). */
+/* The Functions library source (generated from the files in router/lua/). */
 extern const char omr_functions_lua[];
 extern const size_t omr_functions_lua_len;
 

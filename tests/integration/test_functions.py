@@ -1,4 +1,4 @@
-"""The routing decisions in router/functions.lua, called directly on a real
+"""The routing decisions in router/lua/*.lua, called directly on a real
 redis-server: queues and their matching, skills with levels, language
 proficiency and fallback, tenants, per-channel capacity and blocking,
 strategies, priority then FIFO ordering, escalation and maximum wait through
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import glob
 import json
 import unittest
 
@@ -60,8 +61,9 @@ class FunctionsTest(unittest.TestCase):
             if time.time() > deadline:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
-        with open(os.path.join(SRC, "router", "functions.lua")) as f:
-            res = cls.r("FUNCTION", "LOAD", "REPLACE", f.read())
+        lib = "".join(open(path).read() for path in
+                      sorted(glob.glob(os.path.join(SRC, "router", "lua", "*.lua"))))
+        res = cls.r("FUNCTION", "LOAD", "REPLACE", lib)
         assert res == "omnirouter", res
 
     @classmethod

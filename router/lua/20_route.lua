@@ -1,0 +1,301 @@
+--
+-- 20_route.lua - conversations: assignment and offers, the best agent for a
+-- conversation, waiting sets, queue matching, and filling an agent that frees up.
+--
+
+-- ---- conversations ---------------------------------------------------------
+
+local function customer_key(P, tenant, customer)
+  return P .. ':customer:' .. tenant .. '|' .. customer
+end
+
+local function conv_read(P, conv)
+  local c = hgetall(P .. ':conv:' .. conv)
+  if c ~= nil then
+    c.id = conv
+  end
+  return c
+end
+
+local function wait_score(c, q)
+  return (9 - num(q.priority, 0)) * 1e13 + num(c.enqueued_ms, 0)
+end
+
+-- Sends the assignment and the transcript so far to the agent's inbox and an
+-- "assigned" event to the customer's transcript.
+local function deliver_assignment(P, c, a, now)
+  local ckey = P .. ':conv:' .. c.id
+  redis.call('HSET', ckey, 'state', 'assigned', 'assigned_ms', now)
+  inbox_add(P, a.id, 'kind', 'assigned', 'conv', c.id, 'lang', c.lang or '', 'name', c.name or '',
+    'tenant', c.tenant or '', 'queue', c.queue or '', 'ts', now)
+  local log = redis.call('XRANGE', ckey .. ':log', '-', '+', 'COUNT', COPY_MAX)
+  for _, entry in ipairs(log) do
+    local f = {}
+    for i = 1, #entry[2], 2 do
+      f[entry[2][i]] = entry[2][i + 1]
+    end
+    if f.kind == 'message' then
+      inbox_add(P, a.id, 'kind', 'message', 'conv', c.id, 'from', f.from or '', 'msgid',
+        f.msgid or '', 'text', f.text or '', 'name', f.name or '', 'ts', f.ts or '')
+    end
+  end
+  redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'assigned', 'name',
+    a.name or '', 'ts', now)
+  notify(P, 'a:' .. a.id)
+  notify(P, 'c:' .. c.id)
+end
+
+-- Gives conversation c to agent a: one unit of the channel's capacity is
+-- reserved at once (so nobody over-fills the agent while an offer is open),
+-- the reasons go to `explain`; then the assignment is delivered, or, when the
+-- queue wants offers, the agent is offered it with a timeout.
+local function assign(P, R, c, a, why, now)
+  local ckey = P .. ':conv:' .. c.id
+  local ch = c.channel
+  local q = queue_named(R, c.queue)
+  local offer = q ~= nil and q.auto_accept == false
+  redis.call('HSET', ckey, 'state', offer and 'offered' or 'assigned', 'agent', a.id,
+    'queue', c.queue or '', 'step', num(c.step, 1), 'explain', cjson.encode(why))
+  redis.call('HDEL', ckey, 'pref_agent')
+  redis.call('SREM', P .. ':queued', c.id)
+  a['load_' .. ch] = tostring(load_of(a, ch) + 1)
+  a.load = tostring(num(a.load, 0) + 1)
+  a.last_assign_ms = tostring(now)
+  redis.call('HSET', P .. ':agent:' .. a.id, 'load_' .. ch, a['load_' .. ch], 'load', a.load,
+    'last_assign_ms', now)
+  redis.call('SADD', P .. ':agent:' .. a.id .. ':convs', c.id)
+  reindex(P, R, a)
+  if not offer then
+    deliver_assignment(P, c, a, now)
+    return
+  end
+  local expires = now + num(q.offer_timeout_s, 30) * 1000
+  redis.call('HSET', ckey, 'offered_ms', now, 'offer_expires_ms', expires)
+  inbox_add(P, a.id, 'kind', 'offer', 'conv', c.id, 'lang', c.lang or '', 'name', c.name or '',
+    'tenant', c.tenant or '', 'queue', c.queue or '', 'expires', expires, 'ts', now)
+  timer_add(P, expires, 'offer|' .. c.id .. '|' .. a.id)
+  notify(P, 'a:' .. a.id)
+end
+
+-- The best available agent for conversation c where it waits now (queue,
+-- step): the lowest score across the availability sets of every language the
+-- step accepts. Returns agent id (or nil) and the explanation.
+local function best_agent(P, R, c, q)
+  local s = num(c.step, 1)
+  local best, best_score, best_lang = nil, nil, nil
+  local considered = {}
+  -- Agents who declined or missed this conversation's offer are skipped;
+  -- reading that many more heads per set still finds the best other one.
+  local declined = {}
+  for _, id in ipairs(redis.call('SMEMBERS', P .. ':conv:' .. c.id .. ':declined')) do
+    declined[id] = true
+  end
+  local n = redis.call('SCARD', P .. ':conv:' .. c.id .. ':declined')
+  for _, l in ipairs(step_langs(q, s, c.rlang)) do
+    local key = avail_key(P, q.name, s, c.channel, c.tenant, l)
+    local head = redis.call('ZRANGE', key, 0, 2 + n, 'WITHSCORES')
+    for i = 1, #head, 2 do
+      local id, score = head[i], tonumber(head[i + 1])
+      if not declined[id] then
+        if #considered < EXPLAIN_MAX then
+          considered[#considered + 1] = {agent = id, score = score, language = l}
+        end
+        if best == nil or score < best_score or (score == best_score and id < best) then
+          best, best_score, best_lang = id, score, l
+        end
+      end
+    end
+  end
+  local why = {queue = q.name, step = s, strategy = q.strategy or 'least_loaded',
+    language = c.lang, language_matched = best_lang, candidates = considered}
+  return best, why
+end
+
+local function explain_skills(q, s, a)
+  local out, d = {}, level_delta(q, s)
+  for skill, lvl in pairs(q.skills or {}) do
+    out[skill] = {required = math.max(1, lvl - d), agent = num(a.skills_t[skill], 0)}
+  end
+  return out
+end
+
+local function try_assign(P, R, c, q, now)
+  local id, why = best_agent(P, R, c, q)
+  if id == nil then
+    return false
+  end
+  local a = agent_read(P, id)
+  if a == nil then
+    -- A removed agent left in an index: drop it; the next decision retries.
+    redis.call('ZREM', avail_key(P, q.name, num(c.step, 1), c.channel, c.tenant,
+      why.language_matched), id)
+    return false
+  end
+  if not can_take(R, a, c.channel) then
+    reindex(P, R, a)
+    return false
+  end
+  why.agent, why.at_ms, why.skills = id, now, explain_skills(q, num(c.step, 1), a)
+  assign(P, R, c, a, why, now)
+  return true
+end
+
+-- Puts c on the waiting set of its current slot and arms its next timer.
+local function enqueue(P, R, c, q, now)
+  local s = num(c.step, 1)
+  local wk = wait_key(P, q.name, s, c.channel, c.tenant, c.rlang)
+  redis.call('ZADD', wk, wait_score(c, q), c.id)
+  redis.call('SADD', waitlangs_key(P, q.name, s, c.channel, c.tenant), c.rlang)
+  redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'queued', 'queue', q.name, 'step', s,
+    'wait_key', wk)
+  redis.call('SADD', P .. ':queued', c.id)
+  c.state, c.queue, c.wait_key = 'queued', q.name, wk
+  local nxt = q.steps[s + 1]
+  if nxt ~= nil then
+    timer_add(P, num(c.enqueued_ms, now) + num(nxt.after_s, 0) * 1000,
+      'esc|' .. c.id .. '|' .. (s + 1))
+  end
+end
+
+-- Takes conv out of waiting set wk; the set's language leaves the slot's
+-- waitlangs once nothing waits in it.
+local function wait_remove(P, wk, conv)
+  redis.call('ZREM', wk, conv)
+  if redis.call('ZCARD', wk) == 0 then
+    local x = slot_parts(wk, P .. ':wait:')
+    redis.call('SREM', waitlangs_key(P, x[1], x[2], x[3], x[4]), x[5])
+  end
+end
+
+local function unqueue(P, c)
+  if c.wait_key and c.wait_key ~= '' then
+    wait_remove(P, c.wait_key, c.id)
+  end
+end
+
+-- Routes c in queue q from step c.step: to an agent now, else to waiting.
+local function route(P, R, c, q, now)
+  c.queue = q.name
+  if try_assign(P, R, c, q, now) then
+    return 'assigned'
+  end
+  enqueue(P, R, c, q, now)
+  return 'queued'
+end
+
+-- The first queue that takes a conversation: tenant, channel, language,
+-- requested skills and customer attributes.
+local function match_queue(R, c, attrs, skills)
+  for _, q in ipairs(R.queues) do
+    local ok = (#(q.tenants or {}) == 0 or contains(q.tenants, c.tenant))
+      and (#(q.channels or {}) == 0 or contains(q.channels, c.channel))
+      and (#(q.languages or {}) == 0 or contains(q.languages, c.rlang))
+    if ok then
+      for k, v in pairs(q.attributes or {}) do
+        if attrs[k] ~= v then
+          ok = false
+        end
+      end
+    end
+    -- A queue that requires skills takes only conversations that ask for
+    -- some of them and for nothing else; a queue without skills takes any.
+    if ok and next(q.skills or {}) ~= nil then
+      ok = #skills > 0
+      for _, skill in ipairs(skills) do
+        if (q.skills or {})[skill] == nil then
+          ok = false
+        end
+      end
+    end
+    if ok then
+      return q
+    end
+  end
+  return nil
+end
+
+-- Fills the agent's free capacity from the waiting sets it can serve, the
+-- highest priority then the longest waiting first, across all its queues.
+-- Cost: one ZRANGE per (slot, language) the agent is indexed in.
+-- The head of waiting set wk that agent id may take (not one that declined
+-- it), looking at a few entries at most.
+local function wait_head(P, wk, id)
+  local head = redis.call('ZRANGE', wk, 0, 9, 'WITHSCORES')
+  for i = 1, #head, 2 do
+    if redis.call('SISMEMBER', P .. ':conv:' .. head[i] .. ':declined', id) == 0 then
+      return head[i], tonumber(head[i + 1])
+    end
+  end
+  return nil, nil
+end
+
+-- A conversation waiting for this agent in particular (sticky routing) that
+-- the agent can take now.
+local function pull_preferred(P, R, a, now)
+  local pkey = P .. ':pref:' .. a.id
+  for _, conv in ipairs(redis.call('ZRANGE', pkey, 0, 9)) do
+    local c = conv_read(P, conv)
+    if c == nil or c.state ~= 'queued' or c.pref_agent ~= a.id then
+      redis.call('ZREM', pkey, conv)
+    elseif can_take(R, a, c.channel) then
+      redis.call('ZREM', pkey, conv)
+      assign(P, R, c, a, {queue = c.queue, step = num(c.step, 1), agent = a.id, at_ms = now,
+        language = c.lang, trigger = 'sticky: the agent who last served this customer',
+        candidates = {{agent = a.id}}}, now)
+      return true
+    end
+  end
+  return false
+end
+
+local function pull_waiting(P, R, a, now)
+  local assigned = 0
+  while a.presence == 'available' and pull_preferred(P, R, a, now) do
+    assigned = assigned + 1
+  end
+  while a.presence == 'available' do
+    local best, best_score, best_key = nil, nil, nil
+    local seen = {}
+    for _, key in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':idx')) do
+      local x = slot_parts(key, P .. ':avail:')
+      local q, s, ch, t, l = x[1], x[2], x[3], x[4], x[5]
+      local queue = q and queue_named(R, q)
+      if queue ~= nil then
+        local langs = {l}
+        if contains(step_langs(queue, tonumber(s), '?'), l) then
+          -- a fallback language of this step: any waiting language qualifies
+          langs = redis.call('SMEMBERS', waitlangs_key(P, q, s, ch, t))
+        end
+        for _, wl in ipairs(langs) do
+          local wk = wait_key(P, q, s, ch, t, wl)
+          if not seen[wk] then
+            seen[wk] = true
+            local conv, sc = wait_head(P, wk, a.id)
+            if conv ~= nil then
+              if best == nil or sc < best_score or (sc == best_score and conv < best) then
+                best, best_score, best_key = conv, sc, wk
+              end
+            end
+          end
+        end
+      end
+    end
+    if best == nil then
+      break
+    end
+    wait_remove(P, best_key, best)
+    local c = conv_read(P, best)
+    if c ~= nil and c.state == 'queued' then
+      local q = queue_named(R, c.queue)
+      local why = {queue = c.queue, step = num(c.step, 1), strategy = q and q.strategy or '',
+        language = c.lang, language_matched = c.rlang, agent = a.id, at_ms = now,
+        trigger = 'agent became free', candidates = {{agent = a.id}}}
+      if q ~= nil then
+        why.skills = explain_skills(q, num(c.step, 1), a)
+      end
+      assign(P, R, c, a, why, now)
+      assigned = assigned + 1
+    end
+  end
+  return assigned
+end

@@ -1,0 +1,203 @@
+--
+-- 30_agents.lua - Functions that manage rules and agents (omnirouterctl, the
+-- daemon on connect).
+--
+
+-- ---- functions: rules and agents -------------------------------------------
+
+-- omr_rules_load P json -> "loaded" | "unchanged"
+-- Stores the queues and channel rules, re-indexes every agent and re-homes
+-- queued conversations (keeping their enqueue time) when they changed.
+local function rules_load(keys, args)
+  local P = keys[1]
+  local new = decode(args[1], nil)
+  if new == nil or type(new.queues) ~= 'table' or #new.queues == 0 then
+    return err('BADARG', 'rules must be a JSON object with queues')
+  end
+  local old = decode(redis.call('GET', P .. ':rules'), {})
+  if old.version == new.version then
+    return 'unchanged'
+  end
+  redis.call('SET', P .. ':rules', args[1])
+  local R = rules(P)
+  local now = now_ms()
+  for _, id in ipairs(redis.call('SMEMBERS', P .. ':agents')) do
+    local a = agent_read(P, id)
+    if a ~= nil then
+      reindex(P, R, a)
+    end
+  end
+  for _, id in ipairs(redis.call('SMEMBERS', P .. ':queued')) do
+    local c = conv_read(P, id)
+    if c ~= nil and c.state == 'queued' then
+      unqueue(P, c)
+      -- The new rules decide the queue; the step is kept only in the same
+      -- queue, and the enqueue time always.
+      local q = match_queue(R, c, decode(c.attrs, {}), decode(c.skills, {}))
+      if q == nil then
+        q = queue_named(R, c.queue) or R.queues[#R.queues]
+      end
+      if q.name ~= c.queue or num(c.step, 1) > #q.steps then
+        c.step = 1
+      end
+      if route(P, R, c, q, now) == 'queued' and num(q.max_wait_s, 0) > 0 then
+        timer_add(P, num(c.enqueued_ms, now) + q.max_wait_s * 1000, 'max|' .. id .. '|' .. q.name)
+      end
+    else
+      redis.call('SREM', P .. ':queued', id)
+    end
+  end
+  return 'loaded'
+end
+
+local function valid_levels(t, what)
+  for k, v in pairs(t) do
+    if type(k) ~= 'string' or type(v) ~= 'number' or v < 1 or v > 10 or v % 1 ~= 0 then
+      return 'each ' .. what .. ' needs a level 1-10'
+    end
+  end
+  return nil
+end
+
+-- omr_agent_upsert P id json -> "created" | "updated"
+local function agent_upsert(keys, args)
+  local P, id = keys[1], args[1]
+  local spec = decode(args[2], nil)
+  if spec == nil then
+    return err('BADARG', 'agent must be a JSON object')
+  end
+  local akey = P .. ':agent:' .. id
+  local a = agent_read(P, id)
+  local created = a == nil
+  local now = now_ms()
+  if created then
+    if type(spec.name) ~= 'string' or spec.name == '' then
+      return err('BADARG', 'a new agent needs a name')
+    end
+    a = {id = id, presence = 'offline', reason = '', load = '0', last_assign_ms = '0',
+      tenants_t = {}, skills_t = {}, langs_t = {}, cap_t = {chat = 1}}
+    redis.call('HSET', akey, 'presence', 'offline', 'reason', '', 'load', 0, 'last_assign_ms', 0,
+      'created_ms', now, 'presence_since_ms', now)
+  end
+  local bad = valid_levels(spec.skills or {}, 'skill') or valid_levels(spec.languages or {},
+    'language')
+  if bad then
+    return err('BADARG', bad)
+  end
+  for k, v in pairs(spec.capacity or {}) do
+    if not contains(CHANNELS, k) or type(v) ~= 'number' or v < 0 or v > 100 then
+      return err('BADARG', 'capacity is chat/email/voice: 0-100')
+    end
+  end
+  if spec.name then a.name = spec.name end
+  if spec.tenants then a.tenants_t = spec.tenants end
+  if spec.skills then a.skills_t = spec.skills end
+  if spec.languages then a.langs_t = spec.languages end
+  if spec.capacity then a.cap_t = spec.capacity end
+  if #a.tenants_t == 0 then
+    return err('BADARG', 'an agent serves at least one tenant')
+  end
+  redis.call('HSET', akey, 'name', a.name, 'tenants', cjson.encode(a.tenants_t),
+    'skills', cjson.encode(a.skills_t), 'languages', cjson.encode(a.langs_t),
+    'capacity', cjson.encode(a.cap_t))
+  if spec.token_sha and spec.token_sha ~= '' then
+    redis.call('HSET', akey, 'token_sha', spec.token_sha)
+  end
+  redis.call('SADD', P .. ':agents', id)
+  pcall(redis.call, 'XGROUP', 'CREATE', akey .. ':inbox', 'desktop', '0', 'MKSTREAM')
+  local R = rules(P)
+  reindex(P, R, a)
+  pull_waiting(P, R, a, now)
+  return created and 'created' or 'updated'
+end
+
+local function agent_json(P, a)
+  local load = {}
+  for _, ch in ipairs(CHANNELS) do
+    load[ch] = load_of(a, ch)
+  end
+  local convs = redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')
+  table.sort(convs)
+  local wrapup = {}
+  for _, ch in ipairs(CHANNELS) do
+    if num(a['wrapup_' .. ch], 0) > 0 then
+      wrapup[ch] = num(a['wrapup_' .. ch], 0) -- until, in ms
+    end
+  end
+  return {id = a.id, name = a.name or '', tenants = a.tenants_t, skills = a.skills_t,
+    languages = a.langs_t, capacity = a.cap_t, load = load, presence = a.presence or 'offline',
+    reason = a.reason or '', presence_since_ms = num(a.presence_since_ms, 0),
+    wrapup_until_ms = wrapup, missed_offers = num(a.missed_offers, 0), conversations = convs}
+end
+
+-- omr_agent_get P id -> JSON
+local function agent_get(keys, args)
+  local a = agent_read(keys[1], args[1])
+  if a == nil then
+    return err('NOAGENT', 'no such agent')
+  end
+  return cjson.encode(agent_json(keys[1], a))
+end
+
+-- omr_agent_list P -> JSON array sorted by id
+local function agent_list(keys, args)
+  local P = keys[1]
+  local ids = redis.call('SMEMBERS', P .. ':agents')
+  table.sort(ids)
+  local out = {}
+  for _, id in ipairs(ids) do
+    local a = agent_read(P, id)
+    if a ~= nil then
+      out[#out + 1] = agent_json(P, a)
+    end
+  end
+  if #out == 0 then
+    return '[]'
+  end
+  return cjson.encode(out)
+end
+
+-- omr_agent_remove P id
+local function agent_remove(keys, args)
+  local P, id = keys[1], args[1]
+  local akey = P .. ':agent:' .. id
+  local a = agent_read(P, id)
+  if a == nil then
+    return err('NOAGENT', 'no such agent')
+  end
+  local open = redis.call('SCARD', akey .. ':convs')
+  if open > 0 then
+    return err('BUSY', 'agent has ' .. open .. ' open conversations; close them first')
+  end
+  a.presence = 'offline'
+  reindex(P, rules(P), a)
+  redis.call('DEL', akey, akey .. ':convs', akey .. ':inbox', akey .. ':idx', akey .. ':presence')
+  redis.call('SREM', P .. ':agents', id)
+  if a.session ~= nil and a.session ~= '' then
+    notify(P, 'r:' .. id .. ':' .. a.session)
+  end
+  return 'removed'
+end
+
+local STATES = {available = true, away = true, busy = true, ['break'] = true, offline = true}
+
+local function change_state(P, a, state, reason)
+  if not STATES[state] then
+    return err('BADARG', 'state must be available, away, busy, break or offline')
+  end
+  local now = now_ms()
+  local R = rules(P)
+  set_presence(P, a, state, reason, now)
+  reindex(P, R, a)
+  pull_waiting(P, R, a, now)
+  return state
+end
+
+-- omr_agent_state P id state reason -> state (administrator)
+local function agent_state(keys, args)
+  local a = agent_read(keys[1], args[1])
+  if a == nil then
+    return err('NOAGENT', 'no such agent')
+  end
+  return change_state(keys[1], a, args[2], args[3] or '')
+end

@@ -1,0 +1,189 @@
+--
+-- 40_conversations.lua - Functions for conversations: start (with sticky
+-- routing), resume, messages, close, explain.
+--
+
+-- ---- functions: conversations ---------------------------------------------
+
+-- Sticky routing: a returning customer goes first to the agent who last
+-- served them, if that agent can take it now; if the agent is logged in but
+-- busy, the conversation waits for them up to the queue's sticky window, then
+-- takes the normal route. Returns the state, or nil for normal routing.
+sticky_route = function(P, R, c, q, customer, now)
+  if customer == '' or num(q.sticky_window_s, 0) <= 0 then
+    return nil
+  end
+  local last = redis.call('HGET', customer_key(P, c.tenant, customer), 'agent')
+  local a = last and agent_read(P, last) -- HGET gives false, not nil, when absent
+  if not a or a.presence == 'offline' then
+    return nil
+  end
+  c.queue = q.name
+  for _, l in ipairs(step_langs(q, 1, c.rlang)) do
+    if redis.call('ZSCORE', avail_key(P, q.name, 1, c.channel, c.tenant, l), a.id) then
+      assign(P, R, c, a, {queue = q.name, step = 1, agent = a.id, at_ms = now, language = c.lang,
+        language_matched = l, trigger = 'sticky: the agent who last served this customer',
+        candidates = {{agent = a.id}}}, now)
+      return 'assigned'
+    end
+  end
+  redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'queued', 'queue', q.name, 'step', 1,
+    'pref_agent', a.id)
+  redis.call('SADD', P .. ':queued', c.id)
+  redis.call('ZADD', P .. ':pref:' .. a.id, num(c.enqueued_ms, now), c.id)
+  timer_add(P, now + q.sticky_window_s * 1000, 'sticky|' .. c.id .. '|' .. a.id)
+  return 'queued'
+end
+
+-- omr_conv_start P conv token_sha lang rlang name channel tenant customer
+--                attrs_json skills_json -> "assigned" | "queued"
+-- Stores a new conversation and routes it. Idempotent for a resent request.
+local function conv_start(keys, args)
+  local P, conv = keys[1], args[1]
+  local ckey = P .. ':conv:' .. conv
+  local c = conv_read(P, conv)
+  if c ~= nil then
+    if c.token_sha ~= args[2] then
+      return err('BADTOKEN', 'conversation id taken')
+    end
+    return c.state
+  end
+  local R = rules(P)
+  local attrs, skills = decode(args[9], {}), decode(args[10], {})
+  c = {id = conv, lang = args[3], rlang = args[4], name = args[5], channel = args[6],
+    tenant = args[7], step = 1}
+  local q = match_queue(R, c, attrs, skills)
+  if q == nil then
+    return err('NOQUEUE', 'no queue takes this conversation')
+  end
+  local now = now_ms()
+  c.enqueued_ms = now
+  redis.call('HSET', ckey, 'state', 'new', 'token_sha', args[2], 'lang', args[3], 'rlang', args[4],
+    'name', args[5], 'channel', args[6], 'tenant', args[7], 'customer', args[8],
+    'attrs', args[9] ~= '' and args[9] or '{}', 'skills', args[10] ~= '' and args[10] or '[]',
+    'created_ms', now, 'enqueued_ms', now, 'priority', num(q.priority, 0), 'nmsg', 0)
+  local state = sticky_route(P, R, c, q, args[8], now) or route(P, R, c, q, now)
+  if state == 'queued' and num(q.max_wait_s, 0) > 0 then
+    timer_add(P, now + q.max_wait_s * 1000, 'max|' .. conv .. '|' .. q.name)
+  end
+  return state
+end
+
+-- omr_conv_resume P conv token_sha -> state
+local function conv_resume(keys, args)
+  local c = conv_read(keys[1], args[1])
+  if c == nil or c.token_sha ~= args[2] then
+    return err('BADTOKEN', 'unknown conversation or wrong token')
+  end
+  return c.state
+end
+
+-- omr_conv_message P conv from agent msgid text name max_messages -> log id
+local function conv_message(keys, args)
+  local P, conv, from, agent, msgid = keys[1], args[1], args[2], args[3], args[4]
+  local ckey = P .. ':conv:' .. conv
+  local c = conv_read(P, conv)
+  if c == nil then
+    return err('NOCONV', 'no such conversation')
+  end
+  if from == 'agent' and (c.agent ~= agent or c.state ~= 'assigned' and c.state ~= 'closed') then
+    return err('NOTASSIGNED', 'conversation is not assigned to this agent')
+  end
+  local dup = redis.call('HGET', ckey .. ':ids', from .. ':' .. msgid)
+  if dup then
+    return dup
+  end
+  if c.state == 'closed' then
+    return err('CLOSED', 'conversation is closed')
+  end
+  if num(c.nmsg, 0) >= tonumber(args[7]) then
+    return err('TOOMANY', 'conversation holds too many messages')
+  end
+  local now = now_ms()
+  -- The sender's display name: given, else the agent's or the customer's.
+  local name = args[6]
+  if name == '' then
+    if from == 'agent' then
+      name = redis.call('HGET', P .. ':agent:' .. agent, 'name') or ''
+    else
+      name = c.name or ''
+    end
+  end
+  local id = redis.call('XADD', ckey .. ':log', '*', 'kind', 'message', 'from', from, 'msgid',
+    msgid, 'text', args[5], 'name', name, 'ts', now)
+  redis.call('HSET', ckey .. ':ids', from .. ':' .. msgid, id)
+  redis.call('HINCRBY', ckey, 'nmsg', 1)
+  if from == 'customer' and c.state == 'assigned' then
+    inbox_add(P, c.agent, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,
+      'text', args[5], 'name', name, 'ts', now)
+    notify(P, 'a:' .. c.agent)
+  end
+  notify(P, 'c:' .. conv)
+  return id
+end
+
+-- Frees the agent's unit of capacity held by conversation c.
+local function release(P, R, c, agent, now)
+  local a = agent_read(P, agent)
+  if a == nil then
+    return
+  end
+  if redis.call('SREM', P .. ':agent:' .. agent .. ':convs', c.id) == 1 then
+    local ch = c.channel or 'chat'
+    a['load_' .. ch] = tostring(math.max(0, load_of(a, ch) - 1))
+    a.load = tostring(math.max(0, num(a.load, 1) - 1))
+    redis.call('HSET', P .. ':agent:' .. agent, 'load_' .. ch, a['load_' .. ch], 'load', a.load)
+  end
+  reindex(P, R, a)
+  pull_waiting(P, R, a, now)
+end
+
+-- omr_conv_close P conv agent -> "closed"
+local function conv_close(keys, args)
+  local P, conv, id = keys[1], args[1], args[2]
+  local ckey = P .. ':conv:' .. conv
+  local c = conv_read(P, conv)
+  if c == nil then
+    return err('NOCONV', 'no such conversation')
+  end
+  if c.agent ~= id then
+    return err('NOTASSIGNED', 'conversation is not assigned to this agent')
+  end
+  if c.state == 'closed' then
+    return 'closed'
+  end
+  local now = now_ms()
+  local R = rules(P)
+  redis.call('HSET', ckey, 'state', 'closed', 'closed_ms', now)
+  redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'closed', 'ts', now)
+  inbox_add(P, id, 'kind', 'closed', 'conv', conv, 'ts', now)
+  notify(P, 'c:' .. conv)
+  notify(P, 'a:' .. id)
+  if (c.customer or '') ~= '' then
+    redis.call('HSET', customer_key(P, c.tenant, c.customer), 'agent', id, 'at_ms', now)
+  end
+  -- Wrap-up: no new work of this channel until it ends (timer or the agent).
+  local q = queue_named(R, c.queue)
+  if q ~= nil and num(q.wrapup_s, 0) > 0 then
+    local ch = c.channel or 'chat'
+    redis.call('HSET', P .. ':agent:' .. id, 'wrapup_' .. ch, now + q.wrapup_s * 1000)
+    timer_add(P, now + q.wrapup_s * 1000, 'wrapup|' .. id .. '|' .. ch)
+  end
+  release(P, R, c, id, now)
+  return 'closed'
+end
+
+-- omr_explain P conv -> JSON
+local function explain(keys, args)
+  local c = conv_read(keys[1], args[1])
+  if c == nil then
+    return err('NOCONV', 'no such conversation')
+  end
+  local why = decode(c.explain, nil)
+  if why == nil then
+    return cjson.encode({conversation = c.id, state = c.state, queue = c.queue or '',
+      step = num(c.step, 1), waiting_since_ms = num(c.enqueued_ms, 0)})
+  end
+  why.conversation, why.state = c.id, c.state
+  return cjson.encode(why)
+end

@@ -1,0 +1,173 @@
+--
+-- 50_desktops.lua - Functions the agent desktops drive: login, presence,
+-- disconnect, offers, heartbeats, wrap-up.
+--
+
+-- ---- functions: desktops ---------------------------------------------------
+
+-- omr_agent_login P agent token_sha session
+--   -> {name, presence, languages csv, chat capacity, previous session}
+local function agent_login(keys, args)
+  local P, id = keys[1], args[1]
+  local akey = P .. ':agent:' .. id
+  local a = agent_read(P, id)
+  if a == nil or a.token_sha == nil or a.token_sha ~= args[2] then
+    return err('BADTOKEN', 'unknown agent or wrong token')
+  end
+  local previous = a.session or ''
+  if a.presence == 'offline' then
+    set_presence(P, a, 'away', '', now_ms())
+  end
+  redis.call('HSET', akey, 'session', args[3])
+  if previous ~= '' and previous ~= args[3] then
+    notify(P, 'r:' .. id .. ':' .. previous)
+  end
+  local langs = {}
+  for l in pairs(a.langs_t) do
+    langs[#langs + 1] = l
+  end
+  table.sort(langs)
+  return {a.name or '', a.presence, table.concat(langs, ','), tostring(num(a.cap_t.chat, 0)),
+    previous}
+end
+
+-- omr_agent_presence P agent session presence reason -> presence
+local function agent_presence(keys, args)
+  local P, id = keys[1], args[1]
+  local a = agent_read(P, id)
+  if a == nil then
+    return err('NOAGENT', 'no such agent')
+  end
+  if a.session ~= args[2] then
+    return err('REPLACED', 'another session of this agent took over')
+  end
+  if args[3] ~= 'available' and args[3] ~= 'away' and args[3] ~= 'break' then
+    return err('BADARG', 'presence must be available, away or break')
+  end
+  return change_state(P, a, args[3], args[4] or '')
+end
+
+-- omr_agent_gone P agent session -> "offline" | "ignored"
+-- Only the session that is current may take the agent offline: a late
+-- disconnect of an old desktop must not log out the new one.
+local function agent_gone(keys, args)
+  local P, id = keys[1], args[1]
+  local a = agent_read(P, id)
+  if a == nil or a.session ~= args[2] then
+    return 'ignored'
+  end
+  local now = now_ms()
+  local R = rules(P)
+  redis.call('HSET', P .. ':agent:' .. id, 'session', '')
+  set_presence(P, a, 'offline', 'disconnected', now)
+  reindex(P, R, a)
+  timer_add(P, now + num(R.agent_grace_s, 60) * 1000, 'requeue|' .. id .. '|' .. args[2])
+  return 'offline'
+end
+
+-- ---- functions: offers, heartbeats, wrap-up -------------------------------
+
+-- Takes an offer back from agent `agent`: frees the reserved capacity,
+-- remembers the agent declined, and routes the conversation again with its
+-- original enqueue time and ladder step.
+local function withdraw(P, R, c, agent, reason, now)
+  local ckey = P .. ':conv:' .. c.id
+  redis.call('SADD', ckey .. ':declined', agent)
+  redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'last_decline', agent .. ':' .. reason)
+  redis.call('HDEL', ckey, 'offered_ms', 'offer_expires_ms')
+  inbox_add(P, agent, 'kind', 'revoked', 'conv', c.id, 'reason', reason, 'ts', now)
+  notify(P, 'a:' .. agent)
+  c.state, c.agent = 'queued', ''
+  local q = queue_named(R, c.queue) or R.queues[#R.queues]
+  local a = agent_read(P, agent)
+  if a ~= nil and redis.call('SREM', P .. ':agent:' .. agent .. ':convs', c.id) == 1 then
+    local ch = c.channel or 'chat'
+    a['load_' .. ch] = tostring(math.max(0, load_of(a, ch) - 1))
+    a.load = tostring(math.max(0, num(a.load, 1) - 1))
+    redis.call('HSET', P .. ':agent:' .. agent, 'load_' .. ch, a['load_' .. ch], 'load', a.load)
+  end
+  if a ~= nil and reason == 'timeout' then
+    local missed = redis.call('HINCRBY', P .. ':agent:' .. agent, 'missed_offers', 1)
+    if missed >= num(R.max_missed_offers, 3) then
+      set_presence(P, a, 'break', 'missed-offers', now)
+    end
+  end
+  if a ~= nil then
+    reindex(P, R, a)
+  end
+  route(P, R, c, q, now)
+  if a ~= nil then
+    pull_waiting(P, R, a, now)
+  end
+end
+
+-- omr_offer_accept P conv agent -> "assigned"
+local function offer_accept(keys, args)
+  local P, conv, agent = keys[1], args[1], args[2]
+  local c = conv_read(P, conv)
+  if c == nil or c.agent ~= agent then
+    return err('NOTASSIGNED', 'no offer of this conversation for this agent')
+  end
+  if c.state == 'assigned' then
+    return 'assigned'
+  end
+  if c.state ~= 'offered' then
+    return err('NOTASSIGNED', 'the offer is no longer open')
+  end
+  local a = agent_read(P, agent)
+  redis.call('HSET', P .. ':agent:' .. agent, 'missed_offers', 0)
+  deliver_assignment(P, c, a, now_ms())
+  return 'assigned'
+end
+
+-- omr_offer_reject P conv agent reason -> "rejected"
+local function offer_reject(keys, args)
+  local P, conv, agent = keys[1], args[1], args[2]
+  local c = conv_read(P, conv)
+  if c == nil or c.agent ~= agent or c.state ~= 'offered' then
+    return err('NOTASSIGNED', 'no open offer of this conversation for this agent')
+  end
+  local reason = args[3]
+  if reason == nil or reason == '' then
+    reason = 'rejected'
+  end
+  redis.call('HSET', P .. ':agent:' .. agent, 'missed_offers', 0)
+  withdraw(P, rules(P), c, agent, 'rejected: ' .. reason, now_ms())
+  return 'rejected'
+end
+
+-- omr_agent_seen P agent session -> "ok" | "replaced"
+-- The desktop of this session is alive: push its loss timer forward.
+local function agent_seen(keys, args)
+  local P, id, session = keys[1], args[1], args[2]
+  local a = agent_read(P, id)
+  if a == nil or a.session ~= session then
+    return 'replaced'
+  end
+  local now = now_ms()
+  redis.call('HSET', P .. ':agent:' .. id, 'last_seen_ms', now)
+  timer_add(P, now + num(rules(P).heartbeat_timeout_s, 30) * 1000,
+    'lost|' .. id .. '|' .. session)
+  return 'ok'
+end
+
+local function end_wrapup(P, R, a, ch, now)
+  if num(a['wrapup_' .. ch], 0) == 0 then
+    return
+  end
+  a['wrapup_' .. ch] = '0'
+  redis.call('HSET', P .. ':agent:' .. a.id, 'wrapup_' .. ch, 0)
+  reindex(P, R, a)
+  pull_waiting(P, R, a, now)
+end
+
+-- omr_agent_wrapup_end P agent session channel -> "ok"
+local function agent_wrapup_end(keys, args)
+  local P, id = keys[1], args[1]
+  local a = agent_read(P, id)
+  if a == nil or a.session ~= args[2] then
+    return err('REPLACED', 'another session of this agent took over')
+  end
+  end_wrapup(P, rules(P), a, args[3], now_ms())
+  return 'ok'
+end

@@ -1,0 +1,135 @@
+--
+-- 60_timers.lua - the timers in P:timers and omr_tick, which every instance
+-- calls: escalation, maximum wait, offers, sticky windows, wrap-up, agent loss.
+--
+
+-- ---- functions: timers -----------------------------------------------------
+
+local function fire_escalation(P, R, c, step, now)
+  local q = queue_named(R, c.queue)
+  if c.state ~= 'queued' or (c.pref_agent or '') ~= '' or q == nil
+    or num(c.step, 1) + 1 ~= step or q.steps[step] == nil then
+    return
+  end
+  unqueue(P, c)
+  local overflow = q.steps[step].overflow
+  if overflow ~= nil and overflow ~= '' and queue_named(R, overflow) ~= nil then
+    q = queue_named(R, overflow)
+    c.step = 1
+  else
+    c.step = step
+  end
+  redis.call('HSET', P .. ':conv:' .. c.id, 'step', c.step)
+  route(P, R, c, q, now)
+end
+
+local function fire_max_wait(P, R, c, queue, now)
+  if c.state ~= 'queued' or c.queue ~= queue then
+    return
+  end
+  local q = queue_named(R, queue)
+  local action = q and q.max_wait_action or 'close'
+  unqueue(P, c)
+  if (c.pref_agent or '') ~= '' then
+    redis.call('ZREM', P .. ':pref:' .. c.pref_agent, c.id)
+    redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
+  end
+  local target = string.match(action, '^overflow:(.+)$')
+  if target and queue_named(R, target) then
+    c.step = 1
+    redis.call('HSET', P .. ':conv:' .. c.id, 'step', 1)
+    local q2 = queue_named(R, target)
+    if route(P, R, c, q2, now) == 'queued' and num(q2.max_wait_s, 0) > 0 then
+      timer_add(P, now + q2.max_wait_s * 1000, 'max|' .. c.id .. '|' .. q2.name)
+    end
+    return
+  end
+  redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'closed', 'closed_ms', now,
+    'close_reason', 'max-wait')
+  redis.call('SREM', P .. ':queued', c.id)
+  redis.call('XADD', P .. ':conv:' .. c.id .. ':log', '*', 'kind', 'event', 'event', 'closed',
+    'reason', 'max-wait', 'ts', now)
+  notify(P, 'c:' .. c.id)
+end
+
+-- The sticky window passed: the conversation stops waiting for its agent.
+local function fire_sticky(P, R, c, agent, now)
+  if c.state ~= 'queued' or c.pref_agent ~= agent then
+    return
+  end
+  redis.call('ZREM', P .. ':pref:' .. agent, c.id)
+  redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
+  c.pref_agent = nil
+  route(P, R, c, queue_named(R, c.queue) or R.queues[#R.queues], now)
+end
+
+-- The agent's desktop stopped answering: offline now, its work re-queued
+-- after the grace period unless it comes back.
+local function fire_lost(P, R, a, session, now)
+  if a.session ~= session then
+    return
+  end
+  redis.call('HSET', P .. ':agent:' .. a.id, 'session', '')
+  set_presence(P, a, 'offline', 'lost', now)
+  reindex(P, R, a)
+  timer_add(P, now + num(R.agent_grace_s, 60) * 1000, 'requeue|' .. a.id .. '|' .. session)
+end
+
+-- Grace is over and the agent did not log in again: every conversation it
+-- held goes back to routing with its original enqueue time.
+local function fire_requeue(P, R, a, session, now)
+  if (a.session or '') ~= '' then
+    return -- a new desktop took over and keeps the conversations
+  end
+  for _, conv in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')) do
+    local c = conv_read(P, conv)
+    if c ~= nil and c.agent == a.id and (c.state == 'assigned' or c.state == 'offered') then
+      redis.call('XADD', P .. ':conv:' .. conv .. ':log', '*', 'kind', 'event', 'event',
+        'requeued', 'reason', 'agent-lost', 'ts', now)
+      notify(P, 'c:' .. conv)
+      withdraw(P, R, c, a.id, 'agent-lost', now)
+    end
+  end
+end
+
+-- omr_tick P -> number of timers fired. Every instance calls it; whichever
+-- runs first fires a due timer, exactly once.
+local function tick(keys, args)
+  local P = keys[1]
+  local now = now_ms()
+  local due = redis.call('ZRANGEBYSCORE', P .. ':timers', '-inf', now, 'LIMIT', 0, 200)
+  if #due == 0 then
+    return 0
+  end
+  local R = rules(P)
+  for _, t in ipairs(due) do
+    redis.call('ZREM', P .. ':timers', t)
+    local kind, id, arg = string.match(t, '^(%a+)|([^|]+)|(.+)$')
+    if kind == 'esc' or kind == 'max' or kind == 'offer' or kind == 'sticky' then
+      local c = conv_read(P, id)
+      if c ~= nil then
+        if kind == 'esc' then
+          fire_escalation(P, R, c, tonumber(arg), now)
+        elseif kind == 'max' then
+          fire_max_wait(P, R, c, arg, now)
+        elseif kind == 'offer' and c.state == 'offered' and c.agent == arg then
+          withdraw(P, R, c, arg, 'timeout', now)
+        elseif kind == 'sticky' then
+          fire_sticky(P, R, c, arg, now)
+        end
+      end
+    elseif kind == 'wrapup' or kind == 'lost' or kind == 'requeue' then
+      local a = agent_read(P, id)
+      if a ~= nil then
+        if kind == 'wrapup' then
+          end_wrapup(P, R, a, arg, now)
+        elseif kind == 'lost' then
+          fire_lost(P, R, a, arg, now)
+        else
+          fire_requeue(P, R, a, arg, now)
+        end
+      end
+    end
+  end
+  return #due
+end
