@@ -34,6 +34,7 @@ local INBOX_MAXLEN = 10000
 local COPY_MAX = 500
 local HISTORY_MAXLEN = 1000
 local EXPLAIN_MAX = 8
+local HISTORY_CONVS = 20 -- earlier conversations remembered per customer
 
 local sticky_route
 

@@ -26,8 +26,18 @@ end
 local function deliver_assignment(P, c, a, now)
   local ckey = P .. ':conv:' .. c.id
   redis.call('HSET', ckey, 'state', 'assigned', 'assigned_ms', now)
+  local earlier = {}
+  if (c.customer or '') ~= '' then
+    for _, id in ipairs(redis.call('LRANGE', customer_key(P, c.tenant, c.customer) .. ':convs', 0,
+      HISTORY_CONVS - 1)) do
+      if id ~= c.id then
+        earlier[#earlier + 1] = id
+      end
+    end
+  end
   inbox_add(P, a.id, 'kind', 'assigned', 'conv', c.id, 'lang', c.lang or '', 'name', c.name or '',
-    'tenant', c.tenant or '', 'queue', c.queue or '', 'ts', now)
+    'tenant', c.tenant or '', 'queue', c.queue or '', 'customer', c.customer or '',
+    'history', table.concat(earlier, ','), 'ts', now)
   local log = redis.call('XRANGE', ckey .. ':log', '-', '+', 'COUNT', COPY_MAX)
   for _, entry in ipairs(log) do
     local f = {}
@@ -58,6 +68,11 @@ local function assign(P, R, c, a, why, now)
     'queue', c.queue or '', 'step', num(c.step, 1), 'explain', cjson.encode(why))
   redis.call('HDEL', ckey, 'pref_agent')
   redis.call('SREM', P .. ':queued', c.id)
+  -- The queue's recent wait (moving average): what a waiting customer is told.
+  local field = 'wait_ewma_ms:' .. (c.queue or '')
+  local waited = math.max(0, now - num(c.enqueued_ms, now))
+  local old = tonumber(redis.call('HGET', P .. ':qstats', field) or '')
+  redis.call('HSET', P .. ':qstats', field, math.floor(old and (0.8 * old + 0.2 * waited) or waited))
   a['load_' .. ch] = tostring(load_of(a, ch) + 1)
   a.load = tostring(num(a.load, 0) + 1)
   a.last_assign_ms = tostring(now)

@@ -62,6 +62,12 @@ local function conv_start(keys, args)
     'name', args[5], 'channel', args[6], 'tenant', args[7], 'customer', args[8],
     'attrs', args[9] ~= '' and args[9] or '{}', 'skills', args[10] ~= '' and args[10] or '[]',
     'created_ms', now, 'enqueued_ms', now, 'priority', num(q.priority, 0), 'nmsg', 0)
+  if args[8] ~= '' then
+    c.customer = args[8]
+    local ckey2 = customer_key(P, c.tenant, args[8]) .. ':convs'
+    redis.call('LPUSH', ckey2, conv)
+    redis.call('LTRIM', ckey2, 0, HISTORY_CONVS - 1)
+  end
   local state = sticky_route(P, R, c, q, args[8], now) or route(P, R, c, q, now)
   if state == 'queued' and num(q.max_wait_s, 0) > 0 then
     timer_add(P, now + q.max_wait_s * 1000, 'max|' .. conv .. '|' .. q.name)
@@ -138,7 +144,7 @@ local function release(P, R, c, agent, now)
   pull_waiting(P, R, a, now)
 end
 
--- omr_conv_close P conv agent -> "closed"
+-- omr_conv_close P conv agent [disposition] -> "closed"
 local function conv_close(keys, args)
   local P, conv, id = keys[1], args[1], args[2]
   local ckey = P .. ':conv:' .. conv
@@ -154,7 +160,7 @@ local function conv_close(keys, args)
   end
   local now = now_ms()
   local R = rules(P)
-  redis.call('HSET', ckey, 'state', 'closed', 'closed_ms', now)
+  redis.call('HSET', ckey, 'state', 'closed', 'closed_ms', now, 'disposition', args[3] or '')
   redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'closed', 'ts', now)
   inbox_add(P, id, 'kind', 'closed', 'conv', conv, 'ts', now)
   notify(P, 'c:' .. conv)

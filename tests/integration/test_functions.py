@@ -104,6 +104,11 @@ class FunctionsTest(unittest.TestCase):
                           channel, tenant, customer, json.dumps(attrs or {}),
                           json.dumps(skills or []))
 
+    def inbox_fields(self, aid):
+        return [(f["kind"], f) for f in
+                (dict(zip(e[1][::2], e[1][1::2]))
+                 for e in self.r("XRANGE", f"{P}:agent:{aid}:inbox", "-", "+"))]
+
     def inbox_kinds(self, aid):
         return [(f["kind"], f.get("conv")) for f in
                 (dict(zip(e[1][::2], e[1][1::2]))
@@ -477,6 +482,86 @@ class FunctionsTest(unittest.TestCase):
         self.tick_after(1.05)
         self.assertEqual(self.conv("c1")["agent"], "a")
         self.assertEqual(self.load("a"), 1)
+
+    # ---- the customer's side: position, typing, survey, history, transfer ----
+
+    def test_position_and_estimated_wait(self):
+        self.rules({"name": "q", "steps": [{"after_s": 0}]})
+        for i in range(3):
+            self.start(f"w{i}")
+        self.assertEqual(self.fcall("omr_conv_position", "w2"), ["queued", 3, 0])
+        self.agent("a", "en", 1)
+        self.assertEqual(self.fcall("omr_conv_position", "w0"), ["assigned", 0, 0])
+        state, pos, eta = self.fcall("omr_conv_position", "w2")
+        self.assertEqual((state, pos), ("queued", 2))
+        self.assertGreaterEqual(eta, 0)  # the queue's recent wait is now known
+
+    def test_typing_is_published_not_stored(self):
+        self.agent("a", "en", 1)
+        self.start("c1")
+        sub = Resp(self.port)
+        sub.sock.sendall(Resp._encode(["SUBSCRIBE", f"{P}:notify"]))
+        sub._read()
+        self.assertEqual(self.fcall("omr_conv_typing", "c1", "customer", ""), "ok")
+        self.assertEqual(self.fcall("omr_conv_typing", "c1", "agent", "a"), "ok")
+        got = [sub._read()[2], sub._read()[2]]
+        sub.close()
+        self.assertEqual(got, ["ta:a:c1", "tc:c1"])
+        self.assertTrue(self.fcall("omr_conv_typing", "c1", "agent", "zz")
+                        .startswith("NOTASSIGNED"))
+        self.assertEqual(self.r("XLEN", f"{P}:conv:c1:log"), 1)  # only the assigned event
+
+    def test_survey_after_close(self):
+        self.agent("a", "en", 1)
+        self.start("c1")
+        self.assertTrue(self.fcall("omr_conv_rate", "c1", 5, "").startswith("BADARG"))
+        self.fcall("omr_conv_close", "c1", "a", "resolved")
+        self.assertTrue(self.fcall("omr_conv_rate", "c1", 6, "").startswith("BADARG"))
+        self.assertEqual(self.fcall("omr_conv_rate", "c1", 4, "quick, thanks"), "rated")
+        c = self.conv("c1")
+        self.assertEqual((c["csat"], c["csat_comment"], c["disposition"]),
+                         ("4", "quick, thanks", "resolved"))
+
+    def test_earlier_conversations_of_the_customer(self):
+        self.agent("a", "en", 2)
+        self.start("old", customer="kim")
+        self.fcall("omr_conv_message", "old", "customer", "", "m1", "first visit", "Kim", 100)
+        self.fcall("omr_conv_close", "old", "a")
+        self.start("new", customer="kim")
+        self.start("other", customer="lee")
+        assigned = [f for k, f in self.inbox_fields("a") if k == "assigned"]
+        new = next(f for f in assigned if f["conv"] == "new")
+        self.assertEqual(new["history"], "old")
+        entries = self.fcall("omr_conv_history", "new", "a", "old")
+        texts = [dict(zip(e[1][::2], e[1][1::2])).get("text") for e in entries]
+        self.assertIn("first visit", texts)
+        self.assertTrue(self.fcall("omr_conv_history", "other", "a", "old")
+                        .startswith("NOTASSIGNED"))  # another customer's
+
+    def test_transfer_to_queue_and_to_agent(self):
+        self.rules({"name": "sales", "attributes": {"topic": "sales"}, "steps": [{"after_s": 0}]},
+                   DEFAULT_QUEUE)
+        self.agent("a", "en", 1)
+        self.start("c1")
+        enq = self.conv("c1")["enqueued_ms"]
+        self.agent("b", "en", 1)
+        self.assertEqual(self.fcall("omr_conv_transfer", "c1", "a", "agent", "b",
+                                    "wants a refund"), "transferred")
+        c = self.conv("c1")
+        self.assertEqual((c["agent"], c["enqueued_ms"], c["transferred_from"]), ("b", enq, "a"))
+        self.assertEqual(self.load("a"), 0)
+        events = [dict(zip(e[1][::2], e[1][1::2])) for e in
+                  self.r("XRANGE", f"{P}:conv:c1:log", "-", "+")]
+        self.assertIn(("transferred", "wants a refund"),
+                      [(e.get("event"), e.get("text")) for e in events])
+        self.assertEqual(self.fcall("omr_conv_transfer", "c1", "b", "queue", "sales", ""),
+                         "transferred")
+        c = self.conv("c1")
+        self.assertEqual((c["queue"], c["state"]), ("sales", "queued"))  # not back to b
+        self.assertTrue(self.fcall("omr_conv_transfer", "c1", "b", "queue", "nope", "")
+                        .startswith("NOTASSIGNED"))  # b no longer holds it
+        self.agent("c", "en", 1)
+        self.assertEqual(self.conv("c1")["agent"], "c")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,146 @@
+--
+-- 45_customer.lua - Functions around a conversation's people: the customer's
+-- place in the queue, typing notices, the satisfaction survey, earlier
+-- conversations of the same customer, and transfers.
+--
+
+-- omr_conv_position P conv -> {state, position (1-based, 0 when not
+-- waiting), estimated wait in ms}
+-- The position counts conversations ahead in the same waiting slot; the
+-- estimate is the queue's recent average wait less what was already waited.
+local TRANSFER_WAIT_S = 120
+
+local function conv_position(keys, args)
+  local P = keys[1]
+  local c = conv_read(P, args[1])
+  if c == nil then
+    return err('NOCONV', 'no such conversation')
+  end
+  if c.state ~= 'queued' then
+    return {c.state, 0, 0}
+  end
+  local pos = 1
+  if (c.pref_agent or '') ~= '' then
+    pos = (redis.call('ZRANK', P .. ':pref:' .. c.pref_agent, c.id) or 0) + 1
+  elseif (c.wait_key or '') ~= '' then
+    pos = (redis.call('ZRANK', c.wait_key, c.id) or 0) + 1
+  end
+  local avg = tonumber(redis.call('HGET', P .. ':qstats', 'wait_ewma_ms:' .. (c.queue or '')) or '')
+  local eta = 0
+  if avg then
+    eta = math.max(0, math.floor(avg - (now_ms() - num(c.enqueued_ms, 0))))
+  end
+  return {c.state, pos, eta}
+end
+
+-- omr_conv_typing P conv from agent -> "ok"
+-- Not stored: the other side's instance is told through the notify channel.
+local function conv_typing(keys, args)
+  local P, conv, from, agent = keys[1], args[1], args[2], args[3]
+  local c = conv_read(P, conv)
+  if c == nil or c.state ~= 'assigned' then
+    return 'ok' -- nobody to tell
+  end
+  if from == 'agent' then
+    if c.agent ~= agent then
+      return err('NOTASSIGNED', 'conversation is not assigned to this agent')
+    end
+    notify(P, 'tc:' .. conv)
+  else
+    notify(P, 'ta:' .. c.agent .. ':' .. conv)
+  end
+  return 'ok'
+end
+
+-- omr_conv_rate P conv score comment -> "rated"
+-- The customer's 1-5 satisfaction answer, once the conversation is closed.
+local function conv_rate(keys, args)
+  local P, conv = keys[1], args[1]
+  local c = conv_read(P, conv)
+  if c == nil then
+    return err('NOCONV', 'no such conversation')
+  end
+  if c.state ~= 'closed' then
+    return err('BADARG', 'the survey comes after the conversation is closed')
+  end
+  local score = tonumber(args[2])
+  if score == nil or score < 1 or score > 5 or score % 1 ~= 0 then
+    return err('BADARG', 'score must be 1 to 5')
+  end
+  local now = now_ms()
+  redis.call('HSET', P .. ':conv:' .. conv, 'csat', score, 'csat_comment', args[3] or '',
+    'csat_ms', now)
+  return 'rated'
+end
+
+-- omr_conv_history P conv agent earlier -> transcript entries of `earlier`
+-- An agent may read an earlier conversation of the customer of a
+-- conversation it holds (same tenant, same customer id), nothing else.
+local function conv_history(keys, args)
+  local P, conv, agent, earlier = keys[1], args[1], args[2], args[3]
+  local c = conv_read(P, conv)
+  local e = conv_read(P, earlier)
+  if c == nil or c.agent ~= agent or (c.state ~= 'assigned' and c.state ~= 'closed') then
+    return err('NOTASSIGNED', 'conversation is not assigned to this agent')
+  end
+  if e == nil or (c.customer or '') == '' or e.customer ~= c.customer or e.tenant ~= c.tenant then
+    return err('NOTASSIGNED', 'not an earlier conversation of this customer')
+  end
+  return redis.call('XRANGE', P .. ':conv:' .. earlier .. ':log', '-', '+', 'COUNT', COPY_MAX)
+end
+
+-- omr_conv_transfer P conv agent kind target note -> "transferred"
+-- kind "queue": the conversation is routed in queue `target` (ladder from the
+-- start, original enqueue time kept); kind "agent": it waits for agent
+-- `target` in particular (taken as soon as that agent can, for at most
+-- TRANSFER_WAIT_S, then routed normally). The note goes
+-- into the transcript, so the next agent reads it.
+local function conv_transfer(keys, args)
+  local P, conv, agent, kind, target, note = keys[1], args[1], args[2], args[3], args[4], args[5]
+  local c = conv_read(P, conv)
+  if c == nil or c.agent ~= agent or c.state ~= 'assigned' then
+    return err('NOTASSIGNED', 'conversation is not assigned to this agent')
+  end
+  local R = rules(P)
+  local q = nil
+  if kind == 'queue' then
+    q = queue_named(R, target)
+    if q == nil then
+      return err('BADARG', 'no such queue')
+    end
+  elseif kind == 'agent' then
+    local t = agent_read(P, target)
+    if t == nil or target == agent then
+      return err('BADARG', 'no such agent')
+    end
+    if not contains(t.tenants_t, c.tenant) then
+      return err('BADARG', 'that agent does not serve this tenant')
+    end
+  else
+    return err('BADARG', 'transfer to a queue or an agent')
+  end
+  local now = now_ms()
+  local ckey = P .. ':conv:' .. conv
+  redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'transferred', 'name',
+    redis.call('HGET', P .. ':agent:' .. agent, 'name') or '', 'text', note or '', 'ts', now)
+  inbox_add(P, agent, 'kind', 'closed', 'conv', conv, 'reason', 'transferred', 'ts', now)
+  redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'transferred_from', agent)
+  redis.call('SADD', ckey .. ':declined', agent) -- not routed back to who passed it on
+  notify(P, 'c:' .. conv)
+  notify(P, 'a:' .. agent)
+  c.state, c.agent = 'queued', ''
+  release(P, R, c, agent, now)
+  if kind == 'queue' then
+    c.step = 1
+    route(P, R, c, q, now)
+  else
+    redis.call('HSET', ckey, 'pref_agent', target)
+    redis.call('SADD', P .. ':queued', conv)
+    redis.call('ZADD', P .. ':pref:' .. target, num(c.enqueued_ms, now), conv)
+    -- Not forever: after TRANSFER_WAIT_S it takes the normal route of its queue.
+    timer_add(P, now + TRANSFER_WAIT_S * 1000, 'sticky|' .. conv .. '|' .. target)
+    local t = agent_read(P, target)
+    pull_waiting(P, R, t, now)
+  end
+  return 'transferred'
+end
