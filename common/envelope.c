@@ -38,6 +38,10 @@ static const char *const type_names[OMR_ENV_TYPE_COUNT] = {
 	[OMR_ENV_OFFER_ACCEPT] = "offer.accept",
 	[OMR_ENV_OFFER_REJECT] = "offer.reject",
 	[OMR_ENV_WRAPUP_END] = "agent.wrapup_end",
+	[OMR_ENV_CONV_RATE] = "conv.rate",
+	[OMR_ENV_CONV_TYPING] = "conv.typing",
+	[OMR_ENV_CONV_TRANSFER] = "conv.transfer",
+	[OMR_ENV_CONV_HISTORY] = "conv.history",
 };
 
 static const char *const channel_names[OMR_CHANNEL_COUNT] = {

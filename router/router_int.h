@@ -21,7 +21,7 @@ typedef struct omr_watch {
 	struct omr_watch *next; /* customers: other connections of the same conv */
 	bool is_agent;
 	char *group, *id; /* agent id or conversation id */
-	char *session;     /* agents: the session string stored in Redis */
+	char *session;    /* agents: the session string stored in Redis */
 	omr_bus_peer_t peer;
 	uint64_t conn;
 	char cursor[OMR_SEQ_MAX]; /* last stream id delivered */
@@ -61,7 +61,35 @@ void omr_delivery_remove_customer(omr_router_t *r, const char *group, const char
                                   uint64_t conn);
 void omr_delivery_free_all(omr_router_t *r);
 
+/* One request from an adapter while it is handled (request.c). */
+typedef struct omr_request {
+	omr_router_t *r;
+	omr_bus_peer_t peer;
+	omr_envelope_t *env;
+	char inflight_key[2 * 255 + 24];
+	char session[160];
+} omr_request_t;
+
+void omr_request_free(omr_request_t *q);
+/* Acknowledges q with status; extra (may be NULL) carries reply fields and
+ * is consumed. Frees q. */
+void omr_request_reply(omr_request_t *q, int status, omr_envelope_t *extra);
+/* true when the reply is a success to go on with; otherwise q was answered
+ * (a refusal) or dropped (outcome unknown) and freed. */
+bool omr_request_ok(omr_request_t *q, const redisReply *rep);
+/* FCALL fn with the group prefix as its key and nargs arguments. */
+int omr_request_fcall(omr_request_t *q, omr_store_reply_fn cb, const char *fn, int nargs,
+                      const char **args, const size_t *lens);
+void omr_request_on_simple(void *ud, const redisReply *rep);
+/* The agent session of the request's connection on this instance, or NULL. */
+omr_watch_t *omr_request_agent(omr_request_t *q);
+const char *omr_str_or_empty(const char *s);
+
+/* handlers.c */
+void omr_router_on_request(void *ud, const omr_bus_peer_t *peer, omr_envelope_t **envp);
+
 /* router.c */
+void omr_router_vouch(omr_router_t *r, const omr_watch_t *w);
 void omr_router_send(omr_router_t *r, const omr_bus_peer_t *peer, omr_envelope_t *env);
 void omr_router_group_prefix(const char *group, char *out, size_t outsize);
 

@@ -48,6 +48,10 @@ typedef enum omr_env_type {
 	OMR_ENV_OFFER_ACCEPT,   /* "offer.accept": the agent takes the offered `conv` */
 	OMR_ENV_OFFER_REJECT,   /* "offer.reject": the agent declines it, with `reason` */
 	OMR_ENV_WRAPUP_END,     /* "agent.wrapup_end": the agent ends wrap-up on `ch` */
+	OMR_ENV_CONV_RATE,      /* "conv.rate": the customer's survey: attrs score, text */
+	OMR_ENV_CONV_TYPING,    /* "conv.typing": `from` is typing in `conv` */
+	OMR_ENV_CONV_TRANSFER,  /* "conv.transfer": attrs queue or agent, text = note */
+	OMR_ENV_CONV_HISTORY,   /* "conv.history": attrs earlier = a past conv to read */
 	OMR_ENV_TYPE_COUNT
 } omr_env_type_t;
 

@@ -201,7 +201,7 @@ static void test_names(void **state)
 	        "none",         "ack",        "adapter.hello", "conv.start",  "conv.resume",
 	        "conv.message", "conv.close", "customer.gone", "agent.login", "agent.presence",
 	        "agent.ack",    "agent.gone", "deliver",      "offer.accept", "offer.reject",
-	        "agent.wrapup_end"};
+	        "agent.wrapup_end", "conv.rate", "conv.typing", "conv.transfer", "conv.history"};
 
 	assert_int_equal(sizeof(types) / sizeof(types[0]), OMR_ENV_TYPE_COUNT);
 	for (int t = 0; t < OMR_ENV_TYPE_COUNT; t++) {
