@@ -1,10 +1,12 @@
 /* agent.js - the agent desktop. Speaks docs/PROTOCOL.md on
  * ws(s)://<host>/ws/agent: logs in (form, sessionStorage, or the URL fragment
- * #agent=ID&token=TOKEN), toggles presence, shows assigned conversations and
- * their transcripts, replies, closes. Every delivered item is acknowledged
- * after it is displayed; items are de-duplicated by seq because unacknowledged
- * ones come again after a reconnect. Reconnects with backoff and logs in
- * again (and restores "available" if the agent had chosen it). */
+ * #agent=ID&token=TOKEN), sets presence (available, away, break with a
+ * reason), shows offers (accept or reject before they expire), assigned
+ * conversations and their transcripts, replies, closes, ends wrap-up. Every
+ * delivered item is acknowledged after it is displayed; items are
+ * de-duplicated by seq because unacknowledged ones come again after a
+ * reconnect. Reconnects with backoff and logs in again (and restores the
+ * presence the agent had chosen, when it was available or break). */
 (function () {
 	"use strict";
 
@@ -12,16 +14,28 @@
 	var $ = function (id) { return document.getElementById(id); };
 	var ui = {
 		who: $("who"), status: $("status"), presence: $("presence"), logout: $("logout"),
+		presenceBox: $("presence-box"), breakReason: $("break-reason"),
+		wrapup: $("wrapup-done"), notice: $("notice"), offers: $("offer-list"),
 		login: $("login"), agentId: $("agent-id"), token: $("token"),
 		loginError: $("login-error"), desk: $("desk"), list: $("conv-list"),
 		none: $("no-convs"), title: $("conv-title"), closeBtn: $("close-conv"),
 		messages: $("messages"), compose: $("compose"), text: $("text")
 	};
 
+	var WRAPUP_SHOW_MS = 60000;   /* how long "Wrap-up done" stays after a close */
+	var NOTICE_MS = 8000;
+	var REJECT_REASONS = [["", "No reason"], ["busy", "Busy"],
+			      ["wrong-language", "Wrong language"], ["wrong-skill", "Wrong skill"],
+			      ["other", "Other"]];
+
 	var ws = null;
 	var creds = null;       /* {agent, token} */
-	var wantAvailable = false;
-	var presence = "away";
+	var want = { presence: "away", reason: "" };  /* what the agent chose */
+	var presence = "away";  /* what the server last said */
+	var offers = {};        /* conversation_id -> {item, li, deadline, state, ...} */
+	var tick = null;        /* countdown interval while offers are shown */
+	var wrapupTimer = null;
+	var noticeTimer = null;
 	var backoff = 500;
 	var retryTimer = null;
 	var loggedIn = false;
@@ -43,16 +57,22 @@
 	function saveConvs() {
 		var out = order.map(function (id) {
 			var c = convs[id];
-			return { id: c.id, name: c.name, lang: c.lang, closed: c.closed,
+			return { id: c.id, name: c.name, lang: c.lang, queue: c.queue, closed: c.closed,
 				 items: c.items.slice(-KEEP_ITEMS).map(function (it) {
 					 return { type: it.type, seq: it.seq, id: it.id, from: it.from,
 						  name: it.name, text: it.text, ts: it.ts,
-						  language: it.language };
+						  language: it.language, event: it.event };
 				 }) };
+		});
+		/* Offers are acknowledged once shown, so they are not delivered
+		 * again: keep the open ones across a reload too. */
+		var open = Object.keys(offers).map(function (id) {
+			var o = offers[id];
+			return { item: stripLi(o.item), deadline: o.deadline };
 		});
 		try {
 			sessionStorage.setItem(CONVS_KEY, JSON.stringify({ agent: creds && creds.agent,
-									   convs: out }));
+									   convs: out, offers: open }));
 		} catch (e) {
 			/* storage full: the page still works, a reload just forgets */
 		}
@@ -67,10 +87,11 @@
 		}
 		if (!data || !data.agent || data.agent !== agent)
 			return;
-		data.convs.forEach(function (saved) {
+		(data.convs || []).forEach(function (saved) {
 			var c = conv(saved.id);
 			c.name = saved.name;
 			c.lang = saved.lang;
+			c.queue = saved.queue || "";
 			c.closed = saved.closed;
 			saved.items.forEach(function (it) {
 				if (it.seq)
@@ -84,6 +105,12 @@
 		});
 		if (order.length)
 			select(order[order.length - 1]);
+		(data.offers || []).forEach(function (saved) {
+			if (saved.item && saved.item.seq)
+				seen[saved.item.seq] = true;
+			if (saved.item && saved.deadline && saved.deadline > Date.now())
+				showOffer(saved.item, saved.deadline);
+		});
 	}
 
 	function send(obj) {
@@ -96,6 +123,26 @@
 
 	function newId(prefix) {
 		return prefix + "-" + Date.now().toString(36) + "-" + (nextId++);
+	}
+
+	function stripLi(item) {
+		var copy = {};
+		Object.keys(item).forEach(function (k) {
+			if (k !== "li")
+				copy[k] = item[k];
+		});
+		return copy;
+	}
+
+	/* A short message for the agent above the list (read by screen readers). */
+	function notice(text) {
+		clearTimeout(noticeTimer);
+		ui.notice.textContent = text;
+		noticeTimer = setTimeout(function () { ui.notice.textContent = ""; }, NOTICE_MS);
+	}
+
+	function updateEmpty() {
+		ui.none.hidden = order.length > 0 || Object.keys(offers).length > 0;
 	}
 
 	function timeOf(ts) {
@@ -125,7 +172,7 @@
 		ws.onclose = function () {
 			ws = null;
 			loggedIn = false;
-			ui.presence.hidden = true;
+			ui.presenceBox.hidden = true;
 			if (stopped || !creds)
 				return;
 			setStatus("reconnecting…");
@@ -146,7 +193,14 @@
 		case "assigned":
 		case "message":
 		case "closed":
+		case "event":
 			onItem(msg);
+			break;
+		case "offer":
+			onOffer(msg);
+			break;
+		case "revoked":
+			onRevoked(msg);
 			break;
 		case "error":
 			onError(msg);
@@ -161,14 +215,14 @@
 		ui.login.hidden = true;
 		ui.desk.hidden = false;
 		ui.logout.hidden = false;
-		ui.presence.hidden = false;
+		ui.presenceBox.hidden = false;
 		ui.who.textContent = (msg.name || msg.agent_id) +
 			(msg.languages && msg.languages.length ? " · " + msg.languages.join(", ") : "") +
 			(msg.capacity !== undefined ? " · capacity " + msg.capacity : "");
-		showPresence(msg.presence || "away");
+		showPresence(msg.presence || "away", "");
 		setStatus("online");
-		if (wantAvailable && presence !== "available")
-			setPresence("available");
+		if (want.presence !== "away" && presence !== want.presence)
+			setPresence(want.presence, want.reason);
 	}
 
 	function onAck(msg) {
@@ -177,10 +231,17 @@
 			return;
 		delete pending[msg.id];
 		if (p.kind === "presence") {
-			showPresence(msg.presence);
+			showPresence(msg.presence, p.reason);
 		} else if (p.kind === "message") {
 			p.li.classList.add("acked");
 			saveConvs();
+		} else if (p.kind === "accept") {
+			offerState(p.conv, "accepted");
+		} else if (p.kind === "reject") {
+			dropOffer(p.conv, "Offer declined");
+		} else if (p.kind === "wrapup") {
+			hideWrapup();
+			notice("Wrap-up ended");
 		}
 	}
 
@@ -203,8 +264,18 @@
 				p.li.classList.add("failed");
 				p.li.title = msg.reason || msg.code;
 			}
-			if (p.kind === "presence")
-				wantAvailable = presence === "available";
+			if (p.kind === "presence") {
+				want = { presence: presence, reason: "" };
+				showPresence(presence, "");
+			} else if (p.kind === "accept" || p.kind === "reject") {
+				if (msg.code === "not-assigned" || msg.code === "closed") {
+					dropOffer(p.conv, "Offer no longer open");
+					return;
+				}
+				offerState(p.conv, "open");
+			} else if (p.kind === "wrapup") {
+				ui.wrapup.disabled = false;
+			}
 		}
 		setStatus("error: " + (msg.reason || msg.code));
 	}
@@ -214,7 +285,8 @@
 	function conv(id) {
 		if (convs[id])
 			return convs[id];
-		var c = { id: id, name: "", lang: "", items: [], unread: 0, closed: false };
+		var c = { id: id, name: "", lang: "", queue: "", items: [], unread: 0,
+			  closed: false };
 		var li = document.createElement("li");
 		li.tabIndex = 0;
 		li.addEventListener("click", function () { select(id); });
@@ -226,7 +298,7 @@
 		convs[id] = c;
 		order.push(id);
 		ui.list.appendChild(li);
-		ui.none.hidden = true;
+		updateEmpty();
 		return c;
 	}
 
@@ -237,7 +309,8 @@
 		n.textContent = c.name || ("Customer " + c.id.slice(0, 6));
 		var meta = document.createElement("span");
 		meta.className = "meta";
-		meta.textContent = (c.lang || "?") + (c.closed ? " · closed" : "") +
+		meta.textContent = (c.lang || "?") + (c.queue ? " · " + c.queue : "") +
+			(c.closed ? " · closed" : "") +
 			(c.unread ? " · " + c.unread + " new" : "");
 		c.li.appendChild(n);
 		c.li.appendChild(meta);
@@ -259,8 +332,14 @@
 			text.textContent = item.text;
 		} else {
 			li.className = "event";
-			text.textContent = item.type === "assigned" ? "Conversation assigned" +
-				(item.language ? " (" + item.language + ")" : "") : "Conversation closed";
+			if (item.type === "assigned")
+				text.textContent = "Conversation assigned" +
+					(item.language ? " (" + item.language + ")" : "") +
+					(item.queue ? " from queue " + item.queue : "");
+			else if (item.type === "closed")
+				text.textContent = "Conversation closed";
+			else
+				text.textContent = "Event: " + (item.event || "?");
 		}
 		li.appendChild(who);
 		li.appendChild(text);
@@ -277,7 +356,8 @@
 		ui.messages.textContent = "";
 		c.items.forEach(function (it) { ui.messages.appendChild(it.li || lineFor(it)); });
 		ui.messages.scrollTop = ui.messages.scrollHeight;
-		ui.title.textContent = (c.name || "Customer") + " · " + (c.lang || "?") + " · " + c.id;
+		ui.title.textContent = (c.name || "Customer") + " · " + (c.lang || "?") +
+			(c.queue ? " · " + c.queue : "") + " · " + c.id;
 		ui.compose.hidden = c.closed;
 		ui.closeBtn.hidden = c.closed;
 		order.forEach(function (k) { renderConvEntry(convs[k]); });
@@ -290,11 +370,19 @@
 			return;
 		if (!seen[item.seq]) {
 			seen[item.seq] = true;
+			var accepted = false;
+			if (item.type === "assigned" && offers[item.conversation_id]) {
+				accepted = true;
+				removeOffer(item.conversation_id);
+			}
 			var c = conv(item.conversation_id);
 			if (item.type === "assigned") {
 				c.name = item.customer_name || c.name;
 				c.lang = item.language || c.lang;
+				c.queue = item.queue || c.queue;
 			} else if (item.type === "closed") {
+				if (!c.closed)
+					showWrapup();
 				c.closed = true;
 			}
 			var dupOwn = item.type === "message" && item.from === "agent" &&
@@ -309,9 +397,8 @@
 					c.unread++;
 				}
 			}
-			if (!current)
-				select(c.id);
-			else if (current === c.id)
+			/* An offer the agent accepted opens at once. */
+			if (!current || current === c.id || accepted)
 				select(c.id);
 			else
 				renderConvEntry(c);
@@ -319,6 +406,239 @@
 		saveConvs();
 		/* Displayed (or already shown): confirm it, so it is not delivered again. */
 		send({ type: "ack", seq: item.seq });
+	}
+
+	/* ---- offers -------------------------------------------------------- */
+
+	/* When the offer lapses, on this machine's clock: the server's deadline,
+	 * but never later than the offer's own duration from now (the clocks may
+	 * disagree; the server decides, and says so with "revoked"). */
+	function offerDeadline(item) {
+		if (typeof item.expires_ms !== "number")
+			return 0;
+		var left = item.expires_ms - Date.now();
+		if (typeof item.ts === "number")
+			left = Math.min(left, item.expires_ms - item.ts);
+		return Date.now() + Math.max(0, left);
+	}
+
+	function countdownText(o) {
+		if (!o.deadline)
+			return "waiting for your answer";
+		var s = Math.ceil((o.deadline - Date.now()) / 1000);
+		if (s <= 0)
+			return "expiring…";
+		return "expires in " + (s >= 60 ? Math.floor(s / 60) + ":" + ("0" + s % 60).slice(-2)
+				       : s + " s");
+	}
+
+	function tickOffers() {
+		var ids = Object.keys(offers);
+		ids.forEach(function (id) {
+			var o = offers[id];
+			o.timer.textContent = countdownText(o);
+			o.li.classList.toggle("urgent", o.deadline > 0 &&
+					      o.deadline - Date.now() <= 10000);
+		});
+		if (!ids.length) {
+			clearInterval(tick);
+			tick = null;
+		}
+	}
+
+	function el(tag, cls, text) {
+		var e = document.createElement(tag);
+		if (cls)
+			e.className = cls;
+		if (text !== undefined)
+			e.textContent = text;
+		return e;
+	}
+
+	function showOffer(item, deadline) {
+		var id = item.conversation_id;
+		if (offers[id] || (convs[id] && !convs[id].closed))
+			return;
+		var who = item.customer_name || ("Customer " + id.slice(0, 6));
+		var li = el("li", "offer");
+		li.setAttribute("role", "group");
+		li.setAttribute("aria-label", "Offer: " + who);
+		var head = el("div", "offer-head");
+		head.appendChild(el("span", "badge", "Offer"));
+		head.appendChild(el("span", "name", who));
+		li.appendChild(head);
+		li.appendChild(el("span", "meta", (item.language || "?") +
+				  (item.queue ? " · " + item.queue : "")));
+		var timer = el("span", "countdown");
+		li.appendChild(timer);
+
+		var actions = el("div", "offer-actions");
+		var accept = el("button", "accept", "Accept");
+		accept.type = "button";
+		var reject = el("button", "reject", "Reject");
+		reject.type = "button";
+		actions.appendChild(accept);
+		actions.appendChild(reject);
+		li.appendChild(actions);
+
+		var form = el("div", "reject-form");
+		form.hidden = true;
+		var selId = "reject-reason-" + id;
+		var label = el("label", "sr-only", "Reason for rejecting");
+		label.htmlFor = selId;
+		var sel = el("select", "reject-reason");
+		sel.id = selId;
+		REJECT_REASONS.forEach(function (r) {
+			var opt = el("option", "", r[1]);
+			opt.value = r[0];
+			sel.appendChild(opt);
+		});
+		var confirm = el("button", "reject", "Reject");
+		confirm.type = "button";
+		var cancel = el("button", "secondary", "Cancel");
+		cancel.type = "button";
+		form.appendChild(label);
+		form.appendChild(sel);
+		form.appendChild(confirm);
+		form.appendChild(cancel);
+		li.appendChild(form);
+
+		var o = { item: item, li: li, timer: timer, accept: accept, reject: reject,
+			  form: form, sel: sel, confirm: confirm, actions: actions,
+			  deadline: deadline !== undefined ? deadline : offerDeadline(item),
+			  state: "open" };
+		offers[id] = o;
+
+		accept.addEventListener("click", function () { answerOffer(id, "accept"); });
+		reject.addEventListener("click", function () {
+			actions.hidden = true;
+			form.hidden = false;
+			sel.focus();
+		});
+		cancel.addEventListener("click", function () {
+			form.hidden = true;
+			actions.hidden = false;
+			reject.focus();
+		});
+		confirm.addEventListener("click", function () { answerOffer(id, "reject"); });
+		form.addEventListener("keydown", function (ev) {
+			if (ev.key === "Escape") {
+				ev.preventDefault();
+				cancel.click();
+			} else if (ev.key === "Enter" && ev.target === sel) {
+				ev.preventDefault();
+				confirm.click();
+			}
+		});
+
+		ui.offers.appendChild(li);
+		updateEmpty();
+		tickOffers();
+		if (!tick)
+			tick = setInterval(tickOffers, 1000);
+	}
+
+	function offerState(id, state) {
+		var o = offers[id];
+		if (!o)
+			return;
+		o.state = state;
+		var busy = state !== "open";
+		o.accept.disabled = busy;
+		o.reject.disabled = busy;
+		o.confirm.disabled = busy;
+		o.li.classList.toggle("pending", busy);
+		if (state === "accepted")
+			o.timer.textContent = "accepted, opening…";
+	}
+
+	function answerOffer(id, kind) {
+		var o = offers[id];
+		if (!o || o.state !== "open")
+			return;
+		var rid = newId(kind === "accept" ? "o" : "x");
+		var frame = { type: kind, conversation_id: id, id: rid };
+		if (kind === "reject" && o.sel.value)
+			frame.reason = o.sel.value;
+		pending[rid] = { kind: kind, conv: id };
+		if (!send(frame)) {
+			delete pending[rid];
+			setStatus("not connected: try again");
+			return;
+		}
+		offerState(id, kind === "accept" ? "accepting" : "rejecting");
+	}
+
+	/* Takes the card away; keeps the focus in the list when it was on it. */
+	function removeOffer(id) {
+		var o = offers[id];
+		if (!o)
+			return null;
+		var hadFocus = o.li.contains(document.activeElement);
+		delete offers[id];
+		o.li.remove();
+		if (hadFocus) {
+			var next = ui.offers.querySelector("button:not([disabled])") ||
+				ui.list.querySelector("li");
+			if (next)
+				next.focus();
+		}
+		updateEmpty();
+		saveConvs();
+		return o;
+	}
+
+	function dropOffer(id, text) {
+		var o = removeOffer(id);
+		if (o)
+			notice(text + ": " + (o.item.customer_name || "customer"));
+	}
+
+	function onOffer(item) {
+		if (!item.seq || !item.conversation_id)
+			return;
+		if (!seen[item.seq]) {
+			seen[item.seq] = true;
+			showOffer(item);
+			var o = offers[item.conversation_id];
+			if (o)
+				notice("New offer: " + (item.customer_name || "customer") +
+				       (item.language ? " (" + item.language + ")" : ""));
+			saveConvs();
+		}
+		send({ type: "ack", seq: item.seq });
+	}
+
+	function onRevoked(item) {
+		if (!item.seq || !item.conversation_id)
+			return;
+		if (!seen[item.seq]) {
+			seen[item.seq] = true;
+			var r = item.reason || "";
+			dropOffer(item.conversation_id, r === "timeout" ? "Offer expired"
+				  : r.indexOf("rejected") === 0 ? "Offer declined" : "Offer taken back");
+		}
+		send({ type: "ack", seq: item.seq });
+	}
+
+	/* ---- wrap-up ------------------------------------------------------ */
+
+	/* The server does not say whether the agent is in wrap-up after a close,
+	 * so the button is offered for a while after each one. */
+	function showWrapup() {
+		clearTimeout(wrapupTimer);
+		ui.wrapup.hidden = false;
+		ui.wrapup.disabled = false;
+		wrapupTimer = setTimeout(hideWrapup, WRAPUP_SHOW_MS);
+	}
+
+	function hideWrapup() {
+		clearTimeout(wrapupTimer);
+		wrapupTimer = null;
+		var hadFocus = document.activeElement === ui.wrapup;
+		ui.wrapup.hidden = true;
+		if (hadFocus)
+			ui.presence.focus();
 	}
 
 	function reply(text) {
@@ -344,27 +664,48 @@
 	function saveCreds() {
 		if (creds)
 			sessionStorage.setItem(KEY, JSON.stringify({ agent: creds.agent, token: creds.token,
-								    available: wantAvailable }));
+								    presence: want.presence,
+								    reason: want.reason }));
 	}
 
-	function showPresence(p) {
-		presence = p === "available" ? "available" : "away";
-		ui.presence.textContent = presence === "available" ? "Available" : "Away";
+	/* Shows what the server says; reason is the break reason asked for. */
+	function showPresence(p, reason) {
+		presence = p === "available" || p === "break" ? p : "away";
+		ui.presence.value = presence;
 		ui.presence.className = "presence " + presence;
-		ui.presence.setAttribute("aria-pressed", presence === "available" ? "true" : "false");
+		ui.breakReason.hidden = presence !== "break";
+		if (presence === "break")
+			ui.breakReason.value = reason || "";  /* unknown (set by the server): blank */
 	}
 
-	function setPresence(p) {
+	function setPresence(p, reason) {
 		var id = newId("p");
-		pending[id] = { kind: "presence" };
-		send({ type: "presence", presence: p, id: id });
+		var frame = { type: "presence", presence: p, id: id };
+		if (p === "break" && reason)
+			frame.reason = reason;
+		pending[id] = { kind: "presence", reason: reason };
+		if (!send(frame)) {
+			delete pending[id];
+			showPresence(presence, "");
+			setStatus("not connected");
+		}
+	}
+
+	function choosePresence() {
+		var p = ui.presence.value;
+		var reason = p === "break" ? ui.breakReason.value : "";
+		ui.breakReason.hidden = p !== "break";
+		want = { presence: p, reason: reason };
+		saveCreds();
+		setPresence(p, reason);
 	}
 
 	function showLogin(error) {
 		ui.desk.hidden = true;
 		ui.login.hidden = false;
 		ui.logout.hidden = true;
-		ui.presence.hidden = true;
+		ui.presenceBox.hidden = true;
+		hideWrapup();
 		ui.who.textContent = "";
 		ui.loginError.hidden = !error;
 		ui.loginError.textContent = error || "";
@@ -385,17 +726,23 @@
 		start(ui.agentId.value.trim(), ui.token.value.trim());
 	});
 
-	ui.presence.addEventListener("click", function () {
-		var next = presence === "available" ? "away" : "available";
-		wantAvailable = next === "available";
-		saveCreds();
-		setPresence(next);
+	ui.presence.addEventListener("change", choosePresence);
+	ui.breakReason.addEventListener("change", choosePresence);
+
+	ui.wrapup.addEventListener("click", function () {
+		var id = newId("w");
+		pending[id] = { kind: "wrapup" };
+		if (send({ type: "wrapup_end", channel: "chat", id: id }))
+			ui.wrapup.disabled = true;
+		else
+			delete pending[id];
 	});
 
 	ui.logout.addEventListener("click", function () {
 		stopped = true;
 		creds = null;
 		sessionStorage.removeItem(KEY);
+		Object.keys(offers).forEach(function (id) { removeOffer(id); });
 		sessionStorage.removeItem(CONVS_KEY);
 		if (ws)
 			ws.close(1000);
@@ -442,7 +789,10 @@
 		start(frag.get("agent"), frag.get("token"));
 	} else if (saved && saved.agent && saved.token) {
 		ui.agentId.value = saved.agent;
-		wantAvailable = !!saved.available;
+		if (saved.presence === "available" || saved.presence === "break")
+			want = { presence: saved.presence, reason: saved.reason || "" };
+		else if (saved.available)
+			want = { presence: "available", reason: "" };
 		start(saved.agent, saved.token);
 	} else {
 		showLogin("");

@@ -5,7 +5,9 @@
  * alphabet, text with the chat channel's rules, names for UTF-8 and control
  * characters) before it reaches an envelope. cJSON turns "\u0000" into a real
  * NUL that silently truncates the string, so the raw frame is scanned for that
- * escape first. Owns nothing between calls. Any thread. */
+ * escape first; and it keeps repeated member names (look-ups find the first),
+ * so a frame whose top-level object repeats a name, or has more than 32
+ * members, is refused before anything in it is read. Owns nothing between calls. Any thread. */
 #include "websocket/ws_proto.h"
 
 #include <errno.h>
@@ -22,9 +24,17 @@
 #define RAND_ID_BYTES 16 /* conversation ids and resume tokens: 32 hex */
 
 static const char *const kind_names[] = {
-        [OMR_WS_NONE] = "none",       [OMR_WS_HELLO] = "hello", [OMR_WS_RESUME] = "resume",
-        [OMR_WS_MESSAGE] = "message", [OMR_WS_LOGIN] = "login", [OMR_WS_PRESENCE] = "presence",
-        [OMR_WS_CLOSE] = "close",     [OMR_WS_ACK] = "ack",
+        [OMR_WS_NONE] = "none",
+        [OMR_WS_HELLO] = "hello",
+        [OMR_WS_RESUME] = "resume",
+        [OMR_WS_MESSAGE] = "message",
+        [OMR_WS_LOGIN] = "login",
+        [OMR_WS_PRESENCE] = "presence",
+        [OMR_WS_CLOSE] = "close",
+        [OMR_WS_ACK] = "ack",
+        [OMR_WS_ACCEPT] = "accept",
+        [OMR_WS_REJECT] = "reject",
+        [OMR_WS_WRAPUP_END] = "wrapup_end",
 };
 
 const char *omr_ws_kind_name(omr_ws_kind_t kind)
@@ -165,6 +175,38 @@ static bool name_is_valid(const char *s)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* A reject reason: 1-64 bytes of UTF-8 without control characters (C0, DEL,
+ * C1). */
+static bool reason_is_printable(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > OMR_WS_REASON_MAX || !omr_utf8_is_valid(s, len))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f)
+			return false;
+		if (c == 0xc2 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f)
+			return false; /* U+0080..U+009F */
+	}
+	return true;
+}
+
+/* A break reason code: 1-64 bytes of [A-Za-z0-9._ -]. */
+static bool break_reason_is_valid(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > OMR_WS_REASON_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == ' ' || c == '-'))
 			return false;
 	}
 	return true;
@@ -321,23 +363,87 @@ static int parse_login(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 	               : 0;
 }
 
-/* presence, close and ack: the agent's small requests. */
+/* presence: available, away, or break with an optional reason code. */
+static int parse_presence(const omr_ws_session_t *s, const cJSON *obj, omr_ws_request_t *rq,
+                          omr_ws_error_t *err)
+{
+	const char *presence = NULL, *reason = NULL;
+	if (get_str(obj, "presence", &presence) || !presence ||
+	    (strcmp(presence, "available") != 0 && strcmp(presence, "away") != 0 &&
+	     strcmp(presence, "break") != 0)) {
+		omr_ws_error_set(err, "bad-request",
+		                 "presence must be \"available\", \"away\" or \"break\"", 0);
+		return -EINVAL;
+	}
+	if (get_str(obj, "reason", &reason) || (reason && !break_reason_is_valid(reason))) {
+		omr_ws_error_set(err, "bad-request", "reason must be 1-64 of [A-Za-z0-9._ -]", 0);
+		return -EINVAL;
+	}
+	if (reason && strcmp(presence, "break") != 0) {
+		omr_ws_error_set(err, "bad-request", "reason is allowed only with \"break\"", 0);
+		return -EINVAL;
+	}
+	snprintf(rq->presence, sizeof(rq->presence), "%s", presence);
+	rq->env = env_for(s, OMR_ENV_AGENT_PRESENCE, s->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	return env_set_all(&rq->env->agent, s->agent, &rq->env->presence, presence,
+	                   &rq->env->reason, reason)
+	               ? -ENOMEM
+	               : 0;
+}
+
+/* accept and reject: the agent answers an offer. */
+static int parse_offer(const omr_ws_session_t *s, const cJSON *obj, omr_ws_request_t *rq,
+                       omr_ws_error_t *err)
+{
+	const char *reason = NULL;
+	bool reject = rq->kind == OMR_WS_REJECT;
+	if (take_id(obj, "conversation_id", OMR_WS_ID_MAX, true, rq->conv, sizeof(rq->conv), err,
+	            "conversation_id is missing or not an id"))
+		return -EINVAL;
+	if (reject &&
+	    (get_str(obj, "reason", &reason) || (reason && !reason_is_printable(reason)))) {
+		omr_ws_error_set(err, "bad-request",
+		                 "reason must be 1-64 bytes of UTF-8 without control characters",
+		                 0);
+		return -EINVAL;
+	}
+	rq->env = env_for(s, reject ? OMR_ENV_OFFER_REJECT : OMR_ENV_OFFER_ACCEPT, s->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	return env_set_all(&rq->env->agent, s->agent, &rq->env->conv, rq->conv, &rq->env->reason,
+	                   reason)
+	               ? -ENOMEM
+	               : 0;
+}
+
+/* wrapup_end: the agent is ready again on one channel. */
+static int parse_wrapup_end(const omr_ws_session_t *s, const cJSON *obj, omr_ws_request_t *rq,
+                            omr_ws_error_t *err)
+{
+	const char *ch = NULL;
+	omr_channel_t channel = OMR_CHANNEL_NONE;
+	if (get_str(obj, "channel", &ch) || !ch ||
+	    (channel = omr_channel_from_name(ch, strlen(ch))) == OMR_CHANNEL_NONE) {
+		omr_ws_error_set(err, "bad-request",
+		                 "channel must be \"chat\", \"email\" or \"voice\"", 0);
+		return -EINVAL;
+	}
+	rq->env = env_for(s, OMR_ENV_WRAPUP_END, s->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	rq->env->channel = channel;
+	return omr_envelope_set(&rq->env->agent, s->agent) ? -ENOMEM : 0;
+}
+
+/* close and ack: the agent's small requests. */
 static int parse_agent_op(const omr_ws_session_t *s, const cJSON *obj, omr_ws_request_t *rq,
                           omr_ws_error_t *err)
 {
-	const char *presence = NULL;
 	char seq[OMR_WS_ID_MAX + 1] = "";
 	omr_env_type_t type = OMR_ENV_AGENT_ACK;
-	if (rq->kind == OMR_WS_PRESENCE) {
-		type = OMR_ENV_AGENT_PRESENCE;
-		if (get_str(obj, "presence", &presence) || !presence ||
-		    (strcmp(presence, "available") != 0 && strcmp(presence, "away") != 0)) {
-			omr_ws_error_set(err, "bad-request",
-			                 "presence must be \"available\" or \"away\"", 0);
-			return -EINVAL;
-		}
-		snprintf(rq->presence, sizeof(rq->presence), "%s", presence);
-	} else if (rq->kind == OMR_WS_CLOSE) {
+	if (rq->kind == OMR_WS_CLOSE) {
 		type = OMR_ENV_CONV_CLOSE;
 		if (take_id(obj, "conversation_id", OMR_WS_ID_MAX, true, rq->conv, sizeof(rq->conv),
 		            err, "conversation_id is missing or not an id"))
@@ -351,8 +457,8 @@ static int parse_agent_op(const omr_ws_session_t *s, const cJSON *obj, omr_ws_re
 		return -ENOMEM;
 	if (type == OMR_ENV_CONV_CLOSE)
 		rq->env->from = OMR_ROLE_AGENT;
-	return env_set_all(&rq->env->agent, s->agent, &rq->env->presence, presence, &rq->env->conv,
-	                   rq->conv[0] ? rq->conv : NULL) ||
+	return env_set_all(&rq->env->agent, s->agent, &rq->env->conv, rq->conv[0] ? rq->conv : NULL,
+	                   NULL, NULL) ||
 	                       (seq[0] && omr_envelope_set(&rq->env->seq, seq))
 	               ? -ENOMEM
 	               : 0;
@@ -375,6 +481,9 @@ static omr_ws_kind_t kind_for(omr_ws_role_t role, const char *type)
 	        {OMR_WS_ROLE_AGENT, "message", OMR_WS_MESSAGE},
 	        {OMR_WS_ROLE_AGENT, "close", OMR_WS_CLOSE},
 	        {OMR_WS_ROLE_AGENT, "ack", OMR_WS_ACK},
+	        {OMR_WS_ROLE_AGENT, "accept", OMR_WS_ACCEPT},
+	        {OMR_WS_ROLE_AGENT, "reject", OMR_WS_REJECT},
+	        {OMR_WS_ROLE_AGENT, "wrapup_end", OMR_WS_WRAPUP_END},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		if (table[i].role == role && strcmp(table[i].name, type) == 0)
@@ -386,6 +495,33 @@ static omr_ws_kind_t kind_for(omr_ws_role_t role, const char *type)
 static bool is_auth_kind(omr_ws_kind_t k)
 {
 	return k == OMR_WS_HELLO || k == OMR_WS_RESUME || k == OMR_WS_LOGIN;
+}
+
+/* The top-level object's member names: at most OMR_WS_MEMBERS_MAX, each
+ * once. cJSON keeps every duplicate and its look-ups return the first, so a
+ * frame like {"type":"hello","type":"login"} would mean one thing here and
+ * another to a different JSON reader: refuse it. Non-objects pass (the
+ * frame check refuses them). */
+static int check_members(const cJSON *root, omr_ws_error_t *err)
+{
+	size_t n = 0;
+	if (!cJSON_IsObject(root))
+		return 0;
+	for (const cJSON *it = root->child; it; it = it->next) {
+		if (++n > OMR_WS_MEMBERS_MAX) {
+			omr_ws_error_set(err, "bad-json", "frame has more than 32 members",
+			                 OMR_WS_CLOSE_BAD_DATA);
+			return -EINVAL;
+		}
+		for (const cJSON *prev = root->child; prev != it; prev = prev->next) {
+			if (prev->string && it->string && strcmp(prev->string, it->string) == 0) {
+				omr_ws_error_set(err, "bad-json", "frame repeats a member name",
+				                 OMR_WS_CLOSE_BAD_DATA);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
 }
 
 /* Checks the envelope of the frame: type, v, id, and what the session allows
@@ -445,6 +581,12 @@ static int parse_kind(const omr_ws_session_t *s, const omr_ws_limits_t *lim, con
 	case OMR_WS_LOGIN:
 		return parse_login(s, lim, root, rq, err);
 	case OMR_WS_PRESENCE:
+		return parse_presence(s, root, rq, err);
+	case OMR_WS_ACCEPT:
+	case OMR_WS_REJECT:
+		return parse_offer(s, root, rq, err);
+	case OMR_WS_WRAPUP_END:
+		return parse_wrapup_end(s, root, rq, err);
 	case OMR_WS_CLOSE:
 	case OMR_WS_ACK:
 		return parse_agent_op(s, root, rq, err);
@@ -493,7 +635,9 @@ int omr_ws_parse(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const ch
 		return -EINVAL;
 	}
 	free(patched);
-	int rc = check_frame(s, root, out, err);
+	int rc = check_members(root, err);
+	if (!rc)
+		rc = check_frame(s, root, out, err);
 	if (!rc && (sc.nul || sc.n_bad)) {
 		omr_ws_error_set(err, "bad-request",
 		                 sc.nul ? "a string contains NUL (\\u0000)"
@@ -612,7 +756,8 @@ static char *render_ack(const omr_ws_request_t *rq, const omr_envelope_t *ack)
 		ok = add_str(obj, "seq", ack->seq);
 	else if (ok && rq->kind == OMR_WS_PRESENCE)
 		ok = add_str(obj, "presence", ack->presence ? ack->presence : rq->presence);
-	else if (ok && rq->kind == OMR_WS_CLOSE)
+	else if (ok && (rq->kind == OMR_WS_CLOSE || rq->kind == OMR_WS_ACCEPT ||
+	                rq->kind == OMR_WS_REJECT))
 		ok = add_str(obj, "conversation_id", rq->conv);
 	return finish(obj, ok);
 }
@@ -694,18 +839,34 @@ static char *render_customer_item(const omr_envelope_t *env)
 	return finish(obj, ok);
 }
 
+/* An offer's deadline: attrs "expires_ms", unix time in ms; absent when
+ * missing or not a number. */
+static bool add_expires(cJSON *obj, const omr_envelope_t *env)
+{
+	const char *v = omr_envelope_attr(env, "expires_ms");
+	int64_t ms = 0;
+	if (!v || omr_parse_int(v, 0, INT64_MAX, &ms) != 0)
+		return true;
+	return add_num(obj, "expires_ms", (double)ms);
+}
+
 static char *render_agent_item(const omr_envelope_t *env)
 {
 	const char *ev = env->event;
 	bool assigned = strcmp(ev, "assigned") == 0, msg = strcmp(ev, "message") == 0;
-	bool closed = strcmp(ev, "closed") == 0;
-	cJSON *obj = new_frame(assigned || msg || closed ? ev : "event");
+	bool closed = strcmp(ev, "closed") == 0, offer = strcmp(ev, "offer") == 0;
+	bool revoked = strcmp(ev, "revoked") == 0;
+	cJSON *obj = new_frame(assigned || msg || closed || offer || revoked ? ev : "event");
 	bool ok =
 	        obj && add_str(obj, "seq", env->seq) && add_str(obj, "conversation_id", env->conv);
-	if (ok && assigned)
+	if (ok && (assigned || offer))
 		ok = add_str(obj, "language", env->lang) &&
 		     add_str(obj, "customer_name", env->name) &&
-		     add_str(obj, "tenant", env->tenant);
+		     add_str(obj, "tenant", env->tenant) &&
+		     add_str(obj, "queue", omr_envelope_attr(env, "queue")) &&
+		     (!offer || add_expires(obj, env));
+	else if (ok && revoked)
+		ok = add_str(obj, "reason", env->reason);
 	else if (ok && msg)
 		ok = add_str(obj, "id", env->msgid) &&
 		     add_str(obj, "from", env->from ? omr_role_name(env->from) : NULL) &&

@@ -14,10 +14,12 @@
 
 #include "omnirouter/envelope.h"
 
-#define OMR_WS_ID_MAX 128u    /* ids, tokens, seq: [A-Za-z0-9._:@-] */
-#define OMR_WS_TENANT_MAX 64u /* same alphabet */
-#define OMR_WS_NAME_MAX 256u  /* display name: UTF-8, no control characters */
-#define OMR_WS_LANG_MAX 35u   /* BCP-47 tag */
+#define OMR_WS_ID_MAX 128u     /* ids, tokens, seq: [A-Za-z0-9._:@-] */
+#define OMR_WS_TENANT_MAX 64u  /* same alphabet */
+#define OMR_WS_NAME_MAX 256u   /* display name: UTF-8, no control characters */
+#define OMR_WS_LANG_MAX 35u    /* BCP-47 tag */
+#define OMR_WS_REASON_MAX 64u  /* reject reason, break reason */
+#define OMR_WS_MEMBERS_MAX 32u /* members of a client frame's top-level object */
 #define OMR_WS_PROTO_VERSION 1
 
 /* Websocket close codes (RFC 6455 section 7.4.1, 1013 from the IANA list). */
@@ -38,13 +40,16 @@ typedef enum omr_ws_role {
 
 typedef enum omr_ws_kind {
 	OMR_WS_NONE = 0,
-	OMR_WS_HELLO,    /* customer: start a conversation */
-	OMR_WS_RESUME,   /* customer: come back to one */
-	OMR_WS_MESSAGE,  /* customer or agent: text */
-	OMR_WS_LOGIN,    /* agent: authenticate */
-	OMR_WS_PRESENCE, /* agent: available / away */
-	OMR_WS_CLOSE,    /* agent: end a conversation */
-	OMR_WS_ACK,      /* agent: confirm a delivered item */
+	OMR_WS_HELLO,      /* customer: start a conversation */
+	OMR_WS_RESUME,     /* customer: come back to one */
+	OMR_WS_MESSAGE,    /* customer or agent: text */
+	OMR_WS_LOGIN,      /* agent: authenticate */
+	OMR_WS_PRESENCE,   /* agent: available / away / break */
+	OMR_WS_CLOSE,      /* agent: end a conversation */
+	OMR_WS_ACK,        /* agent: confirm a delivered item */
+	OMR_WS_ACCEPT,     /* agent: take an offered conversation */
+	OMR_WS_REJECT,     /* agent: decline an offered conversation */
+	OMR_WS_WRAPUP_END, /* agent: end wrap-up on a channel */
 } omr_ws_kind_t;
 
 /* What the server knows about one connection. Identity (tenant, conv,

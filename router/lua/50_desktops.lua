@@ -127,12 +127,12 @@ local function offer_reject(keys, args)
   if c == nil or c.agent ~= agent or c.state ~= 'offered' then
     return err('NOTASSIGNED', 'no open offer of this conversation for this agent')
   end
-  local reason = args[3]
-  if reason == nil or reason == '' then
-    reason = 'rejected'
+  local reason = 'rejected'
+  if args[3] ~= nil and args[3] ~= '' then
+    reason = 'rejected: ' .. args[3]
   end
   redis.call('HSET', P .. ':agent:' .. agent, 'missed_offers', 0)
-  withdraw(P, rules(P), c, agent, 'rejected: ' .. reason, now_ms())
+  withdraw(P, rules(P), c, agent, reason, now_ms())
   return 'rejected'
 end
 

@@ -123,6 +123,36 @@ static bool escapes_ok(const uint8_t *p, size_t len)
 	return !high;
 }
 
+/* A reject reason: 1-64 bytes, no C0, DEL or C1 control (U+0080..U+009F). */
+static bool reason_ok(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > OMR_WS_REASON_MAX || !omr_utf8_is_valid(s, len))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = (uint8_t)s[i];
+		if (c < 0x20 || c == 0x7f || (c == 0xc2 && (uint8_t)s[i + 1] < 0xa0))
+			return false;
+	}
+	return true;
+}
+
+/* An accepted frame's top-level object has at most OMR_WS_MEMBERS_MAX
+ * members, no name twice. */
+static bool members_ok(const uint8_t *p, size_t len)
+{
+	cJSON *root = cJSON_ParseWithLength((const char *)p, len);
+	size_t n = 0;
+	bool ok = cJSON_IsObject(root);
+	for (const cJSON *it = ok ? root->child : NULL; ok && it; it = it->next) {
+		ok = ++n <= OMR_WS_MEMBERS_MAX;
+		for (const cJSON *prev = root->child; ok && prev != it; prev = prev->next)
+			ok = strcmp(prev->string, it->string) != 0;
+	}
+	cJSON_Delete(root);
+	return ok;
+}
+
 static void make_session(uint8_t sel, omr_ws_session_t *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -143,16 +173,23 @@ static bool kind_allowed(omr_ws_role_t role, omr_ws_kind_t k)
 	if (role == OMR_WS_ROLE_CUSTOMER)
 		return k == OMR_WS_HELLO || k == OMR_WS_RESUME || k == OMR_WS_MESSAGE;
 	return k == OMR_WS_LOGIN || k == OMR_WS_PRESENCE || k == OMR_WS_MESSAGE ||
-	       k == OMR_WS_CLOSE || k == OMR_WS_ACK;
+	       k == OMR_WS_CLOSE || k == OMR_WS_ACK || k == OMR_WS_ACCEPT || k == OMR_WS_REJECT ||
+	       k == OMR_WS_WRAPUP_END;
 }
 
 static omr_env_type_t type_for(omr_ws_kind_t k)
 {
 	static const omr_env_type_t t[] = {
-	        [OMR_WS_HELLO] = OMR_ENV_CONV_START,        [OMR_WS_RESUME] = OMR_ENV_CONV_RESUME,
-	        [OMR_WS_MESSAGE] = OMR_ENV_CONV_MESSAGE,    [OMR_WS_LOGIN] = OMR_ENV_AGENT_LOGIN,
-	        [OMR_WS_PRESENCE] = OMR_ENV_AGENT_PRESENCE, [OMR_WS_CLOSE] = OMR_ENV_CONV_CLOSE,
+	        [OMR_WS_HELLO] = OMR_ENV_CONV_START,
+	        [OMR_WS_RESUME] = OMR_ENV_CONV_RESUME,
+	        [OMR_WS_MESSAGE] = OMR_ENV_CONV_MESSAGE,
+	        [OMR_WS_LOGIN] = OMR_ENV_AGENT_LOGIN,
+	        [OMR_WS_PRESENCE] = OMR_ENV_AGENT_PRESENCE,
+	        [OMR_WS_CLOSE] = OMR_ENV_CONV_CLOSE,
 	        [OMR_WS_ACK] = OMR_ENV_AGENT_ACK,
+	        [OMR_WS_ACCEPT] = OMR_ENV_OFFER_ACCEPT,
+	        [OMR_WS_REJECT] = OMR_ENV_OFFER_REJECT,
+	        [OMR_WS_WRAPUP_END] = OMR_ENV_WRAPUP_END,
 	};
 	return (unsigned)k < sizeof(t) / sizeof(t[0]) ? t[k] : OMR_ENV_NONE;
 }
@@ -216,7 +253,10 @@ static void check_envelope(const omr_ws_session_t *s, const omr_ws_request_t *rq
 	      "kind not allowed in this session state");
 	check(!rq->id[0] || omr_id_is_valid(rq->id, OMR_WS_ID_MAX), "request id is not an id");
 	check(env->type == type_for(rq->kind), "wrong envelope type");
-	check(env->conn == s->conn && env->channel == OMR_CHANNEL_CHAT, "wrong conn or channel");
+	check(env->conn == s->conn && (env->channel == OMR_CHANNEL_CHAT ||
+	                               (rq->kind == OMR_WS_WRAPUP_END && env->channel != 0 &&
+	                                env->channel < OMR_CHANNEL_COUNT)),
+	      "wrong conn or channel");
 	check(!env->customer && !env->n_attrs && !env->n_skills, "unexpected envelope fields");
 
 	env->id = 1; /* the bus numbers what it sends */
@@ -264,8 +304,25 @@ static void check_envelope(const omr_ws_session_t *s, const omr_ws_request_t *rq
 		break;
 	case OMR_WS_PRESENCE:
 		check(same(env->presence, rq->presence) &&
-		              (same(rq->presence, "available") || same(rq->presence, "away")),
+		              (same(rq->presence, "available") || same(rq->presence, "away") ||
+		               same(rq->presence, "break")),
 		      "presence");
+		check(!env->reason || (same(rq->presence, "break") && env->reason[0] &&
+		                       strlen(env->reason) <= OMR_WS_REASON_MAX &&
+		                       strspn(env->reason, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM"
+		                                           "NOPQRSTUVWXYZ0123456789._ -") ==
+		                               strlen(env->reason)),
+		      "presence reason");
+		check(!env->conv && !env->seq, "presence carries conv or seq");
+		break;
+	case OMR_WS_ACCEPT:
+	case OMR_WS_REJECT:
+		check(same(env->conv, rq->conv) && env->from == OMR_ROLE_NONE, "offer answer");
+		check(!env->reason || (rq->kind == OMR_WS_REJECT && reason_ok(env->reason)),
+		      "reject reason");
+		break;
+	case OMR_WS_WRAPUP_END:
+		check(!env->conv && !env->reason && !env->seq, "wrapup_end fields");
 		break;
 	case OMR_WS_CLOSE:
 		check(same(env->conv, rq->conv) && env->from == OMR_ROLE_AGENT, "close");
@@ -392,6 +449,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!escapes_ok(data + 1, size - 1))
 		die("accepted a string with a malformed \\u escape, \\u0000 or a lone surrogate",
 		    NULL);
+	check(members_ok(data + 1, size - 1), "accepted a repeated member name or over 32 members");
 	check_envelope(&s, &rq);
 	check_reply_ok(&s, &rq);
 	check_reply_failure(&s, &rq, statuses[(data[0] >> 3) & 7]);

@@ -81,6 +81,26 @@ SEEDS = {
     "ack": (A1, frame(type="ack", seq="1700000000123-0")),
     "ack-id": (A1 | status(3), frame(type="ack", v=1, id="k-1", seq="1700000000123-0")),
     "hello-on-agent": (A1, frame(type="hello")),
+    # agent, after login: offers, break, wrap-up
+    "accept": (A1 | status(2), frame(type="accept", conversation_id=CONV, id="r3")),
+    "accept-foreign-identity": (A1, frame(type="accept", conversation_id=CONV, id="r3",
+                                          agent_id="mallory", tenant="other")),
+    "reject": (A1 | status(2), frame(type="reject", conversation_id=CONV, reason="busy",
+                                     id="r4")),
+    "reject-no-reason": (A1 | status(0), frame(type="reject", conversation_id=CONV)),
+    "reject-reason-unicode": (A1, frame(type="reject", conversation_id=CONV,
+                                        reason="idioma equivocado · 言語 🙂", v=1)),
+    "reject-reason-at-limit": (A1, frame(type="reject", conversation_id=CONV,
+                                         reason="é" * 32)),
+    "presence-break": (A1, frame(type="presence", presence="break", reason="lunch", id="p1")),
+    "presence-break-no-reason": (A1 | status(3), frame(type="presence", presence="break")),
+    "presence-break-reason-at-limit": (A1, frame(type="presence", presence="break",
+                                                 reason="Team meeting_2.b-" + "x" * 47)),
+    "wrapup-end": (A1, frame(type="wrapup_end", channel="chat", id="w1")),
+    "wrapup-end-email": (A1 | status(4), frame(type="wrapup_end", channel="email")),
+    "wrapup-end-voice": (A1 | status(5), frame(type="wrapup_end", channel="voice", id="w2")),
+    "accept-before-login": (A0, frame(type="accept", conversation_id=CONV)),
+    "members-32": (C0, frame(type="hello", **{"k%d" % i: i for i in range(1, 32)})),
 }
 
 # ---- hostile frames ---------------------------------------------------------------------
@@ -243,6 +263,39 @@ HOSTILE = {
     "many-members": (C1, b'{"type":"message","id":"h","text":"t",' +
                      b",".join(b'"k%d":%d' % (i, i) for i in range(3000)) + b"}"),
     "session-all-bits": (0xFF, frame(type="ack", seq="1-0")),
+    # offers, break, wrap-up
+    "accept-no-conv": (A1, b'{"type":"accept","id":"r"}'),
+    "accept-conv-number": (A1, b'{"type":"accept","conversation_id":7}'),
+    "accept-on-customer": (C1, b'{"type":"accept","conversation_id":"c"}'),
+    "reject-reason-empty": (A1, b'{"type":"reject","conversation_id":"c","reason":""}'),
+    "reject-reason-65": (A1, b'{"type":"reject","conversation_id":"c","reason":"' + b"r" * 65 +
+                         b'"}'),
+    "reject-reason-newline": (A1, b'{"type":"reject","conversation_id":"c","reason":"a\\nb"}'),
+    "reject-reason-c1": (A1, b'{"type":"reject","conversation_id":"c","reason":"a\\u0085b"}'),
+    "reject-reason-c1-raw": (A1, b'{"type":"reject","conversation_id":"c",'
+                                 b'"reason":"a\xc2\x9fb"}'),
+    "reject-reason-del": (A1, b'{"type":"reject","conversation_id":"c","reason":"a\x7f"}'),
+    "reject-reason-bad-utf8": (A1, b'{"type":"reject","conversation_id":"c","reason":"\xc3"}'),
+    "reject-reason-object": (A1, b'{"type":"reject","conversation_id":"c","reason":{}}'),
+    "presence-reason-with-away": (A1, b'{"type":"presence","presence":"away","reason":"x"}'),
+    "presence-reason-bang": (A1, b'{"type":"presence","presence":"break","reason":"lunch!"}'),
+    "presence-reason-unicode": (A1, b'{"type":"presence","presence":"break",'
+                                    b'"reason":"caf\xc3\xa9"}'),
+    "presence-reason-65": (A1, b'{"type":"presence","presence":"break","reason":"' +
+                           b"r" * 65 + b'"}'),
+    "presence-break-case": (A1, b'{"type":"presence","presence":"Break"}'),
+    "wrapup-no-channel": (A1, b'{"type":"wrapup_end","id":"w"}'),
+    "wrapup-channel-case": (A1, b'{"type":"wrapup_end","channel":"Chat"}'),
+    "wrapup-channel-unknown": (A1, b'{"type":"wrapup_end","channel":"sms"}'),
+    "wrapup-channel-nul": (A1, b'{"type":"wrapup_end","channel":"chat\\u0000x"}'),
+    # repeated member names and too many members: bad-json before anything is read
+    "dup-type-accept-reject": (A1, b'{"type":"accept","type":"reject","conversation_id":"c"}'),
+    "dup-reason": (A1, b'{"type":"reject","conversation_id":"c","reason":"a","reason":"\x01"}'),
+    "dup-type-escaped": (C0, b'{"type":"hello","typ\\u0065":"login","agent_id":"a",'
+                             b'"token":"t"}'),
+    "dup-type-nul-truncated": (C0, b'{"type":"hello","type\\u0000x":"login"}'),
+    "dup-nested-ok": (C0, b'{"type":"hello","x":{"a":1,"a":2}}'),
+    "members-33": (C0, frame(type="hello", **{"k%d" % i: i for i in range(1, 33)})),
 }
 
 

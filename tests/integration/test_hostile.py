@@ -141,12 +141,20 @@ async def check_text_over_chat_limit(ctx):
 
 
 async def check_bad_json(ctx):
+    many = "{" + ",".join(['"type":"hello"'] + ['"k%d":%d' % (i, i) for i in range(1, 33)]) + "}"
     for raw in ['{not json', '[1,2,3]', '"hello"', '{"v":1}', '{"type":"hello","v":1',
-                '{"type":"hello"}{"type":"hello"}', '']:
-        async with ctx.case(f"bad JSON {raw!r} -> bad-json, 1007"):
-            c = await connect(ctx.d, label=f"bad json {raw!r}")
+                '{"type":"hello"}{"type":"hello"}', '', '{"type":"hello","type":"login"}',
+                '{"type":"hello","typ\\u0065":"hello"}', many]:
+        async with ctx.case(f"bad JSON {raw[:60]!r} -> bad-json, 1007"):
+            c = await connect(ctx.d, label=f"bad json {raw[:40]!r}")
             await c.send_text(raw)
             await expect_close(c, "bad-json")
+    async with ctx.case("a message repeating a member after hello -> bad-json, 1007, not stored"):
+        c = await hello(ctx.d, "repeated member")
+        ctx.refused.setdefault(c.conversation_id, []).extend(["dup1", "dup2"])
+        start = len(c.frames)
+        await c.send_text('{"type":"message","id":"dup1","text":"t","id":"dup2"}')
+        await expect_close(c, "bad-json", start)
     async with ctx.case("deeply nested JSON (7000 levels, 14 KB) -> bad-json or ignored member"):
         c = await hello(ctx.d, "deep nesting")
         start = len(c.frames)

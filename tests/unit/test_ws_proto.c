@@ -209,6 +209,183 @@ static void test_agent_requests(void **state)
 	omr_ws_request_cleanup(&rq);
 }
 
+static void test_offer_answers(void **state)
+{
+	omr_ws_session_t s = agent(true);
+	char frame[256], reason[80];
+	/* identity members of the frame are ignored, as for the other requests */
+	omr_ws_request_t rq =
+	        ok(&s, "{\"type\":\"accept\",\"conversation_id\":\"c7\",\"id\":\"r3\","
+	               "\"agent_id\":\"mallory\",\"tenant\":\"evil\",\"reason\":\"x\"}");
+	assert_int_equal(rq.kind, OMR_WS_ACCEPT);
+	assert_int_equal(rq.env->type, OMR_ENV_OFFER_ACCEPT);
+	assert_int_equal(rq.env->conn, 42);
+	assert_int_equal(rq.env->channel, OMR_CHANNEL_CHAT);
+	assert_string_equal(rq.env->tenant, "t1");
+	assert_string_equal(rq.env->agent, "ana");
+	assert_string_equal(rq.env->conv, "c7");
+	assert_null(rq.env->reason); /* accept has no reason */
+	assert_string_equal(rq.id, "r3");
+	assert_string_equal(rq.conv, "c7");
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":\"busy\","
+	            "\"id\":\"r4\"}");
+	assert_int_equal(rq.kind, OMR_WS_REJECT);
+	assert_int_equal(rq.env->type, OMR_ENV_OFFER_REJECT);
+	assert_string_equal(rq.env->tenant, "t1");
+	assert_string_equal(rq.env->agent, "ana");
+	assert_string_equal(rq.env->conv, "c7");
+	assert_string_equal(rq.env->reason, "busy");
+	assert_int_equal(rq.env->from, OMR_ROLE_NONE);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"reject\",\"conversation_id\":\"c7\"}");
+	assert_null(rq.env->reason);
+	assert_string_equal(rq.id, "");
+	omr_ws_request_cleanup(&rq);
+
+	/* 64 bytes of printable UTF-8 (32 x "é") pass, 65 do not */
+	reason[0] = '\0';
+	for (int i = 0; i < 32; i++)
+		strcat(reason, "\xc3\xa9");
+	snprintf(frame, sizeof(frame),
+	         "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":\"%s\"}", reason);
+	rq = ok(&s, frame);
+	assert_string_equal(rq.env->reason, reason);
+	omr_ws_request_cleanup(&rq);
+	snprintf(frame, sizeof(frame),
+	         "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":\"%sx\","
+	         "\"id\":\"r5\"}",
+	         reason);
+	omr_ws_error_t e = refused(&s, frame, "bad-request", 0);
+	assert_string_equal(e.id, "r5");
+
+	const char *bad[] = {
+	        "{\"type\":\"accept\"}",
+	        "{\"type\":\"accept\",\"conversation_id\":\"\"}",
+	        "{\"type\":\"accept\",\"conversation_id\":\"c/7\"}",
+	        "{\"type\":\"accept\",\"conversation_id\":7}",
+	        "{\"type\":\"reject\",\"reason\":\"busy\"}",
+	        "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":\"\"}",
+	        "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":5}",
+	        "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":null}",
+	        "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":\"a\\nb\"}",
+	        "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":\"a\\u0001b\"}",
+	        "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":\"a\x7f\"}",
+	        "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":\"a\\u0085b\"}",
+	        "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":\"bad \xc3\x28\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused(&s, bad[i], "bad-request", 0);
+
+	/* agents only, and only after login */
+	omr_ws_session_t a = agent(false), c = customer(true);
+	refused(&a, "{\"type\":\"accept\",\"conversation_id\":\"c7\"}", "unauthorized", 0);
+	refused(&c, "{\"type\":\"accept\",\"conversation_id\":\"c7\"}", "bad-request", 0);
+	refused(&c, "{\"type\":\"reject\",\"conversation_id\":\"c7\"}", "bad-request", 0);
+	refused(&c, "{\"type\":\"wrapup_end\",\"channel\":\"chat\"}", "bad-request", 0);
+}
+
+static void test_presence_break(void **state)
+{
+	omr_ws_session_t s = agent(true);
+	char frame[256], reason[80];
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"presence\",\"presence\":\"break\","
+	                             "\"reason\":\"lunch\",\"id\":\"p1\"}");
+	assert_int_equal(rq.env->type, OMR_ENV_AGENT_PRESENCE);
+	assert_string_equal(rq.env->presence, "break");
+	assert_string_equal(rq.env->reason, "lunch");
+	assert_string_equal(rq.env->agent, "ana");
+	assert_string_equal(rq.presence, "break");
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"presence\",\"presence\":\"break\"}");
+	assert_null(rq.env->reason);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"presence\",\"presence\":\"away\"}");
+	assert_null(rq.env->reason);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"presence\",\"presence\":\"break\","
+	            "\"reason\":\"Team meeting_2.b-c\"}");
+	assert_string_equal(rq.env->reason, "Team meeting_2.b-c");
+	omr_ws_request_cleanup(&rq);
+
+	memset(reason, 'r', 64);
+	reason[64] = '\0';
+	snprintf(frame, sizeof(frame),
+	         "{\"type\":\"presence\",\"presence\":\"break\",\"reason\":\"%s\"}", reason);
+	rq = ok(&s, frame);
+	omr_ws_request_cleanup(&rq);
+	snprintf(frame, sizeof(frame),
+	         "{\"type\":\"presence\",\"presence\":\"break\",\"reason\":\"%sr\","
+	         "\"id\":\"p2\"}",
+	         reason);
+	omr_ws_error_t e = refused(&s, frame, "bad-request", 0);
+	assert_string_equal(e.id, "p2");
+
+	const char *bad[] = {
+	        "{\"type\":\"presence\",\"presence\":\"Break\"}",
+	        "{\"type\":\"presence\",\"presence\":\"offline\"}",
+	        "{\"type\":\"presence\",\"presence\":\"busy\"}",
+	        "{\"type\":\"presence\",\"reason\":\"lunch\"}",
+	        "{\"type\":\"presence\",\"presence\":\"available\",\"reason\":\"lunch\"}",
+	        "{\"type\":\"presence\",\"presence\":\"away\",\"reason\":\"lunch\"}",
+	        "{\"type\":\"presence\",\"presence\":\"break\",\"reason\":\"\"}",
+	        "{\"type\":\"presence\",\"presence\":\"break\",\"reason\":\"lunch!\"}",
+	        "{\"type\":\"presence\",\"presence\":\"break\",\"reason\":\"caf\xc3\xa9\"}",
+	        "{\"type\":\"presence\",\"presence\":\"break\",\"reason\":\"a\\tb\"}",
+	        "{\"type\":\"presence\",\"presence\":\"break\",\"reason\":\"a:b\"}",
+	        "{\"type\":\"presence\",\"presence\":\"break\",\"reason\":7}",
+	        "{\"type\":\"presence\",\"presence\":\"break\",\"reason\":[\"lunch\"]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused(&s, bad[i], "bad-request", 0);
+}
+
+static void test_wrapup_end(void **state)
+{
+	omr_ws_session_t s = agent(true);
+	static const struct {
+		const char *name;
+		omr_channel_t ch;
+	} chans[] = {{"chat", OMR_CHANNEL_CHAT},
+	             {"email", OMR_CHANNEL_EMAIL},
+	             {"voice", OMR_CHANNEL_VOICE}};
+	char frame[128];
+	for (size_t i = 0; i < sizeof(chans) / sizeof(chans[0]); i++) {
+		snprintf(frame, sizeof(frame),
+		         "{\"type\":\"wrapup_end\",\"channel\":\"%s\",\"id\":\"w1\","
+		         "\"agent_id\":\"mallory\"}",
+		         chans[i].name);
+		omr_ws_request_t rq = ok(&s, frame);
+		assert_int_equal(rq.kind, OMR_WS_WRAPUP_END);
+		assert_int_equal(rq.env->type, OMR_ENV_WRAPUP_END);
+		assert_int_equal(rq.env->channel, chans[i].ch);
+		assert_string_equal(rq.env->agent, "ana");
+		assert_string_equal(rq.env->tenant, "t1");
+		assert_int_equal(rq.env->conn, 42);
+		assert_null(rq.env->conv);
+		assert_string_equal(rq.id, "w1");
+		omr_ws_request_cleanup(&rq);
+	}
+	const char *bad[] = {
+	        "{\"type\":\"wrapup_end\"}",
+	        "{\"type\":\"wrapup_end\",\"channel\":\"\"}",
+	        "{\"type\":\"wrapup_end\",\"channel\":\"sms\"}",
+	        "{\"type\":\"wrapup_end\",\"channel\":\"Chat\"}",
+	        "{\"type\":\"wrapup_end\",\"channel\":\"chat \"}",
+	        "{\"type\":\"wrapup_end\",\"channel\":1}",
+	        "{\"type\":\"wrapup_end\",\"channel\":[\"chat\"]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused(&s, bad[i], "bad-request", 0);
+	omr_ws_session_t a = agent(false);
+	refused(&a, "{\"type\":\"wrapup_end\",\"channel\":\"chat\"}", "unauthorized", 0);
+}
+
 /* ---- refusals ------------------------------------------------------------- */
 
 static void test_bad_json(void **state)
@@ -226,6 +403,46 @@ static void test_bad_json(void **state)
 		refused(&s, frames[i], "bad-json", OMR_WS_CLOSE_BAD_DATA);
 	refused_len(&s, "", 0, "bad-json", OMR_WS_CLOSE_BAD_DATA);
 	refused_len(&s, "{\"type\":\"message\"\0}", 19, "bad-json", OMR_WS_CLOSE_BAD_DATA);
+}
+
+static void test_members(void **state)
+{
+	omr_ws_session_t c = customer(false), a = agent(true);
+	char frame[2048];
+	/* a repeated top-level name is bad-json, whichever member it is and
+	 * before anything else is looked at (the id is not echoed) */
+	const char *dups[] = {
+	        "{\"type\":\"hello\",\"type\":\"login\"}",
+	        "{\"type\":\"hello\",\"type\":\"hello\"}",
+	        "{\"type\":\"hello\",\"v\":1,\"v\":2}",
+	        "{\"type\":\"hello\",\"id\":\"h1\",\"id\":\"h2\"}",
+	        "{\"type\":\"hello\",\"name\":\"a\",\"x\":1,\"name\":\"b\"}",
+	        "{\"type\":\"hello\",\"zz\":1,\"zz\":1}",
+	        "{\"type\":\"dance\",\"x\":1,\"x\":2}",
+	};
+	for (size_t i = 0; i < sizeof(dups) / sizeof(dups[0]); i++) {
+		omr_ws_error_t e = refused(&c, dups[i], "bad-json", OMR_WS_CLOSE_BAD_DATA);
+		assert_string_equal(e.id, "");
+	}
+	refused(&a, "{\"type\":\"ack\",\"seq\":\"1-0\",\"seq\":\"2-0\"}", "bad-json",
+	        OMR_WS_CLOSE_BAD_DATA);
+	refused(&a, "{\"type\":\"accept\",\"conversation_id\":\"a\",\"conversation_id\":\"b\"}",
+	        "bad-json", OMR_WS_CLOSE_BAD_DATA);
+	/* names differing in case are different names; repeats inside a nested
+	 * (ignored) member are not the frame's business */
+	omr_ws_request_t rq = ok(&c, "{\"type\":\"hello\",\"Type\":\"login\","
+	                             "\"x\":{\"a\":1,\"a\":2}}");
+	omr_ws_request_cleanup(&rq);
+
+	/* 32 members pass, 33 do not */
+	size_t n = (size_t)snprintf(frame, sizeof(frame), "{\"type\":\"hello\"");
+	for (int i = 1; i < 32; i++)
+		n += (size_t)snprintf(frame + n, sizeof(frame) - n, ",\"k%d\":%d", i, i);
+	snprintf(frame + n, sizeof(frame) - n, "}");
+	rq = ok(&c, frame);
+	omr_ws_request_cleanup(&rq);
+	snprintf(frame + n, sizeof(frame) - n, ",\"k32\":32}");
+	refused(&c, frame, "bad-json", OMR_WS_CLOSE_BAD_DATA);
 }
 
 static void test_version(void **state)
@@ -504,6 +721,54 @@ static void test_reply_agent(void **state)
 	cJSON_Delete(w);
 	omr_ws_request_cleanup(&rq);
 
+	rq = ok(&s, "{\"type\":\"presence\",\"presence\":\"break\",\"reason\":\"lunch\","
+	            "\"id\":\"r2\"}");
+	omr_envelope_set(&a->presence, "break");
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "ack");
+	assert_string_equal(jstr(w, "id"), "r2");
+	assert_string_equal(jstr(w, "presence"), "break");
+	cJSON_Delete(w);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"accept\",\"conversation_id\":\"c7\",\"id\":\"r3\"}");
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "ack");
+	assert_string_equal(jstr(w, "id"), "r3");
+	assert_string_equal(jstr(w, "conversation_id"), "c7");
+	assert_null(jstr(w, "presence"));
+	cJSON_Delete(w);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"reject\",\"conversation_id\":\"c8\",\"reason\":\"busy\","
+	            "\"id\":\"r4\"}");
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "ack");
+	assert_string_equal(jstr(w, "id"), "r4");
+	assert_string_equal(jstr(w, "conversation_id"), "c8");
+	cJSON_Delete(w);
+	/* the offer is no longer open: not-assigned, the connection stays */
+	assert_int_equal(omr_ws_reply(&s, &rq, OMR_ERR_NOT_ASSIGNED, a, &out, &err), 0);
+	assert_null(out);
+	assert_string_equal(err.code, "not-assigned");
+	assert_string_equal(err.id, "r4");
+	assert_int_equal(err.close_code, 0);
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"wrapup_end\",\"channel\":\"chat\",\"id\":\"r5\"}");
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "ack");
+	assert_string_equal(jstr(w, "id"), "r5");
+	assert_null(cJSON_GetObjectItemCaseSensitive(w, "conversation_id"));
+	assert_null(cJSON_GetObjectItemCaseSensitive(w, "presence"));
+	assert_int_equal(cJSON_GetArraySize(w), 2);
+	cJSON_Delete(w);
+	omr_ws_request_cleanup(&rq);
+
 	rq = ok(&s, "{\"type\":\"ack\",\"seq\":\"1-0\"}");
 	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
 	assert_null(out); /* nothing goes back for an ack */
@@ -556,6 +821,19 @@ static void test_deliver_customer(void **state)
 	assert_string_equal(jstr(m, "seq"), "1700000000456-0");
 	cJSON_Delete(m);
 	omr_envelope_destroy(&d);
+
+	/* the agent was lost and the conversation waits again: an event */
+	d = deliver("requeued");
+	omr_envelope_set(&d->reason, "agent-lost");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "event");
+	assert_string_equal(jstr(m, "event"), "requeued");
+	assert_string_equal(jstr(m, "seq"), "1700000000456-0");
+	assert_true(jnum(m, "ts") == 1700000000456.0);
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "conversation_id"));
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
 }
 
 static void test_deliver_agent(void **state)
@@ -574,6 +852,18 @@ static void test_deliver_agent(void **state)
 	assert_string_equal(jstr(m, "customer_name"), "Ana");
 	assert_string_equal(jstr(m, "tenant"), "t1");
 	assert_string_equal(jstr(m, "seq"), "1700000000456-0");
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "queue")); /* none in the envelope */
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	d = deliver("assigned");
+	omr_envelope_set(&d->lang, "es-MX");
+	omr_envelope_add_attr(d, "queue", "spanish");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "assigned");
+	assert_string_equal(jstr(m, "queue"), "spanish");
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "expires_ms"));
 	cJSON_Delete(m);
 	omr_envelope_destroy(&d);
 
@@ -600,6 +890,62 @@ static void test_deliver_agent(void **state)
 	cJSON_Delete(m);
 	omr_envelope_destroy(&d);
 
+	d = deliver("offer");
+	omr_envelope_set(&d->lang, "es-MX");
+	omr_envelope_set(&d->name, "Ana");
+	omr_envelope_add_attr(d, "queue", "sales");
+	omr_envelope_add_attr(d, "expires_ms", "1700000030456");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "offer");
+	assert_string_equal(jstr(m, "seq"), "1700000000456-0");
+	assert_string_equal(jstr(m, "conversation_id"), "c7");
+	assert_string_equal(jstr(m, "language"), "es-MX");
+	assert_string_equal(jstr(m, "customer_name"), "Ana");
+	assert_string_equal(jstr(m, "tenant"), "t1");
+	assert_string_equal(jstr(m, "queue"), "sales");
+	assert_true(jnum(m, "expires_ms") == 1700000030456.0);
+	assert_true(jnum(m, "ts") == 1700000000456.0);
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "event"));
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	/* an expires_ms that is not a number is left out, not passed on */
+	d = deliver("offer");
+	omr_envelope_add_attr(d, "expires_ms", "soon");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "offer");
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "expires_ms"));
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "queue"));
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	d = deliver("revoked");
+	omr_envelope_set(&d->reason, "timeout");
+	omr_envelope_add_attr(d, "queue", "sales");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "revoked");
+	assert_string_equal(jstr(m, "seq"), "1700000000456-0");
+	assert_string_equal(jstr(m, "conversation_id"), "c7");
+	assert_string_equal(jstr(m, "reason"), "timeout");
+	assert_true(jnum(m, "ts") == 1700000000456.0);
+	assert_int_equal(cJSON_GetArraySize(m), 5); /* type, seq, conversation_id, reason, ts */
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	/* events the desktop does not know yet stay generic */
+	d = deliver("transferred");
+	omr_envelope_set(&d->name, "Luis");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "event");
+	assert_string_equal(jstr(m, "event"), "transferred");
+	assert_string_equal(jstr(m, "conversation_id"), "c7");
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
 	d = deliver("replaced");
 	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
 	assert_null(out);
@@ -620,6 +966,10 @@ int main(void)
 	        cmocka_unit_test(test_customer_message),
 	        cmocka_unit_test(test_login),
 	        cmocka_unit_test(test_agent_requests),
+	        cmocka_unit_test(test_offer_answers),
+	        cmocka_unit_test(test_presence_break),
+	        cmocka_unit_test(test_wrapup_end),
+	        cmocka_unit_test(test_members),
 	        cmocka_unit_test(test_bad_json),
 	        cmocka_unit_test(test_version),
 	        cmocka_unit_test(test_unknown_type_and_order),
