@@ -114,8 +114,14 @@ static void deliver_entry(omr_router_t *r, omr_watch_t *w, const char *seq,
 		return;
 	const char *kind = field(fields, "kind");
 	const char *event = kind;
-	if (!w->is_agent && kind && strcmp(kind, "event") == 0)
+	if (!w->is_agent && kind && strcmp(kind, "event") == 0) {
 		event = field(fields, "event");
+		if (event && (strcmp(event, "assigned") == 0 || strcmp(event, "closed") == 0))
+			w->waiting = false;
+		else if (event &&
+		         (strcmp(event, "requeued") == 0 || strcmp(event, "transferred") == 0))
+			w->waiting = true;
+	}
 	d->conn = w->conn;
 	d->channel = OMR_CHANNEL_CHAT;
 	set_if(&d->event, event ? event : "message");
@@ -307,7 +313,8 @@ void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w)
 }
 
 int omr_delivery_add_customer(omr_router_t *r, const char *group, const char *conv,
-                              const char *cursor, const omr_bus_peer_t *peer, uint64_t conn)
+                              const char *cursor, const omr_bus_peer_t *peer, uint64_t conn,
+                              bool waiting)
 {
 	char key[2 * OMR_ENV_ID_MAX + 2];
 	watch_key(group, conv, key, sizeof(key));
@@ -319,6 +326,7 @@ int omr_delivery_add_customer(omr_router_t *r, const char *group, const char *co
 	if (!w)
 		return -ENOMEM;
 	snprintf(w->cursor, sizeof(w->cursor), "%s", cursor);
+	w->waiting = waiting;
 	w->next = head;
 	if (omr_hmap_put(r->customers, key, w) != 0) {
 		watch_unref(w);
@@ -380,6 +388,95 @@ static void notify_agent(omr_router_t *r, const char *group, const char *rest)
 	}
 }
 
+static void send_event(omr_router_t *r, const omr_watch_t *w, const char *event, const char *conv,
+                       omr_role_t from, omr_envelope_t *d)
+{
+	d->conn = w->conn;
+	d->channel = OMR_CHANNEL_CHAT;
+	d->from = from;
+	d->ts_ms = omr_now_ms();
+	omr_envelope_set(&d->event, event);
+	omr_envelope_set(&d->conv, conv);
+	omr_router_send(r, &w->peer, d);
+}
+
+/* "ta:AGENT:CONV": the customer types, tell the agent's desktop;
+ * "tc:CONV": the agent types, tell the customer's connections. */
+static void notify_typing(omr_router_t *r, const char *group, const char *body)
+{
+	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+	if (!d)
+		return;
+	if (strncmp(body, "ta:", 3) == 0) {
+		const char *colon = strchr(body + 3, ':');
+		char agent[OMR_ENV_ID_MAX + 1];
+		size_t n = colon ? (size_t)(colon - body - 3) : 0;
+		if (n > 0 && n <= OMR_ENV_ID_MAX) {
+			memcpy(agent, body + 3, n);
+			agent[n] = '\0';
+			omr_watch_t *w = omr_delivery_find_agent(r, group, agent);
+			if (w)
+				send_event(r, w, "typing", colon + 1, OMR_ROLE_CUSTOMER, d);
+		}
+	} else if (strncmp(body, "tc:", 3) == 0) {
+		char key[2 * OMR_ENV_ID_MAX + 2];
+		watch_key(group, body + 3, key, sizeof(key));
+		for (omr_watch_t *w = omr_hmap_get(r->customers, key); w; w = w->next)
+			send_event(r, w, "typing", body + 3, OMR_ROLE_AGENT, d);
+	}
+	omr_envelope_destroy(&d);
+}
+
+/* ---- queue positions ---------------------------------------------------- */
+
+static void on_position(void *ud, const redisReply *rep)
+{
+	omr_watch_t *w = ud;
+	omr_router_t *r = w->router;
+	if (rep && !w->removed && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING) {
+		if (strcmp(rep->element[0]->str, "queued") != 0) {
+			w->waiting = false;
+		} else {
+			char pos[24], eta[24];
+			snprintf(pos, sizeof(pos), "%lld", rep->element[1]->integer);
+			snprintf(eta, sizeof(eta), "%lld", rep->element[2]->integer);
+			omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+			if (d) {
+				omr_envelope_add_attr(d, "position", pos);
+				omr_envelope_add_attr(d, "eta_ms", eta);
+				send_event(r, w, "position", w->id, OMR_ROLE_SYSTEM, d);
+				omr_envelope_destroy(&d);
+			}
+		}
+	}
+	watch_unref(w);
+}
+
+static void poll_one(void *ud, const char *key, void *value)
+{
+	omr_router_t *r = ud;
+	char prefix[OMR_ENV_ID_MAX + 8];
+	for (omr_watch_t *w = value; w; w = w->next) {
+		if (!w->waiting)
+			continue;
+		omr_router_group_prefix(w->group, prefix, sizeof(prefix));
+		const char *argv[] = {"FCALL", "omr_conv_position", "1", prefix, w->id};
+		size_t lens[5];
+		for (int i = 0; i < 5; i++)
+			lens[i] = strlen(argv[i]);
+		w->router = r;
+		if (omr_store_command(r->store, on_position, w, 5, argv, lens) == 0)
+			w->refs++;
+	}
+}
+
+void omr_delivery_poll_positions(omr_router_t *r)
+{
+	if (omr_store_is_ready(r->store))
+		omr_hmap_each(r->customers, poll_one, r);
+}
+
 void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, const char *msg,
                             size_t len)
 {
@@ -396,7 +493,9 @@ void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, 
 	group[tlen] = '\0';
 	memcpy(body, msg, len);
 	body[len] = '\0';
-	if (body[0] == 'a' || body[0] == 'r') {
+	if (body[0] == 't') {
+		notify_typing(r, group, body);
+	} else if (body[0] == 'a' || body[0] == 'r') {
 		notify_agent(r, group, body + 2);
 	} else if (body[0] == 'c') {
 		char key[2 * OMR_ENV_ID_MAX + 2];

@@ -30,8 +30,9 @@ static void on_conv_state(void *ud, const redisReply *rep)
 	const omr_envelope_t *e = q->env;
 	const char *cursor = e->type == OMR_ENV_CONV_RESUME && e->seq ? e->seq : "0";
 	/* Ack first: the adapter must send "welcome" before any item. */
+	bool waiting = rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "queued") == 0;
 	omr_delivery_add_customer(q->r, q->r->cfg->routing_group, e->conv, cursor, &q->peer,
-	                          e->conn);
+	                          e->conn, waiting);
 	omr_request_reply(q, 0, ack);
 }
 
@@ -127,8 +128,11 @@ static int handle_conv_close(omr_request_t *q)
 	const omr_envelope_t *e = q->env;
 	if (!omr_id_is_valid(e->agent, OMR_ENV_ID_MAX))
 		return -EINVAL;
-	const char *args[] = {e->conv, e->agent};
-	return omr_request_fcall(q, omr_request_on_simple, "omr_conv_close", 2, args, NULL);
+	/* reason = the disposition code the agent chose (optional). */
+	if (e->reason && !omr_id_is_valid(e->reason, 64))
+		return -EINVAL;
+	const char *args[] = {e->conv, e->agent, omr_str_or_empty(e->reason)};
+	return omr_request_fcall(q, omr_request_on_simple, "omr_conv_close", 3, args, NULL);
 }
 
 /* ---- agents ------------------------------------------------------------- */
@@ -281,7 +285,8 @@ static bool needs_conv(omr_env_type_t t)
 {
 	return t == OMR_ENV_CONV_START || t == OMR_ENV_CONV_RESUME || t == OMR_ENV_CONV_MESSAGE ||
 	       t == OMR_ENV_CONV_CLOSE || t == OMR_ENV_CUSTOMER_GONE || t == OMR_ENV_OFFER_ACCEPT ||
-	       t == OMR_ENV_OFFER_REJECT;
+	       t == OMR_ENV_OFFER_REJECT || t == OMR_ENV_CONV_RATE || t == OMR_ENV_CONV_TYPING ||
+	       t == OMR_ENV_CONV_TRANSFER || t == OMR_ENV_CONV_HISTORY;
 }
 
 static int dispatch(omr_request_t *q)
@@ -305,6 +310,14 @@ static int dispatch(omr_request_t *q)
 		return handle_conv_message(q);
 	case OMR_ENV_CONV_CLOSE:
 		return handle_conv_close(q);
+	case OMR_ENV_CONV_RATE:
+		return omr_handle_conv_rate(q);
+	case OMR_ENV_CONV_TYPING:
+		return omr_handle_conv_typing(q);
+	case OMR_ENV_CONV_TRANSFER:
+		return omr_handle_conv_transfer(q);
+	case OMR_ENV_CONV_HISTORY:
+		return omr_handle_conv_history(q);
 	case OMR_ENV_CUSTOMER_GONE:
 		omr_delivery_remove_customer(q->r, q->r->cfg->routing_group, e->conv, e->conn);
 		omr_request_reply(q, 0, NULL);

@@ -120,6 +120,20 @@ static void on_heartbeat(uv_timer_t *t)
 		omr_hmap_each(r->agents, vouch_one, r);
 }
 
+static void on_positions(uv_timer_t *t)
+{
+	omr_delivery_poll_positions(t->data);
+}
+
+static void start_positions(omr_router_t *r)
+{
+	uint64_t ms = (uint64_t)r->cfg->chat_position_interval_s * 1000u;
+	if (ms)
+		uv_timer_start(r->positions, on_positions, ms, ms);
+	else
+		uv_timer_stop(r->positions);
+}
+
 static void on_store_state(void *ud, bool ready)
 {
 	omr_router_t *r = ud;
@@ -185,6 +199,14 @@ int omr_router_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
 	r->tick->data = r;
 	uv_timer_start(r->tick, on_tick, (uint64_t)cfg->routing_tick_ms,
 	               (uint64_t)cfg->routing_tick_ms);
+	r->positions = calloc(1, sizeof(*r->positions));
+	if (!r->positions) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	uv_timer_init(loop, r->positions);
+	r->positions->data = r;
+	start_positions(r);
 	r->heartbeat = calloc(1, sizeof(*r->heartbeat));
 	if (!r->heartbeat) {
 		rc = -ENOMEM;
@@ -209,6 +231,7 @@ void omr_router_reload(omr_router_t *r, const omr_config_t *cfg)
 	omr_store_reload(r->store, cfg);
 	uv_timer_set_repeat(r->tick, (uint64_t)cfg->routing_tick_ms);
 	uv_timer_set_repeat(r->heartbeat, heartbeat_interval_ms(cfg));
+	start_positions(r);
 	if (omr_store_is_ready(r->store))
 		push_rules(r);
 }
@@ -240,6 +263,8 @@ void omr_router_close(omr_router_t **rp)
 		uv_close((uv_handle_t *)r->tick, free_handle);
 	if (r->heartbeat)
 		uv_close((uv_handle_t *)r->heartbeat, free_handle);
+	if (r->positions)
+		uv_close((uv_handle_t *)r->positions, free_handle);
 	omr_bus_server_close(&r->bus);
 	/* Closing the store runs every pending callback with a NULL reply,
 	 * which frees those requests and reads. */

@@ -26,6 +26,8 @@ typedef struct omr_watch {
 	uint64_t conn;
 	char cursor[OMR_SEQ_MAX]; /* last stream id delivered */
 	bool reading, dirty, removed;
+	bool waiting; /* customers: the conversation waits for an agent (positions) */
+	struct omr_router *router; /* set while a position query is in flight */
 	unsigned refs;
 } omr_watch_t;
 
@@ -44,6 +46,7 @@ struct omr_router {
 	size_t reads;          /* stream reads in flight */
 	uv_timer_t *tick;      /* fires due Redis timers (omr_tick) */
 	uv_timer_t *heartbeat; /* vouches for the desktops connected here */
+	uv_timer_t *positions; /* tells waiting customers their place */
 	bool ticking;          /* an omr_tick call is in flight */
 };
 
@@ -56,7 +59,10 @@ omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *group, const ch
 omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *group, const char *agent);
 void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w);
 int omr_delivery_add_customer(omr_router_t *r, const char *group, const char *conv,
-                              const char *cursor, const omr_bus_peer_t *peer, uint64_t conn);
+                              const char *cursor, const omr_bus_peer_t *peer, uint64_t conn,
+                              bool waiting);
+/* Tells every waiting customer on this instance its queue position. */
+void omr_delivery_poll_positions(omr_router_t *r);
 void omr_delivery_remove_customer(omr_router_t *r, const char *group, const char *conv,
                                   uint64_t conn);
 void omr_delivery_free_all(omr_router_t *r);
@@ -84,6 +90,12 @@ void omr_request_on_simple(void *ud, const redisReply *rep);
 /* The agent session of the request's connection on this instance, or NULL. */
 omr_watch_t *omr_request_agent(omr_request_t *q);
 const char *omr_str_or_empty(const char *s);
+
+/* handlers_conv.c */
+int omr_handle_conv_rate(omr_request_t *q);
+int omr_handle_conv_typing(omr_request_t *q);
+int omr_handle_conv_transfer(omr_request_t *q);
+int omr_handle_conv_history(omr_request_t *q);
 
 /* handlers.c */
 void omr_router_on_request(void *ud, const omr_bus_peer_t *peer, omr_envelope_t **envp);

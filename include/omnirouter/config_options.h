@@ -77,3 +77,5 @@ OMR_OPT(INT, chat_max_text_bytes, "chat.max_text_bytes", 4096, 1, 65536, true,
         "longest chat message text")
 OMR_OPT(INT, chat_max_messages, "chat.max_messages", 1000, 10, 100000, true,
         "messages one conversation may hold; more are refused")
+OMR_OPT(INT, chat_position_interval_s, "chat.position_interval_s", 5, 0, 600, true,
+        "how often a waiting customer is told its queue position and estimated wait; 0 = never")
