@@ -541,6 +541,28 @@ static size_t opt_by_offset(size_t offset)
 	abort(); /* order_rules names a field that is not in the table: a build defect */
 }
 
+/* Pairs of string options that are given together or not at all. */
+static const struct {
+	size_t a, b;
+} pair_rules[] = {
+        {offsetof(omr_config_t, ws_tls_cert), offsetof(omr_config_t, ws_tls_key)},
+};
+
+static int check_pair_rules(loader_t *ld)
+{
+	for (size_t r = 0; r < sizeof(pair_rules) / sizeof(pair_rules[0]); r++) {
+		size_t ia = opt_by_offset(pair_rules[r].a), ib = opt_by_offset(pair_rules[r].b);
+		const char *a = *(char *const *)omr_cfg_opt_cptr(ld->cfg, &opts[ia]);
+		const char *b = *(char *const *)omr_cfg_opt_cptr(ld->cfg, &opts[ib]);
+		if ((a[0] != '\0') == (b[0] != '\0'))
+			continue;
+		size_t given = a[0] ? ia : ib;
+		return omr_cfg_fail_at(&ld->cur, ld->val_mark[given], "%s needs %s too",
+		                       opts[given].name, opts[given == ia ? ib : ia].name);
+	}
+	return 0;
+}
+
 /* Reported where the later of the two options is given, or at the top if neither is. */
 static int check_order_rules(loader_t *ld)
 {
@@ -599,6 +621,8 @@ int omr_config_load_string(const char *yaml, size_t len, const char *name, omr_c
 		rc = omr_cfg_queues_check_refs(&ld->cur, &ld->queues, ld->cfg);
 	if (rc == 0)
 		rc = check_order_rules(ld);
+	if (rc == 0)
+		rc = check_pair_rules(ld);
 	if (ld->cur.have_ev)
 		yaml_event_delete(&ld->cur.ev);
 	yaml_parser_delete(&ld->cur.parser);

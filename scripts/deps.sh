@@ -28,7 +28,7 @@ BUILD_PKGS=(
 )
 # Test only: python3 + websockets drive the integration tests, systemd provides
 # systemd-analyze (tests/integration/test_systemd.sh), curl and procps (pgrep, ps) for tests.
-TEST_PKGS=(python3 python3-websockets systemd curl procps)
+TEST_PKGS=(python3 python3-websockets systemd curl procps openssl)
 # Developer tools: make format / make format-check.
 DEV_PKGS=(clang-format)
 

@@ -233,6 +233,9 @@ static int copy_config(omr_adapter_t *a, const omr_config_t *cfg)
 	a->sopts.static_dir = a->static_dir;
 	a->sopts.max_connections = (size_t)cfg->ws_max_connections;
 	a->sopts.ping_interval_s = (unsigned)cfg->ws_ping_interval_s;
+	/* Read while the vhost is created, during start: cfg outlives that. */
+	a->sopts.tls_cert = cfg->ws_tls_cert;
+	a->sopts.tls_key = cfg->ws_tls_key;
 	a->sopts.default_tenant = a->tenant;
 	omr_ws_settings_from_config(&a->sopts.settings, cfg);
 	return 0;

@@ -580,6 +580,11 @@ static int create_context(omr_ws_server_t *srv, const omr_ws_server_opts_t *opts
 		srv->retry.secs_since_valid_hangup = UINT16_MAX;
 	}
 	info.retry_and_idle_policy = &srv->retry;
+	if (opts->tls_cert && opts->tls_cert[0]) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = opts->tls_cert;
+		info.ssl_private_key_filepath = opts->tls_key;
+	}
 	/* lws 4.1 returns a context even when its default vhost cannot bind:
 	 * create the vhost explicitly to learn whether we listen. */
 	info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;

@@ -36,6 +36,7 @@ typedef struct omr_ws_server_opts {
 	const char *static_dir;
 	size_t max_connections;
 	unsigned ping_interval_s; /* 0 = off */
+	const char *tls_cert, *tls_key; /* PEM files; NULL or "" = plain http/ws */
 	const char *default_tenant;
 	omr_ws_settings_t settings;
 } omr_ws_server_opts_t;

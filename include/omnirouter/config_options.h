@@ -56,6 +56,10 @@ OMR_OPT(INT, ws_auth_timeout_ms, "websocket.auth_timeout_ms", 10000, 100, 600000
         "a connection that has not said hello/login within this time is closed")
 OMR_OPT(INT, ws_ping_interval_s, "websocket.ping_interval_s", 30, 0, 3600, false,
         "websocket PING interval; 0 = off")
+OMR_OPT(STR, ws_tls_cert, "websocket.tls_cert", "", 0, 4095, false,
+        "PEM certificate (chain) file; with tls_key, the port serves https and wss only")
+OMR_OPT(STR, ws_tls_key, "websocket.tls_key", "", 0, 4095, false,
+        "PEM private key file of tls_cert")
 
 OMR_OPT(STR, routing_tenant, "routing.default_tenant", "default", 1, 64, false,
         "tenant used when a customer page does not name one")

@@ -570,6 +570,26 @@ static void test_int_bounds_of_every_option(void **state)
 }
 
 /* Every STR option: max bytes load, one more does not; below min does not. */
+/* Options that must be given together (the loader's pair rule). */
+static const char *paired_with(const char *name)
+{
+	if (strcmp(name, "websocket.tls_cert") == 0)
+		return "websocket.tls_key";
+	if (strcmp(name, "websocket.tls_key") == 0)
+		return "websocket.tls_cert";
+	return NULL;
+}
+
+static void test_tls_files_come_in_pairs(void **state)
+{
+	omr_config_t *cfg = ACCEPT("websocket:\n  tls_cert: /etc/c.pem\n  tls_key: /etc/k.pem\n");
+	assert_string_equal(cfg->ws_tls_cert, "/etc/c.pem");
+	assert_string_equal(cfg->ws_tls_key, "/etc/k.pem");
+	omr_config_destroy(&cfg);
+	REJECT("websocket:\n  tls_key: /etc/k.pem\n",
+	       "t.yaml:2:12: websocket.tls_key needs websocket.tls_cert too");
+}
+
 static void test_str_bounds_of_every_option(void **state)
 {
 	static char val[8192], yaml[9000], want[512];
@@ -587,6 +607,11 @@ static void test_str_bounds_of_every_option(void **state)
 			/* Long enough to pass the length check, so the syntax is what fails. */
 			snprintf(want, sizeof(want), "t.yaml:2:%d: %s: 'aaaa",
 			         value_column(o->name), o->name);
+			REJECT_STR(yaml, want);
+		} else if (paired_with(o->name)) {
+			/* Alone it is refused for its missing partner, at its value. */
+			snprintf(want, sizeof(want), "t.yaml:2:%d: %s needs %s too",
+			         value_column(o->name), o->name, paired_with(o->name));
 			REJECT_STR(yaml, want);
 		} else {
 			omr_config_t *cfg = ACCEPT(yaml);
@@ -889,6 +914,7 @@ int main(void)
 	        cmocka_unit_test(test_rejects_ints_out_of_range),
 	        cmocka_unit_test(test_int_bounds_of_every_option),
 	        cmocka_unit_test(test_str_bounds_of_every_option),
+	        cmocka_unit_test(test_tls_files_come_in_pairs),
 	        cmocka_unit_test(test_rejects_bad_strings),
 	        cmocka_unit_test(test_levels),
 	        cmocka_unit_test(test_bools_of_every_option),
