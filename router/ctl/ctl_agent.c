@@ -386,6 +386,28 @@ static int agent_remove(omr_ctl_t *ctl, int argc, char **argv)
 	return 0;
 }
 
+/* Takes the agent's token away: it can no longer log in, and a desktop that
+ * is logged in now is logged out. `agent token` issues a new one. */
+static int agent_revoke(omr_ctl_t *ctl, int argc, char **argv)
+{
+	const char *id;
+	char what[160];
+	int rc = check_options(ctl, "revoke", F_ID);
+	if (rc == 0)
+		rc = agent_id(ctl, argc, argv, 0, &id);
+	if (rc != 0)
+		return rc;
+	snprintf(what, sizeof(what), "agent %s", id);
+	const char *args[] = {id};
+	redisReply *r = NULL;
+	rc = omr_ctl_fcall(ctl, "omr_agent_revoke", what, 1, args, &r);
+	if (rc != 0)
+		return rc;
+	print_result(ctl, id, "revoked", NULL, NULL);
+	freeReplyObject(r);
+	return 0;
+}
+
 /* ---- views ---- */
 
 static long long num(const cJSON *o, const char *key)
@@ -627,10 +649,11 @@ int omr_ctl_agent(omr_ctl_t *ctl, int argc, char **argv)
 	        {"add", agent_add},       {"update", agent_update}, {"token", agent_token},
 	        {"skills", agent_skills}, {"state", agent_state},   {"list", agent_list},
 	        {"show", agent_show},     {"remove", agent_remove}, {"import", agent_import},
+	        {"revoke", agent_revoke},
 	};
 	if (argc < 2)
 		return omr_ctl_usage_error("agent: give a command: add, update, skills, state, "
-		                           "token, list, show, remove, import");
+		                           "token, revoke, list, show, remove, import");
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (strcmp(argv[1], verbs[i].verb) == 0)
 			return verbs[i].run(ctl, argc, argv);

@@ -38,6 +38,8 @@ static void usage(FILE *f)
 	        "                                replace, add or remove skills\n"
 	        "  agent state --id ID available|busy|break|offline|away [--reason TEXT]\n"
 	        "  agent token --id ID           issue a new token (the old one stops working)\n"
+	        "  agent revoke --id ID          take the token away and log the desktop out\n"
+	        "  token issue ID | token revoke ID   the same two, by their usual names\n"
 	        "  agent list                    all agents with languages, skills, load, "
 	        "presence\n"
 	        "  agent show ID                 one agent\n"
@@ -320,6 +322,17 @@ int main(int argc, char **argv)
 		return rc < 0 ? OMR_CTL_OK : rc;
 	char **pos = argv + optind;
 	int npos = argc - optind;
+	/* `token issue ID` and `token revoke ID` are `agent token ID` and
+	 * `agent revoke ID` under the names a site administrator looks for. */
+	char *alias[4];
+	if (npos == 3 && strcmp(pos[0], "token") == 0 &&
+	    (strcmp(pos[1], "issue") == 0 || strcmp(pos[1], "revoke") == 0)) {
+		alias[0] = "agent";
+		alias[1] = strcmp(pos[1], "issue") == 0 ? "token" : "revoke";
+		alias[2] = pos[2];
+		alias[3] = NULL;
+		pos = alias;
+	}
 	if (npos < 1 || (strcmp(pos[0], "agent") != 0 && strcmp(pos[0], "explain") != 0)) {
 		usage(stderr);
 		return OMR_CTL_USAGE;

@@ -179,6 +179,24 @@ local function agent_remove(keys, args)
   return 'removed'
 end
 
+-- omr_agent_revoke P id -> "revoked"
+-- The token stops working and a desktop logged in now is logged out.
+local function agent_revoke(keys, args)
+  local P, id = keys[1], args[1]
+  local a = agent_read(P, id)
+  if a == nil then
+    return err('NOAGENT', 'no such agent')
+  end
+  redis.call('HDEL', P .. ':agent:' .. id, 'token_sha')
+  if (a.session or '') ~= '' then
+    notify(P, 'r:' .. id .. ':' .. a.session)
+    redis.call('HSET', P .. ':agent:' .. id, 'session', '')
+    set_presence(P, a, 'offline', 'token-revoked', now_ms())
+    reindex(P, rules(P), a)
+  end
+  return 'revoked'
+end
+
 local STATES = {available = true, away = true, busy = true, ['break'] = true, offline = true}
 
 local function change_state(P, a, state, reason)

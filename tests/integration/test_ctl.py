@@ -355,6 +355,27 @@ async def test_explain(env):
         await cust.close()
 
 
+@time_limit(60)
+async def test_token_issue_and_revoke(env):
+    r = env.redis()
+    d = env.daemon(r)
+    first = add_agent(d, "ana", "Ana", "en", 1)
+    second = ctl(d, "token", "issue", "ana").stdout.strip()
+    assert TOKEN_RE.match(second) and second != first, second
+    assert not await can_login(d, "ana", first), "the old token must stop working"
+    desk = Agent(d.url, "ana", second)
+    await desk.login()
+    assert ctl(d, "token", "revoke", "ana").stdout.strip() == "revoked ana"
+    await desk.conn.wait_closed(10, "the logged-in desktop is logged out")
+    assert not await can_login(d, "ana", second), "a revoked token must not log in"
+    shown = ctl_json(d, "agent", "show", "ana")
+    assert (shown["presence"], shown["reason"]) == ("offline", "token-revoked"), shown
+    assert "token_sha" not in r.client().hgetall("omr:{default}:agent:ana")
+    third = ctl(d, "token", "issue", "ana").stdout.strip()
+    assert await can_login(d, "ana", third), "a new token works again"
+    fails(d, 1, "token", "revoke", "nobody", mentions=("nobody",))
+
+
 if __name__ == "__main__":
     run_tests([test_agent_lifecycle, test_skills_state_list, test_usage_errors, test_import,
-               test_explain])
+               test_explain, test_token_issue_and_revoke])
