@@ -161,9 +161,11 @@ static void make_session(uint8_t sel, omr_ws_session_t *s)
 	s->authed = sel & 1;
 	s->auth_pending = !s->authed && (sel & 4);
 	if (s->authed) {
-		strcpy(s->tenant, TENANT);
-		strcpy(s->role == OMR_WS_ROLE_AGENT ? s->agent : s->conv,
-		       s->role == OMR_WS_ROLE_AGENT ? AGENT : CONV);
+		snprintf(s->tenant, sizeof(s->tenant), "%s", TENANT);
+		if (s->role == OMR_WS_ROLE_AGENT)
+			snprintf(s->agent, sizeof(s->agent), "%s", AGENT);
+		else
+			snprintf(s->conv, sizeof(s->conv), "%s", CONV);
 	}
 }
 

