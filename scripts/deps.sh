@@ -28,7 +28,11 @@ BUILD_PKGS=(
 )
 # Test only: python3 + websockets drive the integration tests, systemd provides
 # systemd-analyze (tests/integration/test_systemd.sh), curl and procps (pgrep, ps) for tests.
-TEST_PKGS=(python3 python3-websockets systemd curl procps openssl)
+# chromium is the browser of tests/integration/test_browser.py (/usr/bin/chromium, driven by
+# playwright-core that npm installs from tests/browser/package-lock.json; no browser download).
+# nodejs runs it. npm is not listed: Debian's npm conflicts with a nodejs that bundles npm
+# (NodeSource's, as on the CI machines); the test says so when npm is missing.
+TEST_PKGS=(python3 python3-websockets systemd curl procps openssl chromium nodejs)
 # Developer tools: make format / make format-check.
 DEV_PKGS=(clang-format)
 
