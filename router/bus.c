@@ -137,11 +137,18 @@ int omr_bus_server_send(omr_bus_server_t *b, const omr_bus_peer_t *peer, const o
 		          omr_env_type_name(env->type), why ? why : "encode failed");
 		return rc;
 	}
-	rc = 0;
+	rc = omr_bus_server_send_frame(b, peer, buf, len);
+	free(buf);
+	return rc;
+}
+
+int omr_bus_server_send_frame(omr_bus_server_t *b, const omr_bus_peer_t *peer, const void *buf,
+                              size_t len)
+{
+	int rc = 0;
 	if (zmq_send(b->sock, peer->id, peer->len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
 	    zmq_send(b->sock, buf, len, ZMQ_DONTWAIT) < 0)
 		rc = -errno;
-	free(buf);
 	/* A send may have consumed the readable edge. */
 	if (readable(b))
 		uv_idle_start(&b->idle, on_idle);

@@ -32,6 +32,10 @@ int omr_bus_server_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
  * gone), -EAGAIN (peer's queue full), -EINVAL/-EMSGSIZE (encode failed). */
 int omr_bus_server_send(omr_bus_server_t *b, const omr_bus_peer_t *peer, const omr_envelope_t *env);
 
+/* Sends an already encoded envelope (e.g. a cached ack). Same returns. */
+int omr_bus_server_send_frame(omr_bus_server_t *b, const omr_bus_peer_t *peer, const void *buf,
+                              size_t len);
+
 /* Closes the poll handle then the socket; frees after the close callback. */
 void omr_bus_server_close(omr_bus_server_t **bp);
 

@@ -363,6 +363,14 @@ void omr_router_on_request(void *ud, const omr_bus_peer_t *peer, omr_envelope_t 
 	q->r = r;
 	q->peer = *peer;
 	peer_key(peer, e->id, q->inflight_key, sizeof(q->inflight_key));
+	size_t cached_len = 0;
+	const void *cached = omr_ackcache_get(r->acks, q->inflight_key, &cached_len);
+	if (cached) {
+		/* Answered already: the adapter resent it before our ack arrived. */
+		omr_bus_server_send_frame(r->bus, peer, cached, cached_len);
+		free(q);
+		return;
+	}
 	if (omr_hmap_get(r->inflight, q->inflight_key)) {
 		/* A resend of a request still being handled: its ack will come. */
 		free(q);

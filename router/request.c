@@ -23,12 +23,21 @@ void omr_request_free(omr_request_t *q)
 void omr_request_reply(omr_request_t *q, int status, omr_envelope_t *extra)
 {
 	omr_envelope_t *ack = extra ? extra : omr_envelope_new(OMR_ENV_ACK);
+	char *buf = NULL;
+	size_t len = 0;
 	if (ack) {
 		ack->type = OMR_ENV_ACK;
+		ack->id = ++q->r->next_id;
 		ack->re = q->env->id;
 		ack->conn = q->env->conn;
 		ack->status = status;
-		omr_router_send(q->r, &q->peer, ack);
+		if (omr_envelope_encode(ack, (size_t)q->r->cfg->bus_max_frame_bytes, &buf, &len,
+		                        NULL) == 0) {
+			omr_bus_server_send_frame(q->r->bus, &q->peer, buf, len);
+			/* A resend of this request gets these same bytes. */
+			omr_ackcache_put(q->r->acks, q->inflight_key, buf, len);
+		}
+		free(buf);
 		omr_envelope_destroy(&ack);
 	}
 	omr_request_free(q);

@@ -181,11 +181,12 @@ int omr_router_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
 	r->agents = omr_hmap_new();
 	r->customers = omr_hmap_new();
 	r->inflight = omr_hmap_new();
+	r->acks = omr_ackcache_new(OMR_ACK_CACHE_SLOTS);
 	omr_store_callbacks_t cbs = {
 	        .on_state = on_store_state, .on_message = on_store_message, .ud = r};
 	r->store = omr_store_new(loop, cfg, &cbs);
 	int rc = -ENOMEM;
-	if (!r->agents || !r->customers || !r->inflight || !r->store)
+	if (!r->agents || !r->customers || !r->inflight || !r->acks || !r->store)
 		goto fail;
 	rc = omr_bus_server_start(loop, zctx, cfg, omr_router_on_request, r, &r->bus);
 	if (rc != 0)
@@ -273,6 +274,7 @@ void omr_router_close(omr_router_t **rp)
 	if (r->inflight)
 		omr_hmap_each(r->inflight, free_request, NULL);
 	omr_hmap_destroy(&r->inflight);
+	omr_ackcache_destroy(&r->acks);
 	omr_hmap_destroy(&r->agents);
 	omr_hmap_destroy(&r->customers);
 	free(r);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ackcache.h"
 #include "bus.h"
 #include "hmap.h"
 #include "router.h"
@@ -13,6 +14,9 @@
 
 #define OMR_SEQ_MAX 48     /* "18446744073709551615-18446744073709551615" */
 #define OMR_READ_COUNT 200 /* stream entries per read */
+/* Acks remembered for resends: more than the requests of one resend window
+ * (bus.ack_timeout_ms x bus.max_attempts) at a few thousand per second. */
+#define OMR_ACK_CACHE_SLOTS 65536
 
 /* One connection on this instance that receives items from a stream: an
  * agent desktop (its inbox, through the consumer group) or a customer (the
@@ -43,6 +47,7 @@ struct omr_router {
 	omr_hmap_t *agents;    /* "group/agent" -> omr_watch_t */
 	omr_hmap_t *customers; /* "group/conv" -> omr_watch_t list */
 	omr_hmap_t *inflight;  /* "peer:id" -> (void *)1: requests being handled */
+	omr_ackcache_t *acks;  /* "peer:id" -> the ack sent: answers resends */
 	size_t reads;          /* stream reads in flight */
 	uv_timer_t *tick;      /* fires due Redis timers (omr_tick) */
 	uv_timer_t *heartbeat; /* vouches for the desktops connected here */

@@ -123,8 +123,11 @@ local function conv_message(keys, args)
     inbox_add(P, c.agent, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,
       'text', args[5], 'name', name, 'ts', now)
     notify(P, 'a:' .. c.agent)
+  else
+    -- The customer's own message is not pushed back to it (its ack carries
+    -- the seq); its connections see it at their next read of the transcript.
+    notify(P, 'c:' .. conv)
   end
-  notify(P, 'c:' .. conv)
   return id
 end
 
