@@ -105,6 +105,24 @@ static void set_if(char **dst, const char *v)
 		omr_envelope_set(dst, v);
 }
 
+/* attrs "history": the comma-separated earlier conversation ids, most
+ * recent first, cut at a comma to fit an attribute value (the envelope
+ * refuses longer ones, and with them the whole delivery). */
+static void add_history(omr_envelope_t *d, const char *history)
+{
+	char buf[OMR_ENV_ATTR_VALUE_MAX + 1];
+	size_t n = strlen(history);
+	if (n > OMR_ENV_ATTR_VALUE_MAX) {
+		n = OMR_ENV_ATTR_VALUE_MAX;
+		while (n > 0 && history[n] != ',')
+			n--;
+	}
+	memcpy(buf, history, n);
+	buf[n] = '\0';
+	if (n > 0)
+		omr_envelope_add_attr(d, "history", buf);
+}
+
 /* Sends one stream entry to the watch's connection as a DELIVER. */
 static void deliver_entry(omr_router_t *r, omr_watch_t *w, const char *seq,
                           const redisReply *fields)
@@ -138,6 +156,12 @@ static void deliver_entry(omr_router_t *r, omr_watch_t *w, const char *seq,
 		omr_envelope_add_attr(d, "queue", queue);
 	if (expires && *expires)
 		omr_envelope_add_attr(d, "expires_ms", expires);
+	/* An assignment: the customer id and its earlier conversations. */
+	const char *customer = field(fields, "customer"), *history = field(fields, "history");
+	if (customer && *customer)
+		omr_envelope_add_attr(d, "customer", customer);
+	if (history && *history)
+		add_history(d, history);
 	const char *from = field(fields, "from");
 	if (from)
 		d->from = omr_role_from_name(from, strlen(from));

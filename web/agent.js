@@ -2,10 +2,17 @@
  * ws(s)://<host>/ws/agent: logs in (form, sessionStorage, or the URL fragment
  * #agent=ID&token=TOKEN), sets presence (available, away, break with a
  * reason), shows offers (accept or reject before they expire), assigned
- * conversations and their transcripts, replies, closes, ends wrap-up. Every
+ * conversations and their transcripts, replies, closes with an outcome
+ * (disposition), transfers to a queue or an agent with a note, ends wrap-up.
+ * The header names the customer (name, customer id, language, queue); the
+ * side panel lists the customer's earlier conversations and shows one,
+ * read-only, on request. Shows when the customer types and tells the customer
+ * when the agent types (at most once per 2 s per conversation). Every
  * delivered item is acknowledged after it is displayed; items are
  * de-duplicated by seq because unacknowledged ones come again after a
- * reconnect. Reconnects with backoff and logs in again (and restores the
+ * reconnect. Typing notices and the items of an earlier conversation
+ * ("history") are not inbox items: they carry no inbox seq and are not
+ * acknowledged. Reconnects with backoff and logs in again (and restores the
  * presence the agent had chosen, when it was available or break). */
 (function () {
 	"use strict";
@@ -19,11 +26,28 @@
 		login: $("login"), agentId: $("agent-id"), token: $("token"),
 		loginError: $("login-error"), desk: $("desk"), list: $("conv-list"),
 		none: $("no-convs"), title: $("conv-title"), closeBtn: $("close-conv"),
-		messages: $("messages"), compose: $("compose"), text: $("text")
+		messages: $("messages"), compose: $("compose"), text: $("text"),
+		meta: $("conv-meta"), metaCustomer: $("conv-customer-id"),
+		metaLanguage: $("conv-language"), metaQueue: $("conv-queue"),
+		transferBtn: $("transfer-conv"), closeForm: $("close-form"),
+		disposition: $("disposition"), closeConfirm: $("close-confirm"),
+		closeCancel: $("close-cancel"), typing: $("typing"), panel: $("customer-panel"),
+		earlierList: $("earlier-list"), earlierNone: $("earlier-none"),
+		historyView: $("history-view"), historyTitle: $("history-title"),
+		historyClose: $("history-close"), historyStatus: $("history-status"),
+		historyMessages: $("history-messages"), dialog: $("transfer-dialog"),
+		transferForm: $("transfer-form"), toQueue: $("transfer-to-queue"),
+		toAgent: $("transfer-to-agent"), target: $("transfer-target"),
+		targetLabel: $("transfer-target-label"), queueList: $("transfer-queues"),
+		note: $("transfer-note"), transferError: $("transfer-error"),
+		transferSend: $("transfer-send"), transferCancel: $("transfer-cancel")
 	};
 
 	var WRAPUP_SHOW_MS = 60000;   /* how long "Wrap-up done" stays after a close */
 	var NOTICE_MS = 8000;
+	var TYPING_SHOW_MS = 4000;    /* "Customer is typing…" stays this long */
+	var TYPING_SEND_MS = 2000;    /* at most one typing notice per conversation per this */
+	var ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
 	var REJECT_REASONS = [["", "No reason"], ["busy", "Busy"],
 			      ["wrong-language", "Wrong language"], ["wrong-skill", "Wrong skill"],
 			      ["other", "Other"]];
@@ -46,6 +70,8 @@
 	var current = null;
 	var nextId = 1;
 	var pending = {};       /* request id -> {kind, conv, li} */
+	var earlier = {};       /* earlier conversation id -> {items[], state, error} */
+	var shownEarlier = null; /* the earlier conversation in the side panel */
 
 	function setStatus(t) { ui.status.textContent = t; }
 
@@ -58,10 +84,13 @@
 		var out = order.map(function (id) {
 			var c = convs[id];
 			return { id: c.id, name: c.name, lang: c.lang, queue: c.queue, closed: c.closed,
+				 customer_id: c.customerId, history: c.history,
+				 transferred: c.transferred,
 				 items: c.items.slice(-KEEP_ITEMS).map(function (it) {
 					 return { type: it.type, seq: it.seq, id: it.id, from: it.from,
 						  name: it.name, text: it.text, ts: it.ts,
-						  language: it.language, event: it.event };
+						  language: it.language, event: it.event,
+						  queue: it.queue, reason: it.reason };
 				 }) };
 		});
 		/* Offers are acknowledged once shown, so they are not delivered
@@ -93,6 +122,9 @@
 			c.lang = saved.lang;
 			c.queue = saved.queue || "";
 			c.closed = saved.closed;
+			c.customerId = saved.customer_id || "";
+			c.history = Array.isArray(saved.history) ? saved.history : [];
+			c.transferred = !!saved.transferred;
 			saved.items.forEach(function (it) {
 				if (it.seq)
 					seen[it.seq] = true;
@@ -202,6 +234,12 @@
 		case "revoked":
 			onRevoked(msg);
 			break;
+		case "typing":
+			onTyping(msg);
+			break;
+		case "history":
+			onHistoryItem(msg);
+			break;
 		case "error":
 			onError(msg);
 			break;
@@ -242,10 +280,31 @@
 		} else if (p.kind === "wrapup") {
 			hideWrapup();
 			notice("Wrap-up ended");
+		} else if (p.kind === "close") {
+			if (current === p.conv)
+				hideCloseForm(false);
+		} else if (p.kind === "transfer") {
+			var tc = convs[p.conv];
+			if (tc) {
+				tc.transferred = true;
+				tc.closed = true;
+				clearTyping(tc);
+				saveConvs();
+			}
+			ui.transferSend.disabled = false;
+			if (ui.dialog.open)
+				ui.dialog.close();
+			notice("Transferred to " + (p.to === "queue" ? "queue " : "agent ") + p.target);
+			if (current === p.conv)
+				select(p.conv);
+		} else if (p.kind === "history") {
+			historyLoaded(p.earlier, null);
 		}
 	}
 
 	function onError(msg) {
+		if (msg.id && msg.id.indexOf("t-") === 0)
+			return; /* a typing notice that did not go through: no matter */
 		var p = msg.id ? pending[msg.id] : null;
 		if (msg.code === "replaced") {
 			stopped = true;
@@ -275,6 +334,19 @@
 				offerState(p.conv, "open");
 			} else if (p.kind === "wrapup") {
 				ui.wrapup.disabled = false;
+			} else if (p.kind === "close") {
+				ui.closeConfirm.disabled = false;
+			} else if (p.kind === "transfer") {
+				ui.transferSend.disabled = false;
+				ui.transferError.textContent = msg.code === "bad-request"
+					? "Not transferred: there is no " + (p.to === "agent" ? "agent" : "queue") +
+					  " \u201c" + p.target + "\u201d you can transfer to."
+					: "Not transferred: " + (msg.reason || msg.code);
+				ui.transferError.hidden = false;
+				return;
+			} else if (p.kind === "history") {
+				historyLoaded(p.earlier, msg.reason || msg.code);
+				return;
 			}
 		}
 		setStatus("error: " + (msg.reason || msg.code));
@@ -286,7 +358,8 @@
 		if (convs[id])
 			return convs[id];
 		var c = { id: id, name: "", lang: "", queue: "", items: [], unread: 0,
-			  closed: false };
+			  closed: false, customerId: "", history: [], transferred: false,
+			  typing: false, typingTimer: null, lastTypingSent: 0 };
 		var li = document.createElement("li");
 		li.tabIndex = 0;
 		li.addEventListener("click", function () { select(id); });
@@ -310,7 +383,8 @@
 		var meta = document.createElement("span");
 		meta.className = "meta";
 		meta.textContent = (c.lang || "?") + (c.queue ? " · " + c.queue : "") +
-			(c.closed ? " · closed" : "") +
+			(c.transferred ? " · transferred" : c.closed ? " · closed" : "") +
+			(c.typing ? " · typing…" : "") +
 			(c.unread ? " · " + c.unread + " new" : "");
 		c.li.appendChild(n);
 		c.li.appendChild(meta);
@@ -337,7 +411,11 @@
 					(item.language ? " (" + item.language + ")" : "") +
 					(item.queue ? " from queue " + item.queue : "");
 			else if (item.type === "closed")
-				text.textContent = "Conversation closed";
+				text.textContent = item.reason === "transferred" ? "Conversation transferred"
+					: "Conversation closed";
+			else if (item.event === "transferred")
+				text.textContent = "Transferred to you by " + (item.name || "another agent") +
+					(item.text ? ". Note: " + item.text : " (no note)");
 			else
 				text.textContent = "Event: " + (item.event || "?");
 		}
@@ -350,19 +428,34 @@
 	}
 
 	function select(id) {
+		var changed = current !== id;
 		current = id;
 		var c = convs[id];
 		c.unread = 0;
 		ui.messages.textContent = "";
 		c.items.forEach(function (it) { ui.messages.appendChild(it.li || lineFor(it)); });
 		ui.messages.scrollTop = ui.messages.scrollHeight;
-		ui.title.textContent = (c.name || "Customer") + " · " + (c.lang || "?") +
-			(c.queue ? " · " + c.queue : "") + " · " + c.id;
+		renderHead(c);
 		ui.compose.hidden = c.closed;
 		ui.closeBtn.hidden = c.closed;
+		ui.transferBtn.hidden = c.closed;
+		if (changed || c.closed)
+			hideCloseForm(false);
+		showTyping();
+		renderEarlier(c, changed);
 		order.forEach(function (k) { renderConvEntry(convs[k]); });
-		if (!c.closed)
+		if (!c.closed && changed)
 			ui.text.focus();
+	}
+
+	/* The header: who the customer is. */
+	function renderHead(c) {
+		ui.title.textContent = c.name || ("Customer " + c.id.slice(0, 6));
+		ui.title.title = "Conversation " + c.id;
+		ui.meta.hidden = false;
+		ui.metaCustomer.textContent = c.customerId || "none given";
+		ui.metaLanguage.textContent = c.lang || "?";
+		ui.metaQueue.textContent = c.queue || "none";
 	}
 
 	function onItem(item) {
@@ -380,10 +473,23 @@
 				c.name = item.customer_name || c.name;
 				c.lang = item.language || c.lang;
 				c.queue = item.queue || c.queue;
+				c.customerId = item.customer_id || c.customerId;
+				c.closed = false; /* it may come back, e.g. transferred to us */
+				c.transferred = false;
+				if (Array.isArray(item.history))
+					c.history = item.history.filter(function (h) {
+						return typeof h === "string" && ID_RE.test(h) && h !== c.id;
+					});
 			} else if (item.type === "closed") {
-				if (!c.closed)
+				/* a transfer frees no wrap-up: nothing to end early */
+				if (!c.closed && item.reason !== "transferred")
 					showWrapup();
+				if (item.reason === "transferred")
+					c.transferred = true;
 				c.closed = true;
+				clearTyping(c);
+			} else if (item.type === "message" && item.from === "customer") {
+				clearTyping(c);
 			}
 			var dupOwn = item.type === "message" && item.from === "agent" &&
 				c.items.some(function (it) { return it.id === item.id && it.type === "message"; });
@@ -397,8 +503,11 @@
 					c.unread++;
 				}
 			}
-			/* An offer the agent accepted opens at once. */
-			if (!current || current === c.id || accepted)
+			/* An offer the agent accepted opens at once, and so does a new
+			 * conversation when the one shown is over. */
+			var idle = !current || (convs[current] && convs[current].closed &&
+						item.type === "assigned");
+			if (idle || current === c.id || accepted)
 				select(c.id);
 			else
 				renderConvEntry(c);
@@ -621,6 +730,284 @@
 		send({ type: "ack", seq: item.seq });
 	}
 
+	/* ---- typing -------------------------------------------------------- */
+
+	function showTyping() {
+		var c = current ? convs[current] : null;
+		ui.typing.hidden = !(c && c.typing && !c.closed);
+	}
+
+	function clearTyping(c) {
+		clearTimeout(c.typingTimer);
+		c.typingTimer = null;
+		if (c.typing) {
+			c.typing = false;
+			renderConvEntry(c);
+			showTyping();
+		}
+	}
+
+	function onTyping(msg) {
+		var c = msg.conversation_id ? convs[msg.conversation_id] : null;
+		if (!c || c.closed)
+			return;
+		c.typing = true;
+		clearTimeout(c.typingTimer);
+		c.typingTimer = setTimeout(function () { clearTyping(c); }, TYPING_SHOW_MS);
+		renderConvEntry(c);
+		showTyping();
+	}
+
+	/* The agent types in the current conversation: tell the customer. */
+	function sendTyping() {
+		var c = current ? convs[current] : null;
+		var now = Date.now();
+		if (!c || c.closed || now - c.lastTypingSent < TYPING_SEND_MS)
+			return;
+		if (send({ type: "typing", conversation_id: c.id, id: newId("t") }))
+			c.lastTypingSent = now;
+	}
+
+	/* ---- closing with an outcome --------------------------------------- */
+
+	function showCloseForm() {
+		var c = convs[current];
+		if (!c || c.closed)
+			return;
+		ui.closeForm.hidden = false;
+		ui.closeConfirm.disabled = false;
+		ui.closeBtn.setAttribute("aria-expanded", "true");
+		ui.disposition.focus();
+	}
+
+	function hideCloseForm(focusButton) {
+		ui.closeForm.hidden = true;
+		ui.closeBtn.setAttribute("aria-expanded", "false");
+		if (focusButton && !ui.closeBtn.hidden)
+			ui.closeBtn.focus();
+	}
+
+	function closeConversation() {
+		var c = convs[current];
+		if (!c || c.closed)
+			return;
+		var id = newId("r");
+		var frame = { type: "close", conversation_id: c.id, id: id };
+		if (ui.disposition.value)
+			frame.disposition = ui.disposition.value;
+		pending[id] = { kind: "close", conv: c.id };
+		if (send(frame))
+			ui.closeConfirm.disabled = true;
+		else {
+			delete pending[id];
+			setStatus("not connected: try again");
+		}
+	}
+
+	/* ---- transfer ------------------------------------------------------- */
+
+	function transferKind() {
+		return ui.toAgent.checked ? "agent" : "queue";
+	}
+
+	function updateTransferKind() {
+		var agent = transferKind() === "agent";
+		ui.targetLabel.textContent = agent ? "Agent id" : "Queue name";
+		if (agent)
+			ui.target.removeAttribute("list");
+		else
+			ui.target.setAttribute("list", "transfer-queues");
+	}
+
+	function openTransfer() {
+		var c = convs[current];
+		if (!c || c.closed)
+			return;
+		/* the queues this desktop has seen, as suggestions */
+		var seenQueues = {};
+		order.forEach(function (k) {
+			if (convs[k].queue)
+				seenQueues[convs[k].queue] = true;
+		});
+		ui.queueList.textContent = "";
+		Object.keys(seenQueues).sort().forEach(function (q) {
+			var o = document.createElement("option");
+			o.value = q;
+			ui.queueList.appendChild(o);
+		});
+		ui.transferForm.reset();
+		updateTransferKind();
+		ui.transferError.hidden = true;
+		ui.transferSend.disabled = false;
+		ui.dialog.dataset.conv = c.id;
+		ui.dialog.showModal();
+		ui.target.focus();
+	}
+
+	function sendTransfer() {
+		var conv = ui.dialog.dataset.conv;
+		var c = convs[conv];
+		var target = ui.target.value.trim();
+		var kind = transferKind();
+		if (!c || c.closed) {
+			ui.dialog.close();
+			return;
+		}
+		if (!ID_RE.test(target)) {
+			ui.transferError.textContent = kind === "agent"
+				? "Enter the agent's id." : "Enter a queue name.";
+			ui.transferError.hidden = false;
+			ui.target.focus();
+			return;
+		}
+		var id = newId("x");
+		var frame = { type: "transfer", conversation_id: conv, id: id };
+		frame[kind] = target;
+		var note = ui.note.value.trim();
+		if (note)
+			frame.note = note;
+		pending[id] = { kind: "transfer", conv: conv, to: kind, target: target };
+		if (!send(frame)) {
+			delete pending[id];
+			ui.transferError.textContent = "Not connected: try again.";
+			ui.transferError.hidden = false;
+			return;
+		}
+		ui.transferError.hidden = true;
+		ui.transferSend.disabled = true;
+	}
+
+	/* ---- earlier conversations ------------------------------------------ */
+
+	function dateOf(ts) {
+		return new Date(ts).toLocaleString([], { year: "numeric", month: "short",
+			day: "numeric", hour: "2-digit", minute: "2-digit" });
+	}
+
+	function earlierLabel(id, n) {
+		var h = earlier[id];
+		var first = h && h.items && h.items.length ? h.items[0] : null;
+		return (first && first.ts ? dateOf(first.ts) : "Conversation " + n) +
+			" · " + id.slice(0, 8);
+	}
+
+	/* The side panel: the current conversation's customer's earlier ones. */
+	function renderEarlier(c, changed) {
+		ui.panel.hidden = false;
+		ui.earlierList.textContent = "";
+		(c.history || []).forEach(function (id, i) {
+			var li = document.createElement("li");
+			var b = document.createElement("button");
+			b.type = "button";
+			b.id = "earlier-" + id;
+			b.className = "earlier";
+			b.dataset.earlier = id;
+			b.textContent = earlierLabel(id, i + 1);
+			b.setAttribute("aria-pressed", shownEarlier === id ? "true" : "false");
+			b.addEventListener("click", function () { showEarlier(id); });
+			li.appendChild(b);
+			ui.earlierList.appendChild(li);
+		});
+		ui.earlierNone.hidden = (c.history || []).length > 0;
+		if (changed) {
+			shownEarlier = null;
+			ui.historyView.hidden = true;
+		}
+	}
+
+	function historyLine(it) {
+		var li = document.createElement("li");
+		var who = document.createElement("span");
+		who.className = "who";
+		var text = document.createElement("span");
+		text.className = "text";
+		if (it.kind === "event") {
+			li.className = "event";
+			var ev = it.event || "event";
+			text.textContent = ev === "assigned" ? (it.name || "An agent") + " joined"
+				: ev === "closed" ? "Conversation closed"
+				: ev === "transferred" ? "Transferred by " + (it.name || "an agent") +
+					(it.text ? ": " + it.text : "")
+				: ev === "requeued" ? "Agent lost; back in the queue"
+				: "Event: " + ev;
+		} else {
+			var agent = it.from === "agent";
+			li.className = agent ? "me" : "them";
+			who.textContent = it.name || (agent ? "Agent" : "Customer");
+			text.textContent = it.text || "";
+		}
+		li.appendChild(who);
+		li.appendChild(text);
+		var t = document.createElement("time");
+		t.textContent = it.ts ? dateOf(it.ts) : "";
+		li.appendChild(t);
+		return li;
+	}
+
+	function renderHistory(id) {
+		var h = earlier[id];
+		ui.historyTitle.textContent = "Earlier conversation " + id.slice(0, 8);
+		ui.historyMessages.textContent = "";
+		if (!h || h.state === "loading") {
+			ui.historyStatus.textContent = "Loading…";
+			return;
+		}
+		if (h.state === "failed") {
+			ui.historyStatus.textContent = "Could not load it: " + h.error;
+			return;
+		}
+		ui.historyStatus.textContent = h.items.length ? h.items.length + " items, read-only"
+			: "This conversation holds nothing.";
+		h.items.forEach(function (it) { ui.historyMessages.appendChild(historyLine(it)); });
+	}
+
+	function showEarlier(id) {
+		var c = convs[current];
+		if (!c)
+			return;
+		shownEarlier = id;
+		ui.historyView.hidden = false;
+		Array.prototype.forEach.call(ui.earlierList.querySelectorAll("button"), function (b) {
+			b.setAttribute("aria-pressed", b.dataset.earlier === id ? "true" : "false");
+		});
+		var h = earlier[id];
+		if (!h || h.state === "failed") {
+			var rid = newId("h");
+			earlier[id] = { items: [], state: "loading", error: "" };
+			pending[rid] = { kind: "history", conv: c.id, earlier: id };
+			if (!send({ type: "history", conversation_id: c.id, earlier: id, id: rid })) {
+				delete pending[rid];
+				earlier[id] = { items: [], state: "failed", error: "not connected" };
+			}
+		}
+		renderHistory(id);
+	}
+
+	/* An item of an earlier conversation; the ack of the request ends them. */
+	function onHistoryItem(msg) {
+		var h = msg.conversation_id ? earlier[msg.conversation_id] : null;
+		if (!h || h.state !== "loading")
+			return;
+		if (!h.items.some(function (it) { return it.seq === msg.seq; }))
+			h.items.push(msg);
+	}
+
+	function historyLoaded(id, error) {
+		var h = earlier[id];
+		if (!h)
+			return;
+		h.state = error ? "failed" : "loaded";
+		h.error = error || "";
+		if (error)
+			h.items = [];
+		var b = document.getElementById("earlier-" + id);
+		var c = current ? convs[current] : null;
+		if (b && !error)
+			b.textContent = earlierLabel(id, c ? c.history.indexOf(id) + 1 : 1);
+		if (shownEarlier === id)
+			renderHistory(id);
+	}
+
 	/* ---- wrap-up ------------------------------------------------------ */
 
 	/* The server does not say whether the agent is in wrap-up after a close,
@@ -749,13 +1136,61 @@
 		showLogin("");
 	});
 
+	/* Close asks for the outcome first. */
 	ui.closeBtn.addEventListener("click", function () {
-		var c = convs[current];
-		if (!c || c.closed)
-			return;
-		var id = newId("r");
-		pending[id] = { kind: "close", conv: c.id };
-		send({ type: "close", conversation_id: c.id, id: id });
+		if (ui.closeForm.hidden)
+			showCloseForm();
+		else
+			hideCloseForm(true);
+	});
+
+	ui.closeForm.addEventListener("submit", function (ev) {
+		ev.preventDefault();
+		closeConversation();
+	});
+
+	ui.closeCancel.addEventListener("click", function () { hideCloseForm(true); });
+
+	ui.closeForm.addEventListener("keydown", function (ev) {
+		if (ev.key === "Escape") {
+			ev.preventDefault();
+			hideCloseForm(true);
+		} else if (ev.key === "Enter" && ev.target === ui.disposition) {
+			ev.preventDefault(); /* a select does not submit its form by itself */
+			ui.closeForm.requestSubmit();
+		}
+	});
+
+	ui.transferBtn.addEventListener("click", openTransfer);
+	ui.toQueue.addEventListener("change", updateTransferKind);
+	ui.toAgent.addEventListener("change", updateTransferKind);
+	ui.transferCancel.addEventListener("click", function () { ui.dialog.close(); });
+	ui.transferForm.addEventListener("submit", function (ev) {
+		ev.preventDefault();
+		sendTransfer();
+	});
+	ui.dialog.addEventListener("close", function () {
+		var sel = ui.list.querySelector("li.selected");
+		if (!ui.transferBtn.hidden)
+			ui.transferBtn.focus();
+		else if (sel)
+			sel.focus();
+	});
+
+	ui.historyClose.addEventListener("click", function () {
+		var was = shownEarlier;
+		shownEarlier = null;
+		ui.historyView.hidden = true;
+		var b = was ? document.getElementById("earlier-" + was) : null;
+		if (b) {
+			b.setAttribute("aria-pressed", "false");
+			b.focus();
+		}
+	});
+
+	ui.text.addEventListener("input", function () {
+		if (ui.text.value.trim())
+			sendTyping();
 	});
 
 	ui.compose.addEventListener("submit", function (ev) {

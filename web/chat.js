@@ -2,27 +2,120 @@
  * ws(s)://<host>/ws/customer. Keeps conversation_id, resume_token, tenant,
  * the last seq seen and unacknowledged messages in sessionStorage, so a reload
  * or a dropped network resumes the same conversation and resends what the
- * server has not acknowledged (same id: the server de-duplicates). */
+ * server has not acknowledged (same id: the server de-duplicates).
+ *
+ * Embedded by web/widget.js, the page takes its options from the query string:
+ * language, topic, customer_id, name, tenant (and embed=1). The customer id
+ * comes from there, else from a random one kept in localStorage, so a
+ * returning customer is recognized. While waiting it shows the place in the
+ * queue, while talking whether the agent types (and tells the agent when the
+ * customer types, at most once per 2 s), and after the end a 1-5 survey. */
 (function () {
 	"use strict";
 
 	var KEY = "omr.chat";
+	var CUSTOMER_KEY = "omr.customer_id";
+	var TYPING_SHOW_MS = 4000;   /* "Agent is typing…" stays this long */
+	var TYPING_SEND_MS = 2000;   /* at most one typing notice per this */
+	var ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
+	var LANG_RE = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
 	var $ = function (id) { return document.getElementById(id); };
 	var ui = {
 		status: $("status"), start: $("start"), lang: $("lang"), langOther: $("lang-other"),
-		name: $("name"), startError: $("start-error"), conv: $("conversation"),
+		topic: $("topic"), name: $("name"), startError: $("start-error"),
+		conv: $("conversation"), position: $("position"), typing: $("typing"),
 		list: $("messages"), compose: $("compose"), text: $("text"), send: $("send"),
-		ended: $("ended"), restart: $("restart")
+		ended: $("ended"), restart: $("restart"), survey: $("survey"),
+		comment: $("rate-comment"), rateSend: $("rate-send"), surveyError: $("survey-error"),
+		thanks: $("survey-thanks")
 	};
+	var stars = Array.prototype.slice.call(document.querySelectorAll("#stars .star"));
 
 	var ws = null;
 	var backoff = 500;
 	var retryTimer = null;
 	var resendTimer = null;
+	var typingTimer = null;
+	var lastTypingSent = 0;
+	var nextTyping = 1;
+	var assigned = false; /* an agent is in the conversation: typing goes out */
 	var seen = {};        /* seq -> true: items already shown */
 	var shownIds = {};    /* own message id -> <li> (local echo) */
-	var wantHello = null; /* {language, name} while starting */
+	var wantHello = null; /* {language, name, topic} while starting */
+	var rating = null;    /* {score, comment, id, sent} once the survey is answered */
+	var score = 0;
+	var opts = readOptions();
+	var customerId = customerIdFor(opts.customer_id);
 	var state = load();   /* persisted session or null */
+
+	/* Options from the page's query string (web/widget.js passes them). */
+	function readOptions() {
+		var q = new URLSearchParams(location.search);
+		var o = {};
+		["language", "topic", "customer_id", "name", "tenant"].forEach(function (k) {
+			var v = (q.get(k) || "").trim();
+			if (v)
+				o[k] = v;
+		});
+		if (q.get("embed") === "1")
+			document.body.classList.add("embedded");
+		return o;
+	}
+
+	/* The embedding page's customer id when valid, else this browser's own. */
+	function customerIdFor(given) {
+		if (given && ID_RE.test(given))
+			return given;
+		var id = null;
+		try {
+			id = localStorage.getItem(CUSTOMER_KEY);
+		} catch (e) {
+			id = null;
+		}
+		if (id && ID_RE.test(id))
+			return id;
+		var bytes = new Uint8Array(16);
+		crypto.getRandomValues(bytes);
+		id = "web-" + Array.prototype.map.call(bytes, function (b) {
+			return ("0" + b.toString(16)).slice(-2);
+		}).join("");
+		try {
+			localStorage.setItem(CUSTOMER_KEY, id);
+		} catch (e) {
+			/* no storage (private mode): recognized for this page only */
+		}
+		return id;
+	}
+
+	function applyOptions() {
+		if (opts.language && LANG_RE.test(opts.language)) {
+			var primary = opts.language.toLowerCase();
+			var known = Array.prototype.some.call(ui.lang.options, function (o) {
+				return o.value === primary;
+			});
+			if (known) {
+				ui.lang.value = primary;
+			} else {
+				ui.lang.value = "other";
+				ui.langOther.value = opts.language;
+				ui.langOther.hidden = false;
+			}
+		}
+		if (opts.topic && ID_RE.test(opts.topic)) {
+			var has = Array.prototype.some.call(ui.topic.options, function (o) {
+				return o.value === opts.topic;
+			});
+			if (!has) {
+				var opt = document.createElement("option");
+				opt.value = opts.topic;
+				opt.textContent = opts.topic;
+				ui.topic.appendChild(opt);
+			}
+			ui.topic.value = opts.topic;
+		}
+		if (opts.name)
+			ui.name.value = opts.name.slice(0, 100);
+	}
 
 	function load() {
 		try {
@@ -32,8 +125,9 @@
 		}
 	}
 
+	/* A closed conversation is not kept: a reload starts a new one. */
 	function save() {
-		if (state)
+		if (state && !state.closed)
 			sessionStorage.setItem(KEY, JSON.stringify(state));
 		else
 			sessionStorage.removeItem(KEY);
@@ -82,7 +176,8 @@
 	function showChat() {
 		ui.start.hidden = true;
 		ui.conv.hidden = false;
-		ui.text.focus();
+		if (!ui.compose.hidden)
+			ui.text.focus();
 	}
 
 	function showStart(error) {
@@ -127,9 +222,14 @@
 				r.tenant = state.tenant;
 			send(r);
 		} else if (wantHello) {
-			var h = { type: "hello", v: 1, language: wantHello.language };
+			var h = { type: "hello", v: 1, language: wantHello.language,
+				  customer_id: customerId };
 			if (wantHello.name)
 				h.name = wantHello.name;
+			if (wantHello.topic)
+				h.topic = wantHello.topic;
+			if (wantHello.tenant)
+				h.tenant = wantHello.tenant;
 			send(h);
 		}
 	}
@@ -141,8 +241,12 @@
 		}
 		if (!state && !wantHello)
 			return;
-		if (state && state.closed)
+		if (state && state.closed) {
+			/* only the survey may still need the connection */
+			if (rating && rating.sent && !rating.done)
+				retryTimer = setTimeout(connect, 1000);
 			return;
+		}
 		setStatus("reconnecting…");
 		var delay = Math.min(backoff, 15000) * (0.75 + Math.random() / 2);
 		backoff = Math.min(backoff * 2, 15000);
@@ -163,15 +267,73 @@
 		backoff = 500;
 		if (!state) {
 			state = { conversation_id: msg.conversation_id, resume_token: msg.resume_token,
-				  tenant: msg.tenant, tenant_given: false, last_seq: "",
-				  pending: [], next: 1, closed: false };
+				  tenant: msg.tenant, tenant_given: !!(wantHello && wantHello.tenant),
+				  last_seq: "", pending: [], next: 1, closed: false };
 			wantHello = null;
 		}
 		save();
 		showChat();
-		setStatus(msg.state === "assigned" ? "connected" : "waiting for an agent");
+		if (state.closed) {
+			setStatus("conversation closed");
+			sendRating();
+			return;
+		}
+		setWaiting(msg.state !== "assigned");
 		resendPending();
 	}
+
+	/* Waiting for an agent (at the start, or again after a transfer) or
+	 * talking to one. */
+	function setWaiting(waiting) {
+		assigned = !waiting;
+		setStatus(waiting ? "waiting for an agent" : "connected");
+		if (!waiting)
+			ui.position.hidden = true;
+		else
+			hideTyping();
+	}
+
+	function onPosition(msg) {
+		if (assigned || !state || state.closed || typeof msg.position !== "number" ||
+		    msg.position < 1)
+			return;
+		var text = "You are number " + msg.position + " in line";
+		if (typeof msg.eta_ms === "number" && msg.eta_ms > 0) {
+			var min = Math.max(1, Math.round(msg.eta_ms / 60000));
+			text += ", about " + min + " min";
+		}
+		ui.position.textContent = text;
+		ui.position.hidden = false;
+	}
+
+	function hideTyping() {
+		clearTimeout(typingTimer);
+		typingTimer = null;
+		ui.typing.hidden = true;
+	}
+
+	function onTyping() {
+		if (!state || state.closed)
+			return;
+		ui.typing.hidden = false;
+		clearTimeout(typingTimer);
+		typingTimer = setTimeout(hideTyping, TYPING_SHOW_MS);
+	}
+
+	/* Tells the agent the customer types; at most once per TYPING_SEND_MS,
+	 * and only while an agent is there to see it. */
+	function sendTyping() {
+		var now = Date.now();
+		if (!state || state.closed || !assigned || now - lastTypingSent < TYPING_SEND_MS)
+			return;
+		if (send({ type: "typing", id: "t-" + nextTyping++ }))
+			lastTypingSent = now;
+	}
+
+	var EVENT_TEXT = {
+		transferred: "You are being transferred to another agent",
+		requeued: "Your agent was disconnected; finding you another one"
+	};
 
 	function onItem(msg) {
 		if (!msg.seq || seen[msg.seq])
@@ -179,6 +341,8 @@
 		seen[msg.seq] = true;
 		if (msg.type === "message") {
 			var mine = msg.from === "customer";
+			if (!mine)
+				hideTyping();
 			if (mine && shownIds[msg.id]) {
 				shownIds[msg.id].classList.add("acked");
 			} else {
@@ -193,11 +357,15 @@
 				dropPending(msg.id);
 		} else if (msg.type === "event") {
 			if (msg.event === "assigned") {
-				setStatus("connected");
+				setWaiting(false);
 				addLine("event", "", (msg.name || "An agent") + " joined the chat", msg.ts);
 			} else if (msg.event === "closed") {
 				addLine("event", "", "The conversation was closed", msg.ts);
 				endConversation();
+			} else if (EVENT_TEXT[msg.event]) {
+				/* a transfer's note is for the next agent: never shown here */
+				setWaiting(true);
+				addLine("event", "", EVENT_TEXT[msg.event], msg.ts);
 			} else {
 				addLine("event", "", msg.event, msg.ts);
 			}
@@ -216,6 +384,12 @@
 	}
 
 	function onError(msg) {
+		if (msg.id && msg.id.indexOf("t-") === 0)
+			return; /* a typing notice that did not go through: no matter */
+		if (rating && msg.id === rating.id) {
+			onRatingError(msg);
+			return;
+		}
 		if (msg.code === "unauthorized" && !(state && state.conversation_id && msg.id)) {
 			/* the resume token no longer works: start over */
 			state = null;
@@ -250,6 +424,10 @@
 			onWelcome(msg);
 			break;
 		case "ack":
+			if (rating && msg.id === rating.id) {
+				onRated();
+				break;
+			}
 			if (shownIds[msg.id])
 				shownIds[msg.id].classList.add("acked");
 			dropPending(msg.id);
@@ -258,24 +436,130 @@
 		case "event":
 			onItem(msg);
 			break;
+		case "position":
+			onPosition(msg);
+			break;
+		case "typing":
+			onTyping();
+			break;
 		case "error":
 			onError(msg);
 			break;
 		}
 	}
 
+	/* The conversation is over: the survey, on the same connection (it is
+	 * closed once the answer is stored, or when a new chat starts). */
 	function endConversation() {
 		if (state) {
 			state.closed = true;
 			state.pending = [];
 		}
-		sessionStorage.removeItem(KEY);
+		assigned = false;
+		save();
+		hideTyping();
+		ui.position.hidden = true;
 		setStatus("conversation closed");
 		ui.compose.hidden = true;
 		ui.ended.hidden = false;
+		if (!rating) {
+			ui.survey.hidden = false;
+			ui.thanks.hidden = true;
+		}
+	}
+
+	/* ---- the survey ---------------------------------------------------- */
+
+	function pickScore(n) {
+		score = n;
+		stars.forEach(function (b) {
+			var s = Number(b.dataset.score);
+			b.setAttribute("aria-pressed", s === n ? "true" : "false");
+			b.classList.toggle("on", s <= n);
+		});
+		ui.rateSend.disabled = !(score >= 1 && score <= 5);
+	}
+
+	function sendRating() {
+		if (!rating || rating.done)
+			return;
+		var frame = { type: "rate", score: rating.score, id: rating.id };
+		if (rating.comment)
+			frame.comment = rating.comment;
+		if (send(frame)) {
+			rating.sent = true;
+			return;
+		}
+		if (!ws && state && state.conversation_id)
+			connect(); /* resumes, then sends it (onWelcome) */
+	}
+
+	function onRated() {
+		rating.done = true;
+		ui.survey.hidden = true;
+		ui.thanks.hidden = false;
+		ui.restart.focus(); /* the focused button just went away */
 		if (ws)
 			ws.close(1000);
 	}
+
+	function onRatingError(msg) {
+		if (msg.code === "unavailable") {
+			setTimeout(sendRating, 3000);
+			return;
+		}
+		ui.surveyError.textContent = "Your feedback could not be sent: " +
+			(msg.reason || msg.code);
+		ui.surveyError.hidden = false;
+		rating = null;
+		setSurveyBusy(false);
+	}
+
+	function setSurveyBusy(busy) {
+		stars.forEach(function (b) { b.disabled = busy; });
+		ui.comment.disabled = busy;
+		ui.rateSend.disabled = busy || !(score >= 1 && score <= 5);
+	}
+
+	stars.forEach(function (b) {
+		b.addEventListener("click", function () { pickScore(Number(b.dataset.score)); });
+		b.addEventListener("keydown", function (ev) {
+			/* arrows move between the stars, as in a radio group */
+			var i = stars.indexOf(b);
+			var next = ev.key === "ArrowRight" || ev.key === "ArrowUp" ? i + 1
+				: ev.key === "ArrowLeft" || ev.key === "ArrowDown" ? i - 1 : -2;
+			if (next === -2)
+				return;
+			ev.preventDefault();
+			next = Math.max(0, Math.min(stars.length - 1, next));
+			stars[next].focus();
+			pickScore(next + 1);
+		});
+	});
+
+	ui.survey.addEventListener("submit", function (ev) {
+		ev.preventDefault();
+		if (!(score >= 1 && score <= 5) || !state || rating)
+			return;
+		ui.surveyError.hidden = true;
+		rating = { score: score, comment: ui.comment.value.trim(),
+			   id: "s-" + Date.now().toString(36), sent: false, done: false };
+		setSurveyBusy(true);
+		sendRating();
+	});
+
+	function resetSurvey() {
+		rating = null;
+		score = 0;
+		pickScore(0);
+		ui.comment.value = "";
+		setSurveyBusy(false);
+		ui.survey.hidden = true;
+		ui.surveyError.hidden = true;
+		ui.thanks.hidden = true;
+	}
+
+	/* ---- sending ------------------------------------------------------- */
 
 	function sendMessage(text) {
 		var id = "c-" + state.next++;
@@ -292,11 +576,13 @@
 	ui.start.addEventListener("submit", function (ev) {
 		ev.preventDefault();
 		var lang = ui.lang.value === "other" ? ui.langOther.value.trim() : ui.lang.value;
-		if (!/^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/.test(lang)) {
+		if (!LANG_RE.test(lang)) {
 			showStart("Please enter a language tag such as es-MX.");
 			return;
 		}
-		wantHello = { language: lang, name: ui.name.value.trim() };
+		wantHello = { language: lang, name: ui.name.value.trim(), topic: ui.topic.value };
+		if (opts.tenant && ID_RE.test(opts.tenant))
+			wantHello.tenant = opts.tenant;
 		ui.startError.hidden = true;
 		if (ws && ws.readyState === WebSocket.OPEN)
 			onOpen();
@@ -320,17 +606,34 @@
 		}
 	});
 
+	ui.text.addEventListener("input", function () {
+		if (ui.text.value.trim())
+			sendTyping();
+	});
+
 	ui.restart.addEventListener("click", function () {
+		var old = ws;
+		ws = null;
+		if (old) {
+			old.onclose = null;
+			old.close(1000);
+		}
+		clearTimeout(retryTimer);
 		state = null;
 		save();
 		seen = {};
 		shownIds = {};
+		assigned = false;
 		ui.list.textContent = "";
+		ui.position.hidden = true;
+		hideTyping();
+		resetSurvey();
 		ui.compose.hidden = false;
 		ui.ended.hidden = true;
 		showStart("");
 	});
 
+	applyOptions();
 	if (state && state.conversation_id && !state.closed) {
 		showChat();
 		/* resume asks for everything after last_seq; redraw from the start

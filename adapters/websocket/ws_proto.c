@@ -35,6 +35,10 @@ static const char *const kind_names[] = {
         [OMR_WS_ACCEPT] = "accept",
         [OMR_WS_REJECT] = "reject",
         [OMR_WS_WRAPUP_END] = "wrapup_end",
+        [OMR_WS_TYPING] = "typing",
+        [OMR_WS_RATE] = "rate",
+        [OMR_WS_TRANSFER] = "transfer",
+        [OMR_WS_HISTORY] = "history",
 };
 
 const char *omr_ws_kind_name(omr_ws_kind_t kind)
@@ -180,21 +184,27 @@ static bool name_is_valid(const char *s)
 	return true;
 }
 
-/* A reject reason: 1-64 bytes of UTF-8 without control characters (C0, DEL,
- * C1). */
-static bool reason_is_printable(const char *s)
+/* min..max bytes of UTF-8 without control characters (C0, DEL, C1). */
+static bool is_printable(const char *s, size_t min, size_t max)
 {
 	size_t len = strlen(s);
-	if (len == 0 || len > OMR_WS_REASON_MAX || !omr_utf8_is_valid(s, len))
+	if (len < min || len > max || !omr_utf8_is_valid(s, len))
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x20 || c == 0x7f)
 			return false;
+		/* valid UTF-8: a lead byte 0xc2 always has its continuation */
 		if (c == 0xc2 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f)
 			return false; /* U+0080..U+009F */
 	}
 	return true;
+}
+
+/* A reject reason: 1-64 bytes of UTF-8 without control characters. */
+static bool reason_is_printable(const char *s)
+{
+	return is_printable(s, 1, OMR_WS_REASON_MAX);
 }
 
 /* A break reason code: 1-64 bytes of [A-Za-z0-9._ -]. */
@@ -225,6 +235,55 @@ static int take_text(const cJSON *obj, const omr_ws_limits_t *lim, const char **
 		omr_ws_error_set(err, "bad-request", why, 0);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* An optional free text member (a survey comment, a transfer note): absent
+ * or "" leave *text NULL; otherwise the chat text rules apply. */
+static int take_opt_text(const cJSON *obj, const char *key, const omr_ws_limits_t *lim,
+                         const char **text, omr_ws_error_t *err, const char *why)
+{
+	const omr_channel_ops_t *chat = omr_channel_get(OMR_CHANNEL_CHAT);
+	const char *rule = NULL;
+	if (get_str(obj, key, text) ||
+	    (*text && **text &&
+	     chat->validate_text(*text, strlen(*text), lim->max_text_bytes, &rule))) {
+		*text = NULL;
+		omr_ws_error_set(err, "bad-request", why, 0);
+		return -EINVAL;
+	}
+	if (*text && !**text)
+		*text = NULL;
+	return 0;
+}
+
+/* hello's "attributes": an object of at most 16 members, each an id (at
+ * most 64 bytes) -> 0-255 bytes of UTF-8 without control characters, no name
+ * twice (cJSON keeps repeated names; the envelope refuses them). Absent:
+ * *out NULL. */
+static int check_attributes(const cJSON *obj, const cJSON **out, omr_ws_error_t *err)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, "attributes");
+	size_t n = 0;
+	*out = NULL;
+	if (!a)
+		return 0;
+	bool ok = cJSON_IsObject(a);
+	for (const cJSON *it = ok ? a->child : NULL; ok && it; it = it->next) {
+		ok = ++n <= OMR_WS_ATTRS_MAX && it->string &&
+		     omr_id_is_valid(it->string, OMR_WS_ATTR_KEY_MAX) && cJSON_IsString(it) &&
+		     it->valuestring && is_printable(it->valuestring, 0, OMR_WS_ATTR_VALUE_MAX);
+		for (const cJSON *prev = a->child; ok && prev != it; prev = prev->next)
+			ok = strcmp(prev->string, it->string) != 0;
+	}
+	if (!ok) {
+		omr_ws_error_set(err, "bad-request",
+		                 "attributes must be an object of at most 16 distinct ids (64 "
+		                 "bytes) -> strings of 0-255 bytes without control characters",
+		                 0);
+		return -EINVAL;
+	}
+	*out = a;
 	return 0;
 }
 
@@ -260,9 +319,15 @@ static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
                        omr_ws_request_t *rq, omr_ws_error_t *err)
 {
 	const char *lang = NULL, *name = NULL;
-	char primary[16];
+	const cJSON *attrs = NULL;
+	char primary[16], customer[OMR_WS_ID_MAX + 1] = "", topic[OMR_WS_ID_MAX + 1] = "";
 	if (take_id(obj, "tenant", OMR_WS_TENANT_MAX, false, rq->tenant, sizeof(rq->tenant), err,
-	            "tenant must be 1-64 of [A-Za-z0-9._:@-]"))
+	            "tenant must be 1-64 of [A-Za-z0-9._:@-]") ||
+	    take_id(obj, "customer_id", OMR_WS_ID_MAX, false, customer, sizeof(customer), err,
+	            "customer_id must be 1-128 of [A-Za-z0-9._:@-]") ||
+	    take_id(obj, "topic", OMR_WS_ID_MAX, false, topic, sizeof(topic), err,
+	            "topic must be 1-128 of [A-Za-z0-9._:@-]") ||
+	    check_attributes(obj, &attrs, err))
 		return -EINVAL;
 	if (get_str(obj, "language", &lang) ||
 	    (lang && (strlen(lang) > OMR_WS_LANG_MAX ||
@@ -284,11 +349,17 @@ static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 	if (!rq->env)
 		return -ENOMEM;
 	rq->env->from = OMR_ROLE_CUSTOMER;
-	return env_set_all(&rq->env->conv, rq->conv, &rq->env->token, rq->token, &rq->env->lang,
-	                   lang ? lang : lim->default_language) ||
-	                       omr_envelope_set(&rq->env->name, name)
-	               ? -ENOMEM
-	               : 0;
+	if (env_set_all(&rq->env->conv, rq->conv, &rq->env->token, rq->token, &rq->env->lang,
+	                lang ? lang : lim->default_language) ||
+	    omr_envelope_set(&rq->env->name, name) ||
+	    (customer[0] && omr_envelope_set(&rq->env->customer, customer)) ||
+	    (topic[0] && omr_envelope_add_skill(rq->env, topic)))
+		return -ENOMEM;
+	for (const cJSON *it = attrs ? attrs->child : NULL; it; it = it->next) {
+		if (omr_envelope_add_attr(rq->env, it->string, it->valuestring))
+			return -ENOMEM; /* 16 < OMR_ENV_ATTRS_MAX: only ENOMEM */
+	}
+	return 0;
 }
 
 static int parse_resume(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *obj,
@@ -441,12 +512,15 @@ static int parse_wrapup_end(const omr_ws_session_t *s, const cJSON *obj, omr_ws_
 static int parse_agent_op(const omr_ws_session_t *s, const cJSON *obj, omr_ws_request_t *rq,
                           omr_ws_error_t *err)
 {
-	char seq[OMR_WS_ID_MAX + 1] = "";
+	char seq[OMR_WS_ID_MAX + 1] = "", disposition[OMR_WS_REASON_MAX + 1] = "";
 	omr_env_type_t type = OMR_ENV_AGENT_ACK;
 	if (rq->kind == OMR_WS_CLOSE) {
 		type = OMR_ENV_CONV_CLOSE;
 		if (take_id(obj, "conversation_id", OMR_WS_ID_MAX, true, rq->conv, sizeof(rq->conv),
-		            err, "conversation_id is missing or not an id"))
+		            err, "conversation_id is missing or not an id") ||
+		    take_id(obj, "disposition", OMR_WS_REASON_MAX, false, disposition,
+		            sizeof(disposition), err,
+		            "disposition must be 1-64 of [A-Za-z0-9._:@-]"))
 			return -EINVAL;
 	} else if (take_id(obj, "seq", OMR_WS_ID_MAX, true, seq, sizeof(seq), err,
 	                   "seq is missing or not a seq")) {
@@ -458,8 +532,109 @@ static int parse_agent_op(const omr_ws_session_t *s, const cJSON *obj, omr_ws_re
 	if (type == OMR_ENV_CONV_CLOSE)
 		rq->env->from = OMR_ROLE_AGENT;
 	return env_set_all(&rq->env->agent, s->agent, &rq->env->conv, rq->conv[0] ? rq->conv : NULL,
-	                   NULL, NULL) ||
+	                   &rq->env->reason, disposition[0] ? disposition : NULL) ||
 	                       (seq[0] && omr_envelope_set(&rq->env->seq, seq))
+	               ? -ENOMEM
+	               : 0;
+}
+
+/* typing: the customer's is about its own conversation, the agent's names
+ * one. Not stored, and not answered unless it fails. */
+static int parse_typing(const omr_ws_session_t *s, const cJSON *obj, omr_ws_request_t *rq,
+                        omr_ws_error_t *err)
+{
+	bool agent = s->role == OMR_WS_ROLE_AGENT;
+	if (agent && take_id(obj, "conversation_id", OMR_WS_ID_MAX, true, rq->conv,
+	                     sizeof(rq->conv), err, "conversation_id is missing or not an id"))
+		return -EINVAL;
+	if (!agent)
+		snprintf(rq->conv, sizeof(rq->conv), "%s", s->conv);
+	rq->env = env_for(s, OMR_ENV_CONV_TYPING, s->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	rq->env->from = agent ? OMR_ROLE_AGENT : OMR_ROLE_CUSTOMER;
+	return env_set_all(&rq->env->conv, rq->conv, &rq->env->agent, agent ? s->agent : NULL, NULL,
+	                   NULL)
+	               ? -ENOMEM
+	               : 0;
+}
+
+/* rate: the customer's 1-5 answer to the survey, with an optional comment. */
+static int parse_rate(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *obj,
+                      omr_ws_request_t *rq, omr_ws_error_t *err)
+{
+	const cJSON *score = cJSON_GetObjectItemCaseSensitive(obj, "score");
+	const char *comment = NULL;
+	char v[2];
+	if (!cJSON_IsNumber(score) || !(score->valuedouble >= 1 && score->valuedouble <= 5) ||
+	    score->valuedouble != (double)(int)score->valuedouble) {
+		omr_ws_error_set(err, "bad-request", "score must be a whole number from 1 to 5", 0);
+		return -EINVAL;
+	}
+	if (take_opt_text(obj, "comment", lim, &comment, err,
+	                  "comment must be UTF-8 text of at most chat.max_text_bytes"))
+		return -EINVAL;
+	v[0] = (char)('0' + (int)score->valuedouble);
+	v[1] = '\0';
+	snprintf(rq->conv, sizeof(rq->conv), "%s", s->conv);
+	rq->env = env_for(s, OMR_ENV_CONV_RATE, s->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	return omr_envelope_set(&rq->env->conv, rq->conv) ||
+	                       omr_envelope_add_attr(rq->env, "score", v) ||
+	                       omr_envelope_set(&rq->env->text, comment)
+	               ? -ENOMEM
+	               : 0;
+}
+
+/* transfer: to a queue or to an agent (exactly one), with an optional note
+ * for whoever takes it next. */
+static int parse_transfer(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *obj,
+                          omr_ws_request_t *rq, omr_ws_error_t *err)
+{
+	char queue[OMR_WS_ID_MAX + 1] = "", target[OMR_WS_ID_MAX + 1] = "";
+	const char *note = NULL;
+	if (take_id(obj, "conversation_id", OMR_WS_ID_MAX, true, rq->conv, sizeof(rq->conv), err,
+	            "conversation_id is missing or not an id") ||
+	    take_id(obj, "queue", OMR_WS_ID_MAX, false, queue, sizeof(queue), err,
+	            "queue must be 1-128 of [A-Za-z0-9._:@-]") ||
+	    take_id(obj, "agent", OMR_WS_ID_MAX, false, target, sizeof(target), err,
+	            "agent must be 1-128 of [A-Za-z0-9._:@-]"))
+		return -EINVAL;
+	if (!queue[0] == !target[0]) {
+		omr_ws_error_set(err, "bad-request", "give exactly one of queue and agent", 0);
+		return -EINVAL;
+	}
+	if (take_opt_text(obj, "note", lim, &note, err,
+	                  "note must be UTF-8 text of at most chat.max_text_bytes"))
+		return -EINVAL;
+	rq->env = env_for(s, OMR_ENV_CONV_TRANSFER, s->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	return env_set_all(&rq->env->conv, rq->conv, &rq->env->agent, s->agent, &rq->env->text,
+	                   note) ||
+	                       omr_envelope_add_attr(rq->env, queue[0] ? "queue" : "agent",
+	                                             queue[0] ? queue : target)
+	               ? -ENOMEM
+	               : 0;
+}
+
+/* history: the transcript of an earlier conversation of the customer of
+ * conversation_id. Its items come before the ack. */
+static int parse_history(const omr_ws_session_t *s, const cJSON *obj, omr_ws_request_t *rq,
+                         omr_ws_error_t *err)
+{
+	char earlier[OMR_WS_ID_MAX + 1];
+	if (take_id(obj, "conversation_id", OMR_WS_ID_MAX, true, rq->conv, sizeof(rq->conv), err,
+	            "conversation_id is missing or not an id") ||
+	    take_id(obj, "earlier", OMR_WS_ID_MAX, true, earlier, sizeof(earlier), err,
+	            "earlier is missing or not an id"))
+		return -EINVAL;
+	rq->env = env_for(s, OMR_ENV_CONV_HISTORY, s->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	return env_set_all(&rq->env->conv, rq->conv, &rq->env->agent, s->agent, NULL, NULL) ||
+	                       omr_envelope_add_attr(rq->env, "earlier", earlier)
 	               ? -ENOMEM
 	               : 0;
 }
@@ -476,6 +651,8 @@ static omr_ws_kind_t kind_for(omr_ws_role_t role, const char *type)
 	        {OMR_WS_ROLE_CUSTOMER, "hello", OMR_WS_HELLO},
 	        {OMR_WS_ROLE_CUSTOMER, "resume", OMR_WS_RESUME},
 	        {OMR_WS_ROLE_CUSTOMER, "message", OMR_WS_MESSAGE},
+	        {OMR_WS_ROLE_CUSTOMER, "typing", OMR_WS_TYPING},
+	        {OMR_WS_ROLE_CUSTOMER, "rate", OMR_WS_RATE},
 	        {OMR_WS_ROLE_AGENT, "login", OMR_WS_LOGIN},
 	        {OMR_WS_ROLE_AGENT, "presence", OMR_WS_PRESENCE},
 	        {OMR_WS_ROLE_AGENT, "message", OMR_WS_MESSAGE},
@@ -484,6 +661,9 @@ static omr_ws_kind_t kind_for(omr_ws_role_t role, const char *type)
 	        {OMR_WS_ROLE_AGENT, "accept", OMR_WS_ACCEPT},
 	        {OMR_WS_ROLE_AGENT, "reject", OMR_WS_REJECT},
 	        {OMR_WS_ROLE_AGENT, "wrapup_end", OMR_WS_WRAPUP_END},
+	        {OMR_WS_ROLE_AGENT, "typing", OMR_WS_TYPING},
+	        {OMR_WS_ROLE_AGENT, "transfer", OMR_WS_TRANSFER},
+	        {OMR_WS_ROLE_AGENT, "history", OMR_WS_HISTORY},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		if (table[i].role == role && strcmp(table[i].name, type) == 0)
@@ -590,6 +770,14 @@ static int parse_kind(const omr_ws_session_t *s, const omr_ws_limits_t *lim, con
 	case OMR_WS_CLOSE:
 	case OMR_WS_ACK:
 		return parse_agent_op(s, root, rq, err);
+	case OMR_WS_TYPING:
+		return parse_typing(s, root, rq, err);
+	case OMR_WS_RATE:
+		return parse_rate(s, lim, root, rq, err);
+	case OMR_WS_TRANSFER:
+		return parse_transfer(s, lim, root, rq, err);
+	case OMR_WS_HISTORY:
+		return parse_history(s, root, rq, err);
 	default:
 		omr_ws_error_set(err, "bad-request", "unknown type", 0);
 		return -EINVAL;
@@ -757,7 +945,8 @@ static char *render_ack(const omr_ws_request_t *rq, const omr_envelope_t *ack)
 	else if (ok && rq->kind == OMR_WS_PRESENCE)
 		ok = add_str(obj, "presence", ack->presence ? ack->presence : rq->presence);
 	else if (ok && (rq->kind == OMR_WS_CLOSE || rq->kind == OMR_WS_ACCEPT ||
-	                rq->kind == OMR_WS_REJECT))
+	                rq->kind == OMR_WS_REJECT || rq->kind == OMR_WS_TRANSFER ||
+	                rq->kind == OMR_WS_HISTORY))
 		ok = add_str(obj, "conversation_id", rq->conv);
 	return finish(obj, ok);
 }
@@ -811,7 +1000,8 @@ int omr_ws_reply(omr_ws_session_t *s, const omr_ws_request_t *rq, int status,
 		*out = render_agent_welcome(s, ack);
 		break;
 	case OMR_WS_ACK:
-		return 0;
+	case OMR_WS_TYPING:
+		return 0; /* answered only when it fails */
 	default:
 		*out = render_ack(rq, ack);
 		break;
@@ -822,6 +1012,34 @@ int omr_ws_reply(omr_ws_session_t *s, const omr_ws_request_t *rq, int status,
 static bool add_ts(cJSON *obj, const omr_envelope_t *env)
 {
 	return !env->ts_ms || add_num(obj, "ts", (double)env->ts_ms);
+}
+
+/* An integer attribute as a JSON number; left out when missing or not a
+ * number. */
+static bool add_int_attr(cJSON *obj, const char *key, const omr_envelope_t *env, const char *attr)
+{
+	const char *v = omr_envelope_attr(env, attr);
+	int64_t n = 0;
+	if (!v || omr_parse_int(v, 0, INT64_MAX, &n) != 0)
+		return true;
+	return add_num(obj, key, (double)n);
+}
+
+/* Not stored, so without seq: the other side is typing, and (customers)
+ * the place in the queue. */
+static char *render_notice(const omr_ws_session_t *s, const omr_envelope_t *env)
+{
+	bool typing = strcmp(env->event, "typing") == 0;
+	cJSON *obj = new_frame(env->event);
+	bool ok = obj != NULL;
+	if (ok && s->role == OMR_WS_ROLE_AGENT)
+		ok = add_str(obj, "conversation_id", env->conv);
+	else if (ok && typing)
+		ok = add_str(obj, "from", "agent");
+	else if (ok)
+		ok = add_int_attr(obj, "position", env, "position") &&
+		     add_int_attr(obj, "eta_ms", env, "eta_ms");
+	return finish(obj, ok);
 }
 
 static char *render_customer_item(const omr_envelope_t *env)
@@ -839,15 +1057,20 @@ static char *render_customer_item(const omr_envelope_t *env)
 	return finish(obj, ok);
 }
 
-/* An offer's deadline: attrs "expires_ms", unix time in ms; absent when
- * missing or not a number. */
-static bool add_expires(cJSON *obj, const omr_envelope_t *env)
+/* An agent reads an earlier conversation: one transcript entry of it. Not
+ * part of the agent's inbox (its seq is the earlier conversation's), so not
+ * acknowledged. */
+static char *render_history_item(const omr_envelope_t *env)
 {
-	const char *v = omr_envelope_attr(env, "expires_ms");
-	int64_t ms = 0;
-	if (!v || omr_parse_int(v, 0, INT64_MAX, &ms) != 0)
-		return true;
-	return add_num(obj, "expires_ms", (double)ms);
+	cJSON *obj = new_frame("history");
+	bool ok = obj && add_str(obj, "conversation_id", env->conv) &&
+	          add_str(obj, "seq", env->seq) &&
+	          add_str(obj, "kind", omr_envelope_attr(env, "kind")) &&
+	          add_str(obj, "event", omr_envelope_attr(env, "event")) &&
+	          add_str(obj, "from", env->from ? omr_role_name(env->from) : NULL) &&
+	          add_str(obj, "name", env->name) && add_str(obj, "text", env->text) &&
+	          add_ts(obj, env);
+	return finish(obj, ok);
 }
 
 static char *render_agent_item(const omr_envelope_t *env)
@@ -864,15 +1087,19 @@ static char *render_agent_item(const omr_envelope_t *env)
 		     add_str(obj, "customer_name", env->name) &&
 		     add_str(obj, "tenant", env->tenant) &&
 		     add_str(obj, "queue", omr_envelope_attr(env, "queue")) &&
-		     (!offer || add_expires(obj, env));
-	else if (ok && revoked)
+		     (!offer || add_int_attr(obj, "expires_ms", env, "expires_ms")) &&
+		     (!assigned ||
+		      (add_str(obj, "customer_id", omr_envelope_attr(env, "customer")) &&
+		       add_list(obj, "history", omr_envelope_attr(env, "history"))));
+	else if (ok && (revoked || closed))
 		ok = add_str(obj, "reason", env->reason);
 	else if (ok && msg)
 		ok = add_str(obj, "id", env->msgid) &&
 		     add_str(obj, "from", env->from ? omr_role_name(env->from) : NULL) &&
 		     add_str(obj, "name", env->name) && add_str(obj, "text", env->text);
-	else if (ok && !closed)
-		ok = add_str(obj, "event", ev) && add_str(obj, "name", env->name);
+	else if (ok) /* e.g. "transferred": name = who passed it on, text = the note */
+		ok = add_str(obj, "event", ev) && add_str(obj, "name", env->name) &&
+		     add_str(obj, "text", env->text);
 	ok = ok && add_ts(obj, env);
 	return finish(obj, ok);
 }
@@ -889,6 +1116,12 @@ int omr_ws_render_deliver(const omr_ws_session_t *s, const omr_envelope_t *env, 
 		                 OMR_WS_CLOSE_POLICY);
 		return 0;
 	}
-	*out = s->role == OMR_WS_ROLE_AGENT ? render_agent_item(env) : render_customer_item(env);
+	bool agent = s->role == OMR_WS_ROLE_AGENT;
+	if (strcmp(env->event, "typing") == 0 || (!agent && strcmp(env->event, "position") == 0))
+		*out = render_notice(s, env);
+	else if (agent && strcmp(env->event, "history") == 0)
+		*out = render_history_item(env);
+	else
+		*out = agent ? render_agent_item(env) : render_customer_item(env);
 	return *out ? 0 : -ENOMEM;
 }

@@ -14,11 +14,14 @@
 
 #include "omnirouter/envelope.h"
 
-#define OMR_WS_ID_MAX 128u     /* ids, tokens, seq: [A-Za-z0-9._:@-] */
-#define OMR_WS_TENANT_MAX 64u  /* same alphabet */
-#define OMR_WS_NAME_MAX 256u   /* display name: UTF-8, no control characters */
-#define OMR_WS_LANG_MAX 35u    /* BCP-47 tag */
-#define OMR_WS_REASON_MAX 64u  /* reject reason, break reason */
+#define OMR_WS_ID_MAX 128u    /* ids, tokens, seq: [A-Za-z0-9._:@-] */
+#define OMR_WS_TENANT_MAX 64u /* same alphabet */
+#define OMR_WS_NAME_MAX 256u  /* display name: UTF-8, no control characters */
+#define OMR_WS_LANG_MAX 35u   /* BCP-47 tag */
+#define OMR_WS_REASON_MAX 64u /* reject reason, break reason, close disposition */
+#define OMR_WS_ATTRS_MAX 16u  /* hello attributes: members */
+#define OMR_WS_ATTR_KEY_MAX 64u
+#define OMR_WS_ATTR_VALUE_MAX 255u
 #define OMR_WS_MEMBERS_MAX 32u /* members of a client frame's top-level object */
 #define OMR_WS_PROTO_VERSION 1
 
@@ -50,6 +53,10 @@ typedef enum omr_ws_kind {
 	OMR_WS_ACCEPT,     /* agent: take an offered conversation */
 	OMR_WS_REJECT,     /* agent: decline an offered conversation */
 	OMR_WS_WRAPUP_END, /* agent: end wrap-up on a channel */
+	OMR_WS_TYPING,     /* customer or agent: is typing (no answer unless it fails) */
+	OMR_WS_RATE,       /* customer: the 1-5 survey of a closed conversation */
+	OMR_WS_TRANSFER,   /* agent: hand a conversation to a queue or an agent */
+	OMR_WS_HISTORY,    /* agent: read an earlier conversation of the customer */
 } omr_ws_kind_t;
 
 /* What the server knows about one connection. Identity (tenant, conv,

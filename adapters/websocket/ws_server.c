@@ -6,7 +6,9 @@
  * index 0) and one offering "omr.v1" both land here; the role comes from the
  * URI (/ws/customer, /ws/agent), checked in FILTER_PROTOCOL_CONNECTION.
  * Static files come from a "/" file mount; /healthz from a callback mount on
- * the second protocol.
+ * the second protocol, which also adds the security headers to every file
+ * (LWS_CALLBACK_ADD_HEADERS): lws's canned "best practices" set forbids
+ * framing everywhere, and the chat page must be framable by the widget.
  *
  * Owns the lws context, the connections (by conn id) and the per-IP counts.
  * Loop thread only. */
@@ -438,6 +440,67 @@ void omr_ws_server_on_deliver(omr_ws_server_t *srv, omr_envelope_t **envp)
 		refuse(c, &err);
 }
 
+/* ---- security headers -------------------------------------------------------- */
+
+/* Same origin only for everything; no framing, except that the chat page may
+ * be framed by any site (web/widget.js embeds it in an iframe) and the demo
+ * page may frame pages of this origin. */
+#define CSP_BASE                                                                                   \
+	"default-src 'none'; img-src 'self' data:; script-src 'self'; style-src 'self'; "          \
+	"connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; "
+
+typedef enum page_kind {
+	PAGE_STRICT = 0, /* everything else, /healthz, the agent desktop */
+	PAGE_FRAMABLE,   /* / and /chat.html */
+	PAGE_FRAMER,     /* /demo.html */
+} page_kind_t;
+
+static bool uri_is(const char *uri, int len, const char *path)
+{
+	return (size_t)len == strlen(path) && memcmp(uri, path, (size_t)len) == 0;
+}
+
+static page_kind_t page_kind(struct lws *wsi)
+{
+	char *uri = NULL;
+	int len = 0;
+	if (lws_http_get_uri_and_method(wsi, &uri, &len) < 0 || !uri)
+		return PAGE_STRICT;
+	if (uri_is(uri, len, "/") || uri_is(uri, len, "/chat.html"))
+		return PAGE_FRAMABLE;
+	return uri_is(uri, len, "/demo.html") ? PAGE_FRAMER : PAGE_STRICT;
+}
+
+static bool is_healthz(struct lws *wsi)
+{
+	char *uri = NULL;
+	int len = 0;
+	return lws_http_get_uri_and_method(wsi, &uri, &len) >= 0 && uri && len >= 8 &&
+	       memcmp(uri, "/healthz", 8) == 0 && (len == 8 || uri[8] == '/');
+}
+
+static int add_header(struct lws *wsi, const char *name, const char *value, uint8_t **p,
+                      uint8_t *end)
+{
+	return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+	                                   (const unsigned char *)value, (int)strlen(value), p,
+	                                   end);
+}
+
+static int add_security_headers(struct lws *wsi, page_kind_t kind, uint8_t **p, uint8_t *end)
+{
+	static const char *const csp[] = {
+	        [PAGE_STRICT] = CSP_BASE "frame-ancestors 'none'",
+	        [PAGE_FRAMABLE] = CSP_BASE "frame-ancestors *",
+	        [PAGE_FRAMER] = CSP_BASE "frame-src 'self'; frame-ancestors 'none'",
+	};
+	if (add_header(wsi, "content-security-policy:", csp[kind], p, end) ||
+	    add_header(wsi, "x-content-type-options:", "nosniff", p, end) ||
+	    add_header(wsi, "referrer-policy:", "no-referrer", p, end))
+		return 1;
+	return kind == PAGE_FRAMABLE ? 0 : add_header(wsi, "x-frame-options:", "deny", p, end);
+}
+
 /* ---- lws callbacks ---------------------------------------------------------- */
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -476,12 +539,31 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	static const char body[] = "ok";
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
+		/* Also called for a path of the "/" mount that names no file. */
+		if (!is_healthz(wsi)) {
+			if (lws_add_http_common_headers(wsi, HTTP_STATUS_NOT_FOUND, "text/plain", 0,
+			                                &p, end) ||
+			    add_security_headers(wsi, PAGE_STRICT, &p, end) ||
+			    lws_finalize_write_http_header(wsi, start, &p, end))
+				return 1;
+			return lws_http_transaction_completed(wsi) ? -1 : 0;
+		}
 		if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/plain", sizeof(body) - 1,
 		                                &p, end) ||
+		    add_security_headers(wsi, PAGE_STRICT, &p, end) ||
 		    lws_finalize_write_http_header(wsi, start, &p, end))
 			return 1;
 		lws_callback_on_writable(wsi);
 		return 0;
+	case LWS_CALLBACK_ADD_HEADERS: {
+		/* a file of the "/" mount is about to be served */
+		struct lws_process_html_args *args = in;
+		uint8_t *hp = (uint8_t *)args->p;
+		if (add_security_headers(wsi, page_kind(wsi), &hp, hp + args->max_len))
+			return 1;
+		args->p = (char *)hp;
+		return 0;
+	}
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		memcpy(start, body, sizeof(body) - 1);
 		if (lws_write(wsi, start, sizeof(body) - 1, LWS_WRITE_HTTP_FINAL) !=
@@ -549,6 +631,7 @@ static void fill_tables(omr_ws_server_t *srv)
 	        .mountpoint = "/",
 	        .origin = srv->static_dir,
 	        .def = "chat.html",
+	        .protocol = "omr-http", /* LWS_CALLBACK_ADD_HEADERS */
 	        .extra_mimetypes = srv->mimes,
 	        .origin_protocol = LWSMPRO_FILE,
 	        .mountpoint_len = 1,
@@ -560,8 +643,9 @@ static int create_context(omr_ws_server_t *srv, const omr_ws_server_opts_t *opts
 	struct lws_context_creation_info info;
 	void *loops[1] = {srv->loop};
 	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
-	               LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+	/* No LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE: it
+	 * forbids framing on every page; add_security_headers() replaces it. */
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
 	/* An IPv4 address cannot be bound on an IPv6 socket by lws. */
 	if (!strchr(srv->listen, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;

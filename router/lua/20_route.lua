@@ -21,8 +21,9 @@ local function wait_score(c, q)
   return (9 - num(q.priority, 0)) * 1e13 + num(c.enqueued_ms, 0)
 end
 
--- Sends the assignment and the transcript so far to the agent's inbox and an
--- "assigned" event to the customer's transcript.
+-- Sends the assignment and the transcript so far (the messages, and the notes
+-- of earlier transfers) to the agent's inbox and an "assigned" event to the
+-- customer's transcript.
 local function deliver_assignment(P, c, a, now)
   local ckey = P .. ':conv:' .. c.id
   redis.call('HSET', ckey, 'state', 'assigned', 'assigned_ms', now)
@@ -47,6 +48,10 @@ local function deliver_assignment(P, c, a, now)
     if f.kind == 'message' then
       inbox_add(P, a.id, 'kind', 'message', 'conv', c.id, 'from', f.from or '', 'msgid',
         f.msgid or '', 'text', f.text or '', 'name', f.name or '', 'ts', f.ts or '')
+    elseif f.kind == 'event' and f.event == 'transferred' then
+      -- who passed it on, and the note left for the next agent
+      inbox_add(P, a.id, 'kind', 'transferred', 'conv', c.id, 'name', f.name or '', 'text',
+        f.text or '', 'ts', f.ts or '')
     end
   end
   redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'assigned', 'name',

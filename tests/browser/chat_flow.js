@@ -17,7 +17,8 @@
 // or console error may happen, and neither page may scroll sideways at 1280x800.
 //
 // Only the pages' stable element ids are used (customer: #lang #name #start #text #send
-// #messages #ended; agent: #agent-id #token #presence #messages #text #compose #close-conv).
+// #messages #ended; agent: #agent-id #token #presence #messages #text #compose #close-conv
+// #close-confirm #disposition).
 // Every wait has a timeout; a failure prints what the pages showed and saves *-failure.png.
 // Exit status 0 when everything held, 1 otherwise.
 "use strict";
@@ -301,6 +302,10 @@ async function main() {
 		// --- the agent closes the conversation; the customer sees it end
 		await waitVisible(agent, "agent", "#close-conv", "close button");
 		await agent.locator("#close-conv").click();
+		// Close asks for the outcome (disposition) first.
+		await waitVisible(agent, "agent", "#close-confirm", "close outcome form");
+		await agent.locator("#disposition").selectOption("resolved");
+		await agent.locator("#close-confirm").click();
 		await waitHidden(agent, "agent", "#close-conv", "close button after closing");
 		await waitVisible(customer, "customer", "#ended", "the conversation-ended notice");
 		log("agent: closed; customer: conversation ended");

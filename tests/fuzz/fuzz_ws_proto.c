@@ -123,11 +123,11 @@ static bool escapes_ok(const uint8_t *p, size_t len)
 	return !high;
 }
 
-/* A reject reason: 1-64 bytes, no C0, DEL or C1 control (U+0080..U+009F). */
-static bool reason_ok(const char *s)
+/* min..max bytes, no C0, DEL or C1 control (U+0080..U+009F). */
+static bool printable_ok(const char *s, size_t min, size_t max)
 {
 	size_t len = strlen(s);
-	if (len == 0 || len > OMR_WS_REASON_MAX || !omr_utf8_is_valid(s, len))
+	if (len < min || len > max || !omr_utf8_is_valid(s, len))
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		uint8_t c = (uint8_t)s[i];
@@ -135,6 +135,41 @@ static bool reason_ok(const char *s)
 			return false;
 	}
 	return true;
+}
+
+/* A reject reason: 1-64 bytes, no control characters. */
+static bool reason_ok(const char *s)
+{
+	return printable_ok(s, 1, OMR_WS_REASON_MAX);
+}
+
+/* Free text the chat rules allow: 1..max_text_bytes of UTF-8. */
+static bool text_ok(const char *s)
+{
+	return s && s[0] && strlen(s) <= limits.max_text_bytes && omr_utf8_is_valid(s, strlen(s));
+}
+
+/* A hello's attributes, customer id and topic. */
+static bool hello_extras_ok(const omr_envelope_t *env)
+{
+	if (env->customer && !omr_id_is_valid(env->customer, OMR_WS_ID_MAX))
+		return false;
+	if (env->n_skills > 1 || (env->n_skills && !omr_id_is_valid(env->skills[0], OMR_WS_ID_MAX)))
+		return false;
+	if (env->n_attrs > OMR_WS_ATTRS_MAX)
+		return false;
+	for (size_t i = 0; i < env->n_attrs; i++) {
+		if (!omr_id_is_valid(env->attrs[i].key, OMR_WS_ATTR_KEY_MAX) ||
+		    !printable_ok(env->attrs[i].value, 0, OMR_WS_ATTR_VALUE_MAX))
+			return false;
+	}
+	return true;
+}
+
+/* The only attribute of an agent's or customer's request, when it has one. */
+static const char *only_attr(const omr_envelope_t *env, const char *key)
+{
+	return env->n_attrs == 1 && same(env->attrs[0].key, key) ? env->attrs[0].value : NULL;
 }
 
 /* An accepted frame's top-level object has at most OMR_WS_MEMBERS_MAX
@@ -173,10 +208,12 @@ static void make_session(uint8_t sel, omr_ws_session_t *s)
 static bool kind_allowed(omr_ws_role_t role, omr_ws_kind_t k)
 {
 	if (role == OMR_WS_ROLE_CUSTOMER)
-		return k == OMR_WS_HELLO || k == OMR_WS_RESUME || k == OMR_WS_MESSAGE;
+		return k == OMR_WS_HELLO || k == OMR_WS_RESUME || k == OMR_WS_MESSAGE ||
+		       k == OMR_WS_TYPING || k == OMR_WS_RATE;
 	return k == OMR_WS_LOGIN || k == OMR_WS_PRESENCE || k == OMR_WS_MESSAGE ||
 	       k == OMR_WS_CLOSE || k == OMR_WS_ACK || k == OMR_WS_ACCEPT || k == OMR_WS_REJECT ||
-	       k == OMR_WS_WRAPUP_END;
+	       k == OMR_WS_WRAPUP_END || k == OMR_WS_TYPING || k == OMR_WS_TRANSFER ||
+	       k == OMR_WS_HISTORY;
 }
 
 static omr_env_type_t type_for(omr_ws_kind_t k)
@@ -192,6 +229,10 @@ static omr_env_type_t type_for(omr_ws_kind_t k)
 	        [OMR_WS_ACCEPT] = OMR_ENV_OFFER_ACCEPT,
 	        [OMR_WS_REJECT] = OMR_ENV_OFFER_REJECT,
 	        [OMR_WS_WRAPUP_END] = OMR_ENV_WRAPUP_END,
+	        [OMR_WS_TYPING] = OMR_ENV_CONV_TYPING,
+	        [OMR_WS_RATE] = OMR_ENV_CONV_RATE,
+	        [OMR_WS_TRANSFER] = OMR_ENV_CONV_TRANSFER,
+	        [OMR_WS_HISTORY] = OMR_ENV_CONV_HISTORY,
 	};
 	return (unsigned)k < sizeof(t) / sizeof(t[0]) ? t[k] : OMR_ENV_NONE;
 }
@@ -259,7 +300,13 @@ static void check_envelope(const omr_ws_session_t *s, const omr_ws_request_t *rq
 	                               (rq->kind == OMR_WS_WRAPUP_END && env->channel != 0 &&
 	                                env->channel < OMR_CHANNEL_COUNT)),
 	      "wrong conn or channel");
-	check(!env->customer && !env->n_attrs && !env->n_skills, "unexpected envelope fields");
+	if (rq->kind == OMR_WS_HELLO)
+		check(hello_extras_ok(env), "hello: customer id, topic or attributes");
+	else
+		check(!env->customer && !env->n_skills &&
+		              (!env->n_attrs || rq->kind == OMR_WS_RATE ||
+		               rq->kind == OMR_WS_TRANSFER || rq->kind == OMR_WS_HISTORY),
+		      "unexpected envelope fields");
 
 	env->id = 1; /* the bus numbers what it sends */
 	if (omr_envelope_encode(env, MAX, &buf, &n, &why) != 0)
@@ -328,7 +375,39 @@ static void check_envelope(const omr_ws_session_t *s, const omr_ws_request_t *rq
 		break;
 	case OMR_WS_CLOSE:
 		check(same(env->conv, rq->conv) && env->from == OMR_ROLE_AGENT, "close");
+		check(!env->reason || omr_id_is_valid(env->reason, OMR_WS_REASON_MAX),
+		      "close disposition");
 		break;
+	case OMR_WS_TYPING:
+		check(env->from == (agent ? OMR_ROLE_AGENT : OMR_ROLE_CUSTOMER) &&
+		              same(env->conv, rq->conv) && (agent || same(env->conv, s->conv)),
+		      "typing");
+		check(!env->text && !env->reason && !env->seq, "typing fields");
+		break;
+	case OMR_WS_RATE: {
+		const char *score = only_attr(env, "score");
+		check(same(env->conv, s->conv) && score && strlen(score) == 1 && score[0] >= '1' &&
+		              score[0] <= '5',
+		      "rate");
+		check(!env->text || text_ok(env->text), "rate comment");
+		break;
+	}
+	case OMR_WS_TRANSFER: {
+		const char *target = only_attr(env, "queue");
+		if (!target)
+			target = only_attr(env, "agent");
+		check(same(env->conv, rq->conv) && target && omr_id_is_valid(target, OMR_WS_ID_MAX),
+		      "transfer target");
+		check(!env->text || text_ok(env->text), "transfer note");
+		break;
+	}
+	case OMR_WS_HISTORY: {
+		const char *earlier = only_attr(env, "earlier");
+		check(same(env->conv, rq->conv) && earlier &&
+		              omr_id_is_valid(earlier, OMR_WS_ID_MAX),
+		      "history");
+		break;
+	}
 	case OMR_WS_ACK:
 		check(env->seq && !env->conv, "ack");
 		break;
@@ -352,8 +431,8 @@ static void check_reply_ok(const omr_ws_session_t *s, const omr_ws_request_t *rq
 	if (omr_ws_reply(&after, rq, 0, ack, &out, &err) != 0 || err.code)
 		die("reply to an ack failed", err.code);
 	check(!after.auth_pending, "auth still pending after the reply");
-	if (rq->kind == OMR_WS_ACK) {
-		check(!out, "an agent's ack got an answer");
+	if (rq->kind == OMR_WS_ACK || rq->kind == OMR_WS_TYPING) {
+		check(!out, "an agent's ack or a typing notice got an answer");
 	} else {
 		cJSON *obj =
 		        rendered(out, is_auth(rq->kind) ? "welcome" : "ack", "reply is not JSON");

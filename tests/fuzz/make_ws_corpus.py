@@ -101,6 +101,35 @@ SEEDS = {
     "wrapup-end-voice": (A1 | status(5), frame(type="wrapup_end", channel="voice", id="w2")),
     "accept-before-login": (A0, frame(type="accept", conversation_id=CONV)),
     "members-32": (C0, frame(type="hello", **{"k%d" % i: i for i in range(1, 32)})),
+    # customer: identity, topic and attributes; typing; the survey
+    "hello-customer-topic": (C0 | status(1), frame(type="hello", v=1, language="es-MX",
+                                                   name="Ana", customer_id="cust-42@acme.example",
+                                                   topic="billing",
+                                                   attributes={"tier": "gold",
+                                                               "plan": "Pro – año"})),
+    "hello-attributes-16": (C0, frame(type="hello", attributes={"k%d" % i: "v" * 255
+                                                                for i in range(16)})),
+    "hello-attributes-empty": (C0, frame(type="hello", customer_id="c" * 128,
+                                         attributes={"a" * 64: ""})),
+    "typing": (C1, frame(type="typing")),
+    "typing-failed": (C1 | status(0), frame(type="typing", v=1, id="t-1")),
+    "rate": (C1 | status(2), frame(type="rate", score=5, comment="¡Muy bien! 🙂", id="r-1")),
+    "rate-min": (C1, frame(type="rate", score=1)),
+    "rate-float": (C1 | status(4), frame(type="rate", score=3.0, comment="")),
+    "rate-comment-at-limit": (C1, frame(type="rate", score=4, comment="é" * 2048)),
+    "typing-before-hello": (C0, frame(type="typing")),
+    # agent: typing, transfer, history, close with a disposition
+    "agent-typing": (A1, frame(type="typing", conversation_id=CONV)),
+    "agent-typing-failed": (A1 | status(2), frame(type="typing", conversation_id=CONV)),
+    "transfer-queue": (A1 | status(3), frame(type="transfer", conversation_id=CONV,
+                                             queue="billing-es",
+                                             note="Wants a refund\nof €20", id="t1")),
+    "transfer-agent": (A1, frame(type="transfer", conversation_id=CONV, agent="luis", id="t2")),
+    "history": (A1 | status(2), frame(type="history", conversation_id=CONV,
+                                      earlier="0123456789abcdef0123456789abcdef", id="h1")),
+    "close-disposition": (A1, frame(type="close", conversation_id=CONV, disposition="follow-up",
+                                    id="r7")),
+    "rate-on-agent": (A1, frame(type="rate", score=5)),
 }
 
 # ---- hostile frames ---------------------------------------------------------------------
@@ -296,6 +325,58 @@ HOSTILE = {
     "dup-type-nul-truncated": (C0, b'{"type":"hello","type\\u0000x":"login"}'),
     "dup-nested-ok": (C0, b'{"type":"hello","x":{"a":1,"a":2}}'),
     "members-33": (C0, frame(type="hello", **{"k%d" % i: i for i in range(1, 33)})),
+    # hello: customer id, topic, attributes
+    "customer-id-129": (C0, frame(type="hello", customer_id="c" * 129)),
+    "customer-id-space": (C0, frame(type="hello", customer_id="ana smith")),
+    "customer-id-number": (C0, b'{"type":"hello","customer_id":42}'),
+    "customer-id-nul": (C0, b'{"type":"hello","customer_id":"a\\u0000b"}'),
+    "topic-array": (C0, b'{"type":"hello","topic":["billing"]}'),
+    "topic-empty": (C0, b'{"type":"hello","topic":""}'),
+    "attributes-17": (C0, frame(type="hello", attributes={"k%d" % i: "v" for i in range(17)})),
+    "attributes-array": (C0, b'{"type":"hello","attributes":[["tier","gold"]]}'),
+    "attributes-nested": (C0, b'{"type":"hello","attributes":{"tier":{"a":"b"}}}'),
+    "attributes-number": (C0, b'{"type":"hello","attributes":{"tier":1}}'),
+    "attributes-null": (C0, b'{"type":"hello","attributes":{"tier":null}}'),
+    "attributes-dup": (C0, b'{"type":"hello","attributes":{"tier":"gold","tier":"x"}}'),
+    "attributes-key-65": (C0, frame(type="hello", attributes={"k" * 65: "v"})),
+    "attributes-key-unicode": (C0, frame(type="hello", attributes={"tïer": "v"})),
+    "attributes-key-empty": (C0, b'{"type":"hello","attributes":{"":"v"}}'),
+    "attributes-value-256": (C0, frame(type="hello", attributes={"k": "v" * 256})),
+    "attributes-value-newline": (C0, b'{"type":"hello","attributes":{"k":"a\\nb"}}'),
+    "attributes-value-c1": (C0, b'{"type":"hello","attributes":{"k":"a\\u0085b"}}'),
+    "attributes-value-nul": (C0, b'{"type":"hello","attributes":{"k":"a\\u0000b"}}'),
+    "attributes-value-bad-utf8": (C0, b'{"type":"hello","attributes":{"k":"\xc3"}}'),
+    "attributes-deep": (C0, b'{"type":"hello","attributes":' + b'{"a":' * 5000 +
+                        b'"x"' + b"}" * 5000 + b"}"),
+    # rate
+    "rate-0": (C1, b'{"type":"rate","score":0}'),
+    "rate-6": (C1, b'{"type":"rate","score":6}'),
+    "rate-fraction": (C1, b'{"type":"rate","score":4.5}'),
+    "rate-string": (C1, b'{"type":"rate","score":"5"}'),
+    "rate-huge": (C1, b'{"type":"rate","score":1e999}'),
+    "rate-negative-zero": (C1, b'{"type":"rate","score":-0}'),
+    "rate-no-score": (C1, b'{"type":"rate","comment":"x"}'),
+    "rate-comment-number": (C1, b'{"type":"rate","score":5,"comment":5}'),
+    "rate-comment-4097": (C1, b'{"type":"rate","score":5,"comment":"' + b"a" * 4097 + b'"}'),
+    "rate-comment-nul": (C1, b'{"type":"rate","score":5,"comment":"a\\u0000"}'),
+    "rate-before-hello": (C0, b'{"type":"rate","score":5}'),
+    # transfer, history, typing, close
+    "transfer-both": (A1, b'{"type":"transfer","conversation_id":"c","queue":"q","agent":"a"}'),
+    "transfer-neither": (A1, b'{"type":"transfer","conversation_id":"c","note":"n"}'),
+    "transfer-queue-empty": (A1, b'{"type":"transfer","conversation_id":"c","queue":""}'),
+    "transfer-agent-object": (A1, b'{"type":"transfer","conversation_id":"c","agent":{}}'),
+    "transfer-note-4097": (A1, b'{"type":"transfer","conversation_id":"c","agent":"a",'
+                               b'"note":"' + b"n" * 4097 + b'"}'),
+    "transfer-on-customer": (C1, b'{"type":"transfer","conversation_id":"c","queue":"q"}'),
+    "history-no-earlier": (A1, b'{"type":"history","conversation_id":"c"}'),
+    "history-earlier-path": (A1, b'{"type":"history","conversation_id":"c",'
+                                 b'"earlier":"../c"}'),
+    "history-on-customer": (C1, b'{"type":"history","conversation_id":"c","earlier":"e"}'),
+    "typing-agent-no-conv": (A1, b'{"type":"typing"}'),
+    "close-disposition-65": (A1, b'{"type":"close","conversation_id":"c","disposition":"' +
+                             b"d" * 65 + b'"}'),
+    "close-disposition-space": (A1, b'{"type":"close","conversation_id":"c",'
+                                    b'"disposition":"follow up"}'),
 }
 
 

@@ -935,14 +935,17 @@ static void test_deliver_agent(void **state)
 	cJSON_Delete(m);
 	omr_envelope_destroy(&d);
 
-	/* events the desktop does not know yet stay generic */
+	/* other events stay generic; a transfer's note is for the next agent */
 	d = deliver("transferred");
 	omr_envelope_set(&d->name, "Luis");
+	omr_envelope_set(&d->text, "wants a refund");
 	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
 	m = parse_out(out);
 	assert_string_equal(jstr(m, "type"), "event");
 	assert_string_equal(jstr(m, "event"), "transferred");
 	assert_string_equal(jstr(m, "conversation_id"), "c7");
+	assert_string_equal(jstr(m, "name"), "Luis");
+	assert_string_equal(jstr(m, "text"), "wants a refund");
 	cJSON_Delete(m);
 	omr_envelope_destroy(&d);
 
@@ -956,6 +959,499 @@ static void test_deliver_agent(void **state)
 	omr_envelope_t *notdeliver = omr_envelope_new(OMR_ENV_ACK);
 	assert_int_equal(omr_ws_render_deliver(&s, notdeliver, &out, &err), -EINVAL);
 	omr_envelope_destroy(&notdeliver);
+}
+
+/* ---- the customer's identity, topic and attributes; typing, survey ------- */
+
+static void test_hello_customer(void **state)
+{
+	omr_ws_session_t s = customer(false);
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"hello\",\"customer_id\":\"cust-42@acme.example\","
+	                             "\"topic\":\"billing\",\"attributes\":{\"tier\":\"gold\","
+	                             "\"plan\":\"Pro – año\",\"empty\":\"\"}}");
+	omr_envelope_t *e = rq.env;
+	assert_int_equal(e->type, OMR_ENV_CONV_START);
+	assert_string_equal(e->customer, "cust-42@acme.example");
+	assert_int_equal(e->n_skills, 1);
+	assert_string_equal(e->skills[0], "billing");
+	assert_int_equal(e->n_attrs, 3);
+	assert_string_equal(omr_envelope_attr(e, "tier"), "gold");
+	assert_string_equal(omr_envelope_attr(e, "plan"), "Pro – año");
+	assert_string_equal(omr_envelope_attr(e, "empty"), "");
+	omr_ws_request_cleanup(&rq);
+
+	/* all optional */
+	rq = ok(&s, "{\"type\":\"hello\",\"attributes\":{}}");
+	assert_null(rq.env->customer);
+	assert_int_equal(rq.env->n_skills, 0);
+	assert_int_equal(rq.env->n_attrs, 0);
+	omr_ws_request_cleanup(&rq);
+
+	/* 16 attributes, a 64-byte key and a 255-byte value are the limits */
+	char frame[4096], key[80], value[300];
+	size_t n = (size_t)snprintf(frame, sizeof(frame), "{\"type\":\"hello\",\"attributes\":{");
+	for (int i = 0; i < 16; i++)
+		n += (size_t)snprintf(frame + n, sizeof(frame) - n, "%s\"k%d\":\"v%d\"",
+		                      i ? "," : "", i, i);
+	snprintf(frame + n, sizeof(frame) - n, "}}");
+	rq = ok(&s, frame);
+	assert_int_equal(rq.env->n_attrs, 16);
+	assert_string_equal(omr_envelope_attr(rq.env, "k15"), "v15");
+	omr_ws_request_cleanup(&rq);
+	snprintf(frame + n, sizeof(frame) - n, ",\"k16\":\"v\"}}");
+	refused(&s, frame, "bad-request", 0);
+
+	memset(key, 'k', 64);
+	key[64] = '\0';
+	memset(value, 'v', 255);
+	value[255] = '\0';
+	snprintf(frame, sizeof(frame), "{\"type\":\"hello\",\"attributes\":{\"%s\":\"%s\"}}", key,
+	         value);
+	rq = ok(&s, frame);
+	assert_string_equal(omr_envelope_attr(rq.env, key), value);
+	omr_ws_request_cleanup(&rq);
+	snprintf(frame, sizeof(frame), "{\"type\":\"hello\",\"attributes\":{\"%sk\":\"v\"}}", key);
+	refused(&s, frame, "bad-request", 0);
+	snprintf(frame, sizeof(frame), "{\"type\":\"hello\",\"attributes\":{\"k\":\"%sv\"}}",
+	         value);
+	refused(&s, frame, "bad-request", 0);
+
+	memset(value, 'c', 129);
+	value[129] = '\0';
+	snprintf(frame, sizeof(frame), "{\"type\":\"hello\",\"customer_id\":\"%s\"}", value);
+	refused(&s, frame, "bad-request", 0);
+	value[128] = '\0';
+	snprintf(frame, sizeof(frame), "{\"type\":\"hello\",\"customer_id\":\"%s\"}", value);
+	rq = ok(&s, frame);
+	assert_string_equal(rq.env->customer, value);
+	omr_ws_request_cleanup(&rq);
+
+	const char *bad[] = {
+	        "{\"type\":\"hello\",\"customer_id\":\"\"}",
+	        "{\"type\":\"hello\",\"customer_id\":\"ana smith\"}",
+	        "{\"type\":\"hello\",\"customer_id\":42}",
+	        "{\"type\":\"hello\",\"customer_id\":null}",
+	        "{\"type\":\"hello\",\"customer_id\":\"a/b\"}",
+	        "{\"type\":\"hello\",\"topic\":\"\"}",
+	        "{\"type\":\"hello\",\"topic\":\"billing es\"}",
+	        "{\"type\":\"hello\",\"topic\":[\"billing\"]}",
+	        "{\"type\":\"hello\",\"attributes\":[]}",
+	        "{\"type\":\"hello\",\"attributes\":\"tier=gold\"}",
+	        "{\"type\":\"hello\",\"attributes\":null}",
+	        "{\"type\":\"hello\",\"attributes\":{\"tier\":1}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"tier\":true}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"tier\":null}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"tier\":{\"a\":\"b\"}}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"tier\":[\"gold\"]}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"\":\"x\"}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"ti er\":\"x\"}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"tïer\":\"x\"}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"tier\":\"a\\nb\"}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"tier\":\"a\\u0085b\"}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"tier\":\"a\x7f\"}}",
+	        "{\"type\":\"hello\",\"attributes\":{\"tier\":\"bad \xc3\x28\"}}",
+	        /* a repeated name inside attributes: the envelope would refuse it */
+	        "{\"type\":\"hello\",\"attributes\":{\"tier\":\"gold\",\"tier\":\"x\"}}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused(&s, bad[i], "bad-request", 0);
+	refused(&s, "{\"type\":\"hello\",\"attributes\":{\"tier\":\"a\\u0000b\"}}", "bad-request",
+	        0);
+}
+
+static void test_typing(void **state)
+{
+	omr_ws_session_t s = customer(true);
+	char *out;
+	omr_ws_error_t err;
+	/* the customer's conversation is the session's */
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"typing\",\"conversation_id\":\"other\"}");
+	assert_int_equal(rq.kind, OMR_WS_TYPING);
+	assert_int_equal(rq.env->type, OMR_ENV_CONV_TYPING);
+	assert_string_equal(rq.env->conv, "conv-1");
+	assert_string_equal(rq.env->tenant, "t1");
+	assert_int_equal(rq.env->from, OMR_ROLE_CUSTOMER);
+	assert_null(rq.env->agent);
+	assert_int_equal(rq.env->conn, 41);
+	/* no answer when it worked; an error when it did not */
+	omr_envelope_t *a = ack_env(0);
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	assert_null(out);
+	assert_null(err.code);
+	assert_int_equal(omr_ws_reply(&s, &rq, -ETIMEDOUT, NULL, &out, &err), 0);
+	assert_null(out);
+	assert_string_equal(err.code, "unavailable");
+	assert_int_equal(err.close_code, 0);
+	omr_ws_request_cleanup(&rq);
+
+	omr_ws_session_t ag = agent(true);
+	rq = ok(&ag, "{\"type\":\"typing\",\"conversation_id\":\"c7\"}");
+	assert_int_equal(rq.env->type, OMR_ENV_CONV_TYPING);
+	assert_string_equal(rq.env->conv, "c7");
+	assert_string_equal(rq.env->agent, "ana");
+	assert_int_equal(rq.env->from, OMR_ROLE_AGENT);
+	assert_int_equal(omr_ws_reply(&ag, &rq, 0, a, &out, &err), 0);
+	assert_null(out);
+	assert_int_equal(omr_ws_reply(&ag, &rq, OMR_ERR_NOT_ASSIGNED, a, &out, &err), 0);
+	assert_string_equal(err.code, "not-assigned");
+	omr_ws_request_cleanup(&rq);
+	omr_envelope_destroy(&a);
+
+	refused(&ag, "{\"type\":\"typing\"}", "bad-request", 0);
+	refused(&ag, "{\"type\":\"typing\",\"conversation_id\":7}", "bad-request", 0);
+	omr_ws_session_t c0 = customer(false);
+	refused(&c0, "{\"type\":\"typing\"}", "unauthorized", 0);
+}
+
+static void test_rate(void **state)
+{
+	omr_ws_session_t s = customer(true);
+	char *out;
+	omr_ws_error_t err;
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"rate\",\"score\":5,\"comment\":\"¡Muy bien!\","
+	                             "\"id\":\"r-1\",\"conversation_id\":\"other\"}");
+	assert_int_equal(rq.kind, OMR_WS_RATE);
+	assert_int_equal(rq.env->type, OMR_ENV_CONV_RATE);
+	assert_string_equal(rq.env->conv, "conv-1");
+	assert_string_equal(rq.env->tenant, "t1");
+	assert_string_equal(omr_envelope_attr(rq.env, "score"), "5");
+	assert_string_equal(rq.env->text, "¡Muy bien!");
+	assert_null(rq.env->agent);
+	omr_envelope_t *a = ack_env(0);
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	cJSON *w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "ack");
+	assert_string_equal(jstr(w, "id"), "r-1");
+	assert_int_equal(cJSON_GetArraySize(w), 2);
+	cJSON_Delete(w);
+	omr_ws_request_cleanup(&rq);
+	omr_envelope_destroy(&a);
+
+	for (int score = 1; score <= 5; score++) {
+		char frame[64], want[2] = {(char)('0' + score), 0};
+		snprintf(frame, sizeof(frame), "{\"type\":\"rate\",\"score\":%d}", score);
+		rq = ok(&s, frame);
+		assert_string_equal(omr_envelope_attr(rq.env, "score"), want);
+		assert_null(rq.env->text);
+		omr_ws_request_cleanup(&rq);
+	}
+	rq = ok(&s, "{\"type\":\"rate\",\"score\":4.0,\"comment\":\"\"}");
+	assert_string_equal(omr_envelope_attr(rq.env, "score"), "4");
+	assert_null(rq.env->text); /* an empty comment is no comment */
+	omr_ws_request_cleanup(&rq);
+
+	/* limits.max_text_bytes is 64 */
+	char frame[256], text[80];
+	memset(text, 'x', 64);
+	text[64] = '\0';
+	snprintf(frame, sizeof(frame), "{\"type\":\"rate\",\"score\":3,\"comment\":\"%s\"}", text);
+	rq = ok(&s, frame);
+	omr_ws_request_cleanup(&rq);
+	snprintf(frame, sizeof(frame),
+	         "{\"type\":\"rate\",\"score\":3,\"comment\":\"%sx\",\"id\":\"r-2\"}", text);
+	omr_ws_error_t e = refused(&s, frame, "bad-request", 0);
+	assert_string_equal(e.id, "r-2");
+
+	const char *bad[] = {
+	        "{\"type\":\"rate\"}",
+	        "{\"type\":\"rate\",\"score\":0}",
+	        "{\"type\":\"rate\",\"score\":6}",
+	        "{\"type\":\"rate\",\"score\":-1}",
+	        "{\"type\":\"rate\",\"score\":2.5}",
+	        "{\"type\":\"rate\",\"score\":\"5\"}",
+	        "{\"type\":\"rate\",\"score\":null}",
+	        "{\"type\":\"rate\",\"score\":true}",
+	        "{\"type\":\"rate\",\"score\":1e999}",
+	        "{\"type\":\"rate\",\"score\":5,\"comment\":5}",
+	        "{\"type\":\"rate\",\"score\":5,\"comment\":null}",
+	        "{\"type\":\"rate\",\"score\":5,\"comment\":\"bad \xc3\x28\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused(&s, bad[i], "bad-request", 0);
+	refused(&s, "{\"type\":\"rate\",\"score\":5,\"comment\":\"a\\u0000\"}", "bad-request", 0);
+
+	/* customers only, after hello */
+	omr_ws_session_t ag = agent(true), c0 = customer(false);
+	refused(&ag, "{\"type\":\"rate\",\"score\":5}", "bad-request", 0);
+	refused(&c0, "{\"type\":\"rate\",\"score\":5}", "unauthorized", 0);
+}
+
+/* ---- the agent's transfer, history and close disposition ------------------ */
+
+static void test_transfer(void **state)
+{
+	omr_ws_session_t s = agent(true);
+	char *out;
+	omr_ws_error_t err;
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"transfer\",\"conversation_id\":\"c7\","
+	                             "\"queue\":\"billing-es\",\"note\":\"Wants a refund\\nof "
+	                             "€20\",\"id\":\"t1\",\"agent_id\":\"mallory\"}");
+	assert_int_equal(rq.kind, OMR_WS_TRANSFER);
+	assert_int_equal(rq.env->type, OMR_ENV_CONV_TRANSFER);
+	assert_string_equal(rq.env->conv, "c7");
+	assert_string_equal(rq.env->agent, "ana");
+	assert_string_equal(rq.env->tenant, "t1");
+	assert_int_equal(rq.env->n_attrs, 1);
+	assert_string_equal(omr_envelope_attr(rq.env, "queue"), "billing-es");
+	assert_string_equal(rq.env->text, "Wants a refund\nof €20");
+	omr_envelope_t *a = ack_env(0);
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	cJSON *w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "ack");
+	assert_string_equal(jstr(w, "id"), "t1");
+	assert_string_equal(jstr(w, "conversation_id"), "c7");
+	cJSON_Delete(w);
+	assert_int_equal(omr_ws_reply(&s, &rq, -EINVAL, a, &out, &err), 0);
+	assert_null(out);
+	assert_string_equal(err.code, "bad-request");
+	assert_string_equal(err.id, "t1");
+	omr_ws_request_cleanup(&rq);
+	omr_envelope_destroy(&a);
+
+	rq = ok(&s, "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"agent\":\"luis\"}");
+	assert_int_equal(rq.env->n_attrs, 1);
+	assert_string_equal(omr_envelope_attr(rq.env, "agent"), "luis");
+	assert_null(omr_envelope_attr(rq.env, "queue"));
+	assert_string_equal(rq.env->agent, "ana"); /* who transfers; attrs agent is the target */
+	assert_null(rq.env->text);
+	omr_ws_request_cleanup(&rq);
+
+	const char *bad[] = {
+	        "{\"type\":\"transfer\",\"queue\":\"q\"}",
+	        "{\"type\":\"transfer\",\"conversation_id\":\"c7\"}",
+	        "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"queue\":\"q\",\"agent\":"
+	        "\"a\"}",
+	        "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"queue\":\"\"}",
+	        "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"queue\":\"a q\"}",
+	        "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"queue\":7}",
+	        "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"agent\":[\"luis\"]}",
+	        "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"agent\":\"luis\",\"note\":1}",
+	        "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"agent\":\"luis\","
+	        "\"note\":\"\xff\"}",
+	        "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"agent\":\"luis\","
+	        "\"note\":\"0123456789012345678901234567890123456789012345678901234567890123"
+	        "4\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused(&s, bad[i], "bad-request", 0);
+	omr_ws_session_t c = customer(true);
+	refused(&c, "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"queue\":\"q\"}",
+	        "bad-request", 0);
+}
+
+static void test_history(void **state)
+{
+	omr_ws_session_t s = agent(true);
+	char *out;
+	omr_ws_error_t err;
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"history\",\"conversation_id\":\"c7\","
+	                             "\"earlier\":\"c3\",\"id\":\"h1\"}");
+	assert_int_equal(rq.kind, OMR_WS_HISTORY);
+	assert_int_equal(rq.env->type, OMR_ENV_CONV_HISTORY);
+	assert_string_equal(rq.env->conv, "c7");
+	assert_string_equal(rq.env->agent, "ana");
+	assert_string_equal(omr_envelope_attr(rq.env, "earlier"), "c3");
+	omr_envelope_t *a = ack_env(0);
+	assert_int_equal(omr_ws_reply(&s, &rq, 0, a, &out, &err), 0);
+	cJSON *w = parse_out(out);
+	assert_string_equal(jstr(w, "type"), "ack");
+	assert_string_equal(jstr(w, "id"), "h1");
+	assert_string_equal(jstr(w, "conversation_id"), "c7");
+	cJSON_Delete(w);
+	assert_int_equal(omr_ws_reply(&s, &rq, OMR_ERR_NOT_ASSIGNED, a, &out, &err), 0);
+	assert_string_equal(err.code, "not-assigned");
+	assert_string_equal(err.id, "h1");
+	omr_ws_request_cleanup(&rq);
+	omr_envelope_destroy(&a);
+
+	refused(&s, "{\"type\":\"history\",\"conversation_id\":\"c7\"}", "bad-request", 0);
+	refused(&s, "{\"type\":\"history\",\"earlier\":\"c3\"}", "bad-request", 0);
+	refused(&s, "{\"type\":\"history\",\"conversation_id\":\"c7\",\"earlier\":\"c 3\"}",
+	        "bad-request", 0);
+	refused(&s, "{\"type\":\"history\",\"conversation_id\":\"c7\",\"earlier\":3}",
+	        "bad-request", 0);
+	omr_ws_session_t c = customer(true);
+	refused(&c, "{\"type\":\"history\",\"conversation_id\":\"c7\",\"earlier\":\"c3\"}",
+	        "bad-request", 0);
+}
+
+static void test_close_disposition(void **state)
+{
+	omr_ws_session_t s = agent(true);
+	char frame[256], code[80];
+	omr_ws_request_t rq = ok(&s, "{\"type\":\"close\",\"conversation_id\":\"c7\","
+	                             "\"disposition\":\"follow-up\",\"id\":\"r2\"}");
+	assert_int_equal(rq.env->type, OMR_ENV_CONV_CLOSE);
+	assert_string_equal(rq.env->reason, "follow-up");
+	omr_ws_request_cleanup(&rq);
+
+	rq = ok(&s, "{\"type\":\"close\",\"conversation_id\":\"c7\"}");
+	assert_null(rq.env->reason);
+	omr_ws_request_cleanup(&rq);
+
+	memset(code, 'd', 64);
+	code[64] = '\0';
+	snprintf(frame, sizeof(frame),
+	         "{\"type\":\"close\",\"conversation_id\":\"c7\",\"disposition\":\"%s\"}", code);
+	rq = ok(&s, frame);
+	assert_string_equal(rq.env->reason, code);
+	omr_ws_request_cleanup(&rq);
+	snprintf(frame, sizeof(frame),
+	         "{\"type\":\"close\",\"conversation_id\":\"c7\",\"disposition\":\"%sd\"}", code);
+	refused(&s, frame, "bad-request", 0);
+	refused(&s, "{\"type\":\"close\",\"conversation_id\":\"c7\",\"disposition\":\"\"}",
+	        "bad-request", 0);
+	refused(&s, "{\"type\":\"close\",\"conversation_id\":\"c7\",\"disposition\":\"follow up\"}",
+	        "bad-request", 0);
+	refused(&s, "{\"type\":\"close\",\"conversation_id\":\"c7\",\"disposition\":3}",
+	        "bad-request", 0);
+}
+
+static void test_deliver_notices(void **state)
+{
+	omr_ws_session_t s = customer(true), ag = agent(true);
+	char *out;
+	omr_ws_error_t err;
+
+	/* typing, both ways: not stored, so no seq */
+	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+	omr_envelope_set(&d->event, "typing");
+	omr_envelope_set(&d->conv, "c7");
+	d->from = OMR_ROLE_AGENT;
+	d->ts_ms = 1700000000456ull;
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	cJSON *m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "typing");
+	assert_string_equal(jstr(m, "from"), "agent");
+	assert_int_equal(cJSON_GetArraySize(m), 2);
+	cJSON_Delete(m);
+	d->from = OMR_ROLE_CUSTOMER;
+	assert_int_equal(omr_ws_render_deliver(&ag, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "typing");
+	assert_string_equal(jstr(m, "conversation_id"), "c7");
+	assert_int_equal(cJSON_GetArraySize(m), 2);
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	d = omr_envelope_new(OMR_ENV_DELIVER);
+	omr_envelope_set(&d->event, "position");
+	omr_envelope_set(&d->conv, "c7");
+	omr_envelope_add_attr(d, "position", "3");
+	omr_envelope_add_attr(d, "eta_ms", "95000");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "position");
+	assert_true(jnum(m, "position") == 3.0);
+	assert_true(jnum(m, "eta_ms") == 95000.0);
+	assert_int_equal(cJSON_GetArraySize(m), 3);
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	/* a transfer's note is for the next agent, never for the customer */
+	d = deliver("transferred");
+	omr_envelope_set(&d->name, "Luis");
+	omr_envelope_set(&d->text, "customer is rude");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "event");
+	assert_string_equal(jstr(m, "event"), "transferred");
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "text"));
+	char *js = cJSON_PrintUnformatted(m);
+	assert_non_null(js);
+	assert_null(strstr(js, "rude"));
+	cJSON_free(js);
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+}
+
+static void test_deliver_agent_history(void **state)
+{
+	omr_ws_session_t s = agent(true);
+	char *out;
+	omr_ws_error_t err;
+
+	omr_envelope_t *d = deliver("assigned");
+	omr_envelope_add_attr(d, "queue", "billing-es");
+	omr_envelope_add_attr(d, "customer", "cust-42");
+	omr_envelope_add_attr(d, "history", "c3,c2,,c1");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	cJSON *m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "assigned");
+	assert_string_equal(jstr(m, "customer_id"), "cust-42");
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(m, "history");
+	assert_true(cJSON_IsArray(h));
+	assert_int_equal(cJSON_GetArraySize(h), 3);
+	assert_string_equal(cJSON_GetArrayItem(h, 0)->valuestring, "c3");
+	assert_string_equal(cJSON_GetArrayItem(h, 2)->valuestring, "c1");
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	/* no customer id, no earlier conversations: an empty list */
+	d = deliver("assigned");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "customer_id"));
+	h = cJSON_GetObjectItemCaseSensitive(m, "history");
+	assert_true(cJSON_IsArray(h));
+	assert_int_equal(cJSON_GetArraySize(h), 0);
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	/* an offer carries neither */
+	d = deliver("offer");
+	omr_envelope_add_attr(d, "customer", "cust-42");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "customer_id"));
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "history"));
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	/* the conversation went to someone else */
+	d = deliver("closed");
+	omr_envelope_set(&d->reason, "transferred");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "closed");
+	assert_string_equal(jstr(m, "reason"), "transferred");
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	/* items of an earlier conversation */
+	d = deliver("history");
+	omr_envelope_set(&d->conv, "c3");
+	omr_envelope_set(&d->seq, "1690000000000-0");
+	omr_envelope_add_attr(d, "kind", "message");
+	omr_envelope_set(&d->text, "hola");
+	omr_envelope_set(&d->name, "Ana");
+	d->from = OMR_ROLE_CUSTOMER;
+	d->ts_ms = 1690000000000ull;
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "history");
+	assert_string_equal(jstr(m, "conversation_id"), "c3");
+	assert_string_equal(jstr(m, "seq"), "1690000000000-0");
+	assert_string_equal(jstr(m, "kind"), "message");
+	assert_string_equal(jstr(m, "from"), "customer");
+	assert_string_equal(jstr(m, "name"), "Ana");
+	assert_string_equal(jstr(m, "text"), "hola");
+	assert_true(jnum(m, "ts") == 1690000000000.0);
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "event"));
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	d = deliver("history");
+	omr_envelope_add_attr(d, "kind", "event");
+	omr_envelope_add_attr(d, "event", "closed");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "history");
+	assert_string_equal(jstr(m, "kind"), "event");
+	assert_string_equal(jstr(m, "event"), "closed");
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "text"));
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
 }
 
 int main(void)
@@ -981,6 +1477,14 @@ int main(void)
 	        cmocka_unit_test(test_reply_agent),
 	        cmocka_unit_test(test_deliver_customer),
 	        cmocka_unit_test(test_deliver_agent),
+	        cmocka_unit_test(test_hello_customer),
+	        cmocka_unit_test(test_typing),
+	        cmocka_unit_test(test_rate),
+	        cmocka_unit_test(test_transfer),
+	        cmocka_unit_test(test_history),
+	        cmocka_unit_test(test_close_disposition),
+	        cmocka_unit_test(test_deliver_notices),
+	        cmocka_unit_test(test_deliver_agent_history),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
