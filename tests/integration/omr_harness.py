@@ -657,6 +657,8 @@ class Conn:
 
 
 ITEM_TYPES = ("message", "event", "assigned", "closed")
+# What an agent desktop receives with a seq (and acknowledges).
+AGENT_ITEM_TYPES = ("assigned", "message", "closed", "offer", "revoked", "event")
 
 
 class Customer:
@@ -770,17 +772,22 @@ class Customer:
 
 
 class Agent:
-    """An agent desktop. Acks every item with a seq; items are de-duplicated
-    by seq (`items`, `order`); on_item(agent, item) is awaited once per new
-    item (run as a task so it may send requests)."""
+    """An agent desktop. Acks every item with a seq (assigned, message,
+    closed, offer, revoked, event); items are de-duplicated by seq (`items`,
+    `order`); on_item(agent, item) is awaited once per new item (run as a task
+    so it may send requests). observer(agent, frame), when given, is called
+    synchronously, in arrival order, for every new item and every other frame
+    (acks, errors, welcome): a test can log and check each event as it comes."""
 
-    def __init__(self, base_url, agent_id, token, label=None, auto_ack=True, on_item=None):
+    def __init__(self, base_url, agent_id, token, label=None, auto_ack=True, on_item=None,
+                 observer=None):
         self.base_url = base_url
         self.agent_id = agent_id
         self.token = token
         self.label = label or f"agent {agent_id}"
         self.auto_ack = auto_ack
         self.on_item = on_item
+        self.observer = observer
         self.cond = asyncio.Condition()
         self.conn = None
         self.items = {}
@@ -790,16 +797,20 @@ class Agent:
         self.task_errors = []
 
     async def _on_frame(self, conn, f):
-        if f.get("type") in ("assigned", "message", "closed") and isinstance(f.get("seq"), str):
+        if f.get("type") in AGENT_ITEM_TYPES and isinstance(f.get("seq"), str):
             if self.auto_ack:
                 await conn.send({"type": "ack", "seq": f["seq"]})
             if f["seq"] not in self.items:
                 self.items[f["seq"]] = f
                 self.order.append(f)
+                if self.observer:
+                    self.observer(self, f)
                 if self.on_item:
                     t = asyncio.get_running_loop().create_task(self._run_hook(f))
                     self.tasks.add(t)
                     t.add_done_callback(self.tasks.discard)
+        elif self.observer:
+            self.observer(self, f)
 
     async def _run_hook(self, f):
         try:
@@ -837,12 +848,26 @@ class Agent:
             raise AssertionError(f"{self.label}: reply in {conversation_id} not acked: {r}")
         return r
 
-    async def close_conv(self, conversation_id, timeout=10, expect_ack=True):
+    async def close_conv(self, conversation_id, timeout=10, expect_ack=True, id=None):
         r = await self.conn.request({"type": "close", "conversation_id": conversation_id,
-                                     "id": self.next_id("x")}, timeout)
+                                     "id": id or self.next_id("x")}, timeout)
         if expect_ack and r.get("type") != "ack":
             raise AssertionError(f"{self.label}: close {conversation_id} not acked: {r}")
         return r
+
+    async def accept(self, conversation_id, id=None, timeout=10):
+        """Accepts an offer; returns the ack or the error (an offer that timed
+        out meanwhile is refused with not-assigned)."""
+        return await self.conn.request({"type": "accept", "conversation_id": conversation_id,
+                                        "id": id or self.next_id("acc")}, timeout)
+
+    async def reject(self, conversation_id, reason="busy", id=None, timeout=10):
+        """Declines an offer; returns the ack or the error."""
+        msg = {"type": "reject", "conversation_id": conversation_id,
+               "id": id or self.next_id("rej")}
+        if reason is not None:
+            msg["reason"] = reason
+        return await self.conn.request(msg, timeout)
 
     async def wait_item(self, pred, timeout, what):
         def check():
@@ -852,6 +877,14 @@ class Agent:
             return None
         return await wait_until(self.cond, check, timeout, lambda: (
             f"{self.label}: no {what} within {timeout}s; items:\n    {_short(self.order, 12)}"))
+
+    def offers(self, conversation_id=None):
+        return [f for f in self.order if f.get("type") == "offer"
+                and (conversation_id is None or f.get("conversation_id") == conversation_id)]
+
+    def revoked(self, conversation_id=None):
+        return [f for f in self.order if f.get("type") == "revoked"
+                and (conversation_id is None or f.get("conversation_id") == conversation_id)]
 
     def assigned(self, conversation_id=None):
         return [f for f in self.order if f.get("type") == "assigned"
