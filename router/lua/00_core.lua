@@ -30,9 +30,9 @@
 -- Errors are returned as "CODE message"; the daemon maps CODE to a status.
 
 local CHANNELS = {'chat', 'email', 'voice'}
-local INBOX_MAXLEN = 10000
+local INBOX_MAXLEN = '10000'
 local COPY_MAX = 500
-local HISTORY_MAXLEN = 1000
+local HISTORY_MAXLEN = '1000'
 local EXPLAIN_MAX = 8
 local HISTORY_CONVS = 20 -- earlier conversations remembered per customer
 

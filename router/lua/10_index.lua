@@ -96,11 +96,11 @@ end
 -- Slot keys join their parts with '|', which no id may contain (ids are
 -- [A-Za-z0-9._:@-]), so a key splits back into its parts unambiguously.
 local function avail_key(P, q, s, ch, t, l)
-  return P .. ':avail:' .. table.concat({q, s, ch, t, l}, '|')
+  return P .. ':avail:' .. q .. '|' .. s .. '|' .. ch .. '|' .. t .. '|' .. l
 end
 
 local function wait_key(P, q, s, ch, t, l)
-  return P .. ':wait:' .. table.concat({q, s, ch, t, l}, '|')
+  return P .. ':wait:' .. q .. '|' .. s .. '|' .. ch .. '|' .. t .. '|' .. l
 end
 
 local function waitlangs_key(P, q, s, ch, t)
@@ -121,15 +121,19 @@ end
 local function reindex(P, R, a)
   local want = {}
   if a.presence == 'available' then
+    local ok = {}
+    for _, ch in ipairs(CHANNELS) do
+      ok[ch] = can_take(R, a, ch)
+    end
     for _, q in ipairs(R.queues) do
       local minp = num(q.min_proficiency, 1)
       for _, ch in ipairs(queue_channels(q)) do
-        if can_take(R, a, ch) then
+        if ok[ch] then
           for _, t in ipairs(a.tenants_t) do
             if #(q.tenants or {}) == 0 or contains(q.tenants, t) then
               for s = 1, #q.steps do
                 if skills_ok(a, q, s) then
-                  local score = strategy_score(q, a)
+                  local score = string.format('%.17g', strategy_score(q, a))
                   for l, prof in pairs(a.langs_t) do
                     if prof >= minp then
                       want[avail_key(P, q.name, s, ch, t, l)] = score
@@ -144,15 +148,20 @@ local function reindex(P, R, a)
     end
   end
   local idx = P .. ':agent:' .. a.id .. ':idx'
+  local have = {}
   for _, key in ipairs(redis.call('SMEMBERS', idx)) do
     if want[key] == nil then
       redis.call('ZREM', key, a.id)
       redis.call('SREM', idx, key)
+    else
+      have[key] = true
     end
   end
   for key, score in pairs(want) do
     redis.call('ZADD', key, score, a.id)
-    redis.call('SADD', idx, key)
+    if not have[key] then
+      redis.call('SADD', idx, key)
+    end
   end
 end
 

@@ -107,10 +107,11 @@ local function best_agent(P, R, c, q)
   -- Agents who declined or missed this conversation's offer are skipped;
   -- reading that many more heads per set still finds the best other one.
   local declined = {}
+  local n = 0
   for _, id in ipairs(redis.call('SMEMBERS', P .. ':conv:' .. c.id .. ':declined')) do
     declined[id] = true
+    n = n + 1
   end
-  local n = redis.call('SCARD', P .. ':conv:' .. c.id .. ':declined')
   for _, l in ipairs(step_langs(q, s, c.rlang)) do
     local key = avail_key(P, q.name, s, c.channel, c.tenant, l)
     local head = redis.call('ZRANGE', key, 0, 2 + n, 'WITHSCORES')
