@@ -22,7 +22,7 @@ CONFIG ?= config/omnirouter.yaml
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 PREFIX ?=
-FORMAT_DIRS := common router channels adapters include tests
+FORMAT_DIRS := common router channels adapters include tests bench
 
 .PHONY: all run build build-asan test deps deps-test install format format-check clean distclean
 

@@ -27,9 +27,12 @@
 
 static void read_watch(omr_router_t *r, omr_watch_t *w);
 
+/* "group/id"; an id too long for any session gives "", which matches none. */
 static void watch_key(const char *group, const char *id, char *out, size_t outsize)
 {
-	snprintf(out, outsize, "%s/%s", group, id);
+	int n = snprintf(out, outsize, "%s/%s", group, id);
+	if (n < 0 || (size_t)n >= outsize)
+		out[0] = '\0';
 }
 
 static omr_watch_t *watch_new(const char *group, const char *id, const omr_bus_peer_t *peer,
