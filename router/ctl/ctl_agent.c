@@ -366,11 +366,12 @@ static int agent_state(omr_ctl_t *ctl, int argc, char **argv)
 	return 0;
 }
 
-static int agent_remove(omr_ctl_t *ctl, int argc, char **argv)
+/* `agent VERB ID`: one Function call on the agent, printing "RESULT ID". */
+static int agent_call(omr_ctl_t *ctl, int argc, char **argv, const char *fn, const char *result)
 {
 	const char *id;
 	char what[160];
-	int rc = check_options(ctl, "remove", F_ID);
+	int rc = check_options(ctl, argv[1], F_ID);
 	if (rc == 0)
 		rc = agent_id(ctl, argc, argv, 0, &id);
 	if (rc != 0)
@@ -378,34 +379,24 @@ static int agent_remove(omr_ctl_t *ctl, int argc, char **argv)
 	snprintf(what, sizeof(what), "agent %s", id);
 	const char *args[] = {id};
 	redisReply *r = NULL;
-	rc = omr_ctl_fcall(ctl, "omr_agent_remove", what, 1, args, &r);
+	rc = omr_ctl_fcall(ctl, fn, what, 1, args, &r);
 	if (rc != 0)
 		return rc;
-	print_result(ctl, id, "removed", NULL, NULL);
+	print_result(ctl, id, result, NULL, NULL);
 	freeReplyObject(r);
 	return 0;
+}
+
+static int agent_remove(omr_ctl_t *ctl, int argc, char **argv)
+{
+	return agent_call(ctl, argc, argv, "omr_agent_remove", "removed");
 }
 
 /* Takes the agent's token away: it can no longer log in, and a desktop that
  * is logged in now is logged out. `agent token` issues a new one. */
 static int agent_revoke(omr_ctl_t *ctl, int argc, char **argv)
 {
-	const char *id;
-	char what[160];
-	int rc = check_options(ctl, "revoke", F_ID);
-	if (rc == 0)
-		rc = agent_id(ctl, argc, argv, 0, &id);
-	if (rc != 0)
-		return rc;
-	snprintf(what, sizeof(what), "agent %s", id);
-	const char *args[] = {id};
-	redisReply *r = NULL;
-	rc = omr_ctl_fcall(ctl, "omr_agent_revoke", what, 1, args, &r);
-	if (rc != 0)
-		return rc;
-	print_result(ctl, id, "revoked", NULL, NULL);
-	freeReplyObject(r);
-	return 0;
+	return agent_call(ctl, argc, argv, "omr_agent_revoke", "revoked");
 }
 
 /* ---- views ---- */

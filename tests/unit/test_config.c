@@ -791,9 +791,9 @@ static void test_load_files(void **state)
 	assert_string_equal(err, OMR_SOURCE_DIR "/config: cannot read: Is a directory");
 	assert_null(cfg);
 
-	char path[] = "/tmp/omr-test-config-"
-	              "XX"
-	              "XXXX"; /* mkstemp's template */
+	/* mkstemp wants the name to end in six capital X. */
+	char path[] = "/tmp/omr-test-config-______";
+	memset(path + sizeof(path) - 7, 'X', 6);
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	close(fd);

@@ -28,8 +28,8 @@ static omr_ws_session_t customer(bool authed)
 {
 	omr_ws_session_t s = {.role = OMR_WS_ROLE_CUSTOMER, .conn = 41, .authed = authed};
 	if (authed) {
-		strcpy(s.tenant, "t1");
-		strcpy(s.conv, "conv-1");
+		snprintf(s.tenant, sizeof(s.tenant), "%s", "t1");
+		snprintf(s.conv, sizeof(s.conv), "%s", "conv-1");
 	}
 	return s;
 }
@@ -38,8 +38,8 @@ static omr_ws_session_t agent(bool authed)
 {
 	omr_ws_session_t s = {.role = OMR_WS_ROLE_AGENT, .conn = 42, .authed = authed};
 	if (authed) {
-		strcpy(s.tenant, "t1");
-		strcpy(s.agent, "ana");
+		snprintf(s.tenant, sizeof(s.tenant), "%s", "t1");
+		snprintf(s.agent, sizeof(s.agent), "%s", "ana");
 	}
 	return s;
 }
@@ -246,9 +246,9 @@ static void test_offer_answers(void **state)
 	omr_ws_request_cleanup(&rq);
 
 	/* 64 bytes of printable UTF-8 (32 x "é") pass, 65 do not */
-	reason[0] = '\0';
 	for (int i = 0; i < 32; i++)
-		strcat(reason, "\xc3\xa9");
+		memcpy(reason + 2 * i, "\xc3\xa9", 2);
+	reason[64] = '\0';
 	snprintf(frame, sizeof(frame),
 	         "{\"type\":\"reject\",\"conversation_id\":\"c7\",\"reason\":\"%s\"}", reason);
 	rq = ok(&s, frame);
