@@ -131,4 +131,7 @@ void omr_ws_error_set(omr_ws_error_t *err, const char *code, const char *reason,
 
 const char *omr_ws_kind_name(omr_ws_kind_t kind);
 
+/* true for the frames that authenticate a connection: hello, resume, login. */
+bool omr_ws_kind_is_auth(omr_ws_kind_t kind);
+
 #endif

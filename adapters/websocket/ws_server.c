@@ -385,9 +385,8 @@ void omr_ws_server_on_done(omr_ws_server_t *srv, void *ctx, int status, const om
 		/* The client left while its hello/resume/login was in flight and
 		 * the router accepted it: the router now watches this connection,
 		 * so tell it the connection is gone. */
-		bool auth = p->rq.kind == OMR_WS_HELLO || p->rq.kind == OMR_WS_RESUME ||
-		            p->rq.kind == OMR_WS_LOGIN;
-		if (auth && status == 0 && p->conn && srv->bus && !srv->shut) {
+		if (omr_ws_kind_is_auth(p->rq.kind) && status == 0 && p->conn && srv->bus &&
+		    !srv->shut) {
 			bool agent = p->rq.kind == OMR_WS_LOGIN;
 			send_gone(srv, agent, p->conn, p->rq.tenant,
 			          agent ? p->rq.agent : p->rq.conv);
