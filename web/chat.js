@@ -466,6 +466,9 @@
 			ui.survey.hidden = false;
 			ui.thanks.hidden = true;
 		}
+		/* The box that replaced the composer is taller: keep the last
+		 * line ("the conversation was closed") in view. */
+		ui.list.scrollTop = ui.list.scrollHeight;
 	}
 
 	/* ---- the survey ---------------------------------------------------- */
