@@ -36,6 +36,9 @@ typedef struct ws_conn {
 	/* rate limit */
 	double tokens;
 	uint64_t refill_ms;
+	/* items delivered to an agent and not yet acked: that many acks are not
+	 * counted against the rate (a desktop acks every item it receives) */
+	uint32_t ack_credit;
 	/* output queue */
 	ws_out_t *out_head, *out_tail;
 	size_t out_bytes;

@@ -294,19 +294,27 @@ static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
 {
 	omr_ws_request_t rq;
 	omr_ws_error_t err;
-	if (!ws_conn_rate_take(c, uv_now(srv->loop), srv->set.max_messages_per_second)) {
-		refuse_with(c, "flood", "over the message rate", OMR_WS_CLOSE_POLICY, NULL);
-		return;
-	}
-	if (srv->draining) {
-		refuse_with(c, "unavailable", "server is shutting down", 0, NULL);
-		return;
-	}
 	if (omr_log_enabled(OMR_LOG_DEBUG))
 		omr_debug("ws", "frame conn=%llu len=%zu body=%.*s",
 		          (unsigned long long)c->sess.conn, c->rx_len,
 		          (int)(c->rx_len > 512 ? 512 : c->rx_len), c->rx);
 	int rc = omr_ws_parse(&c->sess, &srv->limits, c->rx, c->rx_len, &rq, &err);
+	/* An agent's ack of an item it was sent is paid for by that item; every
+	 * other frame (and acks beyond what was sent) takes a rate token. */
+	if (rc == 0 && rq.kind == OMR_WS_ACK && c->ack_credit > 0) {
+		c->ack_credit--;
+	} else if (!ws_conn_rate_take(c, uv_now(srv->loop), srv->set.max_messages_per_second)) {
+		if (rc == 0)
+			omr_ws_request_cleanup(&rq);
+		refuse_with(c, "flood", "over the message rate", OMR_WS_CLOSE_POLICY, NULL);
+		return;
+	}
+	if (srv->draining) {
+		if (rc == 0)
+			omr_ws_request_cleanup(&rq);
+		refuse_with(c, "unavailable", "server is shutting down", 0, NULL);
+		return;
+	}
 	if (rc) {
 		refuse(c, &err);
 		return;
@@ -432,8 +440,11 @@ void omr_ws_server_on_deliver(omr_ws_server_t *srv, omr_envelope_t **envp)
 		         (unsigned long long)env->conn, omr_strerror(rc));
 		return;
 	}
-	if (json)
+	if (json) {
 		send_text(c, json);
+		if (c->sess.role == OMR_WS_ROLE_AGENT && c->ack_credit < UINT32_MAX)
+			c->ack_credit++;
+	}
 	free(json);
 	if (err.code)
 		refuse(c, &err);

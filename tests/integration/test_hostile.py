@@ -189,6 +189,23 @@ async def check_flood(ctx):
             log(f"flood: {sent} sent, {len(acks)} acked, {len(c.frames)} frames received, "
                 f"close {c.close_code}")
         assert len(acks) <= 3 * RATE, f"flood: {len(acks)} of {sent} frames acked before the cut"
+    # An agent's acks are free only up to the frames it was sent: acks of
+    # items it never received are counted like any other frame.
+    async with ctx.case("agent flooding acks of items it was never sent -> flood, 1008"):
+        token = add_agent(ctx.d, "ack-flooder", "Ack Flooder", "xx", 1)
+        a = await connect(ctx.d, "/ws/agent", "ack flood")
+        await a.send({"type": "login", "v": 1, "agent_id": "ack-flooder", "token": token})
+        await a.wait_for(lambda f: f.get("type") == "welcome", 10, "the agent's welcome")
+        start = len(a.frames)
+        try:
+            for i in range(400):
+                if a.closed or any(f.get("type") == "error" for f in a.frames[start:]):
+                    break
+                await a.send({"type": "ack", "seq": f"1700000000{i:03d}-0"})
+                await asyncio.sleep(0.002)
+        except Exception:  # noqa: BLE001  (the server may close while we still write)
+            pass
+        await expect_close(a, "flood", start)
 
 
 async def check_binary(ctx):
