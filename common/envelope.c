@@ -42,6 +42,8 @@ static const char *const type_names[OMR_ENV_TYPE_COUNT] = {
 	[OMR_ENV_CONV_TYPING] = "conv.typing",
 	[OMR_ENV_CONV_TRANSFER] = "conv.transfer",
 	[OMR_ENV_CONV_HISTORY] = "conv.history",
+	[OMR_ENV_AGENT_TEAM] = "agent.team",
+	[OMR_ENV_CONV_MONITOR] = "conv.monitor",
 };
 
 static const char *const channel_names[OMR_CHANNEL_COUNT] = {

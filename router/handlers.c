@@ -286,7 +286,7 @@ static bool needs_conv(omr_env_type_t t)
 	return t == OMR_ENV_CONV_START || t == OMR_ENV_CONV_RESUME || t == OMR_ENV_CONV_MESSAGE ||
 	       t == OMR_ENV_CONV_CLOSE || t == OMR_ENV_CUSTOMER_GONE || t == OMR_ENV_OFFER_ACCEPT ||
 	       t == OMR_ENV_OFFER_REJECT || t == OMR_ENV_CONV_RATE || t == OMR_ENV_CONV_TYPING ||
-	       t == OMR_ENV_CONV_TRANSFER || t == OMR_ENV_CONV_HISTORY;
+	       t == OMR_ENV_CONV_TRANSFER || t == OMR_ENV_CONV_HISTORY || t == OMR_ENV_CONV_MONITOR;
 }
 
 static int dispatch(omr_request_t *q)
@@ -318,6 +318,10 @@ static int dispatch(omr_request_t *q)
 		return omr_handle_conv_transfer(q);
 	case OMR_ENV_CONV_HISTORY:
 		return omr_handle_conv_history(q);
+	case OMR_ENV_CONV_MONITOR:
+		return omr_handle_conv_monitor(q);
+	case OMR_ENV_AGENT_TEAM:
+		return omr_handle_agent_team(q);
 	case OMR_ENV_CUSTOMER_GONE:
 		omr_delivery_remove_customer(q->r, q->r->cfg->routing_group, e->conv, e->conn);
 		omr_request_reply(q, 0, NULL);

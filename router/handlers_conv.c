@@ -1,6 +1,7 @@
 /* handlers_conv.c - the requests around a conversation's people: the
  * customer's survey and typing, the agent's typing, transfers and reading
- * the customer's earlier conversations. Loop thread only. */
+ * the customer's earlier conversations (and the transcript reply that
+ * handlers_supervisor.c shares). Loop thread only. */
 #include "router_int.h"
 
 #include <errno.h>
@@ -70,14 +71,13 @@ static const char *field(const redisReply *fields, const char *name)
 	return NULL;
 }
 
-/* Sends each transcript entry of the earlier conversation as a "history"
- * item, then the ack, so the desktop knows the history is complete. */
-static void on_history(void *ud, const redisReply *rep)
+void omr_request_on_transcript(void *ud, const redisReply *rep)
 {
 	omr_request_t *q = ud;
 	if (!omr_request_ok(q, rep))
 		return;
-	const char *earlier = omr_envelope_attr(q->env, "earlier");
+	bool history = q->env->type == OMR_ENV_CONV_HISTORY;
+	const char *conv = history ? omr_envelope_attr(q->env, "earlier") : q->env->conv;
 	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
 		const redisReply *entry = rep->element[i];
 		if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
@@ -93,8 +93,8 @@ static void on_history(void *ud, const redisReply *rep)
 		int64_t t = 0;
 		d->conn = q->env->conn;
 		d->channel = OMR_CHANNEL_CHAT;
-		omr_envelope_set(&d->event, "history");
-		omr_envelope_set(&d->conv, earlier);
+		omr_envelope_set(&d->event, history ? "history" : "monitor");
+		omr_envelope_set(&d->conv, conv);
 		omr_envelope_set(&d->seq, entry->element[0]->str);
 		omr_envelope_add_attr(d, "kind", kind ? kind : "message");
 		if (ev && *ev)
@@ -123,5 +123,5 @@ int omr_handle_conv_history(omr_request_t *q)
 	if (!omr_id_is_valid(earlier, OMR_ENV_ID_MAX))
 		return -EINVAL;
 	const char *args[] = {e->conv, w->id, earlier};
-	return omr_request_fcall(q, on_history, "omr_conv_history", 3, args, NULL);
+	return omr_request_fcall(q, omr_request_on_transcript, "omr_conv_history", 3, args, NULL);
 }

@@ -30,7 +30,7 @@ typedef struct omr_watch {
 	uint64_t conn;
 	char cursor[OMR_SEQ_MAX]; /* last stream id delivered */
 	bool reading, dirty, removed;
-	bool waiting; /* customers: the conversation waits for an agent (positions) */
+	bool waiting;              /* customers: the conversation waits for an agent (positions) */
 	struct omr_router *router; /* set while a position query is in flight */
 	unsigned refs;
 } omr_watch_t;
@@ -101,6 +101,13 @@ int omr_handle_conv_rate(omr_request_t *q);
 int omr_handle_conv_typing(omr_request_t *q);
 int omr_handle_conv_transfer(omr_request_t *q);
 int omr_handle_conv_history(omr_request_t *q);
+/* Answers a transcript read (conv.history, conv.monitor): each entry as a
+ * "history" or "monitor" deliver, then the ack that ends them. */
+void omr_request_on_transcript(void *ud, const redisReply *rep);
+
+/* handlers_supervisor.c */
+int omr_handle_agent_team(omr_request_t *q);
+int omr_handle_conv_monitor(omr_request_t *q);
 
 /* handlers.c */
 void omr_router_on_request(void *ud, const omr_bus_peer_t *peer, omr_envelope_t **envp);

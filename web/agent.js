@@ -6,12 +6,17 @@
  * (disposition), transfers to a queue or an agent with a note, ends wrap-up.
  * The header names the customer (name, customer id, language, queue); the
  * side panel lists the customer's earlier conversations and shows one,
- * read-only, on request. Shows when the customer types and tells the customer
+ * read-only, on request. An agent who supervises others gets a "Team" panel:
+ * their presence, load and open conversations (refreshed on request), and
+ * any of those conversations' transcripts, read-only ("team" and "monitor";
+ * not live: the Refresh buttons read them again). Shows when the customer
+ * types and tells the customer
  * when the agent types (at most once per 2 s per conversation). Every
  * delivered item is acknowledged after it is displayed; items are
  * de-duplicated by seq because unacknowledged ones come again after a
  * reconnect. Typing notices and the items of an earlier conversation
- * ("history") are not inbox items: they carry no inbox seq and are not
+ * ("history"), and the team and monitor frames, are not inbox items: they
+ * carry no inbox seq and are not
  * acknowledged. Reconnects with backoff and logs in again (and restores the
  * presence the agent had chosen, when it was available or break). */
 (function () {
@@ -40,7 +45,13 @@
 		toAgent: $("transfer-to-agent"), target: $("transfer-target"),
 		targetLabel: $("transfer-target-label"), queueList: $("transfer-queues"),
 		note: $("transfer-note"), transferError: $("transfer-error"),
-		transferSend: $("transfer-send"), transferCancel: $("transfer-cancel")
+		transferSend: $("transfer-send"), transferCancel: $("transfer-cancel"),
+		conversation: $("conversation"), team: $("team"), teamRefresh: $("team-refresh"),
+		teamStatus: $("team-status"), teamList: $("team-list"),
+		monitorView: $("monitor-view"), monitorTitle: $("monitor-title"),
+		monitorSub: $("monitor-sub"), monitorRefresh: $("monitor-refresh"),
+		monitorBack: $("monitor-back"), monitorStatus: $("monitor-status"),
+		monitorMessages: $("monitor-messages")
 	};
 
 	var WRAPUP_SHOW_MS = 60000;   /* how long "Wrap-up done" stays after a close */
@@ -72,6 +83,8 @@
 	var pending = {};       /* request id -> {kind, conv, li} */
 	var earlier = {};       /* earlier conversation id -> {items[], state, error} */
 	var shownEarlier = null; /* the earlier conversation in the side panel */
+	var team = null;        /* {agents: [{...agent, convs: []}], loading, error} */
+	var monitored = null;   /* {conv, agent, items[], state, error}: the transcript shown */
 
 	function setStatus(t) { ui.status.textContent = t; }
 
@@ -240,6 +253,12 @@
 		case "history":
 			onHistoryItem(msg);
 			break;
+		case "team":
+			onTeamItem(msg);
+			break;
+		case "monitor":
+			onMonitorItem(msg);
+			break;
 		case "error":
 			onError(msg);
 			break;
@@ -261,6 +280,14 @@
 		setStatus("online");
 		if (want.presence !== "away" && presence !== want.presence)
 			setPresence(want.presence, want.reason);
+		/* a request lost with the old connection is asked again */
+		if (team)
+			team.loading = false;
+		requestTeam();
+		if (monitored) {
+			monitored.state = "";
+			requestMonitor();
+		}
 	}
 
 	function onAck(msg) {
@@ -299,6 +326,10 @@
 				select(p.conv);
 		} else if (p.kind === "history") {
 			historyLoaded(p.earlier, null);
+		} else if (p.kind === "team") {
+			teamLoaded(null);
+		} else if (p.kind === "monitor") {
+			monitorLoaded(p.conv, null);
 		}
 	}
 
@@ -347,6 +378,14 @@
 			} else if (p.kind === "history") {
 				historyLoaded(p.earlier, msg.reason || msg.code);
 				return;
+			} else if (p.kind === "team") {
+				teamLoaded(msg.reason || msg.code);
+				return;
+			} else if (p.kind === "monitor") {
+				monitorLoaded(p.conv, msg.code === "not-assigned"
+					? "you may not read this conversation (any more)"
+					: msg.reason || msg.code);
+				return;
 			}
 		}
 		setStatus("error: " + (msg.reason || msg.code));
@@ -388,7 +427,7 @@
 			(c.unread ? " · " + c.unread + " new" : "");
 		c.li.appendChild(n);
 		c.li.appendChild(meta);
-		c.li.classList.toggle("selected", current === c.id);
+		c.li.classList.toggle("selected", current === c.id && ui.monitorView.hidden);
 		c.li.classList.toggle("closed", c.closed);
 		c.li.classList.toggle("unread", c.unread > 0);
 	}
@@ -428,8 +467,9 @@
 	}
 
 	function select(id) {
-		var changed = current !== id;
+		var changed = current !== id || !ui.monitorView.hidden;
 		current = id;
+		hideMonitor();
 		var c = convs[id];
 		c.unread = 0;
 		ui.messages.textContent = "";
@@ -504,10 +544,16 @@
 				}
 			}
 			/* An offer the agent accepted opens at once, and so does a new
-			 * conversation when the one shown is over. */
+			 * conversation when the one shown is over; not while the agent
+			 * reads a team member's conversation (the list says it). */
 			var idle = !current || (convs[current] && convs[current].closed &&
 						item.type === "assigned");
-			if (idle || current === c.id || accepted)
+			var monitoring = !ui.monitorView.hidden;
+			if (monitoring && item.type === "message" && current === c.id)
+				c.unread++;
+			if (monitoring && item.type === "assigned" && !accepted)
+				notice("New conversation: " + (c.name || "customer"));
+			if (accepted || (!monitoring && (idle || current === c.id)))
 				select(c.id);
 			else
 				renderConvEntry(c);
@@ -1008,6 +1054,208 @@
 			renderHistory(id);
 	}
 
+	/* ---- the team (supervisors) ------------------------------------------ */
+
+	/* Asks for the snapshot of the agents this one supervises; the panel
+	 * shows only when there is at least one. */
+	function requestTeam() {
+		if (team && team.loading)
+			return;
+		var rid = newId("tm");
+		team = { agents: team ? team.agents : [], next: [], loading: true, error: "" };
+		pending[rid] = { kind: "team" };
+		if (!send({ type: "team", id: rid })) {
+			delete pending[rid];
+			team.loading = false;
+			team.error = "not connected";
+		}
+		renderTeam();
+	}
+
+	/* One item of the snapshot: an agent, then the conversations it holds. */
+	function onTeamItem(msg) {
+		if (!team || !team.loading || !msg.agent_id)
+			return;
+		if (msg.kind === "agent") {
+			team.next.push({ id: msg.agent_id, name: msg.name || msg.agent_id,
+					 presence: msg.presence || "offline", reason: msg.reason || "",
+					 load: msg.load || {}, capacity: msg.capacity || {}, convs: [] });
+		} else if (msg.kind === "conversation" && msg.conversation_id) {
+			var a = team.next.filter(function (x) { return x.id === msg.agent_id; })[0];
+			if (a)
+				a.convs.push(msg);
+		}
+	}
+
+	function teamLoaded(error) {
+		if (!team)
+			return;
+		team.loading = false;
+		team.error = error || "";
+		if (!error)
+			team.agents = team.next;
+		team.next = [];
+		renderTeam();
+	}
+
+	function loadText(a) {
+		var parts = [];
+		["chat", "email", "voice"].forEach(function (ch) {
+			var l = a.load[ch] || 0, c = a.capacity[ch] || 0;
+			if (l || c)
+				parts.push(ch + " " + l + "/" + c);
+		});
+		return parts.join(" · ") || "no capacity";
+	}
+
+	function teamConvButton(a, c) {
+		var b = el("button", "team-conv");
+		b.type = "button";
+		b.dataset.conv = c.conversation_id;
+		b.setAttribute("aria-pressed", monitored && monitored.conv === c.conversation_id
+			? "true" : "false");
+		b.appendChild(el("span", "name", c.customer_name || ("Customer " +
+			c.conversation_id.slice(0, 6))));
+		b.appendChild(el("span", "meta", (c.language || "?") +
+			(c.queue ? " · " + c.queue : "") + (c.state ? " · " + c.state : "")));
+		b.title = "Read the conversation of " + a.name + " (read-only)";
+		b.addEventListener("click", function () { showMonitor(a, c); });
+		return b;
+	}
+
+	function renderTeam() {
+		var agents = team ? team.agents : [];
+		ui.team.hidden = agents.length === 0;
+		/* not disabled while loading: that would drop the keyboard focus */
+		ui.team.setAttribute("aria-busy", team && team.loading ? "true" : "false");
+		ui.teamStatus.textContent = team && team.loading ? "Loading…"
+			: team && team.error ? "Could not refresh: " + team.error
+			: "As of " + timeOf(Date.now()) + " (not live: refresh to update)";
+		var focused = document.activeElement && ui.teamList.contains(document.activeElement)
+			? document.activeElement.dataset.conv : null;
+		ui.teamList.textContent = "";
+		agents.forEach(function (a) {
+			var li = el("li", "team-agent");
+			var head = el("div", "team-agent-head");
+			head.appendChild(el("span", "name", a.name));
+			var p = el("span", "team-presence " + a.presence, a.presence +
+				   (a.reason ? " (" + a.reason + ")" : ""));
+			head.appendChild(p);
+			li.appendChild(head);
+			li.appendChild(el("span", "meta", loadText(a)));
+			if (!a.convs.length)
+				li.appendChild(el("span", "meta", "No open conversations"));
+			var ul = el("ul", "team-convs");
+			ul.setAttribute("aria-label", "Conversations of " + a.name);
+			a.convs.forEach(function (c) {
+				var cli = el("li");
+				cli.appendChild(teamConvButton(a, c));
+				ul.appendChild(cli);
+			});
+			li.appendChild(ul);
+			ui.teamList.appendChild(li);
+		});
+		if (focused) {
+			var again = ui.teamList.querySelector('button[data-conv="' + focused + '"]');
+			(again || ui.teamRefresh).focus();
+		}
+	}
+
+	/* Shows conversation c of team member a, read-only, instead of the
+	 * agent's own conversation. */
+	function showMonitor(a, c) {
+		monitored = { conv: c.conversation_id, agent: a.name,
+			      customer: c.customer_name || "", items: [], state: "loading",
+			      error: "" };
+		ui.conversation.hidden = true;
+		ui.panel.hidden = true;
+		ui.monitorView.hidden = false;
+		order.forEach(function (k) { renderConvEntry(convs[k]); });
+		Array.prototype.forEach.call(ui.teamList.querySelectorAll("button.team-conv"),
+			function (b) {
+				b.setAttribute("aria-pressed", b.dataset.conv === monitored.conv
+					? "true" : "false");
+			});
+		requestMonitor();
+	}
+
+	function requestMonitor() {
+		if (!monitored || (monitored.state === "loading" && monitored.sent))
+			return;
+		monitored.sent = true;
+		var rid = newId("mo");
+		monitored.items = [];
+		monitored.state = "loading";
+		pending[rid] = { kind: "monitor", conv: monitored.conv };
+		if (!send({ type: "monitor", conversation_id: monitored.conv, id: rid })) {
+			delete pending[rid];
+			monitored.state = "failed";
+			monitored.error = "not connected";
+		}
+		renderMonitor();
+	}
+
+	function onMonitorItem(msg) {
+		if (!monitored || monitored.state !== "loading" ||
+		    msg.conversation_id !== monitored.conv)
+			return;
+		if (!monitored.items.some(function (it) { return it.seq === msg.seq; }))
+			monitored.items.push(msg);
+	}
+
+	function monitorLoaded(conv, error) {
+		if (!monitored || monitored.conv !== conv)
+			return;
+		monitored.state = error ? "failed" : "loaded";
+		monitored.error = error || "";
+		renderMonitor();
+	}
+
+	function renderMonitor() {
+		var m = monitored;
+		ui.monitorTitle.textContent = m.customer || ("Customer " + m.conv.slice(0, 6));
+		ui.monitorTitle.title = "Conversation " + m.conv;
+		ui.monitorSub.textContent = "Agent: " + m.agent;
+		ui.monitorView.setAttribute("aria-busy", m.state === "loading" ? "true" : "false");
+		ui.monitorMessages.textContent = "";
+		if (m.state === "loading") {
+			ui.monitorStatus.textContent = "Loading…";
+			return;
+		}
+		if (m.state === "failed") {
+			ui.monitorStatus.textContent = "Could not load it: " + m.error;
+			return;
+		}
+		var closed = m.items.some(function (it) { return it.event === "closed"; });
+		ui.monitorStatus.textContent = m.items.length + " items as of " + timeOf(Date.now()) +
+			(closed ? "; the conversation is closed" : "; not live: refresh to update");
+		m.items.forEach(function (it) { ui.monitorMessages.appendChild(historyLine(it)); });
+		ui.monitorMessages.scrollTop = ui.monitorMessages.scrollHeight;
+	}
+
+	/* Back to the agent's own conversation. */
+	function hideMonitor() {
+		if (ui.monitorView.hidden)
+			return;
+		ui.monitorView.hidden = true;
+		ui.conversation.hidden = false;
+		ui.panel.hidden = !current;
+		var was = monitored;
+		monitored = null;
+		Array.prototype.forEach.call(ui.teamList.querySelectorAll("button.team-conv"),
+			function (b) { b.setAttribute("aria-pressed", "false"); });
+		return was;
+	}
+
+	function leaveMonitor() {
+		var was = hideMonitor();
+		if (current)
+			select(current);
+		var b = was && ui.teamList.querySelector('button[data-conv="' + was.conv + '"]');
+		if (b)
+			b.focus();
+	}
+
 	/* ---- wrap-up ------------------------------------------------------ */
 
 	/* The server does not say whether the agent is in wrap-up after a close,
@@ -1128,6 +1376,9 @@
 	ui.logout.addEventListener("click", function () {
 		stopped = true;
 		creds = null;
+		hideMonitor();
+		team = null;
+		renderTeam();
 		sessionStorage.removeItem(KEY);
 		Object.keys(offers).forEach(function (id) { removeOffer(id); });
 		sessionStorage.removeItem(CONVS_KEY);
@@ -1175,6 +1426,18 @@
 			ui.transferBtn.focus();
 		else if (sel)
 			sel.focus();
+	});
+
+	ui.teamRefresh.addEventListener("click", requestTeam);
+	ui.monitorRefresh.addEventListener("click", requestMonitor);
+	ui.monitorBack.addEventListener("click", leaveMonitor);
+	/* Escape anywhere on the desk (the team list or the transcript) ends
+	 * the reading. */
+	ui.desk.addEventListener("keydown", function (ev) {
+		if (ev.key === "Escape" && !ui.monitorView.hidden && !ev.defaultPrevented) {
+			ev.preventDefault();
+			leaveMonitor();
+		}
 	});
 
 	ui.historyClose.addEventListener("click", function () {

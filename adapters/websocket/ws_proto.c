@@ -40,6 +40,8 @@ static const char *const kind_names[] = {
         [OMR_WS_RATE] = "rate",
         [OMR_WS_TRANSFER] = "transfer",
         [OMR_WS_HISTORY] = "history",
+        [OMR_WS_TEAM] = "team",
+        [OMR_WS_MONITOR] = "monitor",
 };
 
 const char *omr_ws_kind_name(omr_ws_kind_t kind)
@@ -620,24 +622,37 @@ static int parse_transfer(const omr_ws_session_t *s, const omr_ws_limits_t *lim,
 	               : 0;
 }
 
-/* history: the transcript of an earlier conversation of the customer of
- * conversation_id. Its items come before the ack. */
-static int parse_history(const omr_ws_session_t *s, const cJSON *obj, omr_ws_request_t *rq,
-                         omr_ws_error_t *err)
+/* history and monitor: a transcript outside the agent's inbox, read-only.
+ * history: an earlier conversation (`earlier`) of the customer of
+ * conversation_id; monitor: conversation_id itself, held by an agent this one
+ * supervises. Its items come before the ack. */
+static int parse_transcript(const omr_ws_session_t *s, const cJSON *obj, omr_ws_request_t *rq,
+                            omr_ws_error_t *err)
 {
-	char earlier[OMR_WS_ID_MAX + 1];
+	char earlier[OMR_WS_ID_MAX + 1] = "";
+	bool history = rq->kind == OMR_WS_HISTORY;
 	if (take_id(obj, "conversation_id", OMR_WS_ID_MAX, true, rq->conv, sizeof(rq->conv), err,
 	            "conversation_id is missing or not an id") ||
-	    take_id(obj, "earlier", OMR_WS_ID_MAX, true, earlier, sizeof(earlier), err,
-	            "earlier is missing or not an id"))
+	    (history && take_id(obj, "earlier", OMR_WS_ID_MAX, true, earlier, sizeof(earlier), err,
+	                        "earlier is missing or not an id")))
 		return -EINVAL;
-	rq->env = env_for(s, OMR_ENV_CONV_HISTORY, s->tenant);
+	rq->env = env_for(s, history ? OMR_ENV_CONV_HISTORY : OMR_ENV_CONV_MONITOR, s->tenant);
 	if (!rq->env)
 		return -ENOMEM;
 	return env_set_all(&rq->env->conv, rq->conv, &rq->env->agent, s->agent, NULL, NULL) ||
-	                       omr_envelope_add_attr(rq->env, "earlier", earlier)
+	                       (history && omr_envelope_add_attr(rq->env, "earlier", earlier))
 	               ? -ENOMEM
 	               : 0;
+}
+
+/* team: the supervisor's snapshot of the agents it supervises. No members;
+ * its items come before the ack. */
+static int parse_team(const omr_ws_session_t *s, omr_ws_request_t *rq)
+{
+	rq->env = env_for(s, OMR_ENV_AGENT_TEAM, s->tenant);
+	if (!rq->env)
+		return -ENOMEM;
+	return omr_envelope_set(&rq->env->agent, s->agent) ? -ENOMEM : 0;
 }
 
 /* ---- frame dispatch --------------------------------------------------- */
@@ -665,6 +680,8 @@ static omr_ws_kind_t kind_for(omr_ws_role_t role, const char *type)
 	        {OMR_WS_ROLE_AGENT, "typing", OMR_WS_TYPING},
 	        {OMR_WS_ROLE_AGENT, "transfer", OMR_WS_TRANSFER},
 	        {OMR_WS_ROLE_AGENT, "history", OMR_WS_HISTORY},
+	        {OMR_WS_ROLE_AGENT, "team", OMR_WS_TEAM},
+	        {OMR_WS_ROLE_AGENT, "monitor", OMR_WS_MONITOR},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		if (table[i].role == role && strcmp(table[i].name, type) == 0)
@@ -778,7 +795,10 @@ static int parse_kind(const omr_ws_session_t *s, const omr_ws_limits_t *lim, con
 	case OMR_WS_TRANSFER:
 		return parse_transfer(s, lim, root, rq, err);
 	case OMR_WS_HISTORY:
-		return parse_history(s, root, rq, err);
+	case OMR_WS_MONITOR:
+		return parse_transcript(s, root, rq, err);
+	case OMR_WS_TEAM:
+		return parse_team(s, rq);
 	default:
 		omr_ws_error_set(err, "bad-request", "unknown type", 0);
 		return -EINVAL;

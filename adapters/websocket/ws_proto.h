@@ -57,6 +57,8 @@ typedef enum omr_ws_kind {
 	OMR_WS_RATE,       /* customer: the 1-5 survey of a closed conversation */
 	OMR_WS_TRANSFER,   /* agent: hand a conversation to a queue or an agent */
 	OMR_WS_HISTORY,    /* agent: read an earlier conversation of the customer */
+	OMR_WS_TEAM,       /* agent (supervisor): the agents it supervises, their work */
+	OMR_WS_MONITOR,    /* agent (supervisor): read a supervised agent's conversation */
 } omr_ws_kind_t;
 
 /* What the server knows about one connection. Identity (tenant, conv,

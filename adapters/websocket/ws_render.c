@@ -110,7 +110,7 @@ static char *render_ack(const omr_ws_request_t *rq, const omr_envelope_t *ack)
 		ok = add_str(obj, "presence", ack->presence ? ack->presence : rq->presence);
 	else if (ok && (rq->kind == OMR_WS_CLOSE || rq->kind == OMR_WS_ACCEPT ||
 	                rq->kind == OMR_WS_REJECT || rq->kind == OMR_WS_TRANSFER ||
-	                rq->kind == OMR_WS_HISTORY))
+	                rq->kind == OMR_WS_HISTORY || rq->kind == OMR_WS_MONITOR))
 		ok = add_str(obj, "conversation_id", rq->conv);
 	return finish(obj, ok);
 }
@@ -221,12 +221,13 @@ static char *render_customer_item(const omr_envelope_t *env)
 	return finish(obj, ok);
 }
 
-/* An agent reads an earlier conversation: one transcript entry of it. Not
- * part of the agent's inbox (its seq is the earlier conversation's), so not
- * acknowledged. */
-static char *render_history_item(const omr_envelope_t *env)
+/* An agent reads an earlier conversation ("history"), or a supervisor a
+ * conversation of its team ("monitor"): one transcript entry of it, in a
+ * frame of that type. Not part of the agent's inbox (its seq is that
+ * conversation's), so not acknowledged. */
+static char *render_transcript_item(const omr_envelope_t *env)
 {
-	cJSON *obj = new_frame("history");
+	cJSON *obj = new_frame(env->event);
 	bool ok = obj && add_str(obj, "conversation_id", env->conv) &&
 	          add_str(obj, "seq", env->seq) &&
 	          add_str(obj, "kind", omr_envelope_attr(env, "kind")) &&
@@ -234,6 +235,45 @@ static char *render_history_item(const omr_envelope_t *env)
 	          add_str(obj, "from", env->from ? omr_role_name(env->from) : NULL) &&
 	          add_str(obj, "name", env->name) && add_str(obj, "text", env->text) &&
 	          add_ts(obj, env);
+	return finish(obj, ok);
+}
+
+/* {"chat":N,"email":N,"voice":N} from the attributes PREFIXchat, ... */
+static bool add_channels(cJSON *obj, const char *key, const omr_envelope_t *env, const char *prefix)
+{
+	cJSON *o = cJSON_AddObjectToObject(obj, key);
+	bool ok = o != NULL;
+	for (int ch = OMR_CHANNEL_NONE + 1; ok && ch < OMR_CHANNEL_COUNT; ch++) {
+		char attr[32];
+		snprintf(attr, sizeof(attr), "%s%s", prefix, omr_channel_name((omr_channel_t)ch));
+		ok = add_int_attr(o, omr_channel_name((omr_channel_t)ch), env, attr);
+	}
+	return ok;
+}
+
+/* A supervisor's team snapshot: one frame per supervised agent (kind
+ * "agent") and per conversation it holds (kind "conversation"). Not an
+ * inbox item: no seq, not acknowledged. */
+static char *render_team_item(const omr_envelope_t *env)
+{
+	const char *kind = omr_envelope_attr(env, "kind");
+	bool agent = kind && strcmp(kind, "agent") == 0;
+	cJSON *obj = new_frame("team");
+	bool ok = obj && add_str(obj, "kind", agent ? "agent" : "conversation") &&
+	          add_str(obj, "agent_id", env->agent);
+	if (ok && agent)
+		ok = add_str(obj, "name", env->name) &&
+		     add_str(obj, "presence", env->presence ? env->presence : "offline") &&
+		     add_str(obj, "reason", env->reason) &&
+		     add_channels(obj, "load", env, "load_") &&
+		     add_channels(obj, "capacity", env, "cap_");
+	else if (ok)
+		ok = add_str(obj, "conversation_id", env->conv) &&
+		     add_str(obj, "customer_name", env->name) &&
+		     add_str(obj, "language", env->lang) &&
+		     add_str(obj, "queue", omr_envelope_attr(env, "queue")) &&
+		     add_str(obj, "state", omr_envelope_attr(env, "state")) &&
+		     add_str(obj, "tenant", env->tenant);
 	return finish(obj, ok);
 }
 
@@ -283,8 +323,11 @@ int omr_ws_render_deliver(const omr_ws_session_t *s, const omr_envelope_t *env, 
 	bool agent = s->role == OMR_WS_ROLE_AGENT;
 	if (strcmp(env->event, "typing") == 0 || (!agent && strcmp(env->event, "position") == 0))
 		*out = render_notice(s, env);
-	else if (agent && strcmp(env->event, "history") == 0)
-		*out = render_history_item(env);
+	else if (agent &&
+	         (strcmp(env->event, "history") == 0 || strcmp(env->event, "monitor") == 0))
+		*out = render_transcript_item(env);
+	else if (agent && strcmp(env->event, "team") == 0)
+		*out = render_team_item(env);
 	else
 		*out = agent ? render_agent_item(env) : render_customer_item(env);
 	return *out ? 0 : -ENOMEM;

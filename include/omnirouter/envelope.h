@@ -52,6 +52,8 @@ typedef enum omr_env_type {
 	OMR_ENV_CONV_TYPING,    /* "conv.typing": `from` is typing in `conv` */
 	OMR_ENV_CONV_TRANSFER,  /* "conv.transfer": attrs queue or agent, text = note */
 	OMR_ENV_CONV_HISTORY,   /* "conv.history": attrs earlier = a past conv to read */
+	OMR_ENV_AGENT_TEAM,     /* "agent.team": a supervisor's snapshot of its agents */
+	OMR_ENV_CONV_MONITOR,   /* "conv.monitor": a supervisor reads `conv` */
 	OMR_ENV_TYPE_COUNT
 } omr_env_type_t;
 

@@ -30,6 +30,7 @@ typedef struct omr_ctl {
 	bool dry_run;
 	/* Option values; NULL when not given. */
 	const char *id, *name, *languages, *skills, *capacity, *tenants, *token, *reason;
+	const char *supervises; /* "" clears */
 	const char *skills_set, *skills_add, *skills_remove;
 } omr_ctl_t;
 

@@ -31,7 +31,8 @@ enum {
 	F_ADD = 1 << 9,
 	F_REMOVE = 1 << 10,
 	F_DRY_RUN = 1 << 11,
-	F_FIELDS = F_NAME | F_LANGUAGES | F_SKILLS | F_CAPACITY | F_TENANTS,
+	F_SUPERVISES = 1 << 12,
+	F_FIELDS = F_NAME | F_LANGUAGES | F_SKILLS | F_CAPACITY | F_TENANTS | F_SUPERVISES,
 };
 
 static int check_options(const omr_ctl_t *ctl, const char *verb, unsigned allowed)
@@ -53,6 +54,7 @@ static int check_options(const omr_ctl_t *ctl, const char *verb, unsigned allowe
 	        {"add", ctl->skills_add != NULL, F_ADD},
 	        {"remove", ctl->skills_remove != NULL, F_REMOVE},
 	        {"dry-run", ctl->dry_run, F_DRY_RUN},
+	        {"supervises", ctl->supervises != NULL, F_SUPERVISES},
 	};
 	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
 		if (o[i].given && !(allowed & o[i].bit))
@@ -95,8 +97,8 @@ static int add_field(cJSON *a, const char *key, const char *value,
 	return 0;
 }
 
-/* The fields given on the command line, as upsert JSON. */
-static int fields_json(const omr_ctl_t *ctl, cJSON **out)
+/* The fields given on the command line, as upsert JSON, for agent id. */
+static int fields_json(const omr_ctl_t *ctl, const char *id, cJSON **out)
 {
 	char why[256];
 	cJSON *a = cJSON_CreateObject();
@@ -115,6 +117,10 @@ static int fields_json(const omr_ctl_t *ctl, cJSON **out)
 		rc = add_field(a, "capacity", ctl->capacity, omr_ctl_parse_capacity);
 	if (rc == 0 && ctl->tenants)
 		rc = add_field(a, "tenants", ctl->tenants, omr_ctl_parse_tenants);
+	if (rc == 0 && ctl->supervises)
+		rc = add_field(a, "supervises", ctl->supervises, omr_ctl_parse_supervises);
+	if (rc == 0 && omr_ctl_list_has(cJSON_GetObjectItemCaseSensitive(a, "supervises"), id))
+		rc = omr_ctl_usage_error("--supervises: an agent cannot supervise itself");
 	if (rc != 0) {
 		cJSON_Delete(a);
 		return rc;
@@ -181,6 +187,7 @@ static int get_agent(omr_ctl_t *ctl, const char *id, cJSON **agent)
 		cJSON_Delete(a);
 	} else {
 		omr_ctl_json_array(a, "conversations");
+		omr_ctl_json_array(a, "supervises");
 		*agent = a;
 	}
 	return rc;
@@ -197,7 +204,7 @@ static int agent_add(omr_ctl_t *ctl, int argc, char **argv)
 	if (rc == 0 && (!ctl->name || !ctl->languages))
 		rc = omr_ctl_usage_error("agent add: --name and --languages are required");
 	if (rc == 0)
-		rc = fields_json(ctl, &a);
+		rc = fields_json(ctl, id, &a);
 	/* add replaces: every field is sent, with defaults for those not given,
 	 * since the upsert keeps the current value of a missing field. */
 	if (rc == 0 && omr_ctl_new_agent_defaults(a, ctl->default_tenant) != 0)
@@ -220,7 +227,7 @@ static int agent_update(omr_ctl_t *ctl, int argc, char **argv)
 	if (rc == 0)
 		rc = agent_id(ctl, argc, argv, 0, &id);
 	if (rc == 0)
-		rc = fields_json(ctl, &a);
+		rc = fields_json(ctl, id, &a);
 	/* The upsert would create a missing agent; update must not. */
 	if (rc == 0)
 		rc = get_agent(ctl, id, NULL);
@@ -502,7 +509,7 @@ static size_t width(const char *s)
 	return n;
 }
 
-#define NCOLS 7
+#define NCOLS 8
 
 static void row_cells(const cJSON *agent, char cells[NCOLS][512])
 {
@@ -512,7 +519,8 @@ static void row_cells(const cJSON *agent, char cells[NCOLS][512])
 	omr_ctl_format_levels(cJSON_GetObjectItemCaseSensitive(agent, "languages"), cells[3], 512);
 	omr_ctl_format_levels(cJSON_GetObjectItemCaseSensitive(agent, "skills"), cells[4], 512);
 	format_load(agent, cells[5], 512);
-	format_presence(agent, cells[6], 512);
+	format_list(cJSON_GetObjectItemCaseSensitive(agent, "supervises"), cells[6], 512);
+	format_presence(agent, cells[7], 512);
 }
 
 static void print_row(char cells[NCOLS][512], const size_t *w)
@@ -524,8 +532,8 @@ static void print_row(char cells[NCOLS][512], const size_t *w)
 
 static void print_table(const cJSON *agents)
 {
-	static char head[NCOLS][512] = {"ID",     "NAME",     "TENANTS", "LANGUAGES",
-	                                "SKILLS", "LOAD/CAP", "PRESENCE"};
+	static char head[NCOLS][512] = {"ID",     "NAME",     "TENANTS",    "LANGUAGES",
+	                                "SKILLS", "LOAD/CAP", "SUPERVISES", "PRESENCE"};
 	char cells[NCOLS][512];
 	size_t w[NCOLS];
 	const cJSON *a;
@@ -546,17 +554,6 @@ static void print_table(const cJSON *agents)
 	}
 }
 
-static bool serves(const cJSON *agent, const char *tenant)
-{
-	const cJSON *t;
-	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(agent, "tenants"))
-	{
-		if (cJSON_IsString(t) && strcmp(t->valuestring, tenant) == 0)
-			return true;
-	}
-	return false;
-}
-
 static int agent_list(omr_ctl_t *ctl, int argc, char **argv)
 {
 	cJSON *all = NULL;
@@ -570,8 +567,12 @@ static int agent_list(omr_ctl_t *ctl, int argc, char **argv)
 	cJSON *shown = cJSON_CreateArray();
 	for (cJSON *a = all ? all->child : NULL, *next; a; a = next) {
 		next = a->next;
-		if (cJSON_IsObject(a) && (!ctl->tenant_given || serves(a, ctl->default_tenant))) {
+		if (cJSON_IsObject(a) &&
+		    (!ctl->tenant_given ||
+		     omr_ctl_list_has(cJSON_GetObjectItemCaseSensitive(a, "tenants"),
+		                      ctl->default_tenant))) {
 			omr_ctl_json_array(a, "conversations");
+			omr_ctl_json_array(a, "supervises");
 			cJSON_AddItemToArray(shown, cJSON_DetachItemViaPointer(all, a));
 		}
 	}
@@ -600,6 +601,8 @@ static void print_agent(const cJSON *a)
 	format_presence(a, buf, sizeof(buf));
 	omr_ctl_format_time((double)num(a, "presence_since_ms"), since, sizeof(since));
 	printf("presence       %s since %s\n", buf, since);
+	format_list(cJSON_GetObjectItemCaseSensitive(a, "supervises"), buf, sizeof(buf));
+	printf("supervises     %s\n", buf);
 	format_list(cJSON_GetObjectItemCaseSensitive(a, "conversations"), buf, sizeof(buf));
 	printf("conversations  %s\n", buf);
 }

@@ -170,7 +170,7 @@ static int parse_roster(const char *path, const char *buf, size_t len, roster_t 
 	if (rc == 0 && !have_header && r->bad == 0) {
 		bad_row(r, path, 1,
 		        "empty file: the header row id,name,languages[,skills]"
-		        "[,capacity][,tenants] is required");
+		        "[,capacity][,tenants][,supervises] is required");
 		r->no_header = true;
 	}
 	omr_csv_record_cleanup(&rec);

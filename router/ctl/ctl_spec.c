@@ -13,7 +13,7 @@
 #include "omnirouter/envelope.h"
 #include "omnirouter/util.h"
 
-#define ITEM_MAX 128u
+#define ITEM_MAX (OMR_ENV_ID_MAX + 1u) /* the longest item: an agent id */
 
 __attribute__((format(printf, 3, 4))) static int fail(char *why, size_t whylen, const char *fmt,
                                                       ...)
@@ -280,7 +280,21 @@ int omr_ctl_parse_capacity(const char *s, char sep, cJSON **out, char *why, size
 	return 0;
 }
 
-int omr_ctl_parse_tenants(const char *s, char sep, cJSON **out, char *why, size_t whylen)
+bool omr_ctl_list_has(const cJSON *list, const char *s)
+{
+	const cJSON *t;
+	cJSON_ArrayForEach(t, list)
+	{
+		if (cJSON_IsString(t) && strcmp(t->valuestring, s) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* "a,b" -> ["a","b"]: ids of at most max bytes, no duplicates; at least one
+ * unless may_be_empty ("" -> []). what names an item in errors. */
+static int parse_ids(const char *s, char sep, size_t max, bool may_be_empty, const char *what,
+                     cJSON **out, char *why, size_t whylen)
 {
 	cJSON *a = cJSON_CreateArray();
 	char item[ITEM_MAX];
@@ -288,23 +302,21 @@ int omr_ctl_parse_tenants(const char *s, char sep, cJSON **out, char *why, size_
 	*out = NULL;
 	if (!a)
 		return -ENOMEM;
-	if (blank(s)) {
-		rc = fail(why, whylen, "at least one tenant is required");
+	if (blank(s) && !may_be_empty) {
+		rc = fail(why, whylen, "at least one %s is required", what);
 		goto bad;
 	}
+	if (blank(s))
+		s = NULL;
 	while ((rc = next_item(&s, sep, item)) != 0) {
-		if (rc < 0 || !omr_id_is_valid(item, OMR_CTL_TENANT_MAX)) {
-			rc = fail(why, whylen, "tenant '%s': ids are 1-64 of A-Z a-z 0-9 . _ : @ -",
-			          item);
+		if (rc < 0 || !omr_id_is_valid(item, max)) {
+			rc = fail(why, whylen, "%s '%.*s': ids are 1-%zu of A-Z a-z 0-9 . _ : @ -",
+			          what, 64, item, max);
 			goto bad;
 		}
-		cJSON *t;
-		cJSON_ArrayForEach(t, a)
-		{
-			if (strcmp(t->valuestring, item) == 0) {
-				rc = fail(why, whylen, "tenant '%s' is given twice", item);
-				goto bad;
-			}
+		if (omr_ctl_list_has(a, item)) {
+			rc = fail(why, whylen, "%s '%s' is given twice", what, item);
+			goto bad;
 		}
 		if (!cJSON_AddItemToArray(a, cJSON_CreateString(item))) {
 			rc = -ENOMEM;
@@ -316,6 +328,16 @@ int omr_ctl_parse_tenants(const char *s, char sep, cJSON **out, char *why, size_
 bad:
 	cJSON_Delete(a);
 	return rc;
+}
+
+int omr_ctl_parse_tenants(const char *s, char sep, cJSON **out, char *why, size_t whylen)
+{
+	return parse_ids(s, sep, OMR_CTL_TENANT_MAX, false, "tenant", out, why, whylen);
+}
+
+int omr_ctl_parse_supervises(const char *s, char sep, cJSON **out, char *why, size_t whylen)
+{
+	return parse_ids(s, sep, OMR_ENV_ID_MAX, true, "agent", out, why, whylen);
 }
 
 static bool has_control(const char *s)
@@ -350,7 +372,7 @@ int omr_ctl_check_reason(const char *s, char *why, size_t whylen)
 }
 
 static const char *const roster_names[OMR_ROSTER_NCOLS] = {
-        "id", "name", "languages", "skills", "capacity", "tenants",
+        "id", "name", "languages", "skills", "capacity", "tenants", "supervises",
 };
 
 int omr_roster_header(const omr_csv_record_t *rec, omr_roster_cols_t *cols, char *why,
@@ -373,7 +395,7 @@ int omr_roster_header(const omr_csv_record_t *rec, omr_roster_cols_t *cols, char
 		if (c == OMR_ROSTER_NCOLS)
 			return fail(why, whylen,
 			            "unknown column '%.*s' (header: id,name,languages[,skills]"
-			            "[,capacity][,tenants])",
+			            "[,capacity][,tenants][,supervises])",
 			            (int)(n > 64 ? 64 : n), f);
 		if (cols->at[c] >= 0)
 			return fail(why, whylen, "column '%s' appears twice", roster_names[c]);
@@ -383,7 +405,7 @@ int omr_roster_header(const omr_csv_record_t *rec, omr_roster_cols_t *cols, char
 		if (cols->at[c] < 0)
 			return fail(why, whylen,
 			            "header row lacks column '%s' (header: id,name,languages"
-			            "[,skills][,capacity][,tenants])",
+			            "[,skills][,capacity][,tenants][,supervises])",
 			            roster_names[c]);
 	return 0;
 }
@@ -443,6 +465,11 @@ int omr_roster_row(const omr_roster_cols_t *cols, const omr_csv_record_t *rec, c
 	if (rc == 0)
 		rc = add_list(o, "tenants", cell(cols, rec, OMR_ROSTER_TENANTS),
 		              omr_ctl_parse_tenants, why, whylen);
+	if (rc == 0)
+		rc = add_list(o, "supervises", cell(cols, rec, OMR_ROSTER_SUPERVISES),
+		              omr_ctl_parse_supervises, why, whylen);
+	if (rc == 0 && omr_ctl_list_has(cJSON_GetObjectItemCaseSensitive(o, "supervises"), *id))
+		rc = fail(why, whylen, "supervises: an agent cannot supervise itself");
 	if (rc != 0) {
 		cJSON_Delete(o);
 		return rc;
@@ -466,5 +493,8 @@ int omr_ctl_new_agent_defaults(cJSON *agent, const char *default_tenant)
 		if (!t || !cJSON_AddItemToArray(t, cJSON_CreateString(default_tenant)))
 			return -ENOMEM;
 	}
+	if (!cJSON_HasObjectItem(agent, "supervises") &&
+	    !cJSON_AddArrayToObject(agent, "supervises"))
+		return -ENOMEM;
 	return 0;
 }

@@ -48,6 +48,13 @@ int omr_ctl_parse_capacity(const char *s, char sep, cJSON **out, char *why, size
  * duplicates, at least one. */
 int omr_ctl_parse_tenants(const char *s, char sep, cJSON **out, char *why, size_t whylen);
 
+/* "ana,bob" -> ["ana","bob"]: the agents an agent supervises, ids of 1-128
+ * of [A-Za-z0-9._:@-], no duplicates; "" -> [] (supervises nobody). */
+int omr_ctl_parse_supervises(const char *s, char sep, cJSON **out, char *why, size_t whylen);
+
+/* list (a cJSON array; NULL is empty) holds the string s. */
+bool omr_ctl_list_has(const cJSON *list, const char *s);
+
 /* A display name: 1-256 bytes of UTF-8 without control characters. */
 int omr_ctl_check_name(const char *s, char *why, size_t whylen);
 
@@ -62,6 +69,7 @@ enum omr_roster_col {
 	OMR_ROSTER_SKILLS,
 	OMR_ROSTER_CAPACITY,
 	OMR_ROSTER_TENANTS,
+	OMR_ROSTER_SUPERVISES,
 	OMR_ROSTER_NCOLS
 };
 
@@ -83,7 +91,8 @@ int omr_roster_row(const omr_roster_cols_t *cols, const omr_csv_record_t *rec, c
                    cJSON **out, char *why, size_t whylen);
 
 /* Fills the fields a new agent needs and the JSON lacks: no skills, capacity
- * chat 1, tenants [default_tenant]. -ENOMEM on allocation failure. */
+ * chat 1, tenants [default_tenant], supervises nobody. -ENOMEM on allocation
+ * failure. */
 int omr_ctl_new_agent_defaults(cJSON *agent, const char *default_tenant);
 
 #endif

@@ -30,10 +30,12 @@ static void usage(FILE *f)
 	        "usage: omnirouterctl [-c FILE] [--tenant T] [--json] COMMAND\n"
 	        "  agent add --id ID --name NAME --languages es:10,en:6 [--skills billing:7,...]\n"
 	        "            [--capacity chat:3,email:5,voice:1 | --capacity N] [--tenants a,b]\n"
-	        "            [--token TOKEN]\n"
+	        "            [--token TOKEN] [--supervises AGENT,...]\n"
 	        "        create or replace an agent; prints the agent's new token\n"
 	        "  agent update --id ID [--name N] [--languages L] [--skills S] [--capacity C]\n"
-	        "            [--tenants T]       change the given fields, keeping the token\n"
+	        "            [--tenants T] [--supervises A,B]\n"
+	        "                                change the given fields, keeping the token;\n"
+	        "                                --supervises \"\" supervises nobody\n"
 	        "  agent skills --id ID [--set S] [--add S] [--remove X,Y]\n"
 	        "                                replace, add or remove skills\n"
 	        "  agent state --id ID available|busy|break|offline|away [--reason TEXT]\n"
@@ -46,7 +48,8 @@ static void usage(FILE *f)
 	        "  agent remove ID               delete an agent with no open conversations\n"
 	        "  agent import FILE.csv [--dry-run]\n"
 	        "        create or update agents from a roster (header id,name,languages\n"
-	        "        [,skills][,capacity][,tenants]; items in a cell separated by |);\n"
+	        "        [,skills][,capacity][,tenants][,supervises]; items in a cell\n"
+	        "        separated by |);\n"
 	        "        prints id,token for each new agent\n"
 	        "  explain CONVERSATION          why a conversation went where it went\n"
 	        "A language without :N has proficiency 10; levels are 1-10; --capacity N means\n"
@@ -232,6 +235,7 @@ enum {
 	OPT_SET,
 	OPT_ADD,
 	OPT_REMOVE,
+	OPT_SUPERVISES,
 	OPT_DRY_RUN,
 	OPT_JSON,
 };
@@ -263,6 +267,7 @@ static int parse_options(omr_ctl_t *ctl, const char **config, const char **tenan
 	        {"set", required_argument, NULL, OPT_SET},
 	        {"add", required_argument, NULL, OPT_ADD},
 	        {"remove", required_argument, NULL, OPT_REMOVE},
+	        {"supervises", required_argument, NULL, OPT_SUPERVISES},
 	        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	        {"json", no_argument, NULL, OPT_JSON},
 	        {"help", no_argument, NULL, 'h'},
@@ -270,18 +275,19 @@ static int parse_options(omr_ctl_t *ctl, const char **config, const char **tenan
 	};
 	/* Where each string option goes: lo[1 + k] is stored in slots[k]. */
 	const char **slots[] = {
-	        tenant,       &ctl->id,         &ctl->name,       &ctl->languages,
-	        &ctl->skills, &ctl->capacity,   &ctl->tenants,    &ctl->token,
-	        &ctl->reason, &ctl->skills_set, &ctl->skills_add, &ctl->skills_remove,
+	        tenant,           &ctl->id,         &ctl->name,       &ctl->languages,
+	        &ctl->skills,     &ctl->capacity,   &ctl->tenants,    &ctl->token,
+	        &ctl->reason,     &ctl->skills_set, &ctl->skills_add, &ctl->skills_remove,
+	        &ctl->supervises,
 	};
-	_Static_assert(sizeof(slots) / sizeof(slots[0]) == OPT_REMOVE - OPT_TENANT + 1,
+	_Static_assert(sizeof(slots) / sizeof(slots[0]) == OPT_SUPERVISES - OPT_TENANT + 1,
 	               "one slot per string option");
 	int ch, rc = 0;
 	opterr = 0;
 	/* glibc permutes: options may come before or after the command words
 	 * ("--json agent list", "agent add --id x"); the words end up last. */
 	while (rc == 0 && (ch = getopt_long(argc, argv, "c:h", lo, NULL)) != -1) {
-		if (ch >= OPT_TENANT && ch <= OPT_REMOVE) {
+		if (ch >= OPT_TENANT && ch <= OPT_SUPERVISES) {
 			rc = set_once(slots[ch - OPT_TENANT], lo[1 + ch - OPT_TENANT].name, optarg);
 			continue;
 		}
@@ -299,7 +305,7 @@ static int parse_options(omr_ctl_t *ctl, const char **config, const char **tenan
 			usage(stdout);
 			return -1;
 		default:
-			if (optopt == 'c' || (optopt >= OPT_TENANT && optopt <= OPT_REMOVE))
+			if (optopt == 'c' || (optopt >= OPT_TENANT && optopt <= OPT_SUPERVISES))
 				rc = omr_ctl_usage_error("%s needs a value", argv[optind - 1]);
 			else if (optopt >= OPT_TENANT)
 				rc = omr_ctl_usage_error("%s takes no value", argv[optind - 1]);

@@ -66,6 +66,21 @@ local function agent_upsert(keys, args)
   if spec == nil then
     return err('BADARG', 'agent must be a JSON object')
   end
+  -- supervises: the agents whose conversations this one may read
+  -- (47_supervisor.lua); checked before anything is written.
+  if spec.supervises ~= nil then
+    local list, seen = spec.supervises, {}
+    if type(list) ~= 'table' or #list > 500 then
+      return err('BADARG', 'supervises is a list of at most 500 agent ids')
+    end
+    for k, s in pairs(list) do
+      if type(k) ~= 'number' or type(s) ~= 'string' or #s > 128 or not s:match('^[%w._:@-]+$')
+        or s == id or seen[s] then
+        return err('BADARG', 'supervises: agent ids, each once, not the agent itself')
+      end
+      seen[s] = true
+    end
+  end
   local akey = P .. ':agent:' .. id
   local a = agent_read(P, id)
   local created = a == nil
@@ -103,6 +118,11 @@ local function agent_upsert(keys, args)
   if spec.token_sha and spec.token_sha ~= '' then
     redis.call('HSET', akey, 'token_sha', spec.token_sha)
   end
+  if spec.supervises ~= nil and #spec.supervises > 0 then
+    redis.call('HSET', akey, 'supervises', cjson.encode(spec.supervises))
+  elseif spec.supervises ~= nil then
+    redis.call('HDEL', akey, 'supervises')
+  end
   redis.call('SADD', P .. ':agents', id)
   pcall(redis.call, 'XGROUP', 'CREATE', akey .. ':inbox', 'desktop', '0', 'MKSTREAM')
   local R = rules(P)
@@ -127,7 +147,8 @@ local function agent_json(P, a)
   return {id = a.id, name = a.name or '', tenants = a.tenants_t, skills = a.skills_t,
     languages = a.langs_t, capacity = a.cap_t, load = load, presence = a.presence or 'offline',
     reason = a.reason or '', presence_since_ms = num(a.presence_since_ms, 0),
-    wrapup_until_ms = wrapup, missed_offers = num(a.missed_offers, 0), conversations = convs}
+    wrapup_until_ms = wrapup, missed_offers = num(a.missed_offers, 0), conversations = convs,
+    supervises = decode(a.supervises, {})}
 end
 
 -- omr_agent_get P id -> JSON

@@ -6,19 +6,25 @@
 //   OMR_CHAT_URL        the customer page, e.g. http://127.0.0.1:PORT/chat.html
 //   OMR_AGENT_URL       the agent desktop, e.g. http://127.0.0.1:PORT/agent.html
 //   OMR_AGENT_ID        the agent's id, OMR_AGENT_TOKEN its token (omnirouterctl agent add)
-//   OMR_SCREENSHOT_DIR  where customer-*.png and agent-*.png go (created; old ones removed)
+//   OMR_SUPERVISOR_ID   an agent that supervises OMR_AGENT_ID, OMR_SUPERVISOR_TOKEN its token
+//   OMR_SCREENSHOT_DIR  where customer-*.png, agent-*.png and supervisor-*.png go (created; old
+//                       ones removed)
 // Optional: OMR_CHROMIUM (default /usr/bin/chromium).
 //
 // The flow: the agent logs in with the form and goes available; the customer picks Spanish,
 // starts and sends 3 messages; the agent sees them and replies twice; the customer page is
 // RELOADED and must show every message exactly once, in order; the customer sends one more; the
 // agent page is RELOADED, logs in again by itself (sessionStorage) and must show the whole
-// conversation once; the agent replies, the customer sees it, the agent closes. No page error
-// or console error may happen, and neither page may scroll sideways at 1280x800.
+// conversation once; the agent replies, the customer sees it, the agent closes. Meanwhile a
+// supervisor of the agent logs in: its Team panel shows the agent and the conversation, and the
+// keyboard alone opens the conversation's transcript, read-only (the agent, who supervises
+// nobody, has no Team panel). No page error or console error may happen, and no page may scroll
+// sideways at 1280x800.
 //
 // Only the pages' stable element ids are used (customer: #lang #name #start #text #send
 // #messages #ended; agent: #agent-id #token #presence #messages #text #compose #close-conv
-// #close-confirm #disposition).
+// #close-confirm #disposition #team; supervisor: #team #team-refresh #monitor-view
+// #monitor-messages).
 // Every wait has a timeout; a failure prints what the pages showed and saves *-failure.png.
 // Exit status 0 when everything held, 1 otherwise.
 "use strict";
@@ -44,6 +50,8 @@ const CHAT_URL = env("OMR_CHAT_URL");
 const AGENT_URL = env("OMR_AGENT_URL");
 const AGENT_ID = env("OMR_AGENT_ID");
 const AGENT_TOKEN = env("OMR_AGENT_TOKEN");
+const SUPERVISOR_ID = env("OMR_SUPERVISOR_ID");
+const SUPERVISOR_TOKEN = env("OMR_SUPERVISOR_TOKEN");
 const SHOT_DIR = env("OMR_SCREENSHOT_DIR");
 const CHROMIUM = process.env.OMR_CHROMIUM || "/usr/bin/chromium";
 
@@ -206,10 +214,64 @@ async function waitPresence(page, value) {
 	}
 }
 
+// The supervisor's desktop: the Team panel lists the agent and its conversation with the
+// customer; Tab and Enter open it read-only; Escape goes back.
+async function superviseTeam(sup, agentHasTeam) {
+	if (agentHasTeam)
+		fail("agent: the Team panel is shown to an agent who supervises nobody");
+	await sup.goto(AGENT_URL);
+	await waitVisible(sup, "supervisor", "#agent-id", "login form");
+	await sup.locator("#agent-id").fill(SUPERVISOR_ID);
+	await sup.locator("#token").fill(SUPERVISOR_TOKEN);
+	await sup.locator("#token").press("Enter");
+	await waitVisible(sup, "supervisor", "#team", "the Team panel");
+	const conv = sup.locator("#team-list button.team-conv");
+	try {
+		await conv.first().waitFor({ state: "visible", timeout: WAIT_MS });
+	} catch (e) {
+		fail("supervisor: no conversation in the Team panel; it shows: " +
+		     JSON.stringify(await sup.locator("#team").textContent()));
+	}
+	const team = await sup.locator("#team-list").textContent();
+	for (const want of ["Luis Ortega", "available", "chat 1/2", "Ana", "es"])
+		if (!team.includes(want))
+			fail(`supervisor: the Team panel lacks ${JSON.stringify(want)}: ${JSON.stringify(team)}`);
+	if (await sup.locator("#no-convs").isHidden())
+		fail("supervisor: its own (empty) conversation list should say so");
+	// Keyboard only: Tab from the Refresh button reaches the conversation; Enter opens it.
+	await sup.locator("#team-refresh").focus();
+	await sup.keyboard.press("Enter");
+	await conv.first().waitFor({ state: "visible" });
+	await sup.locator("#team-refresh").focus();
+	await sup.keyboard.press("Tab");
+	const focused = await sup.evaluate(() => document.activeElement &&
+		document.activeElement.classList.contains("team-conv"));
+	if (!focused)
+		fail("supervisor: Tab from Refresh does not reach the team's conversation");
+	await sup.keyboard.press("Enter");
+	await waitVisible(sup, "supervisor", "#monitor-view", "the read-only transcript");
+	try {
+		await sup.waitForFunction((texts) => {
+			const t = document.getElementById("monitor-messages").textContent;
+			return texts.every((x) => t.includes(x));
+		}, [C1, C2, C3, A1, A2], { timeout: WAIT_MS });
+	} catch (e) {
+		fail("supervisor: the transcript lacks messages: " +
+		     JSON.stringify(await sup.locator("#monitor-messages").textContent()));
+	}
+	if (await sup.locator("#monitor-view textarea, #monitor-view input").count())
+		fail("supervisor: the transcript is read-only, yet has a text box");
+	await noSideScroll(sup, "supervisor", "reading the team's conversation");
+	await shot(sup, "supervisor-1-monitor");
+	await sup.keyboard.press("Escape");
+	await waitHidden(sup, "supervisor", "#monitor-view", "the transcript after Escape");
+	log("supervisor: team panel and read-only transcript, by keyboard");
+}
+
 async function main() {
 	fs.mkdirSync(SHOT_DIR, { recursive: true });
 	for (const f of fs.readdirSync(SHOT_DIR))
-		if (/^(customer|agent)-.*\.png$/.test(f))
+		if (/^(customer|agent|supervisor)-.*\.png$/.test(f))
 			fs.unlinkSync(path.join(SHOT_DIR, f));
 
 	const browser = await chromium.launch({
@@ -222,17 +284,21 @@ async function main() {
 	log(`chromium ${browser.version()} from ${CHROMIUM}`);
 	let agent = null;
 	let customer = null;
+	let supervisor = null;
 	try {
 		// Two contexts: two people, each with their own sessionStorage and cookies.
 		const opts = { viewport: { width: 1280, height: 800 }, locale: "es-MX" };
 		const actx = await browser.newContext(opts);
 		const cctx = await browser.newContext(opts);
+		const sctx = await browser.newContext(opts);
 		agent = await actx.newPage();
 		customer = await cctx.newPage();
-		for (const p of [agent, customer])
+		supervisor = await sctx.newPage();
+		for (const p of [agent, customer, supervisor])
 			p.setDefaultTimeout(WAIT_MS);
 		watch(agent, "agent");
 		watch(customer, "customer");
+		watch(supervisor, "supervisor");
 
 		// --- agent logs in with the form and goes available
 		await agent.goto(AGENT_URL);
@@ -272,6 +338,7 @@ async function main() {
 		await noSideScroll(agent, "agent", "in the conversation");
 		await shot(customer, "customer-2-conversation");
 		await shot(agent, "agent-2-conversation");
+		await superviseTeam(supervisor, await agent.locator("#team").isVisible());
 
 		// --- RELOAD the customer page mid-conversation
 		log("customer: reload");
@@ -322,7 +389,8 @@ async function main() {
 		console.error(`FAILED: ${e instanceof Failure ? e.message : e && e.stack ? e.stack : e}`);
 		if (pageErrors.length)
 			console.error(`errors in the pages:\n  ${pageErrors.join("\n  ")}`);
-		for (const [p, who] of [[customer, "customer"], [agent, "agent"]]) {
+		for (const [p, who] of [[customer, "customer"], [agent, "agent"],
+					[supervisor, "supervisor"]]) {
 			if (!p)
 				continue;
 			try {

@@ -213,7 +213,7 @@ static bool kind_allowed(omr_ws_role_t role, omr_ws_kind_t k)
 	return k == OMR_WS_LOGIN || k == OMR_WS_PRESENCE || k == OMR_WS_MESSAGE ||
 	       k == OMR_WS_CLOSE || k == OMR_WS_ACK || k == OMR_WS_ACCEPT || k == OMR_WS_REJECT ||
 	       k == OMR_WS_WRAPUP_END || k == OMR_WS_TYPING || k == OMR_WS_TRANSFER ||
-	       k == OMR_WS_HISTORY;
+	       k == OMR_WS_HISTORY || k == OMR_WS_TEAM || k == OMR_WS_MONITOR;
 }
 
 static omr_env_type_t type_for(omr_ws_kind_t k)
@@ -233,6 +233,8 @@ static omr_env_type_t type_for(omr_ws_kind_t k)
 	        [OMR_WS_RATE] = OMR_ENV_CONV_RATE,
 	        [OMR_WS_TRANSFER] = OMR_ENV_CONV_TRANSFER,
 	        [OMR_WS_HISTORY] = OMR_ENV_CONV_HISTORY,
+	        [OMR_WS_TEAM] = OMR_ENV_AGENT_TEAM,
+	        [OMR_WS_MONITOR] = OMR_ENV_CONV_MONITOR,
 	};
 	return (unsigned)k < sizeof(t) / sizeof(t[0]) ? t[k] : OMR_ENV_NONE;
 }
@@ -408,6 +410,12 @@ static void check_envelope(const omr_ws_session_t *s, const omr_ws_request_t *rq
 		      "history");
 		break;
 	}
+	case OMR_WS_MONITOR:
+		check(same(env->conv, rq->conv) && env->n_attrs == 0 && !env->text, "monitor");
+		break;
+	case OMR_WS_TEAM:
+		check(!env->conv && env->n_attrs == 0 && !env->seq && !env->text, "team");
+		break;
 	case OMR_WS_ACK:
 		check(env->seq && !env->conv, "ack");
 		break;

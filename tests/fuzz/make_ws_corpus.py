@@ -129,6 +129,9 @@ SEEDS = {
                                       earlier="0123456789abcdef0123456789abcdef", id="h1")),
     "close-disposition": (A1, frame(type="close", conversation_id=CONV, disposition="follow-up",
                                     id="r7")),
+    # agent: a supervisor's team snapshot and read-only transcript
+    "team": (A1, frame(type="team", id="s1")),
+    "monitor": (A1 | status(2), frame(type="monitor", conversation_id=CONV, id="s2")),
     "rate-on-agent": (A1, frame(type="rate", score=5)),
 }
 
@@ -372,6 +375,11 @@ HOSTILE = {
     "history-earlier-path": (A1, b'{"type":"history","conversation_id":"c",'
                                  b'"earlier":"../c"}'),
     "history-on-customer": (C1, b'{"type":"history","conversation_id":"c","earlier":"e"}'),
+    "team-before-login": (A0, b'{"type":"team"}'),
+    "team-on-customer": (C1, b'{"type":"team"}'),
+    "monitor-no-conv": (A1, b'{"type":"monitor"}'),
+    "monitor-conv-path": (A1, b'{"type":"monitor","conversation_id":"../c"}'),
+    "monitor-on-customer": (C1, b'{"type":"monitor","conversation_id":"c"}'),
     "typing-agent-no-conv": (A1, b'{"type":"typing"}'),
     "close-disposition-65": (A1, b'{"type":"close","conversation_id":"c","disposition":"' +
                              b"d" * 65 + b'"}'),

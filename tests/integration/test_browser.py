@@ -7,9 +7,10 @@ driven by playwright-core from npm, opens web/agent.html and web/chat.html on
 the daemon; the agent logs in and goes available, the customer chats in
 Spanish, both pages are reloaded mid-conversation and must show every message
 exactly once, in order; the agent closes. No page or console error, no
-horizontal scroll at 1280x800. Screenshots of both pages go to
-OMR_BUILD_DIR/screenshots/ (customer-*.png, agent-*.png); their paths are
-printed.
+horizontal scroll at 1280x800. A second agent, supervising the first, reads
+the conversation from its Team panel, read-only, with the keyboard alone.
+Screenshots go to OMR_BUILD_DIR/screenshots/ (customer-*.png, agent-*.png,
+supervisor-*.png); their paths are printed.
 
 Needs: chromium and Node.js with npm (scripts/deps.sh --test). When
 tests/browser/node_modules is missing it runs `npm ci --prefix tests/browser`
@@ -23,7 +24,7 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (BUILD_DIR, SOURCE_DIR, add_agent, log, run_tests,  # noqa: E402
+from omr_harness import (BUILD_DIR, SOURCE_DIR, add_agent, ctl, log, run_tests,  # noqa: E402
                          time_limit)
 
 BROWSER_DIR = os.path.join(SOURCE_DIR, "tests", "browser")
@@ -56,12 +57,16 @@ def test_chat_in_browser(env):
     redis = env.redis()
     d = env.daemon(redis)
     token = add_agent(d, "luis", "Luis Ortega", "es,en", 2)
+    sup_token = ctl(d, "agent", "add", "--id", "sue", "--name", "Sue Park", "--languages", "fr",
+                    "--supervises", "luis").stdout.strip()
     base = f"http://127.0.0.1:{d.port}"
     flow_env = dict(os.environ,
                     OMR_CHAT_URL=f"{base}/chat.html",
                     OMR_AGENT_URL=f"{base}/agent.html",
                     OMR_AGENT_ID="luis",
                     OMR_AGENT_TOKEN=token,
+                    OMR_SUPERVISOR_ID="sue",
+                    OMR_SUPERVISOR_TOKEN=sup_token,
                     OMR_SCREENSHOT_DIR=SCREENSHOT_DIR,
                     OMR_CHROMIUM=CHROMIUM)
     # Chromium is not built with the sanitizers: the daemon's ASAN_OPTIONS are not for it.

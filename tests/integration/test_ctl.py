@@ -168,7 +168,7 @@ def test_skills_state_list(env):
     # The table: a header and one line per agent, sorted by id.
     out = ctl(d, "agent", "list").stdout.splitlines()
     assert out[0].split() == ["ID", "NAME", "TENANTS", "LANGUAGES", "SKILLS", "LOAD/CAP",
-                              "PRESENCE"], out[0]
+                              "SUPERVISES", "PRESENCE"], out[0]
     assert len(out) == 3 and out[1].startswith("a1 ") and out[2].startswith("b1 "), out
     for want in ("Al Ñ", "acme", "es:8", "billing:7", "chat:0/2,email:0/1", "available"):
         assert want in out[1], f"list row of a1 lacks {want!r}: {out[1]!r}"
@@ -319,6 +319,55 @@ async def test_import(env):
     fails(d, 1, "agent", "import", os.path.join(env.dir, "missing.csv"), mentions=("missing",))
 
 
+@time_limit(90)
+def test_supervises(env):
+    d = env.daemon(env.redis())
+    ctl(d, "agent", "add", "--id", "sup", "--name", "Sue", "--languages", "en",
+        "--supervises", "a1,b1")
+    a = show(d, "sup")
+    assert a["supervises"] == ["a1", "b1"], a
+    out = ctl(d, "agent", "show", "sup").stdout
+    assert "supervises     a1,b1" in out, out
+    ctl(d, "agent", "add", "--id", "a1", "--name", "Al", "--languages", "en")
+    assert show(d, "a1")["supervises"] == [], "supervises nobody: [] (not {})"
+    # update changes only what it is given; "" supervises nobody
+    ctl(d, "agent", "update", "--id", "sup", "--name", "Sue R")
+    assert show(d, "sup")["supervises"] == ["a1", "b1"]
+    ctl(d, "agent", "update", "--id", "sup", "--supervises", "b1, c1")
+    assert show(d, "sup")["supervises"] == ["b1", "c1"]
+    lst = {a["id"]: a for a in ctl_json(d, "agent", "list")}
+    assert lst["sup"]["supervises"] == ["b1", "c1"] and lst["a1"]["supervises"] == [], lst
+    out = ctl(d, "agent", "list").stdout.splitlines()
+    col = out[0].index("SUPERVISES")
+    row = next(ln for ln in out if ln.startswith("sup "))
+    assert row[col:].startswith("b1,c1 "), out
+    ctl(d, "agent", "update", "--id", "sup", "--supervises", "")
+    assert show(d, "sup")["supervises"] == []
+    # add replaces: an add without --supervises supervises nobody
+    ctl(d, "agent", "update", "--id", "sup", "--supervises", "a1")
+    ctl(d, "agent", "add", "--id", "sup", "--name", "Sue", "--languages", "en")
+    assert show(d, "sup")["supervises"] == []
+    # ids are checked like other ids, before Redis is called
+    fails(d, 2, "agent", "update", "--id", "sup", "--supervises", "a b", mentions=("--supervises",))
+    fails(d, 2, "agent", "update", "--id", "sup", "--supervises", "a1,a1", mentions=("twice",))
+    fails(d, 2, "agent", "update", "--id", "sup", "--supervises", "sup", mentions=("itself",))
+    fails(d, 2, "agent", "update", "--id", "sup", "--supervises", "x" * 129,
+          mentions=("--supervises",))
+    fails(d, 2, "agent", "skills", "--id", "sup", "--add", "x:1", "--supervises", "a1",
+          mentions=("--supervises",))
+    # the roster's optional supervises column
+    roster = os.path.join(env.dir, "team.csv")
+    with open(roster, "w", newline="") as f:
+        f.write("id,name,languages,supervises\r\nlead,Lead,en,a1|sup\r\nsup,Sue,en,\r\n")
+    ctl(d, "agent", "import", roster)
+    assert show(d, "lead")["supervises"] == ["a1", "sup"]
+    assert show(d, "sup")["supervises"] == [], "an empty cell keeps the current list"
+    with open(roster, "w", newline="") as f:
+        f.write("id,name,languages,supervises\r\nlead,Lead,en,lead\r\n")
+    p = ctl(d, "agent", "import", roster, check=False)
+    assert p.returncode == 1 and f"{roster}:2: " in p.stderr and "itself" in p.stderr, p.stderr
+
+
 @time_limit(120)
 async def test_explain(env):
     d = env.daemon(env.redis())
@@ -378,4 +427,4 @@ async def test_token_issue_and_revoke(env):
 
 if __name__ == "__main__":
     run_tests([test_agent_lifecycle, test_skills_state_list, test_usage_errors, test_import,
-               test_explain, test_token_issue_and_revoke])
+               test_supervises, test_explain, test_token_issue_and_revoke])

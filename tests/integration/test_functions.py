@@ -563,6 +563,102 @@ class FunctionsTest(unittest.TestCase):
         self.agent("c", "en", 1)
         self.assertEqual(self.conv("c1")["agent"], "c")
 
+    # ---- supervisors: the team snapshot and read-only transcripts ----------
+
+    def supervisor(self, sid, supervises, tenants=None):
+        spec = {"name": sid.upper(), "tenants": tenants or [T], "languages": {"en": 10},
+                "capacity": {"chat": 1}, "supervises": supervises}
+        self.assertIn(self.fcall("omr_agent_upsert", sid, json.dumps(spec)),
+                      ("created", "updated"))
+
+    def test_supervises_is_stored_checked_and_cleared(self):
+        self.supervisor("sup", ["a", "b"])
+        self.assertEqual(json.loads(self.fcall("omr_agent_get", "sup"))["supervises"],
+                         ["a", "b"])
+        self.assertEqual(self.r("HGET", f"{P}:agent:sup", "supervises"), '["a","b"]')
+        for bad in (["sup"], ["a", "a"], ["a b"], [7], "a", ["x" * 129], ["a"] * 501):
+            self.assertTrue(self.fcall("omr_agent_upsert", "sup", json.dumps(
+                {"supervises": bad})).startswith("BADARG"), bad)
+        # an update without the field keeps it; [] clears it
+        self.assertEqual(self.fcall("omr_agent_upsert", "sup", json.dumps({"name": "S"})),
+                         "updated")
+        self.assertEqual(json.loads(self.fcall("omr_agent_get", "sup"))["supervises"],
+                         ["a", "b"])
+        self.fcall("omr_agent_upsert", "sup", json.dumps({"supervises": []}))
+        self.assertIsNone(self.r("HGET", f"{P}:agent:sup", "supervises"))
+        self.assertEqual(json.loads(self.fcall("omr_agent_get", "sup"))["supervises"], {})
+
+    def monitor(self, sid, conv):
+        return self.fcall("omr_supervisor_monitor", sid, conv)
+
+    def test_supervisor_reads_its_team_conversations_only(self):
+        self.agent("a", "en", 2, tenants=[T, "t2"])
+        self.agent("b", "es", 1)
+        self.supervisor("sup", ["a", "ghost"])
+        self.supervisor("sup2", ["a"], tenants=["t2"])
+        self.start("c1")  # a
+        self.fcall("omr_conv_message", "c1", "customer", "", "m1", "my order is late", "", 100)
+        self.fcall("omr_conv_message", "c1", "agent", "a", "m2", "let me look", "", 100)
+        self.start("c2", "es")  # b
+        self.start("c3", tenant="t2")  # a, another tenant
+        self.assertEqual((self.conv("c1")["agent"], self.conv("c2")["agent"],
+                          self.conv("c3")["agent"]), ("a", "b", "a"))
+        # authorized: a's conversation in sup's tenant, the whole transcript
+        entries = [dict(zip(e[1][::2], e[1][1::2])) for e in self.monitor("sup", "c1")]
+        self.assertEqual([(e["kind"], e.get("from"), e.get("text"), e.get("event"))
+                          for e in entries],
+                         [("event", None, None, "assigned"),
+                          ("message", "customer", "my order is late", None),
+                          ("message", "agent", "let me look", None)])
+        # another tenant: sup serves only t1, sup2 only t2
+        self.assertTrue(self.monitor("sup", "c3").startswith("NOTASSIGNED"))
+        self.assertTrue(self.monitor("sup2", "c1").startswith("NOTASSIGNED"))
+        self.assertEqual(len(self.monitor("sup2", "c3")), 1)
+        # an agent sup does not supervise; a plain agent; no such conversation or agent
+        self.assertTrue(self.monitor("sup", "c2").startswith("NOTASSIGNED"))
+        self.assertTrue(self.monitor("b", "c1").startswith("NOTASSIGNED"))
+        self.assertTrue(self.monitor("a", "c1").startswith("NOTASSIGNED"))  # not via monitor
+        self.assertTrue(self.monitor("sup", "nope").startswith("NOTASSIGNED"))
+        self.assertTrue(self.monitor("nobody", "c1").startswith("NOTASSIGNED"))
+        # closed: still readable, through the agent who closed it
+        self.assertEqual(self.fcall("omr_conv_close", "c1", "a", "resolved"), "closed")
+        entries = [dict(zip(e[1][::2], e[1][1::2])) for e in self.monitor("sup", "c1")]
+        self.assertEqual(entries[-1].get("event"), "closed")
+        self.assertEqual(len(entries), 4)
+        # once sup no longer supervises a, nothing of a's
+        self.fcall("omr_agent_upsert", "sup", json.dumps({"supervises": ["b"]}))
+        self.assertTrue(self.monitor("sup", "c1").startswith("NOTASSIGNED"))
+        self.assertEqual(len(self.monitor("sup", "c2")), 1)
+
+    def test_transferred_conversation_follows_its_holder(self):
+        self.agent("a", "en", 1)
+        self.agent("b", "en", 1, available=False)
+        self.supervisor("sup", ["a"])
+        self.start("c1")
+        self.assertEqual(len(self.monitor("sup", "c1")), 1)
+        self.fcall("omr_conv_transfer", "c1", "a", "agent", "b", "")
+        self.assertTrue(self.monitor("sup", "c1").startswith("NOTASSIGNED"))  # queued for b
+
+    def test_team_snapshot(self):
+        self.agent("a", "en", {"chat": 3, "email": 1}, tenants=[T, "t2"])
+        self.agent("b", "es", 1, available=False)
+        self.fcall("omr_agent_presence", "b", "s-b", "break", "lunch")
+        self.supervisor("sup", ["b", "ghost", "a"])
+        self.start("c1")
+        self.start("c2", tenant="t2")  # a's, but not in sup's tenant
+        self.fcall("omr_conv_start", "c3", "tok", "en-GB", "en", "Kim", "chat", T, "", "{}",
+                   "[]")
+        team = self.fcall("omr_supervisor_team", "sup")
+        self.assertEqual([t[0] for t in team], ["b", "a"])  # its order; ghost left out
+        b, a = team
+        self.assertEqual(b[:6], ["b", "B", "break", "lunch", [0, 0, 0], [1, 0, 0]])
+        self.assertEqual(b[6], [])
+        self.assertEqual(a[:6], ["a", "A", "available", "", [3, 0, 0], [3, 1, 0]])
+        self.assertEqual(a[6], [["c1", "cust", "en", "default", "assigned", T],
+                                ["c3", "Kim", "en-GB", "default", "assigned", T]])
+        self.assertEqual(self.fcall("omr_supervisor_team", "a"), [])  # supervises nobody
+        self.assertTrue(self.fcall("omr_supervisor_team", "nobody").startswith("NOAGENT"))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -340,6 +340,30 @@ static void test_tenants_name_reason(void **state)
 	assert_int_equal(omr_ctl_check_reason(long_name, why, sizeof(why)), -EINVAL);
 }
 
+static void test_supervises(void **state)
+{
+	char id128[200];
+	parses_to(omr_ctl_parse_supervises, "ana,luis@floor-2", ',', "[\"ana\",\"luis@floor-2\"]");
+	parses_to(omr_ctl_parse_supervises, " ana | luis ", '|', "[\"ana\",\"luis\"]");
+	/* "" supervises nobody: the empty list clears the field */
+	parses_to(omr_ctl_parse_supervises, "", ',', "[]");
+	parses_to(omr_ctl_parse_supervises, "  ", ',', "[]");
+	memset(id128, 'a', 128);
+	id128[128] = '\0';
+	cJSON *o = NULL;
+	assert_int_equal(omr_ctl_parse_supervises(id128, ',', &o, NULL, 0), 0);
+	assert_string_equal(cJSON_GetArrayItem(o, 0)->valuestring, id128);
+	cJSON_Delete(o);
+	id128[128] = 'a';
+	id128[129] = '\0';
+	refused(omr_ctl_parse_supervises, id128, ',', "ids are 1-128");
+	refused(omr_ctl_parse_supervises, "ana,ana", ',', "'ana' is given twice");
+	refused(omr_ctl_parse_supervises, "ana,,luis", ',', "ids are 1-128");
+	refused(omr_ctl_parse_supervises, "a/b", ',', "agent 'a/b': ids are 1-128");
+	refused(omr_ctl_parse_supervises, "ana,", ',', "ids are");
+	assert_false(omr_ctl_list_has(NULL, "ana"));
+}
+
 /* ---- roster rows ---- */
 
 /* Parses a header and returns the columns; fails the test on error. */
@@ -419,6 +443,8 @@ static void test_roster_header(void **state)
 	header_refused("name,languages\n", "lacks column 'id'");
 	header_refused("id,name,languages,shoe_size\n", "unknown column 'shoe_size'");
 	header_refused("id,name,languages,id\n", "'id' appears twice");
+	header("id,name,languages,Supervises\n", &cols);
+	assert_int_equal(cols.at[OMR_ROSTER_SUPERVISES], 3);
 }
 
 static void test_roster_rows(void **state)
@@ -448,6 +474,15 @@ static void test_roster_rows(void **state)
 	row_refused(&cols, "ana,Ana,es,,,a b\n", "tenants: tenant 'a b'");
 	row_refused(&cols, "ana,\"two\nlines\",es,,,\n", "name");
 
+	/* supervises: ids separated by |; an empty cell keeps the current list */
+	header("id,name,languages,supervises\n", &cols);
+	row_is(&cols, "sup,Sue,en,ana|luis\n", "sup",
+	       "{\"name\":\"Sue\",\"languages\":{\"en\":10},\"supervises\":[\"ana\",\"luis\"]}");
+	row_is(&cols, "sup,Sue,en,\n", "sup", "{\"name\":\"Sue\",\"languages\":{\"en\":10}}");
+	row_refused(&cols, "sup,Sue,en,ana|sup\n", "cannot supervise itself");
+	row_refused(&cols, "sup,Sue,en,ana|ana\n", "supervises: agent 'ana' is given twice");
+	row_refused(&cols, "sup,Sue,en,a b\n", "supervises: agent 'a b'");
+
 	/* Without the optional columns. */
 	header("id,name,languages\n", &cols);
 	row_is(&cols, "x1,X,fr\n", "x1", "{\"name\":\"X\",\"languages\":{\"fr\":10}}");
@@ -458,12 +493,15 @@ static void test_new_agent_defaults(void **state)
 	cJSON *a = cJSON_Parse("{\"name\":\"X\",\"languages\":{\"fr\":10}}");
 	assert_int_equal(omr_ctl_new_agent_defaults(a, "acme"), 0);
 	assert_json(a, "{\"name\":\"X\",\"languages\":{\"fr\":10},\"skills\":{},"
-	               "\"capacity\":{\"chat\":1,\"email\":0,\"voice\":0},\"tenants\":[\"acme\"]}");
+	               "\"capacity\":{\"chat\":1,\"email\":0,\"voice\":0},\"tenants\":[\"acme\"],"
+	               "\"supervises\":[]}");
 	cJSON_Delete(a);
 	/* Given fields stay. */
-	a = cJSON_Parse("{\"skills\":{\"b\":2},\"capacity\":{\"voice\":1},\"tenants\":[\"t\"]}");
+	a = cJSON_Parse("{\"skills\":{\"b\":2},\"capacity\":{\"voice\":1},\"tenants\":[\"t\"],"
+	                "\"supervises\":[\"ana\"]}");
 	assert_int_equal(omr_ctl_new_agent_defaults(a, "acme"), 0);
-	assert_json(a, "{\"skills\":{\"b\":2},\"capacity\":{\"voice\":1},\"tenants\":[\"t\"]}");
+	assert_json(a, "{\"skills\":{\"b\":2},\"capacity\":{\"voice\":1},\"tenants\":[\"t\"],"
+	               "\"supervises\":[\"ana\"]}");
 	cJSON_Delete(a);
 }
 
@@ -485,6 +523,7 @@ int main(void)
 	        cmocka_unit_test(test_roster_header),
 	        cmocka_unit_test(test_roster_rows),
 	        cmocka_unit_test(test_new_agent_defaults),
+	        cmocka_unit_test(test_supervises),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

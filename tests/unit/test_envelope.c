@@ -197,11 +197,17 @@ static void w_str(struct w *w, const char *s, size_t len, char c)
 
 static void test_names(void **state)
 {
-	static const char *types[] = {
-	        "none",         "ack",        "adapter.hello", "conv.start",  "conv.resume",
-	        "conv.message", "conv.close", "customer.gone", "agent.login", "agent.presence",
-	        "agent.ack",    "agent.gone", "deliver",      "offer.accept", "offer.reject",
-	        "agent.wrapup_end", "conv.rate", "conv.typing", "conv.transfer", "conv.history"};
+	static const char *types[] = {"none",          "ack",
+	                              "adapter.hello", "conv.start",
+	                              "conv.resume",   "conv.message",
+	                              "conv.close",    "customer.gone",
+	                              "agent.login",   "agent.presence",
+	                              "agent.ack",     "agent.gone",
+	                              "deliver",       "offer.accept",
+	                              "offer.reject",  "agent.wrapup_end",
+	                              "conv.rate",     "conv.typing",
+	                              "conv.transfer", "conv.history",
+	                              "agent.team",    "conv.monitor"};
 
 	assert_int_equal(sizeof(types) / sizeof(types[0]), OMR_ENV_TYPE_COUNT);
 	for (int t = 0; t < OMR_ENV_TYPE_COUNT; t++) {
