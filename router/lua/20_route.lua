@@ -102,9 +102,9 @@ local function assign(P, R, c, a, why, now)
     return
   end
   local expires = now + num(q.offer_timeout_s, 30) * 1000
-  redis.call('HSET', ckey, 'offered_ms', now, 'offer_expires_ms', expires)
-  inbox_add(P, a.id, 'kind', 'offer', 'conv', c.id, 'lang', c.lang or '', 'name', c.name or '',
-    'tenant', c.tenant or '', 'queue', c.queue or '', 'expires', expires, 'ts', now)
+  local item = inbox_add(P, a.id, 'kind', 'offer', 'conv', c.id, 'lang', c.lang or '', 'name',
+    c.name or '', 'tenant', c.tenant or '', 'queue', c.queue or '', 'expires', expires, 'ts', now)
+  redis.call('HSET', ckey, 'offered_ms', now, 'offer_expires_ms', expires, 'offer_item', item)
   timer_add(P, expires, 'offer|' .. c.id .. '|' .. a.id)
   notify(P, 'a:' .. a.id)
 end

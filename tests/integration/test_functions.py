@@ -124,6 +124,14 @@ class FunctionsTest(unittest.TestCase):
     def load(self, aid, channel="chat"):
         return int(self.r("HGET", f"{P}:agent:{aid}", f"load_{channel}") or 0)
 
+    def desktop_reads(self, aid):
+        """What a connected desktop does: read its new inbox items, ack each."""
+        key = f"{P}:agent:{aid}:inbox"
+        got = self.r("XREADGROUP", "GROUP", "desktop", aid, "COUNT", 1000, "STREAMS", key, ">")
+        for _, entries in got or []:
+            for entry_id, _ in entries:
+                self.r("XACK", key, "desktop", entry_id)
+
     def tick_after(self, seconds):
         time.sleep(seconds)
         return self.fcall("omr_tick")
@@ -473,10 +481,35 @@ class FunctionsTest(unittest.TestCase):
         self.agent("a", "en", 2)
         self.start("c1")
         self.start("c2")
+        # The desktop receives both offers (read and acked) and lets them expire.
+        self.desktop_reads("a")
         self.tick_after(1.05)
         got = json.loads(self.fcall("omr_agent_get", "a"))
         self.assertEqual((got["presence"], got["reason"]), ("break", "missed-offers"))
         self.assertEqual(self.conv("c1")["state"], "queued")
+
+    def test_offers_the_desktop_never_received_are_not_missed(self):
+        self.rules({"name": "q", "auto_accept": False, "offer_timeout_s": 1,
+                    "steps": [{"after_s": 0}]}, max_missed_offers=1)
+        self.agent("a", "en", 3)
+        self.start("c1")
+        # c1's offer is read by a router but never acked by the desktop (the
+        # connection dropped); c2's is never read (the server was too slow).
+        entries = self.r("XREADGROUP", "GROUP", "desktop", "a", "COUNT", 100, "STREAMS",
+                         f"{P}:agent:a:inbox", ">")
+        self.assertTrue(entries)
+        self.start("c2")
+        self.tick_after(1.05)
+        got = json.loads(self.fcall("omr_agent_get", "a"))
+        self.assertEqual((got["presence"], got["missed_offers"]), ("available", 0))
+        self.assertEqual((self.conv("c1")["state"], self.conv("c2")["state"]),
+                         ("queued", "queued"))  # a declined them both: nobody else
+        # An offer the desktop did get (read and acked) and let expire counts.
+        self.start("c3")
+        self.desktop_reads("a")
+        self.tick_after(1.05)
+        got = json.loads(self.fcall("omr_agent_get", "a"))
+        self.assertEqual((got["presence"], got["reason"]), ("break", "missed-offers"))
 
     def test_sticky_agent_first_then_normal_routing(self):
         self.rules({"name": "q", "sticky_window_s": 1, "steps": [{"after_s": 0}]})
