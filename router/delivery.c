@@ -2,11 +2,14 @@
  * instance. Loop thread only.
  *
  * Agents: the inbox stream is read through consumer group "desktop" with the
- * agent id as consumer. Each read is two pipelined XREADGROUPs: history from
- * the watch's cursor (entries delivered to this consumer, perhaps by another
- * instance, that this connection has not seen; from "0" at login that is
- * everything not acknowledged) and then ">" (new entries). The desktop acks
- * each entry; unacked ones come back at the next login.
+ * agent id as consumer. A read is ">" (new entries), preceded, in the same
+ * pipeline, by a history read from the watch's cursor: the entries delivered
+ * to this consumer that this connection has not seen (from "0" at login that
+ * is everything not acknowledged). The history is read at login, after Redis
+ * comes back, until a read reaches its end, and at least every
+ * OMR_HISTORY_RECHECK_MS (entries another instance's stale watch of the
+ * same agent took); not on every notification. The desktop acks each entry;
+ * unacked ones come back at the next login.
  *
  * Customers: the transcript stream is read with XRANGE from the connection's
  * cursor; the customer resumes with the last id it saw.
@@ -52,6 +55,7 @@ static omr_watch_t *watch_new(const char *group, const char *id, const omr_bus_p
 	w->peer = *peer;
 	w->conn = conn;
 	w->refs = 1;
+	w->history = true;
 	snprintf(w->cursor, sizeof(w->cursor), "0");
 	return w;
 }
@@ -215,7 +219,8 @@ typedef struct read_op {
 	omr_router_t *r;
 	omr_watch_t *w;
 	size_t got;
-	int pending; /* replies still expected */
+	int pending;  /* replies still expected */
+	bool history; /* agents: the first reply is the history read */
 	bool failed;
 } read_op_t;
 
@@ -225,6 +230,8 @@ static void read_done(read_op_t *op)
 	omr_watch_t *w = op->w;
 	r->reads--;
 	w->reading = false;
+	if (op->failed)
+		w->history = true; /* a lost reply may have moved entries into the history */
 	bool again = !w->removed && !op->failed && (w->dirty || op->got >= OMR_READ_COUNT);
 	free(op);
 	if (again)
@@ -241,9 +248,15 @@ static void on_read_reply(void *ud, const redisReply *rep)
 			         rep->str);
 		op->failed = true;
 	} else if (!op->w->removed) {
-		op->got += op->w->is_agent ? deliver_xread(op->r, op->w, rep)
-		                           : deliver_entries(op->r, op->w, rep);
+		size_t got = op->w->is_agent ? deliver_xread(op->r, op->w, rep)
+		                             : deliver_entries(op->r, op->w, rep);
+		op->got += got;
+		if (op->history && got < OMR_READ_COUNT) { /* read to its end */
+			op->w->history = false;
+			op->w->history_ms = uv_now(op->r->loop);
+		}
 	}
+	op->history = false; /* the next reply is the ">" read */
 	if (--op->pending == 0)
 		read_done(op);
 }
@@ -287,10 +300,13 @@ static void read_watch(omr_router_t *r, omr_watch_t *w)
 	op->r = r;
 	op->w = w;
 	w->dirty = false;
+	if (w->is_agent && uv_now(r->loop) - w->history_ms >= OMR_HISTORY_RECHECK_MS)
+		w->history = true;
+	op->history = w->is_agent && w->history;
 	/* Count both replies before sending: a send can fail after the first
 	 * was queued, and the first reply must not finish the op early. */
-	op->pending = w->is_agent ? 2 : 1;
-	int rc = send_read(r, op, w->cursor);
+	op->pending = op->history ? 2 : 1;
+	int rc = send_read(r, op, !w->is_agent || op->history ? w->cursor : ">");
 	if (rc != 0) {
 		free(op);
 		return;
@@ -298,7 +314,7 @@ static void read_watch(omr_router_t *r, omr_watch_t *w)
 	w->reading = true;
 	w->refs++;
 	r->reads++;
-	if (w->is_agent && send_read(r, op, ">") != 0)
+	if (op->history && send_read(r, op, ">") != 0)
 		on_read_reply(op, NULL);
 }
 
@@ -534,7 +550,9 @@ void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, 
 
 static void resync_agent(void *ud, const char *key, void *value)
 {
-	read_watch(ud, value);
+	omr_watch_t *w = value;
+	w->history = true; /* replies lost with the connection may have moved entries */
+	read_watch(ud, w);
 }
 
 static void resync_customers(void *ud, const char *key, void *value)

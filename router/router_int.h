@@ -12,8 +12,9 @@
 #include "router.h"
 #include "store.h"
 
-#define OMR_SEQ_MAX 48     /* "18446744073709551615-18446744073709551615" */
-#define OMR_READ_COUNT 200 /* stream entries per read */
+#define OMR_SEQ_MAX 48              /* "18446744073709551615-18446744073709551615" */
+#define OMR_READ_COUNT 200          /* stream entries per read */
+#define OMR_HISTORY_RECHECK_MS 5000 /* agents: re-read the pending history at least this often */
 /* Acks remembered for resends: more than the requests of one resend window
  * (bus.ack_timeout_ms x bus.max_attempts) at a few thousand per second. */
 #define OMR_ACK_CACHE_SLOTS 65536
@@ -30,6 +31,8 @@ typedef struct omr_watch {
 	uint64_t conn;
 	char cursor[OMR_SEQ_MAX]; /* last stream id delivered */
 	bool reading, dirty, removed;
+	bool history;              /* agents: read the pending history (from cursor) next time */
+	uint64_t history_ms;       /* agents: when the history was last read to its end */
 	bool waiting;              /* customers: the conversation waits for an agent (positions) */
 	struct omr_router *router; /* set while a position query is in flight */
 	unsigned refs;

@@ -17,14 +17,23 @@
 -- docs/ARCHITECTURE.md lists the keys.
 --
 -- Indexes (no scan over all agents or all waiting work per decision):
---   P:avail:Q|S|C|T|L  zset of agents that could take, right now, a channel C
---                      conversation of tenant T in queue Q at ladder step S,
---                      and speak language L. Score by the queue's strategy.
---   P:wait:Q|S|C|T|L   zset of queued conversations in that slot, language L.
---                      Score (9 - priority) * 1e13 + enqueue time: higher
---                      priority first, then longest waiting.
---   P:waitlangs:Q|S|C|T  languages with waiting work (for language fallback).
---   P:agent:ID:idx     the avail keys the agent is in (to leave them cheaply).
+--   P:avail:K|T|C|N|L  zset of agents that could take, right now, a channel C
+--                      conversation of tenant N at tier T of chain K, and
+--                      speak language L. Score by the chain's strategy.
+--                      A chain is the ladder of skill requirements of one
+--                      or more queues (queues with the same strategy, minimum
+--                      proficiency and requirements share one, named after
+--                      the first); tier 1 is its strictest step, each later
+--                      tier relaxes the levels. An agent is in the set of the
+--                      strictest tier it meets only, so one assignment
+--                      rewrites one score per (chain, channel, tenant,
+--                      language); a step at tier T reads tiers 1..T.
+--   P:wait:Q|S|C|N|L   zset of queued conversations of queue Q at step S,
+--                      language L. Score (9 - priority) * 1e13 + enqueue
+--                      time: higher priority first, then longest waiting.
+--   P:waitlangs:Q|S|C|N  languages with waiting work (for language fallback).
+--   agent field idx    the avail slots the agent is in, comma-separated (to
+--                      leave them cheaply).
 --   P:timers           zset of due timers ("esc:CONV:STEP", "max:CONV:QUEUE").
 --
 -- Errors are returned as "CODE message"; the daemon maps CODE to a status.
@@ -35,6 +44,9 @@ local COPY_MAX = 500
 local HISTORY_MAXLEN = '1000'
 local EXPLAIN_MAX = 8
 local HISTORY_CONVS = 20 -- earlier conversations remembered per customer
+-- The layout of the availability index; omr_rules_load rebuilds the index
+-- when the one stored (P:index_format) differs. 2: chains and tiers.
+local INDEX_FORMAT = '2'
 
 local sticky_route
 
@@ -97,11 +109,85 @@ local function num(x, default)
   return tonumber(x or '') or default
 end
 
-local function rules(P)
-  local r = decode(redis.call('GET', P .. ':rules'), nil)
-  if r == nil or type(r.queues) ~= 'table' or #r.queues == 0 then
-    return DEFAULT_RULES
+-- The requirement map and signature of skills `skills` relaxed by d levels.
+local function relaxed(skills, d)
+  local req, names = {}, {}
+  for skill, lvl in pairs(skills or {}) do
+    req[skill] = math.max(1, lvl - d)
+    names[#names + 1] = skill
   end
+  table.sort(names)
+  local sig = {}
+  for i, skill in ipairs(names) do
+    sig[i] = skill .. '=' .. req[skill]
+  end
+  return req, table.concat(sig, ',')
+end
+
+-- Adds what the index needs to decoded rules: each queue's tiers (the
+-- distinct skill requirements of its ladder, strictest first) and the tier
+-- of each step, and the chains that queues share.
+local function prepare(r)
+  local by_sig = {}
+  r.chain_named, r.chain_list = {}, {}
+  for _, q in ipairs(r.queues) do
+    if type(q.steps) ~= 'table' or #q.steps == 0 then
+      q.steps = {{after_s = 0}}
+    end
+    q.tiers, q.step_tier = {}, {}
+    local sigs, d = {}, 0
+    for s, step in ipairs(q.steps) do
+      d = math.max(d, num(step.min_level_delta, 0)) -- steps only ever relax
+      local req, sig = relaxed(q.skills, d)
+      if sig ~= sigs[#sigs] then
+        sigs[#sigs + 1] = sig
+        q.tiers[#q.tiers + 1] = req
+      end
+      q.step_tier[s] = #q.tiers
+    end
+    local key = (q.strategy or 'least_loaded') .. '/' .. num(q.min_proficiency, 1) .. '/'
+      .. table.concat(sigs, ';')
+    local chain = by_sig[key]
+    if chain == nil then
+      chain = {name = q.name, strategy = q.strategy, skills = q.skills, tiers = q.tiers,
+        minp = num(q.min_proficiency, 1), queues = {}, channels = {}, tenants = {}}
+      by_sig[key] = chain
+      r.chain_named[q.name] = chain
+      r.chain_list[#r.chain_list + 1] = chain
+    end
+    chain.queues[#chain.queues + 1] = q
+    q.chain = chain
+    -- The chain's channels and tenants: those of any of its queues.
+    for _, ch in ipairs(#(q.channels or {}) > 0 and q.channels or CHANNELS) do
+      if not contains(chain.channels, ch) then
+        chain.channels[#chain.channels + 1] = ch
+      end
+    end
+    if #(q.tenants or {}) == 0 then
+      chain.any_tenant = true
+    end
+    for _, t in ipairs(q.tenants or {}) do
+      chain.tenants[t] = true
+    end
+  end
+  return r
+end
+
+-- The rules, decoded and prepared once per version: the library keeps the
+-- last ones it prepared (keyed by the stored text, so several routing groups
+-- with the same rules share them). Nothing may modify them.
+local rules_text, rules_prepared = nil, nil
+
+local function rules(P)
+  local text = redis.call('GET', P .. ':rules')
+  if rules_prepared ~= nil and text == rules_text then
+    return rules_prepared
+  end
+  local r = decode(text, nil)
+  if r == nil or type(r.queues) ~= 'table' or #r.queues == 0 then
+    r = DEFAULT_RULES
+  end
+  rules_text, rules_prepared = text, prepare(r)
   return r
 end
 

@@ -46,16 +46,6 @@ local function step_langs(q, s, lang)
   return out
 end
 
-local function skills_ok(a, q, s)
-  local d = level_delta(q, s)
-  for skill, lvl in pairs(q.skills or {}) do
-    if num(a.skills_t[skill], 0) < math.max(1, lvl - d) then
-      return false
-    end
-  end
-  return true
-end
-
 -- Channel ch is blocked for the agent by an open conversation on a channel
 -- that blocks it (an agent on a call gets no new chat).
 local function blocked(R, a, ch)
@@ -72,13 +62,14 @@ local function can_take(R, a, ch)
     and not blocked(R, a, ch) and num(a['wrapup_' .. ch], 0) == 0
 end
 
-local function strategy_score(q, a)
+-- The agent's score in the sets of a chain (lower is better).
+local function strategy_score(chain, a)
   local idle = num(a.last_assign_ms, 0)
-  if q.strategy == 'longest_idle' then
+  if chain.strategy == 'longest_idle' then
     return idle
-  elseif q.strategy == 'best_skill' then
+  elseif chain.strategy == 'best_skill' then
     local sum = 0
-    for skill in pairs(q.skills or {}) do
+    for skill in pairs(chain.skills or {}) do
       sum = sum + math.min(10, num(a.skills_t[skill], 0))
     end
     return (99 - math.min(99, sum)) * 1e13 + idle
@@ -86,17 +77,25 @@ local function strategy_score(q, a)
   return num(a.load, 0) * 1e13 + idle
 end
 
-local function queue_channels(q)
-  if q.channels and #q.channels > 0 then
-    return q.channels
+local function meets(a, req)
+  for skill, lvl in pairs(req) do
+    if num(a.skills_t[skill], 0) < lvl then
+      return false
+    end
   end
-  return CHANNELS
+  return true
+end
+
+-- The agent has the skills queue q requires at ladder step s.
+local function skills_ok(a, q, s)
+  return meets(a, q.tiers[q.step_tier[s] or #q.tiers])
 end
 
 -- Slot keys join their parts with '|', which no id may contain (ids are
 -- [A-Za-z0-9._:@-]), so a key splits back into its parts unambiguously.
-local function avail_key(P, q, s, ch, t, l)
-  return P .. ':avail:' .. q .. '|' .. s .. '|' .. ch .. '|' .. t .. '|' .. l
+-- Availability: chain k, tier i; waiting: queue q, step s.
+local function avail_key(P, k, i, ch, t, l)
+  return P .. ':avail:' .. k .. '|' .. i .. '|' .. ch .. '|' .. t .. '|' .. l
 end
 
 local function wait_key(P, q, s, ch, t, l)
@@ -107,38 +106,50 @@ local function waitlangs_key(P, q, s, ch, t)
   return P .. ':waitlangs:' .. table.concat({q, s, ch, t}, '|')
 end
 
--- Splits the part of `key` after `prefix` at '|'.
-local function slot_parts(key, prefix)
+-- Splits a slot ("a|b|c|d|e") at '|'.
+local function slot_parts(slot)
   local parts = {}
-  for part in string.gmatch(string.sub(key, #prefix + 1), '[^|]+') do
+  for part in string.gmatch(slot, '[^|]+') do
     parts[#parts + 1] = part
   end
   return parts
 end
 
--- Puts the agent in exactly the availability sets that describe what it could
--- take now, and nowhere else.
-local function reindex(P, R, a)
-  local want = {}
-  if a.presence == 'available' then
-    local ok = {}
-    for _, ch in ipairs(CHANNELS) do
-      ok[ch] = can_take(R, a, ch)
+-- The availability slots (avail keys without the "P:avail:" prefix) that
+-- describe what the agent could take now, in a fixed order, and the score in
+-- each.
+local function avail_slots(R, a)
+  local slots, scores = {}, {}
+  if a.presence ~= 'available' then
+    return slots, scores
+  end
+  local ok, langs = {}, {}
+  for _, ch in ipairs(CHANNELS) do
+    ok[ch] = can_take(R, a, ch)
+  end
+  for l in pairs(a.langs_t) do
+    langs[#langs + 1] = l
+  end
+  table.sort(langs)
+  for _, chain in ipairs(R.chain_list) do
+    local tier = nil
+    for i, req in ipairs(chain.tiers) do
+      if meets(a, req) then
+        tier = i
+        break
+      end
     end
-    for _, q in ipairs(R.queues) do
-      local minp = num(q.min_proficiency, 1)
-      for _, ch in ipairs(queue_channels(q)) do
+    if tier ~= nil then
+      local score = nil
+      for _, ch in ipairs(chain.channels) do
         if ok[ch] then
           for _, t in ipairs(a.tenants_t) do
-            if #(q.tenants or {}) == 0 or contains(q.tenants, t) then
-              for s = 1, #q.steps do
-                if skills_ok(a, q, s) then
-                  local score = string.format('%.17g', strategy_score(q, a))
-                  for l, prof in pairs(a.langs_t) do
-                    if prof >= minp then
-                      want[avail_key(P, q.name, s, ch, t, l)] = score
-                    end
-                  end
+            if chain.any_tenant or chain.tenants[t] then
+              for _, l in ipairs(langs) do
+                if a.langs_t[l] >= chain.minp then
+                  score = score or string.format('%.17g', strategy_score(chain, a))
+                  slots[#slots + 1] = chain.name .. '|' .. tier .. '|' .. ch .. '|' .. t .. '|' .. l
+                  scores[#slots] = score
                 end
               end
             end
@@ -147,21 +158,31 @@ local function reindex(P, R, a)
       end
     end
   end
-  local idx = P .. ':agent:' .. a.id .. ':idx'
-  local have = {}
-  for _, key in ipairs(redis.call('SMEMBERS', idx)) do
-    if want[key] == nil then
-      redis.call('ZREM', key, a.id)
-      redis.call('SREM', idx, key)
-    else
-      have[key] = true
+  return slots, scores
+end
+
+-- Puts the agent in exactly the availability sets that describe what it could
+-- take now, with its current score, and nowhere else. The slots it is in are
+-- kept in the agent's hash (field idx), read with the agent.
+local function reindex(P, R, a)
+  local slots, scores = avail_slots(R, a)
+  local now_in = table.concat(slots, ',')
+  local was_in = a.idx or ''
+  if now_in ~= was_in then
+    local want = {}
+    for _, slot in ipairs(slots) do
+      want[slot] = true
     end
+    for slot in string.gmatch(was_in, '[^,]+') do
+      if not want[slot] then
+        redis.call('ZREM', P .. ':avail:' .. slot, a.id)
+      end
+    end
+    redis.call('HSET', P .. ':agent:' .. a.id, 'idx', now_in)
+    a.idx = now_in
   end
-  for key, score in pairs(want) do
-    redis.call('ZADD', key, score, a.id)
-    if not have[key] then
-      redis.call('SADD', idx, key)
-    end
+  for i, slot in ipairs(slots) do
+    redis.call('ZADD', P .. ':avail:' .. slot, scores[i], a.id)
   end
 end
 

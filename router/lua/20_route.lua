@@ -24,9 +24,11 @@ end
 -- Sends the assignment and the transcript so far (the messages, and the notes
 -- of earlier transfers) to the agent's inbox and an "assigned" event to the
 -- customer's transcript.
-local function deliver_assignment(P, c, a, now)
+local function deliver_assignment(P, c, a, now, state_written)
   local ckey = P .. ':conv:' .. c.id
-  redis.call('HSET', ckey, 'state', 'assigned', 'assigned_ms', now)
+  if not state_written then
+    redis.call('HSET', ckey, 'state', 'assigned', 'assigned_ms', now)
+  end
   local earlier = {}
   if (c.customer or '') ~= '' then
     for _, id in ipairs(redis.call('LRANGE', customer_key(P, c.tenant, c.customer) .. ':convs', 0,
@@ -39,7 +41,8 @@ local function deliver_assignment(P, c, a, now)
   inbox_add(P, a.id, 'kind', 'assigned', 'conv', c.id, 'lang', c.lang or '', 'name', c.name or '',
     'tenant', c.tenant or '', 'queue', c.queue or '', 'customer', c.customer or '',
     'history', table.concat(earlier, ','), 'ts', now)
-  local log = redis.call('XRANGE', ckey .. ':log', '-', '+', 'COUNT', COPY_MAX)
+  -- (a conversation started in this call has no transcript yet)
+  local log = c.fresh and {} or redis.call('XRANGE', ckey .. ':log', '-', '+', 'COUNT', COPY_MAX)
   for _, entry in ipairs(log) do
     local f = {}
     for i = 1, #entry[2], 2 do
@@ -69,10 +72,19 @@ local function assign(P, R, c, a, why, now)
   local ch = c.channel
   local q = queue_named(R, c.queue)
   local offer = q ~= nil and q.auto_accept == false
-  redis.call('HSET', ckey, 'state', offer and 'offered' or 'assigned', 'agent', a.id,
-    'queue', c.queue or '', 'step', num(c.step, 1), 'explain', cjson.encode(why))
-  redis.call('HDEL', ckey, 'pref_agent')
-  redis.call('SREM', P .. ':queued', c.id)
+  if offer then
+    redis.call('HSET', ckey, 'state', 'offered', 'agent', a.id, 'queue', c.queue or '', 'step',
+      num(c.step, 1), 'explain', cjson.encode(why))
+  else
+    redis.call('HSET', ckey, 'state', 'assigned', 'agent', a.id, 'queue', c.queue or '', 'step',
+      num(c.step, 1), 'explain', cjson.encode(why), 'assigned_ms', now)
+  end
+  if (c.pref_agent or '') ~= '' then
+    redis.call('HDEL', ckey, 'pref_agent')
+  end
+  if not c.fresh then
+    redis.call('SREM', P .. ':queued', c.id)
+  end
   -- The queue's recent wait (moving average): what a waiting customer is told.
   local field = 'wait_ewma_ms:' .. (c.queue or '')
   local waited = math.max(0, now - num(c.enqueued_ms, now))
@@ -86,50 +98,56 @@ local function assign(P, R, c, a, why, now)
   redis.call('SADD', P .. ':agent:' .. a.id .. ':convs', c.id)
   reindex(P, R, a)
   if not offer then
-    deliver_assignment(P, c, a, now)
+    deliver_assignment(P, c, a, now, true)
     return
   end
   local expires = now + num(q.offer_timeout_s, 30) * 1000
-  redis.call('HSET', ckey, 'offered_ms', now, 'offer_expires_ms', expires)
-  inbox_add(P, a.id, 'kind', 'offer', 'conv', c.id, 'lang', c.lang or '', 'name', c.name or '',
-    'tenant', c.tenant or '', 'queue', c.queue or '', 'expires', expires, 'ts', now)
+  local item = inbox_add(P, a.id, 'kind', 'offer', 'conv', c.id, 'lang', c.lang or '', 'name',
+    c.name or '', 'tenant', c.tenant or '', 'queue', c.queue or '', 'expires', expires, 'ts', now)
+  redis.call('HSET', ckey, 'offered_ms', now, 'offer_expires_ms', expires, 'offer_item', item)
   timer_add(P, expires, 'offer|' .. c.id .. '|' .. a.id)
   notify(P, 'a:' .. a.id)
 end
 
 -- The best available agent for conversation c where it waits now (queue,
 -- step): the lowest score across the availability sets of every language the
--- step accepts. Returns agent id (or nil) and the explanation.
+-- step accepts and every tier up to the step's. Returns agent id (or nil),
+-- the explanation and the set it was found in.
 local function best_agent(P, R, c, q)
   local s = num(c.step, 1)
-  local best, best_score, best_lang = nil, nil, nil
+  local best, best_score, best_lang, best_key = nil, nil, nil, nil
   local considered = {}
   -- Agents who declined or missed this conversation's offer are skipped;
   -- reading that many more heads per set still finds the best other one.
   local declined = {}
   local n = 0
-  for _, id in ipairs(redis.call('SMEMBERS', P .. ':conv:' .. c.id .. ':declined')) do
-    declined[id] = true
-    n = n + 1
+  if not c.fresh then
+    for _, id in ipairs(redis.call('SMEMBERS', P .. ':conv:' .. c.id .. ':declined')) do
+      declined[id] = true
+      n = n + 1
+    end
   end
+  local tier = q.step_tier[s] or #q.tiers
   for _, l in ipairs(step_langs(q, s, c.rlang)) do
-    local key = avail_key(P, q.name, s, c.channel, c.tenant, l)
-    local head = redis.call('ZRANGE', key, 0, 2 + n, 'WITHSCORES')
-    for i = 1, #head, 2 do
-      local id, score = head[i], tonumber(head[i + 1])
-      if not declined[id] then
-        if #considered < EXPLAIN_MAX then
-          considered[#considered + 1] = {agent = id, score = score, language = l}
-        end
-        if best == nil or score < best_score or (score == best_score and id < best) then
-          best, best_score, best_lang = id, score, l
+    for i = 1, tier do
+      local key = avail_key(P, q.chain.name, i, c.channel, c.tenant, l)
+      local head = redis.call('ZRANGE', key, 0, 2 + n, 'WITHSCORES')
+      for j = 1, #head, 2 do
+        local id, score = head[j], tonumber(head[j + 1])
+        if not declined[id] then
+          if #considered < EXPLAIN_MAX then
+            considered[#considered + 1] = {agent = id, score = score, language = l}
+          end
+          if best == nil or score < best_score or (score == best_score and id < best) then
+            best, best_score, best_lang, best_key = id, score, l, key
+          end
         end
       end
     end
   end
   local why = {queue = q.name, step = s, strategy = q.strategy or 'least_loaded',
     language = c.lang, language_matched = best_lang, candidates = considered}
-  return best, why
+  return best, why, best_key
 end
 
 local function explain_skills(q, s, a)
@@ -141,15 +159,14 @@ local function explain_skills(q, s, a)
 end
 
 local function try_assign(P, R, c, q, now)
-  local id, why = best_agent(P, R, c, q)
+  local id, why, key = best_agent(P, R, c, q)
   if id == nil then
     return false
   end
   local a = agent_read(P, id)
   if a == nil then
     -- A removed agent left in an index: drop it; the next decision retries.
-    redis.call('ZREM', avail_key(P, q.name, num(c.step, 1), c.channel, c.tenant,
-      why.language_matched), id)
+    redis.call('ZREM', key, id)
     return false
   end
   if not can_take(R, a, c.channel) then
@@ -183,7 +200,7 @@ end
 local function wait_remove(P, wk, conv)
   redis.call('ZREM', wk, conv)
   if redis.call('ZCARD', wk) == 0 then
-    local x = slot_parts(wk, P .. ':wait:')
+    local x = slot_parts(string.sub(wk, #P + 7)) -- after "P:wait:"
     redis.call('SREM', waitlangs_key(P, x[1], x[2], x[3], x[4]), x[5])
   end
 end
@@ -277,24 +294,32 @@ local function pull_waiting(P, R, a, now)
   while a.presence == 'available' do
     local best, best_score, best_key = nil, nil, nil
     local seen = {}
-    for _, key in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':idx')) do
-      local x = slot_parts(key, P .. ':avail:')
-      local q, s, ch, t, l = x[1], x[2], x[3], x[4], x[5]
-      local queue = q and queue_named(R, q)
-      if queue ~= nil then
-        local langs = {l}
-        if contains(step_langs(queue, tonumber(s), '?'), l) then
-          -- a fallback language of this step: any waiting language qualifies
-          langs = redis.call('SMEMBERS', waitlangs_key(P, q, s, ch, t))
-        end
-        for _, wl in ipairs(langs) do
-          local wk = wait_key(P, q, s, ch, t, wl)
-          if not seen[wk] then
-            seen[wk] = true
-            local conv, sc = wait_head(P, wk, a.id)
-            if conv ~= nil then
-              if best == nil or sc < best_score or (sc == best_score and conv < best) then
-                best, best_score, best_key = conv, sc, wk
+    -- Each slot the agent is in (chain, tier, channel, tenant, language)
+    -- serves the steps of the chain's queues at that tier or a later one.
+    for slot in string.gmatch(a.idx or '', '[^,]+') do
+      local x = slot_parts(slot)
+      local chain, tier, ch, t, l = R.chain_named[x[1]], tonumber(x[2]), x[3], x[4], x[5]
+      for _, queue in ipairs(chain and chain.queues or {}) do
+        if (#(queue.channels or {}) == 0 or contains(queue.channels, ch))
+          and (#(queue.tenants or {}) == 0 or contains(queue.tenants, t)) then
+          for s = 1, #queue.steps do
+            if queue.step_tier[s] >= tier then
+              local langs = {l}
+              if contains(step_langs(queue, s, '?'), l) then
+                -- a fallback language of this step: any waiting language qualifies
+                langs = redis.call('SMEMBERS', waitlangs_key(P, queue.name, s, ch, t))
+              end
+              for _, wl in ipairs(langs) do
+                local wk = wait_key(P, queue.name, s, ch, t, wl)
+                if not seen[wk] then
+                  seen[wk] = true
+                  local conv, sc = wait_head(P, wk, a.id)
+                  if conv ~= nil then
+                    if best == nil or sc < best_score or (sc == best_score and conv < best) then
+                      best, best_score, best_key = conv, sc, wk
+                    end
+                  end
+                end
               end
             end
           end

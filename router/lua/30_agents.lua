@@ -15,15 +15,25 @@ local function rules_load(keys, args)
     return err('BADARG', 'rules must be a JSON object with queues')
   end
   local old = decode(redis.call('GET', P .. ':rules'), {})
-  if old.version == new.version then
+  local format = redis.call('GET', P .. ':index_format')
+  if old.version == new.version and format == INDEX_FORMAT then
     return 'unchanged'
   end
   redis.call('SET', P .. ':rules', args[1])
+  redis.call('SET', P .. ':index_format', INDEX_FORMAT)
   local R = rules(P)
   local now = now_ms()
   for _, id in ipairs(redis.call('SMEMBERS', P .. ':agents')) do
     local a = agent_read(P, id)
     if a ~= nil then
+      if format ~= INDEX_FORMAT then
+        -- Format 1 listed the agent's sets in P:agent:ID:idx.
+        local idx = P .. ':agent:' .. id .. ':idx'
+        for _, key in ipairs(redis.call('SMEMBERS', idx)) do
+          redis.call('ZREM', key, id)
+        end
+        redis.call('DEL', idx)
+      end
       reindex(P, R, a)
     end
   end
@@ -192,7 +202,7 @@ local function agent_remove(keys, args)
   end
   a.presence = 'offline'
   reindex(P, rules(P), a)
-  redis.call('DEL', akey, akey .. ':convs', akey .. ':inbox', akey .. ':idx', akey .. ':presence')
+  redis.call('DEL', akey, akey .. ':convs', akey .. ':inbox', akey .. ':presence')
   redis.call('SREM', P .. ':agents', id)
   if a.session ~= nil and a.session ~= '' then
     notify(P, 'r:' .. id .. ':' .. a.session)

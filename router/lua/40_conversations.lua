@@ -19,12 +19,17 @@ sticky_route = function(P, R, c, q, customer, now)
     return nil
   end
   c.queue = q.name
-  for _, l in ipairs(step_langs(q, 1, c.rlang)) do
-    if redis.call('ZSCORE', avail_key(P, q.name, 1, c.channel, c.tenant, l), a.id) then
-      assign(P, R, c, a, {queue = q.name, step = 1, agent = a.id, at_ms = now, language = c.lang,
-        language_matched = l, trigger = 'sticky: the agent who last served this customer',
-        candidates = {{agent = a.id}}}, now)
-      return 'assigned'
+  -- The agent fits the queue's first step now: what its availability sets
+  -- say (available, free capacity, tenant, skills, a language the step takes).
+  if can_take(R, a, c.channel) and contains(a.tenants_t, c.tenant) and skills_ok(a, q, 1) then
+    for _, l in ipairs(step_langs(q, 1, c.rlang)) do
+      if num(a.langs_t[l], 0) >= num(q.min_proficiency, 1) then
+        assign(P, R, c, a, {queue = q.name, step = 1, agent = a.id, at_ms = now,
+          language = c.lang, language_matched = l,
+          trigger = 'sticky: the agent who last served this customer',
+          candidates = {{agent = a.id}}}, now)
+        return 'assigned'
+      end
     end
   end
   redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'queued', 'queue', q.name, 'step', 1,
@@ -51,7 +56,7 @@ local function conv_start(keys, args)
   local R = rules(P)
   local attrs, skills = decode(args[9], {}), decode(args[10], {})
   c = {id = conv, lang = args[3], rlang = args[4], name = args[5], channel = args[6],
-    tenant = args[7], step = 1}
+    tenant = args[7], step = 1, fresh = true}
   local q = match_queue(R, c, attrs, skills)
   if q == nil then
     return err('NOQUEUE', 'no queue takes this conversation')

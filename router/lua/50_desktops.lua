@@ -67,6 +67,42 @@ end
 
 -- ---- functions: offers, heartbeats, wrap-up -------------------------------
 
+-- Stream id a is at or before b ("ms-seq").
+local function stream_id_le(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b or '', '^(%d+)-(%d+)$')
+  if am == nil or bm == nil then
+    return false
+  end
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as <= bs)
+end
+
+-- The agent's desktop received offer c: its inbox entry was read and then
+-- acknowledged (a desktop acks each item as it arrives). An offer still
+-- pending, or never read at all, was not seen: a slow server or a dropped
+-- connection must not count as the agent missing it.
+local function offer_seen(P, c, agent)
+  local item = c.offer_item or ''
+  if item == '' then
+    return true -- an offer made before offer_item was recorded
+  end
+  local inbox = P .. ':agent:' .. agent .. ':inbox'
+  if #redis.call('XPENDING', inbox, 'desktop', item, item, 1) > 0 then
+    return false
+  end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', inbox)) do
+    local f = {}
+    for i = 1, #g, 2 do
+      f[g[i]] = g[i + 1]
+    end
+    if f.name == 'desktop' then
+      return stream_id_le(item, f['last-delivered-id'])
+    end
+  end
+  return false
+end
+
 -- Takes an offer back from agent `agent`: frees the reserved capacity,
 -- remembers the agent declined, and routes the conversation again with its
 -- original enqueue time and ladder step.
@@ -74,7 +110,7 @@ local function withdraw(P, R, c, agent, reason, now)
   local ckey = P .. ':conv:' .. c.id
   redis.call('SADD', ckey .. ':declined', agent)
   redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'last_decline', agent .. ':' .. reason)
-  redis.call('HDEL', ckey, 'offered_ms', 'offer_expires_ms')
+  redis.call('HDEL', ckey, 'offered_ms', 'offer_expires_ms', 'offer_item')
   inbox_add(P, agent, 'kind', 'revoked', 'conv', c.id, 'reason', reason, 'ts', now)
   notify(P, 'a:' .. agent)
   c.state, c.agent = 'queued', ''
@@ -86,7 +122,7 @@ local function withdraw(P, R, c, agent, reason, now)
     a.load = tostring(math.max(0, num(a.load, 1) - 1))
     redis.call('HSET', P .. ':agent:' .. agent, 'load_' .. ch, a['load_' .. ch], 'load', a.load)
   end
-  if a ~= nil and reason == 'timeout' then
+  if a ~= nil and reason == 'timeout' and offer_seen(P, c, agent) then
     local missed = redis.call('HINCRBY', P .. ':agent:' .. agent, 'missed_offers', 1)
     if missed >= num(R.max_missed_offers, 3) then
       set_presence(P, a, 'break', 'missed-offers', now)

@@ -124,6 +124,14 @@ class FunctionsTest(unittest.TestCase):
     def load(self, aid, channel="chat"):
         return int(self.r("HGET", f"{P}:agent:{aid}", f"load_{channel}") or 0)
 
+    def desktop_reads(self, aid):
+        """What a connected desktop does: read its new inbox items, ack each."""
+        key = f"{P}:agent:{aid}:inbox"
+        got = self.r("XREADGROUP", "GROUP", "desktop", aid, "COUNT", 1000, "STREAMS", key, ">")
+        for _, entries in got or []:
+            for entry_id, _ in entries:
+                self.r("XACK", key, "desktop", entry_id)
+
     def tick_after(self, seconds):
         time.sleep(seconds)
         return self.fcall("omr_tick")
@@ -266,6 +274,65 @@ class FunctionsTest(unittest.TestCase):
         self.assertEqual((why["step"], why["language_matched"]), (3, "en"))
         self.assertTrue(why["candidates"], why)
 
+    def test_agent_sits_in_its_strictest_tier_only(self):
+        # One queue, two tiers (billing 6, then 3): a strong agent is indexed
+        # at tier 1 only, yet a conversation at step 2 (reading tiers 1 and 2)
+        # still finds it, before a weaker but less loaded agent of tier 2.
+        self.rules({"name": "billing", "skills": {"billing": 6},
+                    "steps": [{"after_s": 0}, {"after_s": 1, "min_level_delta": 3}]})
+        self.agent("strong", "en", 2, skills={"billing": 8})
+        self.agent("weak", "en", 2, skills={"billing": 4})
+        self.agent("none", "en", 2, skills={"billing": 1})
+        self.assertEqual(self.r("HGET", f"{P}:agent:strong", "idx"), f"billing|1|chat|{T}|en")
+        self.assertEqual(self.r("HGET", f"{P}:agent:weak", "idx"), f"billing|2|chat|{T}|en")
+        self.assertEqual(self.r("HGET", f"{P}:agent:none", "idx") or "", "")
+        self.assertEqual(self.start("c1", skills=["billing"]), "assigned")
+        self.assertEqual(self.conv("c1")["agent"], "strong")
+        self.assertEqual(self.start("c2", skills=["billing"]), "assigned")  # strong, 2 of 2
+        self.assertEqual(self.start("c3", skills=["billing"]), "queued")  # weak: level 4 < 6
+        self.tick_after(1.05)
+        c = self.conv("c3")
+        self.assertEqual((c["step"], c["agent"]), ("2", "weak"))
+        # Step 2 reads both tiers: strong (load 2) would come after weak (load 1)
+        # by load; close one of strong's so it has the lower load, and it wins.
+        self.fcall("omr_conv_close", "c1", "strong")
+        self.fcall("omr_conv_close", "c2", "strong")
+        self.assertEqual(self.start("c4", skills=["billing"]), "assigned")
+        self.assertEqual(self.conv("c4")["agent"], "strong")
+
+    def test_queues_with_the_same_requirements_share_a_chain(self):
+        # general and spanish ask the same of an agent: one set per slot.
+        # Their tenant and language filters still apply to the conversations.
+        self.rules({"name": "spanish", "languages": ["es"], "tenants": ["t2"],
+                    "steps": [{"after_s": 0}]},
+                   {"name": "general", "tenants": [T], "steps": [{"after_s": 0}]},
+                   {"name": "vip", "strategy": "longest_idle", "attributes": {"tier": "gold"},
+                    "steps": [{"after_s": 0}]})
+        self.agent("bi", "en,es", 5, tenants=[T, "t2"])
+        keys = sorted(k.split(":avail:")[1] for k in self.r("KEYS", f"{P}:avail:*"))
+        self.assertEqual(keys, sorted(f"{q}|1|chat|{t}|{l}" for q in ("spanish", "vip")
+                                      for t in (T, "t2") for l in ("en", "es")))
+        self.assertEqual(self.start("s1", "es", tenant="t2"), "assigned")
+        self.assertEqual(self.conv("s1")["queue"], "spanish")
+        self.assertEqual(self.start("g1", "en"), "assigned")
+        self.assertEqual(self.conv("g1")["queue"], "general")
+        self.assertEqual(self.start("v1", "en", attrs={"tier": "gold"}, tenant="t3"), "queued")
+        self.assertTrue(self.start("x1", "en", tenant="t2").startswith("NOQUEUE"))
+
+    def test_older_index_layout_is_rebuilt_on_rules_load(self):
+        self.rules(DEFAULT_QUEUE)
+        self.agent("a", "en", 2)
+        # What format 1 left behind: a set listing the agent's sets.
+        self.r("ZADD", f"{P}:avail:default|1|chat|{T}|xx", 5, "a")
+        self.r("SADD", f"{P}:agent:a:idx", f"{P}:avail:default|1|chat|{T}|xx")
+        self.r("DEL", f"{P}:index_format")
+        doc = json.loads(self.r("GET", f"{P}:rules"))
+        self.assertEqual(self.fcall("omr_rules_load", json.dumps(doc)), "loaded")
+        self.assertEqual(self.r("EXISTS", f"{P}:avail:default|1|chat|{T}|xx"), 0)
+        self.assertEqual(self.r("EXISTS", f"{P}:agent:a:idx"), 0)
+        self.assertEqual(self.fcall("omr_rules_load", json.dumps(doc)), "unchanged")
+        self.assertEqual(self.start("c1"), "assigned")
+
     def test_overflow_keeps_the_original_enqueue_time(self):
         self.rules({"name": "first", "languages": ["de"], "steps": [{"after_s": 0},
                                                                     {"after_s": 1,
@@ -340,7 +407,9 @@ class FunctionsTest(unittest.TestCase):
         self.assertTrue(
             self.fcall("omr_agent_presence", "a", "s-a", "available").startswith("REPLACED"))
         self.assertEqual(self.fcall("omr_agent_gone", "a", "s-new"), "offline")
-        self.assertEqual(self.r("SMEMBERS", f"{P}:agent:a:idx"), [])
+        self.assertEqual(self.r("HGET", f"{P}:agent:a", "idx"), "")
+        for key in self.r("KEYS", f"{P}:avail:*"):
+            self.assertIsNone(self.r("ZSCORE", key, "a"), key)
 
     def test_login_needs_the_right_token(self):
         self.agent("a", "en", 1, available=False)
@@ -412,10 +481,35 @@ class FunctionsTest(unittest.TestCase):
         self.agent("a", "en", 2)
         self.start("c1")
         self.start("c2")
+        # The desktop receives both offers (read and acked) and lets them expire.
+        self.desktop_reads("a")
         self.tick_after(1.05)
         got = json.loads(self.fcall("omr_agent_get", "a"))
         self.assertEqual((got["presence"], got["reason"]), ("break", "missed-offers"))
         self.assertEqual(self.conv("c1")["state"], "queued")
+
+    def test_offers_the_desktop_never_received_are_not_missed(self):
+        self.rules({"name": "q", "auto_accept": False, "offer_timeout_s": 1,
+                    "steps": [{"after_s": 0}]}, max_missed_offers=1)
+        self.agent("a", "en", 3)
+        self.start("c1")
+        # c1's offer is read by a router but never acked by the desktop (the
+        # connection dropped); c2's is never read (the server was too slow).
+        entries = self.r("XREADGROUP", "GROUP", "desktop", "a", "COUNT", 100, "STREAMS",
+                         f"{P}:agent:a:inbox", ">")
+        self.assertTrue(entries)
+        self.start("c2")
+        self.tick_after(1.05)
+        got = json.loads(self.fcall("omr_agent_get", "a"))
+        self.assertEqual((got["presence"], got["missed_offers"]), ("available", 0))
+        self.assertEqual((self.conv("c1")["state"], self.conv("c2")["state"]),
+                         ("queued", "queued"))  # a declined them both: nobody else
+        # An offer the desktop did get (read and acked) and let expire counts.
+        self.start("c3")
+        self.desktop_reads("a")
+        self.tick_after(1.05)
+        got = json.loads(self.fcall("omr_agent_get", "a"))
+        self.assertEqual((got["presence"], got["reason"]), ("break", "missed-offers"))
 
     def test_sticky_agent_first_then_normal_routing(self):
         self.rules({"name": "q", "sticky_window_s": 1, "steps": [{"after_s": 0}]})
