@@ -1,7 +1,8 @@
 /* ws_test.h - what the unit tests of the websocket protocol share
- * (test_ws_proto.c, test_ws_supervisor.c): sessions, the limits, parsing a
- * frame that must be accepted or refused, reading rendered JSON, acks and
- * deliveries to render. Include after <cmocka.h> and <cjson/cJSON.h>. */
+ * (test_ws_proto.c, test_ws_render.c, test_ws_supervisor.c): sessions, the
+ * limits, parsing a frame that must be accepted or refused, reading rendered
+ * JSON, acks and deliveries to render. Include after <cmocka.h> and
+ * <cjson/cJSON.h>. */
 #ifndef OMR_TESTS_WS_TEST_H
 #define OMR_TESTS_WS_TEST_H
 
