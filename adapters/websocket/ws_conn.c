@@ -9,32 +9,34 @@
 
 void ws_conn_list_add(ws_conn_list_t *l, ws_conn_t *c)
 {
-	if (c->in_auth_list)
+	ws_link_t *k = &c->links[l->which];
+	if (k->in)
 		return;
-	c->auth_prev = l->tail;
-	c->auth_next = NULL;
+	k->prev = l->tail;
+	k->next = NULL;
 	if (l->tail)
-		l->tail->auth_next = c;
+		l->tail->links[l->which].next = c;
 	else
 		l->head = c;
 	l->tail = c;
-	c->in_auth_list = true;
+	k->in = true;
 }
 
 void ws_conn_list_del(ws_conn_list_t *l, ws_conn_t *c)
 {
-	if (!c->in_auth_list)
+	ws_link_t *k = &c->links[l->which];
+	if (!k->in)
 		return;
-	if (c->auth_prev)
-		c->auth_prev->auth_next = c->auth_next;
+	if (k->prev)
+		k->prev->links[l->which].next = k->next;
 	else
-		l->head = c->auth_next;
-	if (c->auth_next)
-		c->auth_next->auth_prev = c->auth_prev;
+		l->head = k->next;
+	if (k->next)
+		k->next->links[l->which].prev = k->prev;
 	else
-		l->tail = c->auth_prev;
-	c->auth_prev = c->auth_next = NULL;
-	c->in_auth_list = false;
+		l->tail = k->prev;
+	k->prev = k->next = NULL;
+	k->in = false;
 }
 
 int ws_conn_rx_append(ws_conn_t *c, const void *in, size_t len, size_t max)

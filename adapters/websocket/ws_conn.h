@@ -20,6 +20,15 @@ typedef struct ws_out {
 	unsigned char buf[]; /* LWS_PRE bytes of headroom, then len bytes */
 } ws_out_t;
 
+/* The lists a connection can be on, oldest first: unauthenticated (auth
+ * timeout sweep) and stalled (holding a request until the bus has room). */
+typedef enum ws_list_which { WS_LIST_UNAUTH = 0, WS_LIST_STALLED, WS_LIST_COUNT } ws_list_which_t;
+
+typedef struct ws_link {
+	struct ws_conn *prev, *next;
+	bool in;
+} ws_link_t;
+
 typedef struct ws_conn {
 	struct lws *wsi;
 	omr_ws_session_t sess;
@@ -42,13 +51,17 @@ typedef struct ws_conn {
 	/* output queue */
 	ws_out_t *out_head, *out_tail;
 	size_t out_bytes;
-	/* unauthenticated connections, oldest first (auth timeout sweep) */
-	struct ws_conn *auth_prev, *auth_next;
-	bool in_auth_list;
+	/* links in the server's lists (ws_list_which_t) */
+	ws_link_t links[WS_LIST_COUNT];
+	/* a request read while the bus was full: submitted once it has room,
+	 * reading from this connection paused meanwhile (backpressure) */
+	omr_ws_request_t held;
+	bool has_held;
 } ws_conn_t;
 
 typedef struct ws_conn_list {
 	ws_conn_t *head, *tail;
+	ws_list_which_t which; /* the link the list uses */
 } ws_conn_list_t;
 
 void ws_conn_list_add(ws_conn_list_t *l, ws_conn_t *c);

@@ -51,6 +51,7 @@ struct omr_ws_server {
 	omr_u64map_t *per_ip; /* ip key -> count (as a pointer-sized integer) */
 	uint64_t ip_seed;
 	ws_conn_list_t unauth;
+	ws_conn_list_t stalled; /* connections holding a request until the bus has room */
 	struct lws_protocols protocols[3];
 	struct lws_http_mount mounts[2];
 	struct lws_protocol_vhost_options mimes[3];
@@ -249,6 +250,11 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 		          agent ? c->sess.agent : c->sess.conv);
 	}
 	ws_conn_list_del(&srv->unauth, c);
+	ws_conn_list_del(&srv->stalled, c);
+	if (c->has_held) {
+		omr_ws_request_cleanup(&c->held);
+		c->has_held = false;
+	}
 	omr_u64map_del(srv->conns, c->sess.conn);
 	if (c->ip_key)
 		ip_adjust(srv, c->ip_key, -1);
@@ -290,6 +296,41 @@ static void submit(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
 	          (unsigned long long)rq->env->id);
 }
 
+/* Backpressure: the bus is full (the router is behind), so the request just
+ * read waits on its connection, and reading from that connection pauses
+ * until release_stalled submits it: a client that keeps sending is slowed
+ * down by TCP instead of refused, and nothing it sent is lost. Takes rq. */
+static void hold(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
+{
+	c->held = *rq;
+	memset(rq, 0, sizeof(*rq));
+	c->has_held = true;
+	if (omr_ws_kind_is_auth(c->held.kind))
+		c->sess.auth_pending = true; /* no auth timeout while it waits */
+	lws_rx_flow_control(c->wsi, 0);
+	ws_conn_list_add(&srv->stalled, c);
+	omr_debug("ws", "bus full: request held, reading paused conn=%llu type=%s",
+	          (unsigned long long)c->sess.conn, omr_ws_kind_name(c->held.kind));
+}
+
+/* Submits held requests, oldest first, while the bus has room, and resumes
+ * reading from their connections. */
+static void release_stalled(omr_ws_server_t *srv)
+{
+	while (srv->stalled.head && srv->bus && !omr_bus_client_is_full(srv->bus)) {
+		ws_conn_t *c = srv->stalled.head;
+		ws_conn_list_del(&srv->stalled, c);
+		omr_ws_request_t rq = c->held;
+		memset(&c->held, 0, sizeof(c->held));
+		c->has_held = false;
+		if (!c->closing) {
+			submit(srv, c, &rq);
+			lws_rx_flow_control(c->wsi, 1);
+		}
+		omr_ws_request_cleanup(&rq);
+	}
+}
+
 static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
 {
 	omr_ws_request_t rq;
@@ -317,6 +358,10 @@ static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
 	}
 	if (rc) {
 		refuse(c, &err);
+		return;
+	}
+	if (srv->bus && omr_bus_client_is_full(srv->bus) && !c->has_held) {
+		hold(srv, c, &rq);
 		return;
 	}
 	submit(srv, c, &rq);
@@ -382,7 +427,7 @@ static int on_writeable(ws_conn_t *c)
 	return 0;
 }
 
-void omr_ws_server_on_done(omr_ws_server_t *srv, void *ctx, int status, const omr_envelope_t *ack)
+static void finish_request(omr_ws_server_t *srv, void *ctx, int status, const omr_envelope_t *ack)
 {
 	ws_pending_t *p = ctx;
 	ws_conn_t *c = p->conn ? omr_u64map_get(srv->conns, p->conn) : NULL;
@@ -421,6 +466,12 @@ void omr_ws_server_on_done(omr_ws_server_t *srv, void *ctx, int status, const om
 		         c->sess.role == OMR_WS_ROLE_AGENT ? c->sess.agent : c->sess.conv);
 	}
 	free(p);
+}
+
+void omr_ws_server_on_done(omr_ws_server_t *srv, void *ctx, int status, const omr_envelope_t *ack)
+{
+	finish_request(srv, ctx, status, ack);
+	release_stalled(srv); /* one request fewer in flight: room for a held one */
 }
 
 void omr_ws_server_on_deliver(omr_ws_server_t *srv, omr_envelope_t **envp)
@@ -591,7 +642,7 @@ static void on_sweep(uv_timer_t *t)
 	uint64_t now = uv_now(srv->loop);
 	ws_conn_t *c = srv->unauth.head;
 	while (c && now - c->opened_ms >= srv->set.auth_timeout_ms) {
-		ws_conn_t *next = c->auth_next;
+		ws_conn_t *next = c->links[WS_LIST_UNAUTH].next;
 		if (!c->sess.auth_pending && !c->closing) {
 			ws_conn_list_del(&srv->unauth, c);
 			refuse_with(c, "auth-timeout", "no hello or login in time",
@@ -695,6 +746,7 @@ int omr_ws_server_new(uv_loop_t *loop, const omr_ws_server_opts_t *opts, omr_ws_
 	if (!srv)
 		return -ENOMEM;
 	srv->loop = loop;
+	srv->stalled.which = WS_LIST_STALLED;
 	srv->max_connections = opts->max_connections;
 	srv->listen = strdup(opts->listen);
 	srv->default_tenant = strdup(opts->default_tenant);

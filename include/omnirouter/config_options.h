@@ -36,7 +36,7 @@ OMR_OPT(INT, bus_ack_timeout_ms, "bus.ack_timeout_ms", 2000, 50, 60000, true,
 OMR_OPT(INT, bus_max_attempts, "bus.max_attempts", 5, 1, 100, true,
         "sends of one request before the adapter gives up and reports an error")
 OMR_OPT(INT, bus_max_pending, "bus.max_pending", 10000, 1, 1000000, false,
-        "requests an adapter may have in flight before it refuses new input")
+        "requests an adapter may have in flight; past that it stops reading from clients")
 
 OMR_OPT(STR, ws_listen, "websocket.listen", "127.0.0.1", 1, 255, false,
         "address the websocket/HTTP server listens on")
