@@ -93,10 +93,12 @@ end
 local function conv_message(keys, args)
   local P, conv, from, agent, msgid = keys[1], args[1], args[2], args[3], args[4]
   local ckey = P .. ':conv:' .. conv
-  local c = conv_read(P, conv)
-  if c == nil then
+  -- Only the fields a message needs: the hash also holds the explanation.
+  local f = redis.call('HMGET', ckey, 'state', 'agent', 'nmsg', 'name')
+  if not f[1] then
     return err('NOCONV', 'no such conversation')
   end
+  local c = {id = conv, state = f[1], agent = f[2] or nil, nmsg = f[3] or nil, name = f[4] or nil}
   if from == 'agent' and (c.agent ~= agent or c.state ~= 'assigned' and c.state ~= 'closed') then
     return err('NOTASSIGNED', 'conversation is not assigned to this agent')
   end
