@@ -174,20 +174,25 @@ local function prepare(r)
 end
 
 -- The rules, decoded and prepared once per version: the library keeps the
--- last ones it prepared (keyed by the stored text, so several routing groups
--- with the same rules share them). Nothing may modify them.
-local rules_text, rules_prepared = nil, nil
+-- ones it prepared, keyed by the stored text (routing groups with the same
+-- rules share them; a few groups with different rules each keep theirs).
+-- Nothing may modify them.
+local prepared, nprepared = {}, 0
 
 local function rules(P)
-  local text = redis.call('GET', P .. ':rules')
-  if rules_prepared ~= nil and text == rules_text then
-    return rules_prepared
+  local text = redis.call('GET', P .. ':rules') or ''
+  local r = prepared[text]
+  if r ~= nil then
+    return r
   end
-  local r = decode(text, nil)
+  r = decode(text, nil)
   if r == nil or type(r.queues) ~= 'table' or #r.queues == 0 then
     r = DEFAULT_RULES
   end
-  rules_text, rules_prepared = text, prepare(r)
+  if nprepared >= 16 then
+    prepared, nprepared = {}, 0
+  end
+  prepared[text], nprepared = prepare(r), nprepared + 1
   return r
 end
 

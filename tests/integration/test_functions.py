@@ -319,6 +319,28 @@ class FunctionsTest(unittest.TestCase):
         self.assertEqual(self.start("v1", "en", attrs={"tier": "gold"}, tenant="t3"), "queued")
         self.assertTrue(self.start("x1", "en", tenant="t2").startswith("NOQUEUE"))
 
+    def test_routing_groups_keep_their_own_rules(self):
+        # The library keeps prepared rules per text: two groups with different
+        # rules, called in turn, each route by their own.
+        P2 = "omr:{g2}"
+        self.rules({"name": "alpha", "steps": [{"after_s": 0}]})
+        doc = {"version": "g2-1", "queues": [{"name": "beta", "steps": [{"after_s": 0}]}],
+               "blocking": {}}
+        self.assertEqual(self.r("FCALL", "omr_rules_load", 1, P2, json.dumps(doc)), "loaded")
+        self.agent("a", "en", 5)
+        spec = {"name": "B", "tenants": [T], "languages": {"en": 10}, "capacity": {"chat": 5},
+                "token_sha": "sha-b"}
+        self.r("FCALL", "omr_agent_upsert", 1, P2, "b", json.dumps(spec))
+        self.r("FCALL", "omr_agent_login", 1, P2, "b", "sha-b", "s-b")
+        self.r("FCALL", "omr_agent_presence", 1, P2, "b", "s-b", "available")
+        for i in range(3):
+            self.assertEqual(self.start(f"c{i}"), "assigned")
+            self.assertEqual(self.r("FCALL", "omr_conv_start", 1, P2, f"d{i}", "tok", "en", "en",
+                                    "cust", "chat", T, "", "{}", "[]"), "assigned")
+            self.assertEqual((self.conv(f"c{i}")["queue"], self.conv(f"c{i}")["agent"]),
+                             ("alpha", "a"))
+            self.assertEqual(self.r("HMGET", f"{P2}:conv:d{i}", "queue", "agent"), ["beta", "b"])
+
     def test_older_index_layout_is_rebuilt_on_rules_load(self):
         self.rules(DEFAULT_QUEUE)
         self.agent("a", "en", 2)
