@@ -27,7 +27,7 @@ end
 local function deliver_assignment(P, c, a, now, state_written)
   local ckey = P .. ':conv:' .. c.id
   if not state_written then
-    redis.call('HSET', ckey, 'state', 'assigned', 'assigned_ms', now)
+    redis.call('HSET', ckey, 'state', 'assigned', 'assigned_ms', int(now))
   end
   local earlier = {}
   if (c.customer or '') ~= '' then
@@ -40,7 +40,7 @@ local function deliver_assignment(P, c, a, now, state_written)
   end
   inbox_add(P, a.id, 'kind', 'assigned', 'conv', c.id, 'lang', c.lang or '', 'name', c.name or '',
     'tenant', c.tenant or '', 'queue', c.queue or '', 'customer', c.customer or '',
-    'history', table.concat(earlier, ','), 'ts', now)
+    'history', table.concat(earlier, ','), 'ts', int(now))
   -- (a conversation started in this call has no transcript yet)
   local log = c.fresh and {} or redis.call('XRANGE', ckey .. ':log', '-', '+', 'COUNT', COPY_MAX)
   for _, entry in ipairs(log) do
@@ -58,7 +58,7 @@ local function deliver_assignment(P, c, a, now, state_written)
     end
   end
   redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'assigned', 'name',
-    a.name or '', 'ts', now)
+    a.name or '', 'ts', int(now))
   notify(P, 'a:' .. a.id)
   notify(P, 'c:' .. c.id)
 end
@@ -74,10 +74,10 @@ local function assign(P, R, c, a, why, now)
   local offer = q ~= nil and q.auto_accept == false
   if offer then
     redis.call('HSET', ckey, 'state', 'offered', 'agent', a.id, 'queue', c.queue or '', 'step',
-      num(c.step, 1), 'explain', cjson.encode(why))
+      int(num(c.step, 1)), 'explain', cjson.encode(why))
   else
     redis.call('HSET', ckey, 'state', 'assigned', 'agent', a.id, 'queue', c.queue or '', 'step',
-      num(c.step, 1), 'explain', cjson.encode(why), 'assigned_ms', now)
+      int(num(c.step, 1)), 'explain', cjson.encode(why), 'assigned_ms', int(now))
   end
   if (c.pref_agent or '') ~= '' then
     redis.call('HDEL', ckey, 'pref_agent')
@@ -89,12 +89,13 @@ local function assign(P, R, c, a, why, now)
   local field = 'wait_ewma_ms:' .. (c.queue or '')
   local waited = math.max(0, now - num(c.enqueued_ms, now))
   local old = tonumber(redis.call('HGET', P .. ':qstats', field) or '')
-  redis.call('HSET', P .. ':qstats', field, math.floor(old and (0.8 * old + 0.2 * waited) or waited))
+  redis.call('HSET', P .. ':qstats', field, int(math.floor(old and (0.8 * old + 0.2 * waited)
+    or waited)))
   a['load_' .. ch] = tostring(load_of(a, ch) + 1)
   a.load = tostring(num(a.load, 0) + 1)
-  a.last_assign_ms = tostring(now)
+  a.last_assign_ms = int(now)
   redis.call('HSET', P .. ':agent:' .. a.id, 'load_' .. ch, a['load_' .. ch], 'load', a.load,
-    'last_assign_ms', now)
+    'last_assign_ms', a.last_assign_ms)
   redis.call('SADD', P .. ':agent:' .. a.id .. ':convs', c.id)
   reindex(P, R, a)
   if not offer then
@@ -103,8 +104,10 @@ local function assign(P, R, c, a, why, now)
   end
   local expires = now + num(q.offer_timeout_s, 30) * 1000
   local item = inbox_add(P, a.id, 'kind', 'offer', 'conv', c.id, 'lang', c.lang or '', 'name',
-    c.name or '', 'tenant', c.tenant or '', 'queue', c.queue or '', 'expires', expires, 'ts', now)
-  redis.call('HSET', ckey, 'offered_ms', now, 'offer_expires_ms', expires, 'offer_item', item)
+    c.name or '', 'tenant', c.tenant or '', 'queue', c.queue or '', 'expires', int(expires), 'ts',
+    int(now))
+  redis.call('HSET', ckey, 'offered_ms', int(now), 'offer_expires_ms', int(expires), 'offer_item',
+    item)
   timer_add(P, expires, 'offer|' .. c.id .. '|' .. a.id)
   notify(P, 'a:' .. a.id)
 end
@@ -131,7 +134,7 @@ local function best_agent(P, R, c, q)
   for _, l in ipairs(step_langs(q, s, c.rlang)) do
     for i = 1, tier do
       local key = avail_key(P, q.chain.name, i, c.channel, c.tenant, l)
-      local head = redis.call('ZRANGE', key, 0, 2 + n, 'WITHSCORES')
+      local head = redis.call('ZRANGE', key, '0', int(2 + n), 'WITHSCORES')
       for j = 1, #head, 2 do
         local id, score = head[j], tonumber(head[j + 1])
         if not declined[id] then

@@ -66,7 +66,8 @@ local function conv_start(keys, args)
   redis.call('HSET', ckey, 'state', 'new', 'token_sha', args[2], 'lang', args[3], 'rlang', args[4],
     'name', args[5], 'channel', args[6], 'tenant', args[7], 'customer', args[8],
     'attrs', args[9] ~= '' and args[9] or '{}', 'skills', args[10] ~= '' and args[10] or '[]',
-    'created_ms', now, 'enqueued_ms', now, 'priority', num(q.priority, 0), 'nmsg', 0)
+    'created_ms', int(now), 'enqueued_ms', int(now), 'priority', int(num(q.priority, 0)), 'nmsg',
+    '0')
   if args[8] ~= '' then
     c.customer = args[8]
     local ckey2 = customer_key(P, c.tenant, args[8]) .. ':convs'
@@ -123,12 +124,12 @@ local function conv_message(keys, args)
     end
   end
   local id = redis.call('XADD', ckey .. ':log', '*', 'kind', 'message', 'from', from, 'msgid',
-    msgid, 'text', args[5], 'name', name, 'ts', now)
+    msgid, 'text', args[5], 'name', name, 'ts', int(now))
   redis.call('HSET', ckey .. ':ids', from .. ':' .. msgid, id)
   redis.call('HINCRBY', ckey, 'nmsg', 1)
   if from == 'customer' and c.state == 'assigned' then
     inbox_add(P, c.agent, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,
-      'text', args[5], 'name', name, 'ts', now)
+      'text', args[5], 'name', name, 'ts', int(now))
     notify(P, 'a:' .. c.agent)
   else
     -- The customer's own message is not pushed back to it (its ack carries
