@@ -354,6 +354,20 @@ static int check_blocking(const char *s, size_t len, char *why, size_t whylen)
 	}
 }
 
+/* A key shorter than this is guessable offline from one signature the page shows; 16 bytes
+ * of random text (32 hex digits is better) is the floor. Never echoes the value. */
+#define IDENTITY_SECRET_MIN 16
+
+static int check_identity_secret(const char *s, size_t len, char *why, size_t whylen)
+{
+	if (len == 0 || len >= IDENTITY_SECRET_MIN)
+		return 0;
+	snprintf(why, whylen,
+	         "value is %zu bytes: give at least %d, or \"\" to turn verification off", len,
+	         IDENTITY_SECRET_MIN);
+	return -EINVAL;
+}
+
 /* String options with a syntax of their own, checked once the generic rules pass. */
 static const struct {
 	size_t offset;
@@ -361,6 +375,7 @@ static const struct {
 } str_checks[] = {
         {offsetof(omr_config_t, routing_group), check_id},
         {offsetof(omr_config_t, routing_blocking_channels), check_blocking},
+        {offsetof(omr_config_t, chat_identity_secret), check_identity_secret},
 };
 
 /* Strings end up in logs, Redis keys and URLs: one line of valid UTF-8. Never echoed (but by

@@ -1,4 +1,5 @@
-/* util.c - checked number parsing, random ids, hashing, clocks. Any thread. */
+/* util.c - checked number parsing, random ids, hashing (SHA-256, HMAC-SHA256 and a
+ * constant-time compare, over libcrypto, which omr_common links), clocks. Any thread. */
 #include "omnirouter/util.h"
 
 #include <errno.h>
@@ -8,7 +9,21 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
+
+/* Writes n bytes as 2n lowercase hex chars plus NUL. */
+static void hex_encode(const unsigned char *raw, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
 
 int omr_parse_intn(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
 {
@@ -53,12 +68,7 @@ int omr_random_hex(char *out, size_t outsize, size_t nbytes)
 		}
 		got += (size_t)r;
 	}
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < nbytes; i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 15];
-	}
-	out[2 * nbytes] = '\0';
+	hex_encode(raw, nbytes, out);
 	return 0;
 }
 
@@ -66,12 +76,27 @@ void omr_sha256_hex(const char *s, size_t len, char out[65])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	SHA256((const unsigned char *)s, len, md);
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
+	hex_encode(md, sizeof(md), out);
+}
+
+int omr_hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t msglen,
+                        char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	out[0] = '\0';
+	if (keylen == 0 || keylen > INT_MAX ||
+	    !HMAC(EVP_sha256(), key, (int)keylen, msg, msglen, md, &mdlen) ||
+	    mdlen != SHA256_DIGEST_LENGTH)
+		return -EINVAL;
+	hex_encode(md, mdlen, out);
+	OPENSSL_cleanse(md, sizeof(md));
+	return 0;
+}
+
+bool omr_equal_ct(const void *a, const void *b, size_t len)
+{
+	return CRYPTO_memcmp(a, b, len) == 0;
 }
 
 bool omr_id_is_valid(const char *s, size_t max)

@@ -5,9 +5,12 @@
  * server has not acknowledged (same id: the server de-duplicates).
  *
  * Embedded by web/widget.js, the page takes its options from the query string:
- * language, topic, customer_id, name, tenant (and embed=1). The customer id
- * comes from there, else from a random one kept in localStorage, so a
- * returning customer is recognized. While waiting it shows the place in the
+ * language, topic, customer_id, customer_signature, name, tenant (and
+ * embed=1). The customer id comes from there (with the site's signature of it
+ * when the daemon verifies identities), else from a random one kept in
+ * localStorage, so a returning customer is recognized; a daemon that verifies
+ * identities refuses that unsigned id, and the page then starts anonymously,
+ * without one. While waiting it shows the place in the
  * queue, while talking whether the agent types (and tells the agent when the
  * customer types, at most once per 2 s), and after the end a 1-5 survey. */
 (function () {
@@ -18,6 +21,7 @@
 	var TYPING_SHOW_MS = 4000;   /* "Agent is typing…" stays this long */
 	var TYPING_SEND_MS = 2000;   /* at most one typing notice per this */
 	var ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
+	var SIG_RE = /^[0-9a-f]{64}$/;
 	var LANG_RE = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
 	var $ = function (id) { return document.getElementById(id); };
 	var ui = {
@@ -45,14 +49,20 @@
 	var rating = null;    /* {score, comment, id, sent} once the survey is answered */
 	var score = 0;
 	var opts = readOptions();
+	/* The site's id (never replaced by this browser's own) and its signature. */
+	var siteId = !!(opts.customer_id && ID_RE.test(opts.customer_id));
 	var customerId = customerIdFor(opts.customer_id);
+	var customerSig = siteId && SIG_RE.test(opts.customer_signature || "")
+		? opts.customer_signature : null;
+	var anonRetry = false; /* this browser's id was refused: reconnect without it */
 	var state = load();   /* persisted session or null */
 
 	/* Options from the page's query string (web/widget.js passes them). */
 	function readOptions() {
 		var q = new URLSearchParams(location.search);
 		var o = {};
-		["language", "topic", "customer_id", "name", "tenant"].forEach(function (k) {
+		["language", "topic", "customer_id", "customer_signature", "name",
+		 "tenant"].forEach(function (k) {
 			var v = (q.get(k) || "").trim();
 			if (v)
 				o[k] = v;
@@ -215,6 +225,7 @@
 	}
 
 	function onOpen() {
+		anonRetry = false;
 		if (state && state.conversation_id) {
 			var r = { type: "resume", v: 1, conversation_id: state.conversation_id,
 				  resume_token: state.resume_token, after: state.last_seq || "0" };
@@ -222,8 +233,11 @@
 				r.tenant = state.tenant;
 			send(r);
 		} else if (wantHello) {
-			var h = { type: "hello", v: 1, language: wantHello.language,
-				  customer_id: customerId };
+			var h = { type: "hello", v: 1, language: wantHello.language };
+			if (customerId)
+				h.customer_id = customerId;
+			if (customerId && customerSig)
+				h.customer_signature = customerSig;
 			if (wantHello.name)
 				h.name = wantHello.name;
 			if (wantHello.topic)
@@ -237,6 +251,10 @@
 	function onClose(ev) {
 		ws = null;
 		if (ev.code === 1008 && ev.reason === "unauthorized") {
+			if (anonRetry) {
+				anonRetry = false;
+				connect(); /* sends the hello again, without an id */
+			}
 			return; /* handled by the error frame */
 		}
 		if (!state && !wantHello)
@@ -388,6 +406,18 @@
 			return; /* a typing notice that did not go through: no matter */
 		if (rating && msg.id === rating.id) {
 			onRatingError(msg);
+			return;
+		}
+		if (msg.code === "unauthorized" && !state && wantHello) {
+			/* The hello's customer id was not taken: the daemon verifies ids. */
+			if (!siteId && customerId) {
+				customerId = null; /* this browser's own id is never signed */
+				anonRetry = true;
+				return;
+			}
+			wantHello = null;
+			showStart("We could not confirm who you are. Please reload the page " +
+				  "(sign in again) and try once more.");
 			return;
 		}
 		if (msg.code === "unauthorized" && !(state && state.conversation_id && msg.id)) {

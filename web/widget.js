@@ -12,6 +12,10 @@
  *                     (1-128 of A-Z a-z 0-9 . _ : @ -), so the agent sees
  *                     their earlier conversations; without it the chat keeps
  *                     a random id in its own localStorage
+ *   data-customer-signature  the site's signature of that id (64 lowercase hex
+ *                     digits; docs/PROTOCOL.md, "Identity verification"),
+ *                     computed on the site's server: required when the chat
+ *                     daemon verifies identities (chat.identity_secret)
  *   data-name         the customer's name, prefilled
  *   data-tenant       the tenant, for sites that serve several
  *   data-label        the button's text (default "Chat with us")
@@ -32,7 +36,8 @@
 	var params = new URLSearchParams();
 	params.set("embed", "1");
 	[["language", "language"], ["topic", "topic"], ["customerId", "customer_id"],
-	 ["name", "name"], ["tenant", "tenant"]].forEach(function (p) {
+	 ["customerSignature", "customer_signature"], ["name", "name"],
+	 ["tenant", "tenant"]].forEach(function (p) {
 		var v = (data[p[0]] || "").trim();
 		if (v)
 			params.set(p[1], v);

@@ -123,9 +123,11 @@ static void on_wake(uv_async_t *h)
 		omr_ws_server_apply(a->srv, &s);
 		omr_bus_client_set_timing(a->bus, s.ack_timeout_ms, s.max_attempts);
 		omr_info("ws",
-		         "limits reloaded max_frame=%zu per_ip=%zu rate=%u auth_timeout_ms=%llu",
+		         "limits reloaded max_frame=%zu per_ip=%zu rate=%u auth_timeout_ms=%llu "
+		         "identity_verification=%s",
 		         s.max_frame_bytes, s.max_connections_per_ip, s.max_messages_per_second,
-		         (unsigned long long)s.auth_timeout_ms);
+		         (unsigned long long)s.auth_timeout_ms,
+		         s.identity_secret[0] ? "on" : "off");
 	}
 	if (stop && a->phase == 0) {
 		a->phase = 1;

@@ -21,6 +21,7 @@
 #include "omnirouter/channel.h"
 #include "omnirouter/error.h"
 #include "omnirouter/util.h"
+#include "websocket/ws_identity.h"
 
 #define RAND_ID_BYTES 16 /* conversation ids and resume tokens: 32 hex */
 
@@ -318,6 +319,33 @@ static int env_set_all(char **f1, const char *v1, char **f2, const char *v2, cha
 	return rc;
 }
 
+/* With chat.identity_secret set, a hello's customer_id must come with the signature of
+ * (tenant, customer_id): an unsigned or wrongly signed one is refused and the connection
+ * closed, like a bad resume token; a hello without customer_id stays anonymous. Without a
+ * secret customer_signature is ignored, like any unknown member. */
+static int check_identity(const omr_ws_limits_t *lim, const cJSON *obj, const char *tenant,
+                          const char *customer, omr_ws_error_t *err)
+{
+	const char *sig = NULL;
+	if (!lim->identity_secret || !lim->identity_secret[0])
+		return 0;
+	if (get_str(obj, "customer_signature", &sig) || (sig && !customer[0])) {
+		omr_ws_error_set(err, "bad-request",
+		                 sig ? "customer_signature needs a customer_id"
+		                     : "customer_signature must be a string",
+		                 0);
+		return -EINVAL;
+	}
+	if (customer[0] && !omr_ws_identity_is_valid(lim->identity_secret, tenant, customer, sig)) {
+		omr_ws_error_set(err, "unauthorized",
+		                 sig ? "customer_signature does not match customer_id"
+		                     : "customer_id needs a customer_signature",
+		                 OMR_WS_CLOSE_POLICY);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *obj,
                        omr_ws_request_t *rq, omr_ws_error_t *err)
 {
@@ -345,6 +373,8 @@ static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 	}
 	if (!rq->tenant[0])
 		snprintf(rq->tenant, sizeof(rq->tenant), "%s", lim->default_tenant);
+	if (check_identity(lim, obj, rq->tenant, customer, err))
+		return -EINVAL;
 	if (omr_random_hex(rq->conv, sizeof(rq->conv), RAND_ID_BYTES) ||
 	    omr_random_hex(rq->token, sizeof(rq->token), RAND_ID_BYTES))
 		return -ENOMEM; /* the CSPRNG failing is as fatal as no memory */

@@ -79,6 +79,9 @@ typedef struct omr_ws_limits {
 	size_t max_text_bytes;        /* chat.max_text_bytes */
 	const char *default_tenant;   /* routing.default_tenant */
 	const char *default_language; /* routing.default_language */
+	/* chat.identity_secret: a hello's customer_id must come with its customer_signature
+	 * (ws_identity.h); NULL or "" = customer_id is taken as given. */
+	const char *identity_secret;
 } omr_ws_limits_t;
 
 /* A refusal: the error frame to send, and whether to close after it. */

@@ -91,6 +91,10 @@ void omr_ws_settings_from_config(omr_ws_settings_t *s, const omr_config_t *cfg)
 	                                                : q);
 	snprintf(s->default_language, sizeof(s->default_language), "%s",
 	         cfg->routing_default_language ? cfg->routing_default_language : "en");
+	/* The config allows no longer secret; were it cut, no signature would match (closed,
+	 * not open). */
+	snprintf(s->identity_secret, sizeof(s->identity_secret), "%s",
+	         cfg->chat_identity_secret ? cfg->chat_identity_secret : "");
 }
 
 void omr_ws_server_apply(omr_ws_server_t *srv, const omr_ws_settings_t *s)
@@ -99,6 +103,7 @@ void omr_ws_server_apply(omr_ws_server_t *srv, const omr_ws_settings_t *s)
 	srv->limits.max_text_bytes = srv->set.max_text_bytes;
 	srv->limits.default_language = srv->set.default_language;
 	srv->limits.default_tenant = srv->default_tenant;
+	srv->limits.identity_secret = srv->set.identity_secret;
 }
 
 /* ---- connections ----------------------------------------------------------- */
@@ -775,7 +780,8 @@ int omr_ws_server_new(uv_loop_t *loop, const omr_ws_server_opts_t *opts, omr_ws_
 		          opts->port);
 		goto fail;
 	}
-	omr_info("ws", "listening on %s:%d static=%s", srv->listen, opts->port, srv->static_dir);
+	omr_info("ws", "listening on %s:%d static=%s identity_verification=%s", srv->listen,
+	         opts->port, srv->static_dir, srv->set.identity_secret[0] ? "on" : "off");
 	*out = srv;
 	return 0;
 fail:

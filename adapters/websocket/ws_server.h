@@ -12,6 +12,7 @@
 
 #include "bus_client.h"
 #include "omnirouter/config.h"
+#include "websocket/ws_identity.h"
 #include "websocket/ws_proto.h"
 
 /* The reloadable limits, copied by value between threads. */
@@ -25,6 +26,7 @@ typedef struct omr_ws_settings {
 	uint64_t ack_timeout_ms;
 	unsigned max_attempts;
 	char default_language[OMR_WS_LANG_MAX + 1];
+	char identity_secret[OMR_WS_IDENTITY_SECRET_MAX + 1]; /* "" = customer_id not verified */
 } omr_ws_settings_t;
 
 /* Copies the reloadable options (any thread: reads cfg only). */
@@ -35,7 +37,7 @@ typedef struct omr_ws_server_opts {
 	int port;
 	const char *static_dir;
 	size_t max_connections;
-	unsigned ping_interval_s; /* 0 = off */
+	unsigned ping_interval_s;       /* 0 = off */
 	const char *tls_cert, *tls_key; /* PEM files; NULL or "" = plain http/ws */
 	const char *default_tenant;
 	omr_ws_settings_t settings;

@@ -21,6 +21,15 @@ int omr_random_hex(char *out, size_t outsize, size_t nbytes);
 /* SHA-256 of s as 64 lowercase hex chars plus NUL (out has >= 65 bytes). */
 void omr_sha256_hex(const char *s, size_t len, char out[65]);
 
+/* HMAC-SHA256 of msg keyed with key (keylen > 0) as 64 lowercase hex chars plus NUL.
+ * Returns 0, or -EINVAL (empty key, or libcrypto failed; out is then ""). */
+int omr_hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t msglen,
+                        char out[65]);
+
+/* true when a and b hold the same len bytes; the time taken does not depend on where they
+ * differ (for comparing secrets and signatures). */
+bool omr_equal_ct(const void *a, const void *b, size_t len);
+
 /* true when s is 1..max bytes of [A-Za-z0-9._:@-] (safe in Redis keys, logs
  * and URLs). */
 bool omr_id_is_valid(const char *s, size_t max);

@@ -3,13 +3,15 @@
  * The first byte picks the connection the frame arrives on: bits 0-1 the
  * session (customer before hello, customer after hello, agent before login,
  * agent after login), bit 2 an auth request in flight, bits 3-5 the failure
- * status the reply is rendered with. The rest goes through omr_ws_parse()
+ * status the reply is rendered with, bit 6 identity verification on
+ * (chat.identity_secret set). The rest goes through omr_ws_parse()
  * with the daemon's default limits. A refused frame leaves no envelope, an
  * error that renders, and the session as it was. An accepted frame holds no
  * malformed \u escape, \u0000 or lone surrogate (checked on the raw bytes,
  * independently of cJSON) and gives an envelope the bus takes (it encodes at
  * the default frame cap and decodes back), whose identity comes from the
- * session, never from the frame; its replies (an ack, then a failure) render
+ * session, never from the frame (and, with verification on, a hello's customer
+ * id is one the frame's customer_signature signs); its replies (an ack, then a failure) render
  * as JSON and update the session as docs/PROTOCOL.md says; an accepted
  * message delivered back to either side renders its text unchanged. Any
  * failure aborts so libFuzzer keeps the input. Built with -fsanitize=fuzzer
@@ -27,6 +29,7 @@
 #include "omnirouter/envelope.h"
 #include "omnirouter/error.h"
 #include "omnirouter/util.h"
+#include "websocket/ws_identity.h"
 #include "websocket/ws_proto.h"
 
 #define MAX OMR_ENV_FRAME_MAX_DEFAULT
@@ -39,6 +42,8 @@ static const omr_ws_limits_t limits = {
         .default_tenant = "default",
         .default_language = "en",
 };
+
+#define SECRET "fuzz-identity-secret-0123456789" /* make_ws_corpus.py signs with it */
 
 /* Failure statuses the router answers with; -ETIMEDOUT comes without an ack. */
 static const int statuses[8] = {
@@ -271,14 +276,19 @@ static void check_error(const omr_ws_error_t *err, const char *what)
 	free(json);
 }
 
-static void check_refusal(int rc, const omr_ws_request_t *rq, const omr_ws_error_t *err)
+/* identity: verification was on, so a hello may be refused with unauthorized and 1008. */
+static void check_refusal(int rc, const omr_ws_request_t *rq, const omr_ws_error_t *err,
+                          bool identity)
 {
 	if (rc != -EINVAL && rc != -ENOMEM)
 		die("refusal is neither EINVAL nor ENOMEM", err->code);
 	if (rq->env)
 		die("refused frame left an envelope", err->code);
+	bool unsigned_hello = identity && rq->kind == OMR_WS_HELLO &&
+	                      err->close_code == OMR_WS_CLOSE_POLICY &&
+	                      same(err->code, "unauthorized");
 	if (err->close_code != 0 && err->close_code != OMR_WS_CLOSE_PROTOCOL &&
-	    err->close_code != OMR_WS_CLOSE_BAD_DATA)
+	    err->close_code != OMR_WS_CLOSE_BAD_DATA && !unsigned_hello)
 		die("refusal closes with an undocumented code", err->code);
 	check_error(err, "refusal");
 }
@@ -516,6 +526,19 @@ static void check_delivery(const omr_ws_request_t *rq)
 	omr_envelope_destroy(&d);
 }
 
+/* An accepted hello's customer id under verification: the frame's customer_signature is
+ * that of the envelope's tenant and customer (read back from the raw frame). */
+static void check_signed(const uint8_t *frame, size_t len, const omr_envelope_t *env)
+{
+	char want[OMR_WS_IDENTITY_SIG_LEN + 1];
+	cJSON *obj = cJSON_ParseWithLength((const char *)frame, len);
+	check(omr_ws_identity_sign(SECRET, env->tenant, env->customer, want) == 0,
+	      "hello: customer id cannot be signed");
+	check(same(member(obj, "customer_signature"), want),
+	      "hello: customer id accepted without its signature");
+	cJSON_Delete(obj);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -528,11 +551,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	make_session(data[0], &s);
 	before = s;
-	int rc = omr_ws_parse(&s, &limits, (const char *)data + 1, size - 1, &rq, &err);
+	bool identity = data[0] & 64;
+	omr_ws_limits_t lim = limits;
+	lim.identity_secret = identity ? SECRET : NULL;
+	int rc = omr_ws_parse(&s, &lim, (const char *)data + 1, size - 1, &rq, &err);
 	if (memcmp(&before, &s, sizeof(s)) != 0)
 		die("parse changed the session", NULL);
 	if (rc != 0) {
-		check_refusal(rc, &rq, &err);
+		check_refusal(rc, &rq, &err, identity);
 		return 0;
 	}
 	if (!escapes_ok(data + 1, size - 1))
@@ -540,6 +566,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    NULL);
 	check(members_ok(data + 1, size - 1), "accepted a repeated member name or over 32 members");
 	check_envelope(&s, &rq);
+	if (identity && rq.kind == OMR_WS_HELLO && rq.env->customer)
+		check_signed(data + 1, size - 1, rq.env);
 	check_reply_ok(&s, &rq);
 	check_reply_failure(&s, &rq, statuses[(data[0] >> 3) & 7]);
 	if (rq.kind == OMR_WS_MESSAGE)

@@ -4,7 +4,8 @@ hostile frames (tests/fuzz/hostile/ws_proto/).
 
 Each file is one byte choosing the session (see fuzz_ws_proto.c: bits 0-1 customer before
 hello, customer after hello, agent before login, agent after login; bit 2 an auth request in
-flight; bits 3-5 the failure status the reply is rendered with) followed by one client text
+flight; bits 3-5 the failure status the reply is rendered with; bit 6 identity verification
+on) followed by one client text
 frame. The seeds are the client frames of docs/PROTOCOL.md, each on a session that accepts it
 (plus a few the parser must refuse); the hostile frames are what a malicious client sends. Every
 file must run clean through fuzz_ws_proto_replay. Inputs a fuzzer run crashed on go to
@@ -13,12 +14,21 @@ hostile/ws_proto/ as they are (they are not written here).
 Usage: tests/fuzz/make_ws_corpus.py [FUZZDIR]   (default: the folder of this script)
 The output is committed; rerun only when the protocol changes.
 """
+import hashlib
+import hmac
 import json
 import os
 import sys
 
 C0, C1, A0, A1 = 0, 1, 2, 3  # customer/agent, before/after authentication
 PENDING = 4                  # an auth request is in flight
+IDENTITY = 64                # chat.identity_secret is set (to SECRET)
+SECRET = b"fuzz-identity-secret-0123456789"
+
+
+def sign(tenant, customer):
+    """customer_signature: hex HMAC-SHA256 of TENANT|CUSTOMER_ID (docs/PROTOCOL.md)."""
+    return hmac.new(SECRET, f"{tenant}|{customer}".encode(), hashlib.sha256).hexdigest()
 
 
 def status(i):
@@ -133,6 +143,15 @@ SEEDS = {
     "team": (A1, frame(type="team", id="s1")),
     "monitor": (A1 | status(2), frame(type="monitor", conversation_id=CONV, id="s2")),
     "rate-on-agent": (A1, frame(type="rate", score=5)),
+    # customer: identity verification (a signed id; the default tenant is "default")
+    "hello-signed": (C0 | IDENTITY, frame(type="hello", customer_id="cust-42",
+                                          customer_signature=sign("default", "cust-42"))),
+    "hello-signed-tenant": (C0 | IDENTITY | status(1),
+                            frame(type="hello", tenant="acme", customer_id="c" * 128,
+                                  customer_signature=sign("acme", "c" * 128))),
+    "hello-anonymous-verifying": (C0 | IDENTITY, frame(type="hello", language="es")),
+    "hello-signature-ignored": (C0, frame(type="hello", customer_id="cust-42",
+                                          customer_signature="not checked")),
 }
 
 # ---- hostile frames ---------------------------------------------------------------------
@@ -385,6 +404,22 @@ HOSTILE = {
                              b"d" * 65 + b'"}'),
     "close-disposition-space": (A1, b'{"type":"close","conversation_id":"c",'
                                     b'"disposition":"follow up"}'),
+    # identity verification: unsigned, another tenant's, another customer's, malformed
+    "hello-unsigned-verifying": (C0 | IDENTITY, b'{"type":"hello","customer_id":"7"}'),
+    "hello-signature-other-tenant": (C0 | IDENTITY, frame(
+        type="hello", tenant="acme", customer_id="cust-42",
+        customer_signature=sign("default", "cust-42"))),
+    "hello-signature-other-customer": (C0 | IDENTITY, frame(
+        type="hello", customer_id="cust-43", customer_signature=sign("default", "cust-42"))),
+    "hello-signature-uppercase": (C0 | IDENTITY, frame(
+        type="hello", customer_id="cust-42",
+        customer_signature=sign("default", "cust-42").upper())),
+    "hello-signature-no-id": (C0 | IDENTITY, frame(
+        type="hello", customer_signature=sign("default", "cust-42"))),
+    "hello-signature-number": (C0 | IDENTITY, b'{"type":"hello","customer_id":"7",'
+                                              b'"customer_signature":7}'),
+    "hello-signature-nul": (C0 | IDENTITY, b'{"type":"hello","customer_id":"7",'
+                                           b'"customer_signature":"ab\u0000cd"}'),
 }
 
 

@@ -824,6 +824,37 @@ static void test_load_files(void **state)
 	unlink(path);
 }
 
+/* chat.identity_secret: empty (verification off) or 16..256 bytes; never echoed, masked in
+ * dumps, reloadable (a new key applies without a restart). */
+static void test_identity_secret(void **state)
+{
+	REJECT_EXACT("chat:\n  identity_secret: \"fifteen-bytes!!\"\n",
+	             "t.yaml:2:20: chat.identity_secret: value is 15 bytes: give at least 16, or "
+	             "\"\" to turn verification off");
+	char err[256];
+	omr_config_t *bad = NULL;
+	const char *shortk = "chat:\n  identity_secret: hunter2\n";
+	assert_int_equal(
+	        omr_config_load_string(shortk, strlen(shortk), "t.yaml", &bad, err, sizeof(err)),
+	        -EINVAL);
+	assert_null(strstr(err, "hunter2"));
+
+	omr_config_t *off = ACCEPT("chat:\n  identity_secret: \"\"\n");
+	omr_config_t *on = ACCEPT("chat:\n  identity_secret: \"sixteen-bytes-ok\"\n");
+	assert_string_equal(off->chat_identity_secret, "");
+	assert_string_equal(on->chat_identity_secret, "sixteen-bytes-ok");
+	char out[64];
+	assert_int_equal(omr_config_diff_static(off, on, out, sizeof(out)), 0);
+
+	char line[256];
+	dump_line(on, "chat.identity_secret", line, sizeof(line));
+	assert_string_equal(line, "chat.identity_secret = \"********\"");
+	dump_line(off, "chat.identity_secret", line, sizeof(line));
+	assert_string_equal(line, "chat.identity_secret = \"\"");
+	omr_config_destroy(&off);
+	omr_config_destroy(&on);
+}
+
 /* ---- diff_static, dump ---- */
 
 static void test_diff_static(void **state)
@@ -923,6 +954,7 @@ int main(void)
 	        cmocka_unit_test(test_cross_field_rules),
 	        cmocka_unit_test(test_error_buffer_and_out_on_failure),
 	        cmocka_unit_test(test_load_files),
+	        cmocka_unit_test(test_identity_secret),
 	        cmocka_unit_test(test_diff_static),
 	        cmocka_unit_test(test_dump),
 	};

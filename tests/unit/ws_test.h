@@ -1,5 +1,5 @@
 /* ws_test.h - what the unit tests of the websocket protocol share
- * (test_ws_proto.c, test_ws_render.c, test_ws_supervisor.c): sessions, the
+ * (test_ws_proto.c, test_ws_render.c, test_ws_supervisor.c, test_ws_identity.c): sessions, the
  * limits, parsing a frame that must be accepted or refused, reading rendered
  * JSON, acks and deliveries to render. Include after <cmocka.h> and
  * <cjson/cJSON.h>. */
@@ -39,25 +39,32 @@ static inline omr_ws_session_t agent(bool authed)
 	return s;
 }
 
-/* Parses a frame that must be accepted; returns its request. */
-static inline omr_ws_request_t ok(const omr_ws_session_t *s, const char *frame)
+/* Parses a frame that must be accepted under lim; returns its request. */
+static inline omr_ws_request_t ok_lim(const omr_ws_session_t *s, const omr_ws_limits_t *lim,
+                                      const char *frame)
 {
 	omr_ws_request_t rq;
 	omr_ws_error_t err;
-	int rc = omr_ws_parse(s, &limits, frame, strlen(frame), &rq, &err);
+	int rc = omr_ws_parse(s, lim, frame, strlen(frame), &rq, &err);
 	if (rc)
 		fail_msg("refused %s: %s (%s)", frame, err.code, err.reason);
 	assert_non_null(rq.env);
 	return rq;
 }
 
-/* Parses a frame that must be refused with code / close; returns the error. */
-static inline omr_ws_error_t refused_len(const omr_ws_session_t *s, const char *frame, size_t len,
-                                         const char *code, int close_code)
+static inline omr_ws_request_t ok(const omr_ws_session_t *s, const char *frame)
+{
+	return ok_lim(s, &limits, frame);
+}
+
+/* Parses a frame that must be refused under lim with code / close; returns the error. */
+static inline omr_ws_error_t refused_lim(const omr_ws_session_t *s, const omr_ws_limits_t *lim,
+                                         const char *frame, size_t len, const char *code,
+                                         int close_code)
 {
 	omr_ws_request_t rq;
 	omr_ws_error_t err;
-	int rc = omr_ws_parse(s, &limits, frame, len, &rq, &err);
+	int rc = omr_ws_parse(s, lim, frame, len, &rq, &err);
 	if (rc != -EINVAL)
 		fail_msg("accepted (rc %d): %.*s", rc, (int)len, frame);
 	assert_null(rq.env);
@@ -66,6 +73,12 @@ static inline omr_ws_error_t refused_len(const omr_ws_session_t *s, const char *
 		         code);
 	assert_int_equal(err.close_code, close_code);
 	return err;
+}
+
+static inline omr_ws_error_t refused_len(const omr_ws_session_t *s, const char *frame, size_t len,
+                                         const char *code, int close_code)
+{
+	return refused_lim(s, &limits, frame, len, code, close_code);
 }
 
 static inline omr_ws_error_t refused(const omr_ws_session_t *s, const char *frame, const char *code,
