@@ -6,10 +6,11 @@
  * pipeline, by a history read from the watch's cursor: the entries delivered
  * to this consumer that this connection has not seen (from "0" at login that
  * is everything not acknowledged). The history is read at login, after Redis
- * comes back, until a read reaches its end, and at least every
- * OMR_HISTORY_RECHECK_MS (entries another instance's stale watch of the
- * same agent took); not on every notification. The desktop acks each entry;
- * unacked ones come back at the next login.
+ * comes back or a failed read, until a read reaches its end, and with the
+ * first read OMR_HISTORY_RECHECK_MS or more after the last one (entries
+ * another instance's stale watch of the same agent took); not with every
+ * read. The desktop acks each entry; unacked ones come back at the next
+ * login.
  *
  * Customers: the transcript stream is read with XRANGE from the connection's
  * cursor; the customer resumes with the last id it saw.
