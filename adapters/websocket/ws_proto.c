@@ -264,7 +264,8 @@ static int take_opt_text(const cJSON *obj, const char *key, const omr_ws_limits_
 /* hello's "attributes": an object of at most 16 members, each an id (at
  * most 64 bytes) -> 0-255 bytes of UTF-8 without control characters, no name
  * twice (cJSON keeps repeated names; the envelope refuses them). Absent:
- * *out NULL. */
+ * *out NULL. Identity verification signs NAME=VALUE lines of them and relies on
+ * these rules (check_identity). */
 static int check_attributes(const cJSON *obj, const cJSON **out, omr_ws_error_t *err)
 {
 	const cJSON *a = cJSON_GetObjectItemCaseSensitive(obj, "attributes");
@@ -320,12 +321,18 @@ static int env_set_all(char **f1, const char *v1, char **f2, const char *v2, cha
 }
 
 /* With chat.identity_secret set, a hello's customer_id must come with the signature of
- * (tenant, customer_id): an unsigned or wrongly signed one is refused and the connection
- * closed, like a bad resume token; a hello without customer_id stays anonymous. Without a
- * secret customer_signature is ignored, like any unknown member. */
-static int check_identity(const omr_ws_limits_t *lim, const cJSON *obj, const char *tenant,
-                          const char *customer, omr_ws_error_t *err)
+ * (tenant, customer_id, attributes): an unsigned or wrongly signed one is refused and the
+ * connection closed, like a bad resume token; so are attributes without a customer_id (they
+ * would be claims nobody signed); a hello with neither stays anonymous. ws_identity.c builds
+ * the signed bytes; check_attributes has made them unambiguous: names are ids (no "=", no
+ * "\n"), values have no control characters (no "\n"), at most OMR_WS_ATTRS_MAX, each name
+ * once. Without a secret customer_signature is ignored, like any unknown member, and
+ * attributes stay the page's claims. */
+static int check_identity(const omr_ws_limits_t *lim, const cJSON *obj, const cJSON *attrs,
+                          const char *tenant, const char *customer, omr_ws_error_t *err)
 {
+	omr_env_attr_t signed_attrs[OMR_WS_ATTRS_MAX];
+	size_t n = 0;
 	const char *sig = NULL;
 	if (!lim->identity_secret || !lim->identity_secret[0])
 		return 0;
@@ -336,11 +343,22 @@ static int check_identity(const omr_ws_limits_t *lim, const cJSON *obj, const ch
 		                 0);
 		return -EINVAL;
 	}
-	if (customer[0] && !omr_ws_identity_is_valid(lim->identity_secret, tenant, customer, sig)) {
+	for (const cJSON *it = attrs ? attrs->child : NULL; it; it = it->next)
+		signed_attrs[n++] = (omr_env_attr_t){.key = it->string, .value = it->valuestring};
+	if (n && !customer[0]) {
 		omr_ws_error_set(err, "unauthorized",
-		                 sig ? "customer_signature does not match customer_id"
-		                     : "customer_id needs a customer_signature",
+		                 "attributes need a customer_id with its customer_signature",
 		                 OMR_WS_CLOSE_POLICY);
+		return -EINVAL;
+	}
+	if (customer[0] && !omr_ws_identity_is_valid(lim->identity_secret, tenant, customer,
+	                                             signed_attrs, n, sig)) {
+		omr_ws_error_set(
+		        err, "unauthorized",
+		        !sig ? "customer_id needs a customer_signature"
+		        : n  ? "customer_signature does not match customer_id and attributes"
+		             : "customer_signature does not match customer_id",
+		        OMR_WS_CLOSE_POLICY);
 		return -EINVAL;
 	}
 	return 0;
@@ -373,7 +391,7 @@ static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 	}
 	if (!rq->tenant[0])
 		snprintf(rq->tenant, sizeof(rq->tenant), "%s", lim->default_tenant);
-	if (check_identity(lim, obj, rq->tenant, customer, err))
+	if (check_identity(lim, obj, attrs, rq->tenant, customer, err))
 		return -EINVAL;
 	if (omr_random_hex(rq->conv, sizeof(rq->conv), RAND_ID_BYTES) ||
 	    omr_random_hex(rq->token, sizeof(rq->token), RAND_ID_BYTES))

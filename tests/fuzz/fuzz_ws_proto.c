@@ -11,7 +11,8 @@
  * independently of cJSON) and gives an envelope the bus takes (it encodes at
  * the default frame cap and decodes back), whose identity comes from the
  * session, never from the frame (and, with verification on, a hello's customer
- * id is one the frame's customer_signature signs); its replies (an ack, then a failure) render
+ * id and attributes are ones the frame's customer_signature signs, and it has no
+ * attributes without a customer id); its replies (an ack, then a failure) render
  * as JSON and update the session as docs/PROTOCOL.md says; an accepted
  * message delivered back to either side renders its text unchanged. Any
  * failure aborts so libFuzzer keeps the input. Built with -fsanitize=fuzzer
@@ -526,13 +527,19 @@ static void check_delivery(const omr_ws_request_t *rq)
 	omr_envelope_destroy(&d);
 }
 
-/* An accepted hello's customer id under verification: the frame's customer_signature is
- * that of the envelope's tenant and customer (read back from the raw frame). */
+/* An accepted hello under verification: attributes only with a customer id, and the
+ * frame's customer_signature (read back from the raw frame) is that of the envelope's
+ * tenant, customer and attributes. */
 static void check_signed(const uint8_t *frame, size_t len, const omr_envelope_t *env)
 {
 	char want[OMR_WS_IDENTITY_SIG_LEN + 1];
+	check(env->customer || env->n_attrs == 0,
+	      "hello: attributes accepted without a customer id");
+	if (!env->customer)
+		return;
 	cJSON *obj = cJSON_ParseWithLength((const char *)frame, len);
-	check(omr_ws_identity_sign(SECRET, env->tenant, env->customer, want) == 0,
+	check(omr_ws_identity_sign(SECRET, env->tenant, env->customer, env->attrs, env->n_attrs,
+	                           want) == 0,
 	      "hello: customer id cannot be signed");
 	check(same(member(obj, "customer_signature"), want),
 	      "hello: customer id accepted without its signature");
@@ -566,7 +573,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    NULL);
 	check(members_ok(data + 1, size - 1), "accepted a repeated member name or over 32 members");
 	check_envelope(&s, &rq);
-	if (identity && rq.kind == OMR_WS_HELLO && rq.env->customer)
+	if (identity && rq.kind == OMR_WS_HELLO)
 		check_signed(data + 1, size - 1, rq.env);
 	check_reply_ok(&s, &rq);
 	check_reply_failure(&s, &rq, statuses[(data[0] >> 3) & 7]);

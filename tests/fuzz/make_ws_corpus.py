@@ -26,9 +26,13 @@ IDENTITY = 64                # chat.identity_secret is set (to SECRET)
 SECRET = b"fuzz-identity-secret-0123456789"
 
 
-def sign(tenant, customer):
-    """customer_signature: hex HMAC-SHA256 of TENANT|CUSTOMER_ID (docs/PROTOCOL.md)."""
-    return hmac.new(SECRET, f"{tenant}|{customer}".encode(), hashlib.sha256).hexdigest()
+def sign(tenant, customer, attributes=None):
+    """customer_signature: hex HMAC-SHA256 of TENANT|CUSTOMER_ID, then with attributes "\n"
+    and NAME=VALUE "\n" for each in name order (docs/PROTOCOL.md)."""
+    msg = f"{tenant}|{customer}"
+    if attributes:
+        msg += "\n" + "".join(f"{k}={attributes[k]}\n" for k in sorted(attributes))
+    return hmac.new(SECRET, msg.encode(), hashlib.sha256).hexdigest()
 
 
 def status(i):
@@ -150,6 +154,9 @@ SEEDS = {
                             frame(type="hello", tenant="acme", customer_id="c" * 128,
                                   customer_signature=sign("acme", "c" * 128))),
     "hello-anonymous-verifying": (C0 | IDENTITY, frame(type="hello", language="es")),
+    "hello-signed-attributes": (C0 | IDENTITY, frame(
+        type="hello", customer_id="cust-42", attributes={"tier": "gold", "plan": "Pro – año"},
+        customer_signature=sign("default", "cust-42", {"tier": "gold", "plan": "Pro – año"}))),
     "hello-signature-ignored": (C0, frame(type="hello", customer_id="cust-42",
                                           customer_signature="not checked")),
 }
@@ -404,7 +411,8 @@ HOSTILE = {
                              b"d" * 65 + b'"}'),
     "close-disposition-space": (A1, b'{"type":"close","conversation_id":"c",'
                                     b'"disposition":"follow up"}'),
-    # identity verification: unsigned, another tenant's, another customer's, malformed
+    # identity verification: unsigned, another tenant's, another customer's, malformed,
+    # attributes the signature does not cover
     "hello-unsigned-verifying": (C0 | IDENTITY, b'{"type":"hello","customer_id":"7"}'),
     "hello-signature-other-tenant": (C0 | IDENTITY, frame(
         type="hello", tenant="acme", customer_id="cust-42",
@@ -418,6 +426,10 @@ HOSTILE = {
         type="hello", customer_signature=sign("default", "cust-42"))),
     "hello-signature-number": (C0 | IDENTITY, b'{"type":"hello","customer_id":"7",'
                                               b'"customer_signature":7}'),
+    "hello-attributes-forged": (C0 | IDENTITY, frame(
+        type="hello", customer_id="cust-42", attributes={"tier": "gold"},
+        customer_signature=sign("default", "cust-42"))),
+    "hello-attributes-no-id": (C0 | IDENTITY, frame(type="hello", attributes={"tier": "gold"})),
     "hello-signature-nul": (C0 | IDENTITY, b'{"type":"hello","customer_id":"7",'
                                            b'"customer_signature":"ab\u0000cd"}'),
 }

@@ -5,14 +5,18 @@ HMAC-SHA256 of TENANT|CUSTOMER_ID (computed here with Python's hmac, as a site w
 id reaches the agent, and a returning signed customer's agent gets the earlier conversation in
 `history`; an unsigned id, a wrong signature, or another tenant's signature get `unauthorized`
 and a close 1008, create no conversation and reach no agent; a hello without customer_id is
-anonymous and accepted; a signature without customer_id is a bad request. Without a secret an
-unsigned id is taken as before, and a SIGHUP that adds the secret applies to the next hello
-while the conversation already open still resumes.
+anonymous and accepted; a signature without customer_id is a bad request. The signature covers
+the hello's attributes too (TENANT|CUSTOMER_ID, "\n", then NAME=VALUE "\n" in name order): a
+signed {"tier":"gold"} lands in the VIP queue, the same hello signed without its attributes
+(a forged tier) or attributes without a customer_id are refused and store nothing. Without a
+secret an unsigned id is taken as before, and a SIGHUP that adds the secret applies to the next
+hello while the conversation already open still resumes.
 """
 
 import asyncio
 import hashlib
 import hmac
+import json
 import os
 import signal
 import sys
@@ -20,16 +24,28 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (Agent, Customer, add_agent, log, run_tests,  # noqa: E402
+from omr_harness import (Agent, Customer, add_agent, ctl, log, run_tests,  # noqa: E402
                          time_limit)
 
 SECRET = "test-identity-secret-9f8e7d6c5b4a"
 QUIET_WINDOW = 1.0  # seconds an agent must stay silent to count as "got nothing"
 
 
-def sign(tenant, customer_id, secret=SECRET):
-    return hmac.new(secret.encode(), f"{tenant}|{customer_id}".encode(),
-                    hashlib.sha256).hexdigest()
+# A VIP queue of gold customers, with priority, and one for everybody else.
+QUEUES = """
+queues:
+  - name: vip
+    attributes: {tier: gold}
+    priority: 8
+  - name: general
+"""
+
+
+def sign(tenant, customer_id, secret=SECRET, attributes=None):
+    msg = f"{tenant}|{customer_id}"
+    if attributes:
+        msg += "\n" + "".join(f"{k}={attributes[k]}\n" for k in sorted(attributes))
+    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
 
 
 def assigned_for(conv):
@@ -161,6 +177,66 @@ async def test_signed_ids_only(env):
     assert SECRET not in d.log_text(), "the secret must never be logged"
 
 
+def queue_of(d, conv):
+    """The queue that routed conv (omnirouterctl explain)."""
+    return json.loads(ctl(d, "--json", "explain", conv).stdout).get("queue")
+
+
+@time_limit(90)
+async def test_signed_attributes(env):
+    r = env.redis()
+    d = env.daemon(r, config={"chat": {"identity_secret": SECRET}}, start=False)
+    with open(d.cfg_path, "a") as f:
+        f.write(QUEUES)
+    d.start()
+    ana = await start_agent(d)
+    gold = {"tier": "gold"}
+
+    # Signed with its attributes: the VIP queue takes it.
+    kim = Customer(d.url, "customer kim (signed gold)")
+    await kim.hello(language="en", customer_id="cust-42", attributes=gold,
+                    customer_signature=sign("default", "cust-42", attributes=gold))
+    await ana.wait_item(assigned_for(kim.conversation_id), 10, "assigned for kim (gold)")
+    assert queue_of(d, kim.conversation_id) == "vip", "a signed gold customer goes to vip"
+    await ana.close_conv(kim.conversation_id)
+    await kim.close()
+
+    # Signed without attributes: the general queue.
+    lee = Customer(d.url, "customer lee (signed, no attributes)")
+    await lee.hello(language="en", customer_id="cust-43",
+                    customer_signature=sign("default", "cust-43"))
+    await ana.wait_item(assigned_for(lee.conversation_id), 10, "assigned for lee")
+    assert queue_of(d, lee.conversation_id) == "general", "no attributes, no vip"
+    await ana.close_conv(lee.conversation_id)
+    await lee.close()
+
+    # A forged tier: the id's own signature, which covers no attributes, with tier=gold added;
+    # a signature over another tier; attributes without an id to sign. Refused, closed,
+    # nothing stored, nothing routed.
+    stored = conversations(r)
+    cases = [
+        ("forged tier", {"customer_id": "cust-43", "attributes": gold,
+                         "customer_signature": sign("default", "cust-43")}),
+        ("another tier's", {"customer_id": "cust-42", "attributes": gold,
+                            "customer_signature": sign("default", "cust-42",
+                                                       attributes={"tier": "silver"})}),
+        ("attributes added", {"customer_id": "cust-42",
+                              "attributes": {"tier": "gold", "plan": "pro"},
+                              "customer_signature": sign("default", "cust-42",
+                                                         attributes=gold)}),
+        ("no customer_id", {"attributes": gold}),
+    ]
+    for what, fields in cases:
+        err = await refused_hello(d, f"impostor ({what})", "unauthorized", 1008, **fields)
+        log(f"{what}: {err.get('reason')}")
+    assert "attributes" in err.get("reason", ""), \
+        f"attributes without customer_id: the reason should say why: {err}"
+    assert conversations(r) == stored, \
+        f"refused hellos stored conversations: {conversations(r) - stored}"
+    await agent_stays_quiet(ana, "a conversation of a refused hello")
+    await ana.close()
+
+
 @time_limit(90)
 async def test_no_secret_then_reload(env):
     r = env.redis()
@@ -198,4 +274,4 @@ async def test_no_secret_then_reload(env):
 
 
 if __name__ == "__main__":
-    run_tests([test_signed_ids_only, test_no_secret_then_reload])
+    run_tests([test_signed_ids_only, test_signed_attributes, test_no_secret_then_reload])
