@@ -10,7 +10,7 @@
  * when the daemon verifies identities), else from a random one kept in
  * localStorage, so a returning customer is recognized; a daemon that verifies
  * identities refuses that unsigned id, and the page then starts anonymously,
- * without one. While waiting it shows the place in the
+ * without one (and remembers not to send it again). While waiting it shows the place in the
  * queue, while talking whether the agent types (and tells the agent when the
  * customer types, at most once per 2 s), and after the end a 1-5 survey. */
 (function () {
@@ -18,6 +18,7 @@
 
 	var KEY = "omr.chat";
 	var CUSTOMER_KEY = "omr.customer_id";
+	var VERIFIES_KEY = "omr.verifies"; /* "1": the daemon refused this browser's own id */
 	var TYPING_SHOW_MS = 4000;   /* "Agent is typing…" stays this long */
 	var TYPING_SEND_MS = 2000;   /* at most one typing notice per this */
 	var ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -51,7 +52,7 @@
 	var opts = readOptions();
 	/* The site's id (never replaced by this browser's own) and its signature. */
 	var siteId = !!(opts.customer_id && ID_RE.test(opts.customer_id));
-	var customerId = customerIdFor(opts.customer_id);
+	var customerId = siteId || !daemonVerifies() ? customerIdFor(opts.customer_id) : null;
 	var customerSig = siteId && SIG_RE.test(opts.customer_signature || "")
 		? opts.customer_signature : null;
 	var anonRetry = false; /* this browser's id was refused: reconnect without it */
@@ -70,6 +71,16 @@
 		if (q.get("embed") === "1")
 			document.body.classList.add("embedded");
 		return o;
+	}
+
+	/* A daemon that verifies identities refuses this browser's own (unsigned)
+	 * id; once it did, the page starts anonymously without asking again. */
+	function daemonVerifies() {
+		try {
+			return localStorage.getItem(VERIFIES_KEY) === "1";
+		} catch (e) {
+			return false;
+		}
 	}
 
 	/* The embedding page's customer id when valid, else this browser's own. */
@@ -413,6 +424,11 @@
 			if (!siteId && customerId) {
 				customerId = null; /* this browser's own id is never signed */
 				anonRetry = true;
+				try {
+					localStorage.setItem(VERIFIES_KEY, "1");
+				} catch (e) {
+					/* no storage: asked again next time */
+				}
 				return;
 			}
 			wantHello = null;
