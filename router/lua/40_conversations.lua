@@ -5,6 +5,31 @@
 
 -- ---- functions: conversations ---------------------------------------------
 
+-- Retention: a closed conversation's keys expire R.retention_s after the
+-- close (0 = kept forever), and so does what its customer's later visits
+-- use (the last agent, the list of earlier conversations), renewed by each
+-- visit.
+local function expire_customer(P, R, c)
+  local ttl = num(R.retention_s, 0)
+  if ttl > 0 and (c.customer or '') ~= '' then
+    local key = customer_key(P, c.tenant, c.customer)
+    redis.call('EXPIRE', key, int(ttl))
+    redis.call('EXPIRE', key .. ':convs', int(ttl))
+  end
+end
+
+local function expire_closed(P, R, c)
+  local ttl = num(R.retention_s, 0)
+  if ttl <= 0 then
+    return
+  end
+  local ckey = P .. ':conv:' .. c.id
+  for _, key in ipairs({ckey, ckey .. ':log', ckey .. ':ids', ckey .. ':declined'}) do
+    redis.call('EXPIRE', key, int(ttl))
+  end
+  expire_customer(P, R, c)
+end
+
 -- Sticky routing: a returning customer goes first to the agent who last
 -- served them, if that agent can take it now; if the agent is logged in but
 -- busy, the conversation waits for them up to the queue's sticky window, then
@@ -73,6 +98,7 @@ local function conv_start(keys, args)
     local ckey2 = customer_key(P, c.tenant, args[8]) .. ':convs'
     redis.call('LPUSH', ckey2, conv)
     redis.call('LTRIM', ckey2, 0, HISTORY_CONVS - 1)
+    expire_customer(P, R, c)
   end
   local state = sticky_route(P, R, c, q, args[8], now) or route(P, R, c, q, now)
   if state == 'queued' and num(q.max_wait_s, 0) > 0 then
@@ -179,6 +205,7 @@ local function conv_close(keys, args)
   if (c.customer or '') ~= '' then
     redis.call('HSET', customer_key(P, c.tenant, c.customer), 'agent', id, 'at_ms', now)
   end
+  expire_closed(P, R, c)
   -- Wrap-up: no new work of this channel until it ends (timer or the agent).
   local q = queue_named(R, c.queue)
   if q ~= nil and num(q.wrapup_s, 0) > 0 then

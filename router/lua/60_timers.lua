@@ -49,6 +49,7 @@ local function fire_max_wait(P, R, c, queue, now)
   redis.call('SREM', P .. ':queued', c.id)
   redis.call('XADD', P .. ':conv:' .. c.id .. ':log', '*', 'kind', 'event', 'event', 'closed',
     'reason', 'max-wait', 'ts', now)
+  expire_closed(P, R, c)
   notify(P, 'c:' .. c.id)
 end
 

@@ -319,6 +319,36 @@ class FunctionsTest(unittest.TestCase):
         self.assertEqual(self.start("v1", "en", attrs={"tier": "gold"}, tenant="t3"), "queued")
         self.assertTrue(self.start("x1", "en", tenant="t2").startswith("NOQUEUE"))
 
+    def test_closed_conversations_expire_after_the_retention(self):
+        self.rules({"name": "default", "max_wait_s": 1, "steps": [{"after_s": 0}]},
+                   retention_s=2)
+        self.agent("a", "en", 1)
+        self.start("c1", customer="cust-1")
+        self.fcall("omr_conv_message", "c1", "customer", "", "m1", "hello", "cust", 100)
+        self.assertEqual(self.r("TTL", f"{P}:conv:c1"), -1)  # open: kept
+        self.assertEqual(self.fcall("omr_conv_close", "c1", "a"), "closed")
+        self.assertEqual(self.fcall("omr_conv_rate", "c1", 5, "thanks"), "rated")
+        keys = [f"{P}:conv:c1", f"{P}:conv:c1:log", f"{P}:conv:c1:ids",
+                f"{P}:customer:{T}|cust-1", f"{P}:customer:{T}|cust-1:convs"]
+        for key in keys:
+            self.assertIn(self.r("TTL", key), (1, 2), key)
+        self.assertEqual(self.start("c2", "fr"), "queued")  # nobody speaks fr: max wait
+        self.tick_after(1.05)
+        self.assertEqual(self.conv("c2")["state"], "closed")
+        self.assertIn(self.r("TTL", f"{P}:conv:c2"), (1, 2))
+        time.sleep(2.1)
+        for key in keys + [f"{P}:conv:c2", f"{P}:conv:c2:log"]:
+            self.assertEqual(self.r("EXISTS", key), 0, key)
+        self.assertTrue(self.fcall("omr_explain", "c1").startswith("NOCONV"))
+
+    def test_retention_zero_keeps_closed_conversations(self):
+        self.rules(DEFAULT_QUEUE, retention_s=0)
+        self.agent("a", "en", 1)
+        self.start("c1", customer="cust-1")
+        self.fcall("omr_conv_close", "c1", "a")
+        self.assertEqual(self.r("TTL", f"{P}:conv:c1"), -1)
+        self.assertEqual(self.r("TTL", f"{P}:conv:c1:log"), -1)
+
     def test_routing_groups_keep_their_own_rules(self):
         # The library keeps prepared rules per text: two groups with different
         # rules, called in turn, each route by their own.
