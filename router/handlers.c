@@ -246,6 +246,8 @@ static int handle_wrapup_end(omr_request_t *q)
 	return omr_request_fcall(q, omr_request_on_simple, "omr_agent_wrapup_end", 3, args, NULL);
 }
 
+/* The desktop received items: seq, and the comma-separated seqs of attr
+ * "more" (the adapter batches an agent's acks), in one XACK. */
 static int handle_agent_ack(omr_request_t *q)
 {
 	const omr_envelope_t *e = q->env;
@@ -254,11 +256,25 @@ static int handle_agent_ack(omr_request_t *q)
 		return OMR_ERR_BAD_TOKEN;
 	if (!e->seq || !omr_id_is_valid(e->seq, OMR_SEQ_MAX))
 		return -EINVAL;
-	char key[OMR_ENV_ID_MAX * 2 + 32];
+	char key[OMR_ENV_ID_MAX * 2 + 32], more[OMR_ENV_ATTR_VALUE_MAX + 1] = "";
 	snprintf(key, sizeof(key), "omr:{%s}:agent:%s:inbox", w->group, w->id);
-	const char *argv[] = {"XACK", key, "desktop", e->seq};
-	size_t lens[] = {4, strlen(key), 7, strlen(e->seq)};
-	return omr_store_command(q->r->store, omr_request_on_simple, q, 4, argv, lens);
+	const char *argv[4 + OMR_ACK_BATCH_MAX] = {"XACK", key, "desktop", e->seq};
+	size_t lens[4 + OMR_ACK_BATCH_MAX] = {4, strlen(key), 7, strlen(e->seq)};
+	int n = 4;
+	const char *m = omr_envelope_attr(e, "more");
+	if (m && strlen(m) < sizeof(more)) {
+		snprintf(more, sizeof(more), "%s", m);
+		char *save = NULL;
+		for (char *s = strtok_r(more, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+			if (n == 4 + OMR_ACK_BATCH_MAX || !omr_id_is_valid(s, OMR_SEQ_MAX))
+				return -EINVAL;
+			argv[n] = s;
+			lens[n++] = strlen(s);
+		}
+	} else if (m) {
+		return -EINVAL;
+	}
+	return omr_store_command(q->r->store, omr_request_on_simple, q, n, argv, lens);
 }
 
 static int handle_agent_gone(omr_request_t *q)

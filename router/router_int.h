@@ -12,6 +12,7 @@
 #include "router.h"
 #include "store.h"
 
+#define OMR_ACK_BATCH_MAX 64        /* seqs in attr "more" of one agent.ack */
 #define OMR_SEQ_MAX 48              /* "18446744073709551615-18446744073709551615" */
 #define OMR_READ_COUNT 200          /* stream entries per read */
 #define OMR_HISTORY_RECHECK_MS 5000 /* agents: re-read the pending history at least this often */

@@ -21,8 +21,14 @@ typedef struct ws_out {
 } ws_out_t;
 
 /* The lists a connection can be on, oldest first: unauthenticated (auth
- * timeout sweep) and stalled (holding a request until the bus has room). */
-typedef enum ws_list_which { WS_LIST_UNAUTH = 0, WS_LIST_STALLED, WS_LIST_COUNT } ws_list_which_t;
+ * timeout sweep), stalled (holding a request until the bus has room) and
+ * acking (an agent's item acks waiting to go to the router together). */
+typedef enum ws_list_which {
+	WS_LIST_UNAUTH = 0,
+	WS_LIST_STALLED,
+	WS_LIST_ACKS,
+	WS_LIST_COUNT
+} ws_list_which_t;
 
 typedef struct ws_link {
 	struct ws_conn *prev, *next;
@@ -57,6 +63,11 @@ typedef struct ws_conn {
 	 * reading from this connection paused meanwhile (backpressure) */
 	omr_ws_request_t held;
 	bool has_held;
+	/* an agent's item acks batched into one request: the first ack's
+	 * request, and the other seqs comma-separated (attr "more") */
+	omr_ws_request_t acks;
+	char *acks_more;
+	unsigned n_acks;
 } ws_conn_t;
 
 typedef struct ws_conn_list {
