@@ -372,7 +372,11 @@ static bool flush_acks(omr_ws_server_t *srv, ws_conn_t *c)
 {
 	if (!c->n_acks)
 		return true;
-	if (srv->bus && omr_bus_client_is_full(srv->bus))
+	if (!srv->bus) { /* shutting down: they come back at the next login */
+		drop_acks(srv, c);
+		return true;
+	}
+	if (omr_bus_client_is_full(srv->bus))
 		return false;
 	if (c->acks_more && omr_envelope_add_attr(c->acks.env, "more", c->acks_more))
 		omr_warn("ws", "acks dropped (out of memory) conn=%llu n=%u",
