@@ -5,16 +5,33 @@
 
 -- ---- agents ----------------------------------------------------------------
 
+-- An agent's tenants, skills, languages and capacity are JSON texts that
+-- many agents share (a floor has a few profiles): each distinct text is
+-- decoded once and kept by the library. The tables are read-only.
+local shared, nshared = {}, 0
+
+local function decode_shared(s)
+  local v = shared[s or '']
+  if v == nil then
+    v = decode(s, {})
+    if nshared >= 4096 then
+      shared, nshared = {}, 0
+    end
+    shared[s or ''], nshared = v, nshared + 1
+  end
+  return v
+end
+
 local function agent_read(P, id)
   local a = hgetall(P .. ':agent:' .. id)
   if a == nil then
     return nil
   end
   a.id = id
-  a.tenants_t = decode(a.tenants, {})
-  a.skills_t = decode(a.skills, {})
-  a.langs_t = decode(a.languages, {})
-  a.cap_t = decode(a.capacity, {})
+  a.tenants_t = decode_shared(a.tenants)
+  a.skills_t = decode_shared(a.skills)
+  a.langs_t = decode_shared(a.languages)
+  a.cap_t = decode_shared(a.capacity)
   return a
 end
 
