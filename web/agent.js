@@ -9,7 +9,7 @@
  * read-only, on request. An agent who supervises others gets a "Team" panel:
  * their presence, load and open conversations (refreshed on request), and
  * any of those conversations' transcripts, read-only ("team" and "monitor";
- * not live: the Refresh buttons read them again). Shows when the customer
+ * the transcript shown is read again every 5 s, the team on Refresh). Shows when the customer
  * types and tells the customer
  * when the agent types (at most once per 2 s per conversation). Every
  * delivered item is acknowledged after it is displayed; items are
@@ -57,6 +57,7 @@
 	var WRAPUP_SHOW_MS = 60000;   /* how long "Wrap-up done" stays after a close */
 	var NOTICE_MS = 8000;
 	var TYPING_SHOW_MS = 4000;    /* "Customer is typing…" stays this long */
+	var MONITOR_REFRESH_MS = 5000; /* a team conversation shown is read again this often */
 	var TYPING_SEND_MS = 2000;    /* at most one typing notice per conversation per this */
 	var ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
 	var REJECT_REASONS = [["", "No reason"], ["busy", "Busy"],
@@ -329,7 +330,7 @@
 		} else if (p.kind === "team") {
 			teamLoaded(null);
 		} else if (p.kind === "monitor") {
-			monitorLoaded(p.conv, null);
+			monitorLoaded(p.conv, null, p.rid);
 		}
 	}
 
@@ -384,7 +385,7 @@
 			} else if (p.kind === "monitor") {
 				monitorLoaded(p.conv, msg.code === "not-assigned"
 					? "you may not read this conversation (any more)"
-					: msg.reason || msg.code);
+					: msg.reason || msg.code, p.rid);
 				return;
 			}
 		}
@@ -1179,16 +1180,28 @@
 		requestMonitor();
 	}
 
-	function requestMonitor() {
-		if (!monitored || (monitored.state === "loading" && monitored.sent))
+	/* Reads the monitored transcript again. quiet: the periodic re-read of
+	 * a loaded one, which keeps what is shown until the answer is in. */
+	function requestMonitor(quiet) {
+		if (!monitored || (monitored.state === "loading" && monitored.sent) ||
+		    (quiet === true && (monitored.state !== "loaded" || monitored.rereading)))
 			return;
 		monitored.sent = true;
 		var rid = newId("mo");
-		monitored.items = [];
-		monitored.state = "loading";
-		pending[rid] = { kind: "monitor", conv: monitored.conv };
+		if (quiet === true) {
+			monitored.rereading = [];
+		} else {
+			monitored.items = [];
+			monitored.rereading = null;
+			monitored.state = "loading";
+		}
+		monitored.rid = rid; /* only the latest read's answer counts */
+		pending[rid] = { kind: "monitor", conv: monitored.conv, rid: rid };
 		if (!send({ type: "monitor", conversation_id: monitored.conv, id: rid })) {
 			delete pending[rid];
+			monitored.rereading = null;
+			if (quiet === true)
+				return;
 			monitored.state = "failed";
 			monitored.error = "not connected";
 		}
@@ -1196,23 +1209,43 @@
 	}
 
 	function onMonitorItem(msg) {
-		if (!monitored || monitored.state !== "loading" ||
-		    msg.conversation_id !== monitored.conv)
+		if (!monitored || msg.conversation_id !== monitored.conv)
 			return;
-		if (!monitored.items.some(function (it) { return it.seq === msg.seq; }))
-			monitored.items.push(msg);
+		var into = monitored.rereading || (monitored.state === "loading" ? monitored.items : null);
+		if (into && !into.some(function (it) { return it.seq === msg.seq; }))
+			into.push(msg);
 	}
 
-	function monitorLoaded(conv, error) {
-		if (!monitored || monitored.conv !== conv)
+	function monitorLoaded(conv, error, rid) {
+		if (!monitored || monitored.conv !== conv || (rid && rid !== monitored.rid))
 			return;
+		if (monitored.rereading) {
+			var grew = !error && monitored.rereading.length !== monitored.items.length;
+			if (!error)
+				monitored.items = monitored.rereading;
+			monitored.rereading = null;
+			monitored.readAt = Date.now();
+			renderMonitor(!grew);
+			return;
+		}
 		monitored.state = error ? "failed" : "loaded";
 		monitored.error = error || "";
+		monitored.readAt = Date.now();
 		renderMonitor();
 	}
 
-	function renderMonitor() {
+	/* While a team conversation is shown, it is read again every
+	 * MONITOR_REFRESH_MS (until it is closed). */
+	setInterval(function () {
+		if (monitored && !ui.monitorView.hidden &&
+		    !monitored.items.some(function (it) { return it.event === "closed"; }))
+			requestMonitor(true);
+	}, MONITOR_REFRESH_MS);
+
+	/* keepScroll: the same items again; the reader's place stays. */
+	function renderMonitor(keepScroll) {
 		var m = monitored;
+		var top = ui.monitorMessages.scrollTop;
 		ui.monitorTitle.textContent = m.customer || ("Customer " + m.conv.slice(0, 6));
 		ui.monitorTitle.title = "Conversation " + m.conv;
 		ui.monitorSub.textContent = "Agent: " + m.agent;
@@ -1227,10 +1260,12 @@
 			return;
 		}
 		var closed = m.items.some(function (it) { return it.event === "closed"; });
-		ui.monitorStatus.textContent = m.items.length + " items as of " + timeOf(Date.now()) +
-			(closed ? "; the conversation is closed" : "; not live: refresh to update");
+		ui.monitorStatus.textContent = m.items.length + " items as of " +
+			timeOf(m.readAt || Date.now()) + (closed ? "; the conversation is closed"
+			: "; read again every " + MONITOR_REFRESH_MS / 1000 + " s");
 		m.items.forEach(function (it) { ui.monitorMessages.appendChild(historyLine(it)); });
-		ui.monitorMessages.scrollTop = ui.monitorMessages.scrollHeight;
+		ui.monitorMessages.scrollTop = keepScroll === true ? top
+			: ui.monitorMessages.scrollHeight;
 	}
 
 	/* Back to the agent's own conversation. */
@@ -1429,7 +1464,7 @@
 	});
 
 	ui.teamRefresh.addEventListener("click", requestTeam);
-	ui.monitorRefresh.addEventListener("click", requestMonitor);
+	ui.monitorRefresh.addEventListener("click", function () { requestMonitor(false); });
 	ui.monitorBack.addEventListener("click", leaveMonitor);
 	/* Escape anywhere on the desk (the team list or the transcript) ends
 	 * the reading. */

@@ -63,6 +63,7 @@ const A1 = "¡Hola! Soy Luis, reviso el pedido ahora mismo.";
 const A2 = "Veo el envío: la segunda caja sale mañana.";
 const C4 = "Perfecto, ¿me llegará un correo de seguimiento?";
 const A3 = "Sí, recibirás el número de seguimiento por correo hoy.";
+const CS = "Gracias, espero"; // sent while the supervisor reads the conversation
 
 function log(msg) {
 	const s = ((Date.now() - T0) / 1000).toFixed(1).padStart(5);
@@ -216,7 +217,7 @@ async function waitPresence(page, value) {
 
 // The supervisor's desktop: the Team panel lists the agent and its conversation with the
 // customer; Tab and Enter open it read-only; Escape goes back.
-async function superviseTeam(sup, agentHasTeam) {
+async function superviseTeam(sup, agentHasTeam, customer) {
 	if (agentHasTeam)
 		fail("agent: the Team panel is shown to an agent who supervises nobody");
 	await sup.goto(AGENT_URL);
@@ -261,6 +262,15 @@ async function superviseTeam(sup, agentHasTeam) {
 	}
 	if (await sup.locator("#monitor-view textarea, #monitor-view input").count())
 		fail("supervisor: the transcript is read-only, yet has a text box");
+	// The transcript shown is read again every 5 s: a new message appears without Refresh.
+	await customerSend(customer, CS);
+	try {
+		await sup.waitForFunction((t) => document.getElementById("monitor-messages")
+			.textContent.includes(t), CS, { timeout: 12000 });
+	} catch (e) {
+		fail("supervisor: a message sent while reading did not appear within 12 s: " +
+		     JSON.stringify(await sup.locator("#monitor-messages").textContent()));
+	}
 	await noSideScroll(sup, "supervisor", "reading the team's conversation");
 	await shot(sup, "supervisor-1-monitor");
 	await sup.keyboard.press("Escape");
@@ -338,7 +348,7 @@ async function main() {
 		await noSideScroll(agent, "agent", "in the conversation");
 		await shot(customer, "customer-2-conversation");
 		await shot(agent, "agent-2-conversation");
-		await superviseTeam(supervisor, await agent.locator("#team").isVisible());
+		await superviseTeam(supervisor, await agent.locator("#team").isVisible(), customer);
 
 		// --- RELOAD the customer page mid-conversation
 		log("customer: reload");
