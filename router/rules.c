@@ -118,7 +118,8 @@ static cJSON *blocking_json(const char *spec)
 		*colon = '\0';
 		cJSON *list = cJSON_AddArrayToObject(o, grp);
 		char *s2 = NULL;
-		for (char *ch = strtok_r(colon + 1, ",", &s2); list && ch; ch = strtok_r(NULL, ",", &s2))
+		for (char *ch = strtok_r(colon + 1, ",", &s2); list && ch;
+		     ch = strtok_r(NULL, ",", &s2))
 			cJSON_AddItemToArray(list, cJSON_CreateString(ch));
 	}
 	return o;
@@ -132,7 +133,8 @@ int omr_rules_json(const omr_config_t *cfg, char **out)
 	if (!root || !queues || !blocking)
 		goto done;
 	cJSON_AddItemToObject(root, "blocking", blocking);
-	cJSON_AddNumberToObject(root, "heartbeat_timeout_s", (double)cfg->routing_heartbeat_timeout_s);
+	cJSON_AddNumberToObject(root, "heartbeat_timeout_s",
+	                        (double)cfg->routing_heartbeat_timeout_s);
 	cJSON_AddNumberToObject(root, "agent_grace_s", (double)cfg->routing_agent_grace_s);
 	cJSON_AddNumberToObject(root, "max_missed_offers", (double)cfg->routing_max_missed_offers);
 	cJSON_AddNumberToObject(root, "retention_s", (double)cfg->chat_retention_days * 86400.0);

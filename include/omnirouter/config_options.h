@@ -84,7 +84,7 @@ OMR_OPT(INT, chat_max_messages, "chat.max_messages", 1000, 10, 100000, true,
 OMR_OPT(INT, chat_position_interval_s, "chat.position_interval_s", 5, 0, 600, true,
         "how often a waiting customer is told its queue position and estimated wait; 0 = never")
 OMR_OPT(INT, chat_retention_days, "chat.retention_days", 30, 0, 3650, true,
-        "a closed conversation (its transcript, survey, explanation) is kept this long; 0 = forever")
+        "days a closed conversation (transcript, survey, explanation) is kept; 0 = forever")
 OMR_OPT(STR, chat_identity_secret, "chat.identity_secret", "", 0, 256, true,
         "HMAC-SHA256 key of customer_signature (empty, or 16..256 bytes); empty = customer_id "
         "is not verified")
