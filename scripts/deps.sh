@@ -23,7 +23,7 @@ export DEBIAN_FRONTEND=noninteractive
 BUILD_PKGS=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	libzmq3-dev libwebsockets-dev libwebsockets-evlib-uv libhiredis-dev libmsgpack-dev
-	libuv1-dev libssl-dev libsystemd-dev libyaml-dev libcjson-dev libcmocka-dev
+	libuv1-dev libssl-dev libsystemd-dev libyaml-dev libcjson-dev libcmocka-dev libjemalloc-dev
 	redis-server
 )
 # Test only: python3 + websockets drive the integration tests, systemd provides
