@@ -419,10 +419,11 @@ static void batch_ack(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
 			               WS_ACK_FLUSH_MS);
 		return;
 	}
-	char *more = realloc(c->acks_more, have + 1 + strlen(seq) + 1);
-	if (more) {
-		snprintf(more + have, strlen(seq) + 2, "%s%s", have ? "," : "", seq);
-		c->acks_more = more;
+	if (!c->acks_more)
+		c->acks_more = calloc(1, WS_ACK_MORE_MAX + 1);
+	if (c->acks_more) {
+		snprintf(c->acks_more + have, WS_ACK_MORE_MAX + 1 - have, "%s%s", have ? "," : "",
+		         seq);
 		c->n_acks++;
 	}
 	omr_ws_request_cleanup(rq);

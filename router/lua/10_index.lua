@@ -5,9 +5,9 @@
 
 -- ---- agents ----------------------------------------------------------------
 
--- An agent's tenants, skills, languages and capacity are JSON texts that
--- many agents share (a floor has a few profiles): each distinct text is
--- decoded once and kept by the library. The tables are read-only.
+-- An agent's tenants, skills, languages, capacity (and supervises) are JSON
+-- texts that many agents share (a floor has a few profiles): each distinct
+-- text is decoded once and kept by the library. The tables are read-only.
 local shared, nshared = {}, 0
 
 local function decode_shared(s)
@@ -37,16 +37,6 @@ end
 
 local function load_of(a, ch)
   return num(a['load_' .. ch], 0)
-end
-
--- Effective skill-level relaxation at step s: the largest min_level_delta
--- of the steps reached so far (steps only ever relax).
-local function level_delta(q, s)
-  local d = 0
-  for i = 1, s do
-    d = math.max(d, num(q.steps[i].min_level_delta, 0))
-  end
-  return d
 end
 
 -- Languages a conversation in language lang accepts at step s.
@@ -103,9 +93,14 @@ local function meets(a, req)
   return true
 end
 
+-- The skill levels queue q requires at ladder step s (its tier's).
+local function step_requires(q, s)
+  return q.tiers[q.step_tier[s] or #q.tiers]
+end
+
 -- The agent has the skills queue q requires at ladder step s.
 local function skills_ok(a, q, s)
-  return meets(a, q.tiers[q.step_tier[s] or #q.tiers])
+  return meets(a, step_requires(q, s))
 end
 
 -- Slot keys join their parts with '|', which no id may contain (ids are

@@ -130,7 +130,7 @@ local function best_agent(P, R, c, q)
       n = n + 1
     end
   end
-  local tier = q.step_tier[s] or #q.tiers
+  local tier = q.step_tier[s] or #q.tiers -- read tiers 1..tier
   for _, l in ipairs(step_langs(q, s, c.rlang)) do
     for i = 1, tier do
       local key = avail_key(P, q.chain.name, i, c.channel, c.tenant, l)
@@ -154,9 +154,9 @@ local function best_agent(P, R, c, q)
 end
 
 local function explain_skills(q, s, a)
-  local out, d = {}, level_delta(q, s)
-  for skill, lvl in pairs(q.skills or {}) do
-    out[skill] = {required = math.max(1, lvl - d), agent = num(a.skills_t[skill], 0)}
+  local out = {}
+  for skill, lvl in pairs(step_requires(q, s)) do
+    out[skill] = {required = lvl, agent = num(a.skills_t[skill], 0)}
   end
   return out
 end

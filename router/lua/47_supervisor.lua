@@ -11,7 +11,7 @@
 -- c's tenant is one of s's. A queued conversation has no holder: nobody's.
 local function may_monitor(s, c)
   local holder = c.agent or ''
-  return holder ~= '' and holder ~= s.id and contains(decode(s.supervises, {}), holder)
+  return holder ~= '' and holder ~= s.id and contains(decode_shared(s.supervises), holder)
     and contains(s.tenants_t, c.tenant)
 end
 
@@ -29,7 +29,7 @@ local function supervisor_team(keys, args)
     return err('NOAGENT', 'no such agent')
   end
   local out = {}
-  for _, id in ipairs(decode(s.supervises, {})) do
+  for _, id in ipairs(decode_shared(s.supervises)) do
     local a = agent_read(P, id)
     if a ~= nil then
       local load, cap = {}, {}
