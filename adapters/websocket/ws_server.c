@@ -41,6 +41,7 @@
 #define WS_ACK_FLUSH_MS 20
 #define WS_CLOSE_GRACE_S 5 /* a closing client that does not read is cut after this */
 #define WS_RX_CHUNK 4096
+#define WS_DIRECT_MAX 8192 /* larger frames go through the queue */
 
 struct omr_ws_server {
 	uv_loop_t *loop;
@@ -126,11 +127,37 @@ static void want_write(ws_conn_t *c)
 	lws_callback_on_writable(c->wsi);
 }
 
-/* Queues one frame; a client whose queue is full has stopped reading: cut it. */
+/* Writes a frame at once when nothing is waiting before it: no frame queued
+ * here, none half-sent in lws, not closing. lws sends what the socket takes
+ * and keeps the rest itself (then lws_partial_buffered() is true and asks for
+ * WRITEABLE), which is what it does for a write inside WRITEABLE too. Going
+ * through the queue instead costs every frame two poll re-arms and a loop
+ * turn. Returns false when the frame must be queued. */
+static bool write_now(ws_conn_t *c, const char *text, size_t len)
+{
+	unsigned char buf[LWS_PRE + WS_DIRECT_MAX];
+	if (len > WS_DIRECT_MAX || c->out_head || c->closing || lws_partial_buffered(c->wsi))
+		return false;
+	memcpy(buf + LWS_PRE, text, len);
+	if (lws_write(c->wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT) < 0) {
+		/* The socket is gone; lws closes it from its own loop. */
+		omr_info("ws", "write failed conn=%llu ip=%s", (unsigned long long)c->sess.conn,
+		         c->ip);
+		c->closing = true;
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+	}
+	return true;
+}
+
+/* Sends one frame, or queues it behind the others; a client whose queue is
+ * full has stopped reading: cut it. */
 static void send_text(ws_conn_t *c, const char *text)
 {
 	omr_ws_server_t *srv = lws_context_user(lws_get_context(c->wsi));
-	int rc = ws_conn_queue(c, text, strlen(text), srv->set.max_queue_bytes);
+	size_t len = strlen(text);
+	if (write_now(c, text, len))
+		return;
+	int rc = ws_conn_queue(c, text, len, srv->set.max_queue_bytes);
 	if (rc == 0) {
 		want_write(c);
 		return;
