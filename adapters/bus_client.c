@@ -4,7 +4,9 @@
  * ZMQ_FD is edge-triggered: every wakeup drains the socket with ZMQ_DONTWAIT
  * until EAGAIN, at most BUS_BATCH messages per loop turn (the rest continues
  * from a uv_idle so one busy socket cannot starve the loop), and ZMQ_EVENTS is
- * re-checked after every send because a send can consume the edge.
+ * re-checked once before the loop next waits (uv_prepare) after any send,
+ * because a send can consume the edge. Once per loop turn, not per send: each
+ * check costs libzmq a poll() and a getpid().
  *
  * Pending requests sit in a list ordered by deadline (they all use the same
  * timeout, so appending keeps it sorted) and in an id map for acks.
@@ -44,6 +46,7 @@ struct omr_bus_client {
 	uv_poll_t poll;
 	uv_timer_t timer;
 	uv_idle_t idle;
+	uv_prepare_t recheck; /* started by a send, see the top of the file */
 	int open_handles;
 	bool closing;
 	bool skip_more; /* dropping the rest of a multi-part message */
@@ -125,10 +128,12 @@ static void req_finish(omr_bus_client_t *bc, bus_req_t *r, int status, const omr
 	req_free(r);
 }
 
-static void schedule_drain_if_readable(omr_bus_client_t *bc)
+static void on_recheck(uv_prepare_t *h)
 {
+	omr_bus_client_t *bc = h->data;
 	int events = 0;
 	size_t sz = sizeof(events);
+	uv_prepare_stop(h);
 	if (bc->closing)
 		return;
 	if (zmq_getsockopt(bc->sock, ZMQ_EVENTS, &events, &sz) == 0 && (events & ZMQ_POLLIN))
@@ -144,7 +149,8 @@ static void req_transmit(omr_bus_client_t *bc, bus_req_t *r)
 	if (zmq_send(bc->sock, r->frame, r->len, ZMQ_DONTWAIT) < 0)
 		omr_debug("bus", "send deferred id=%llu attempt=%u err=%s",
 		          (unsigned long long)r->id, r->attempts, zmq_strerror(errno));
-	schedule_drain_if_readable(bc);
+	if (!bc->closing)
+		uv_prepare_start(&bc->recheck, on_recheck);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -281,6 +287,9 @@ static int handles_start(omr_bus_client_t *bc)
 	uv_idle_init(bc->loop, &bc->idle);
 	bc->idle.data = bc;
 	bc->open_handles++;
+	uv_prepare_init(bc->loop, &bc->recheck);
+	bc->recheck.data = bc;
+	bc->open_handles++;
 	return uv_poll_start(&bc->poll, UV_READABLE, on_poll);
 }
 
@@ -373,6 +382,7 @@ void omr_bus_client_destroy(omr_bus_client_t **bcp)
 	uv_close((uv_handle_t *)&bc->poll, on_handle_closed);
 	uv_close((uv_handle_t *)&bc->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&bc->idle, on_handle_closed);
+	uv_close((uv_handle_t *)&bc->recheck, on_handle_closed);
 }
 
 int omr_bus_client_send(omr_bus_client_t *bc, omr_envelope_t *env, void *ctx, const char **why)

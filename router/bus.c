@@ -2,8 +2,10 @@
  *
  * ZMQ_FD is edge-triggered: every wakeup drains the socket with ZMQ_DONTWAIT
  * (a capped batch per loop turn, continued from a uv_idle so one busy peer
- * cannot starve timers and Redis replies), and ZMQ_EVENTS is re-checked after
- * every send because a send can consume the edge. */
+ * cannot starve timers and Redis replies), and ZMQ_EVENTS is re-checked once
+ * before the loop next waits (uv_prepare) after any send, because a send can
+ * consume the edge. Once per loop turn, not per send: each check costs libzmq
+ * a poll() and a getpid(). */
 #include "bus.h"
 
 #include <errno.h>
@@ -20,6 +22,7 @@ struct omr_bus_server {
 	void *sock;
 	uv_poll_t poll;
 	uv_idle_t idle;
+	uv_prepare_t recheck; /* started by a send, see the top of the file */
 	size_t frame_max;
 	omr_bus_request_fn on_request;
 	void *ud;
@@ -46,6 +49,14 @@ static bool readable(omr_bus_server_t *b)
 	if (zmq_getsockopt(b->sock, ZMQ_EVENTS, &ev, &len) != 0)
 		return false;
 	return (ev & ZMQ_POLLIN) != 0;
+}
+
+static void on_recheck(uv_prepare_t *h)
+{
+	omr_bus_server_t *b = h->data;
+	uv_prepare_stop(h);
+	if (readable(b))
+		uv_idle_start(&b->idle, on_idle);
 }
 
 /* Receives the remaining parts of a message we do not want. */
@@ -150,8 +161,7 @@ int omr_bus_server_send_frame(omr_bus_server_t *b, const omr_bus_peer_t *peer, c
 	    zmq_send(b->sock, buf, len, ZMQ_DONTWAIT) < 0)
 		rc = -errno;
 	/* A send may have consumed the readable edge. */
-	if (readable(b))
-		uv_idle_start(&b->idle, on_idle);
+	uv_prepare_start(&b->recheck, on_recheck);
 	return rc;
 }
 
@@ -189,8 +199,9 @@ int omr_bus_server_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
 	zmq_getsockopt(b->sock, ZMQ_FD, &fd, &fdlen);
 	uv_poll_init(loop, &b->poll, fd);
 	uv_idle_init(loop, &b->idle);
-	b->poll.data = b->idle.data = b;
-	b->open_handles = 2;
+	uv_prepare_init(loop, &b->recheck);
+	b->poll.data = b->idle.data = b->recheck.data = b;
+	b->open_handles = 3;
 	uv_poll_start(&b->poll, UV_READABLE, on_poll);
 	omr_info("bus", "listening endpoint=%s", cfg->bus_endpoint);
 	*out = b;
@@ -216,4 +227,5 @@ void omr_bus_server_close(omr_bus_server_t **bp)
 	*bp = NULL;
 	uv_close((uv_handle_t *)&b->poll, on_closed);
 	uv_close((uv_handle_t *)&b->idle, on_closed);
+	uv_close((uv_handle_t *)&b->recheck, on_closed);
 }
