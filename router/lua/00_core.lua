@@ -40,6 +40,10 @@
 
 local CHANNELS = {'chat', 'email', 'voice'}
 local INBOX_MAXLEN = '10000'
+-- A conversation's msgid hash becomes a hashtable at this many messages, by
+-- a marker value this long (over hash-max-listpack-value, 64 by default).
+local IDS_LISTPACK_MAX = 32
+local IDS_MARKER_LEN = 128
 local COPY_MAX = 500
 local HISTORY_MAXLEN = '1000'
 local EXPLAIN_MAX = 8

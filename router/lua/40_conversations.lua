@@ -129,7 +129,8 @@ local function conv_message(keys, args)
   if from == 'agent' and (c.agent ~= agent or c.state ~= 'assigned' and c.state ~= 'closed') then
     return err('NOTASSIGNED', 'conversation is not assigned to this agent')
   end
-  local dup = redis.call('HGET', ckey .. ':ids', from .. ':' .. msgid)
+  local ids = ckey .. ':ids'
+  local dup = redis.call('HGET', ids, from .. ':' .. msgid)
   if dup then
     return dup
   end
@@ -151,7 +152,15 @@ local function conv_message(keys, args)
   end
   local id = redis.call('XADD', ckey .. ':log', '*', 'kind', 'message', 'from', from, 'msgid',
     msgid, 'text', args[5], 'name', name, 'ts', int(now))
-  redis.call('HSET', ckey .. ':ids', from .. ':' .. msgid, id)
+  if num(c.nmsg, 0) == IDS_LISTPACK_MAX then
+    -- From here on the msgid hash is a hashtable (a value longer than
+    -- hash-max-listpack-value converts it). Redis keeps a hash of up to 512
+    -- entries as a listpack, which every HGET and HSET searches end to end:
+    -- each message of a long chat paid for all the earlier ones.
+    redis.call('HSET', ids, from .. ':' .. msgid, id, '~', string.rep('~', IDS_MARKER_LEN))
+  else
+    redis.call('HSET', ids, from .. ':' .. msgid, id)
+  end
   redis.call('HINCRBY', ckey, 'nmsg', 1)
   if from == 'customer' and c.state == 'assigned' then
     inbox_add(P, c.agent, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,

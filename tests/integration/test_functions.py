@@ -444,6 +444,23 @@ class FunctionsTest(unittest.TestCase):
         self.assertIsInstance(res, Err)
         self.assertTrue(res.startswith("NOTASSIGNED"), res)
 
+    def test_long_conversation_keeps_deduplicating(self):
+        # The msgid hash turns into a hashtable at the 33rd message (a listpack
+        # is searched end to end by every lookup); ids stored before and after
+        # the switch are still found, and the marker is no message.
+        self.agent("a", "en", 1)
+        self.start("c1")
+        seqs = [self.fcall("omr_conv_message", "c1", "customer", "", f"m{i}", "hi", "c", 1000)
+                for i in range(40)]
+        self.assertEqual(self.r("OBJECT", "ENCODING", f"{P}:conv:c1:ids"), "hashtable")
+        self.assertEqual(self.r("HGET", f"{P}:conv:c1", "nmsg"), "40")
+        for i in (0, 31, 32, 39):
+            self.assertEqual(
+                self.fcall("omr_conv_message", "c1", "customer", "", f"m{i}", "hi", "c", 1000),
+                seqs[i])
+        self.assertEqual(self.r("XLEN", f"{P}:conv:c1:log"), 41)  # assigned event + 40
+        self.assertEqual(len(set(seqs)), 40)
+
     def test_start_is_idempotent_and_resume_checks_token(self):
         self.agent("a", "en", 2)
         self.assertEqual(self.start("c1"), "assigned")
