@@ -70,6 +70,25 @@ local function int(x)
   return string.format('%d', x)
 end
 
+-- A small integer (a tier, a step, a load) as a string, from a cache: Lua
+-- turns a number in a concatenation or tostring() into text with
+-- sprintf("%.14g"), which a decision did dozens of times.
+-- A string (a step read back from a key) is returned as it is.
+local small_ints = {}
+local function istr(i)
+  local s = small_ints[i]
+  if s == nil then
+    if type(i) == 'string' then
+      return i
+    end
+    s = string.format('%d', i)
+    if i >= 0 and i < 1024 then
+      small_ints[i] = s
+    end
+  end
+  return s
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

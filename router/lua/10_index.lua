@@ -107,15 +107,15 @@ end
 -- [A-Za-z0-9._:@-]), so a key splits back into its parts unambiguously.
 -- Availability: chain k, tier i; waiting: queue q, step s.
 local function avail_key(P, k, i, ch, t, l)
-  return P .. ':avail:' .. k .. '|' .. i .. '|' .. ch .. '|' .. t .. '|' .. l
+  return P .. ':avail:' .. k .. '|' .. istr(i) .. '|' .. ch .. '|' .. t .. '|' .. l
 end
 
 local function wait_key(P, q, s, ch, t, l)
-  return P .. ':wait:' .. q .. '|' .. s .. '|' .. ch .. '|' .. t .. '|' .. l
+  return P .. ':wait:' .. q .. '|' .. istr(s) .. '|' .. ch .. '|' .. t .. '|' .. l
 end
 
 local function waitlangs_key(P, q, s, ch, t)
-  return P .. ':waitlangs:' .. table.concat({q, s, ch, t}, '|')
+  return P .. ':waitlangs:' .. q .. '|' .. istr(s) .. '|' .. ch .. '|' .. t
 end
 
 -- Splits a slot ("a|b|c|d|e") at '|'.
@@ -159,8 +159,8 @@ local function avail_slots(R, a)
             if chain.any_tenant or chain.tenants[t] then
               for _, l in ipairs(langs) do
                 if a.langs_t[l] >= chain.minp then
-                  score = score or string.format('%.17g', strategy_score(chain, a))
-                  slots[#slots + 1] = chain.name .. '|' .. tier .. '|' .. ch .. '|' .. t .. '|' .. l
+                  score = score or int(strategy_score(chain, a))
+                  slots[#slots + 1] = chain.name .. '|' .. istr(tier) .. '|' .. ch .. '|' .. t .. '|' .. l
                   scores[#slots] = score
                 end
               end

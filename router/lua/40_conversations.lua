@@ -182,8 +182,8 @@ local function release(P, R, c, agent, now)
   end
   if redis.call('SREM', P .. ':agent:' .. agent .. ':convs', c.id) == 1 then
     local ch = c.channel or 'chat'
-    a['load_' .. ch] = tostring(math.max(0, load_of(a, ch) - 1))
-    a.load = tostring(math.max(0, num(a.load, 1) - 1))
+    a['load_' .. ch] = istr(math.max(0, load_of(a, ch) - 1))
+    a.load = istr(math.max(0, num(a.load, 1) - 1))
     redis.call('HSET', P .. ':agent:' .. agent, 'load_' .. ch, a['load_' .. ch], 'load', a.load)
   end
   reindex(P, R, a)

@@ -118,8 +118,8 @@ local function withdraw(P, R, c, agent, reason, now)
   local a = agent_read(P, agent)
   if a ~= nil and redis.call('SREM', P .. ':agent:' .. agent .. ':convs', c.id) == 1 then
     local ch = c.channel or 'chat'
-    a['load_' .. ch] = tostring(math.max(0, load_of(a, ch) - 1))
-    a.load = tostring(math.max(0, num(a.load, 1) - 1))
+    a['load_' .. ch] = istr(math.max(0, load_of(a, ch) - 1))
+    a.load = istr(math.max(0, num(a.load, 1) - 1))
     redis.call('HSET', P .. ':agent:' .. agent, 'load_' .. ch, a['load_' .. ch], 'load', a.load)
   end
   if a ~= nil and reason == 'timeout' and offer_seen(P, c, agent) then
