@@ -40,6 +40,9 @@
 
 local CHANNELS = {'chat', 'email', 'voice'}
 local INBOX_MAXLEN = '10000'
+-- A sorted-set member longer than zset-max-listpack-value (64 by default),
+-- never an id ('~' is not an id character): see reindex.
+local SKIPLIST_MARKER = '~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~'
 -- A conversation's msgid hash becomes a hashtable at this many messages, by
 -- a marker value this long (over hash-max-listpack-value, 64 by default).
 local IDS_LISTPACK_MAX = 32

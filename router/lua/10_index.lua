@@ -180,12 +180,15 @@ local function reindex(P, R, a)
   local slots, scores = avail_slots(R, a)
   local now_in = table.concat(slots, ',')
   local was_in = a.idx or ''
+  local had = nil -- the slots it was in, when they change
   if now_in ~= was_in then
     local want = {}
+    had = {}
     for _, slot in ipairs(slots) do
       want[slot] = true
     end
     for slot in string.gmatch(was_in, '[^,]+') do
+      had[slot] = true
       if not want[slot] then
         redis.call('ZREM', P .. ':avail:' .. slot, a.id)
       end
@@ -194,7 +197,18 @@ local function reindex(P, R, a)
     a.idx = now_in
   end
   for i, slot in ipairs(slots) do
-    redis.call('ZADD', P .. ':avail:' .. slot, scores[i], a.id)
+    local key = P .. ':avail:' .. slot
+    if had and not had[slot] then
+      -- Entering a set: make it a skiplist if it is not (a member longer
+      -- than zset-max-listpack-value converts it, and it stays one when that
+      -- member leaves). A listpack (up to 128 members) is what a site's sets
+      -- are, and every ZADD of a new score searched and rewrote it: a fifth
+      -- of a decision's work at 100 agents.
+      redis.call('ZADD', key, scores[i], a.id, 0, SKIPLIST_MARKER)
+      redis.call('ZREM', key, SKIPLIST_MARKER)
+    else
+      redis.call('ZADD', key, scores[i], a.id)
+    end
   end
 end
 

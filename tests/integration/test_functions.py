@@ -444,6 +444,31 @@ class FunctionsTest(unittest.TestCase):
         self.assertIsInstance(res, Err)
         self.assertTrue(res.startswith("NOTASSIGNED"), res)
 
+    def test_availability_sets_are_skiplists_without_the_marker(self):
+        # An agent entering a set turns a listpack into a skiplist (cheaper to
+        # re-score); the long member that converts it is gone at once, and the
+        # heads are agents only, in load order.
+        self.agent("a", "en", 2)
+        self.agent("b", "en", 2)
+        self.assertEqual(self.start("c1"), "assigned")
+        keys = self.r("KEYS", f"{P}:avail:*")
+        self.assertTrue(keys)
+        for key in keys:
+            self.assertEqual(self.r("OBJECT", "ENCODING", key), "skiplist", key)
+            members = self.r("ZRANGE", key, 0, -1)
+            self.assertEqual(sorted(members), ["a", "b"], key)
+        busy = self.conv("c1")["agent"]
+        self.assertEqual(self.start("c2"), "assigned")
+        self.assertNotEqual(self.conv("c2")["agent"], busy)  # least loaded first
+        # Leaving every set and coming back: the sets are made again, skiplists.
+        for aid in ("a", "b"):
+            self.assertEqual(self.fcall("omr_agent_state", aid, "break", "lunch"), "break")
+        self.assertEqual(self.r("KEYS", f"{P}:avail:*"), [])
+        self.assertEqual(self.fcall("omr_agent_presence", "a", "s-a", "available"), "available")
+        for key in self.r("KEYS", f"{P}:avail:*"):
+            self.assertEqual(self.r("OBJECT", "ENCODING", key), "skiplist", key)
+            self.assertEqual(self.r("ZRANGE", key, 0, -1), ["a"], key)
+
     def test_long_conversation_keeps_deduplicating(self):
         # The msgid hash turns into a hashtable at the 33rd message (a listpack
         # is searched end to end by every lookup); ids stored before and after
