@@ -122,50 +122,51 @@ local function conv_message(keys, args)
   local ckey = P .. ':conv:' .. conv
   -- Only the fields a message needs: the hash also holds the explanation.
   local f = redis.call('HMGET', ckey, 'state', 'agent', 'nmsg', 'name')
-  if not f[1] then
+  local state, holder = f[1], f[2]
+  if not state then
     return err('NOCONV', 'no such conversation')
   end
-  local c = {id = conv, state = f[1], agent = f[2] or nil, nmsg = f[3] or nil, name = f[4] or nil}
-  if from == 'agent' and (c.agent ~= agent or c.state ~= 'assigned' and c.state ~= 'closed') then
+  if from == 'agent' and (holder ~= agent or state ~= 'assigned' and state ~= 'closed') then
     return err('NOTASSIGNED', 'conversation is not assigned to this agent')
   end
-  local ids = ckey .. ':ids'
-  local dup = redis.call('HGET', ids, from .. ':' .. msgid)
+  local ids, idkey = ckey .. ':ids', from .. ':' .. msgid
+  local dup = redis.call('HGET', ids, idkey)
   if dup then
     return dup
   end
-  if c.state == 'closed' then
+  if state == 'closed' then
     return err('CLOSED', 'conversation is closed')
   end
-  if num(c.nmsg, 0) >= tonumber(args[7]) then
+  local nmsg = num(f[3], 0)
+  if nmsg >= tonumber(args[7]) then
     return err('TOOMANY', 'conversation holds too many messages')
   end
-  local now = now_ms()
+  local ts = int(now_ms())
   -- The sender's display name: given, else the agent's or the customer's.
   local name = args[6]
   if name == '' then
     if from == 'agent' then
       name = redis.call('HGET', P .. ':agent:' .. agent, 'name') or ''
     else
-      name = c.name or ''
+      name = f[4] or ''
     end
   end
   local id = redis.call('XADD', ckey .. ':log', '*', 'kind', 'message', 'from', from, 'msgid',
-    msgid, 'text', args[5], 'name', name, 'ts', int(now))
-  if num(c.nmsg, 0) == IDS_LISTPACK_MAX then
+    msgid, 'text', args[5], 'name', name, 'ts', ts)
+  if nmsg == IDS_LISTPACK_MAX then
     -- From here on the msgid hash is a hashtable (a value longer than
     -- hash-max-listpack-value converts it). Redis keeps a hash of up to 512
     -- entries as a listpack, which every HGET and HSET searches end to end:
     -- each message of a long chat paid for all the earlier ones.
-    redis.call('HSET', ids, from .. ':' .. msgid, id, '~', string.rep('~', IDS_MARKER_LEN))
+    redis.call('HSET', ids, idkey, id, '~', string.rep('~', IDS_MARKER_LEN))
   else
-    redis.call('HSET', ids, from .. ':' .. msgid, id)
+    redis.call('HSET', ids, idkey, id)
   end
   redis.call('HINCRBY', ckey, 'nmsg', 1)
-  if from == 'customer' and c.state == 'assigned' then
-    inbox_add(P, c.agent, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,
-      'text', args[5], 'name', name, 'ts', int(now))
-    notify(P, 'a:' .. c.agent)
+  if from == 'customer' and state == 'assigned' then
+    inbox_add(P, holder, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,
+      'text', args[5], 'name', name, 'ts', ts)
+    notify(P, 'a:' .. holder)
   else
     -- The customer's own message is not pushed back to it (its ack carries
     -- the seq); its connections see it at their next read of the transcript.
