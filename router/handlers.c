@@ -85,7 +85,7 @@ static int handle_conv_resume(omr_request_t *q)
 	return omr_request_fcall(q, on_conv_state, "omr_conv_resume", 2, args, NULL);
 }
 
-static void on_message_stored(void *ud, const redisReply *rep)
+void omr_request_on_message(void *ud, const redisReply *rep)
 {
 	omr_request_t *q = ud;
 	if (!omr_request_ok(q, rep))
@@ -111,16 +111,7 @@ static int handle_conv_message(omr_request_t *q)
 	                           &why);
 	if (rc != 0)
 		return rc;
-	char max[24];
-	snprintf(max, sizeof(max), "%lld", (long long)q->r->cfg->chat_max_messages);
-	const char *args[] = {e->conv,
-	                      omr_role_name(e->from),
-	                      e->from == OMR_ROLE_AGENT ? e->agent : "",
-	                      e->msgid,
-	                      e->text,
-	                      omr_str_or_empty(e->name),
-	                      max};
-	return omr_request_fcall(q, on_message_stored, "omr_conv_message", 7, args, NULL);
+	return omr_msgbatch_add(q);
 }
 
 static int handle_conv_close(omr_request_t *q)
@@ -402,6 +393,11 @@ void omr_router_on_request(void *ud, const omr_bus_peer_t *peer, omr_envelope_t 
 	}
 	q->env = e;
 	*envp = NULL;
+	/* Redis runs requests in arrival order: messages waiting for this turn's
+	 * batch go first. Acks and typing touch nothing a message does. */
+	if (e->type != OMR_ENV_CONV_MESSAGE && e->type != OMR_ENV_AGENT_ACK &&
+	    e->type != OMR_ENV_CONV_TYPING)
+		omr_msgbatch_flush(r);
 	int rc = dispatch(q);
 	if (rc == -EAGAIN) {
 		omr_request_free(q); /* Redis not ready: the adapter resends */

@@ -217,6 +217,13 @@ int omr_router_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,
 	r->heartbeat->data = r;
 	uv_timer_start(r->heartbeat, on_heartbeat, heartbeat_interval_ms(cfg),
 	               heartbeat_interval_ms(cfg));
+	r->msgflush = calloc(1, sizeof(*r->msgflush));
+	if (!r->msgflush) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	uv_prepare_init(loop, r->msgflush);
+	r->msgflush->data = r;
 	omr_store_start(r->store);
 	omr_info("router", "started instance=%s group=%s", r->instance, cfg->routing_group);
 	*out = r;
@@ -239,7 +246,7 @@ void omr_router_reload(omr_router_t *r, const omr_config_t *cfg)
 
 size_t omr_router_busy(const omr_router_t *r)
 {
-	return (r->store ? omr_store_inflight(r->store) : 0) + r->reads;
+	return (r->store ? omr_store_inflight(r->store) : 0) + r->reads + r->nmsgs;
 }
 
 static void free_request(void *ud, const char *key, void *value)
@@ -266,6 +273,9 @@ void omr_router_close(omr_router_t **rp)
 		uv_close((uv_handle_t *)r->heartbeat, free_handle);
 	if (r->positions)
 		uv_close((uv_handle_t *)r->positions, free_handle);
+	if (r->msgflush)
+		uv_close((uv_handle_t *)r->msgflush, free_handle);
+	r->nmsgs = 0; /* still in inflight, freed below: never sent, never acked */
 	omr_bus_server_close(&r->bus);
 	/* Closing the store runs every pending callback with a NULL reply,
 	 * which frees those requests and reads. */

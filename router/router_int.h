@@ -16,6 +16,7 @@
 #define OMR_SEQ_MAX 48              /* "18446744073709551615-18446744073709551615" */
 #define OMR_READ_COUNT 200          /* stream entries per read */
 #define OMR_HISTORY_RECHECK_MS 5000 /* agents: re-read the pending history at least this often */
+#define OMR_MSG_BATCH 64            /* chat messages per omr_conv_messages call */
 /* Acks remembered for resends: more than the requests of one resend window
  * (bus.ack_timeout_ms x bus.max_attempts) at a few thousand per second. */
 #define OMR_ACK_CACHE_SLOTS 65536
@@ -57,6 +58,10 @@ struct omr_router {
 	uv_timer_t *heartbeat; /* vouches for the desktops connected here */
 	uv_timer_t *positions; /* tells waiting customers their place */
 	bool ticking;          /* an omr_tick call is in flight */
+	/* conv.message requests of this loop turn, not yet sent (msgbatch.c) */
+	struct omr_request *msgs[OMR_MSG_BATCH];
+	size_t nmsgs;
+	uv_prepare_t *msgflush; /* sends them before the loop waits */
 };
 
 /* delivery.c */
@@ -96,6 +101,8 @@ bool omr_request_ok(omr_request_t *q, const redisReply *rep);
 int omr_request_fcall(omr_request_t *q, omr_store_reply_fn cb, const char *fn, int nargs,
                       const char **args, const size_t *lens);
 void omr_request_on_simple(void *ud, const redisReply *rep);
+/* A stored chat message's reply (its log id, or an error): the ack. */
+void omr_request_on_message(void *ud, const redisReply *rep);
 /* The agent session of the request's connection on this instance, or NULL. */
 omr_watch_t *omr_request_agent(omr_request_t *q);
 const char *omr_str_or_empty(const char *s);
@@ -112,6 +119,13 @@ void omr_request_on_transcript(void *ud, const redisReply *rep);
 /* handlers_supervisor.c */
 int omr_handle_agent_team(omr_request_t *q);
 int omr_handle_conv_monitor(omr_request_t *q);
+
+/* msgbatch.c */
+/* Queues a conv.message request for this loop turn's omr_conv_messages call.
+ * 0, or -EAGAIN when Redis is not ready (nothing queued). */
+int omr_msgbatch_add(omr_request_t *q);
+/* Sends the queued messages now (before a request that must follow them). */
+void omr_msgbatch_flush(omr_router_t *r);
 
 /* handlers.c */
 void omr_router_on_request(void *ud, const omr_bus_peer_t *peer, omr_envelope_t **envp);

@@ -11,13 +11,16 @@
 # route), the agent's inbox group, and then N messages of 180 bytes through
 # redis-cli --pipe; counting covers those N. Prints one line per library.
 # Environment: BUILD_DIR [/tmp/build-bench], N [400: a long chat; 100: a
-# short one]. Takes a minute per library.
+# short one], BATCH [1: omr_conv_message per message; more: omr_conv_messages
+# with BATCH messages per call, as the router sends a loop turn's messages].
+# Takes a minute per library.
 set -euo pipefail
 
 [[ $# -gt 0 ]] || set -- -
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-/tmp/build-bench}
 N=${N:-400}
+BATCH=${BATCH:-1}
 for tool in valgrind callgrind_control redis-server redis-cli cmake python3; do
 	command -v "$tool" >/dev/null || { echo "callgrind.sh: $tool is missing" >&2; exit 1; }
 done
@@ -68,17 +71,24 @@ for lib in "$@"; do
 	[[ $state == assigned ]] || { echo "callgrind.sh: conversation not assigned ($state)" >&2; exit 1; }
 	# The agent's desktop logged in once: its inbox has the consumer group.
 	redis-cli -s "$sock" XGROUP CREATE "$P:agent:$agent:inbox" desktop 0 MKSTREAM >/dev/null 2>&1 || true
-	python3 - "$N" "$P" "$conv" "$TEXT" >"$dir/cmds" <<'PY'
+	python3 - "$N" "$BATCH" "$P" "$conv" "$TEXT" >"$dir/cmds" <<'PY'
 import sys
-n, prefix, conv, text = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+n, batch, prefix, conv, text = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 def resp(*args):
     out = ["*%d\r\n" % len(args)]
     for a in args:
         out.append("$%d\r\n%s\r\n" % (len(a.encode()), a))
     return "".join(out)
-for i in range(n):
-    sys.stdout.write(resp("FCALL", "omr_conv_message", "1", prefix, conv, "customer", "",
-                          "m%d" % i, text, "", "1000000"))
+if batch == 1:
+    for i in range(n):
+        sys.stdout.write(resp("FCALL", "omr_conv_message", "1", prefix, conv, "customer", "",
+                              "m%d" % i, text, "", "1000000"))
+else:
+    for first in range(0, n, batch):
+        args = []
+        for i in range(first, min(n, first + batch)):
+            args += [conv, "customer", "", "m%d" % i, text, ""]
+        sys.stdout.write(resp("FCALL", "omr_conv_messages", "1", prefix, "1000000", *args))
 PY
 	callgrind_control -z "$PID" >/dev/null 2>&1
 	redis-cli -s "$sock" --pipe <"$dir/cmds" >"$dir/pipe.out"
@@ -86,7 +96,8 @@ PY
 	kill "$PID"
 	wait "$PID" 2>/dev/null || true
 	PID=
-	grep -q "errors: 0, replies: $N" "$dir/pipe.out" || { cat "$dir/pipe.out" >&2; exit 1; }
+	calls=$(((N + BATCH - 1) / BATCH))
+	grep -q "errors: 0, replies: $calls" "$dir/pipe.out" || { cat "$dir/pipe.out" >&2; exit 1; }
 	ins=$(awk '/^summary:/ {print $2}' "$dir/cg.out.1")
-	echo "RESULT kind=instructions library=$lib messages=$N per_message=$((ins / N))"
+	echo "RESULT kind=instructions library=$lib messages=$N batch=$BATCH per_message=$((ins / N))"
 done

@@ -116,9 +116,10 @@ local function conv_resume(keys, args)
   return c.state
 end
 
--- omr_conv_message P conv from agent msgid text name max_messages -> log id
-local function conv_message(keys, args)
-  local P, conv, from, agent, msgid = keys[1], args[1], args[2], args[3], args[4]
+-- One chat message: stored in the transcript (once per from:msgid), and into
+-- the agent's inbox when a customer writes to an assigned conversation.
+-- Returns the log id, or an error reply.
+local function store_message(P, conv, from, agent, msgid, text, name, max)
   local ckey = P .. ':conv:' .. conv
   -- Only the fields a message needs: the hash also holds the explanation.
   local f = redis.call('HMGET', ckey, 'state', 'agent', 'nmsg', 'name')
@@ -138,12 +139,11 @@ local function conv_message(keys, args)
     return err('CLOSED', 'conversation is closed')
   end
   local nmsg = num(f[3], 0)
-  if nmsg >= tonumber(args[7]) then
+  if nmsg >= max then
     return err('TOOMANY', 'conversation holds too many messages')
   end
   local ts = int(now_ms())
   -- The sender's display name: given, else the agent's or the customer's.
-  local name = args[6]
   if name == '' then
     if from == 'agent' then
       name = redis.call('HGET', P .. ':agent:' .. agent, 'name') or ''
@@ -152,7 +152,7 @@ local function conv_message(keys, args)
     end
   end
   local id = redis.call('XADD', ckey .. ':log', '*', 'kind', 'message', 'from', from, 'msgid',
-    msgid, 'text', args[5], 'name', name, 'ts', ts)
+    msgid, 'text', text, 'name', name, 'ts', ts)
   if nmsg == IDS_LISTPACK_MAX then
     -- From here on the msgid hash is a hashtable (a value longer than
     -- hash-max-listpack-value converts it). Redis keeps a hash of up to 512
@@ -165,7 +165,7 @@ local function conv_message(keys, args)
   redis.call('HINCRBY', ckey, 'nmsg', 1)
   if from == 'customer' and state == 'assigned' then
     inbox_add(P, holder, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,
-      'text', args[5], 'name', name, 'ts', ts)
+      'text', text, 'name', name, 'ts', ts)
     notify(P, 'a:' .. holder)
   else
     -- The customer's own message is not pushed back to it (its ack carries
@@ -173,6 +173,29 @@ local function conv_message(keys, args)
     notify(P, 'c:' .. conv)
   end
   return id
+end
+
+-- omr_conv_message P conv from agent msgid text name max_messages -> log id
+local function conv_message(keys, args)
+  return store_message(keys[1], args[1], args[2], args[3], args[4], args[5], args[6],
+    tonumber(args[7]))
+end
+
+-- omr_conv_messages P max_messages (conv from agent msgid text name)... ->
+-- one reply per message, in order: its log id or its error. The router sends
+-- the messages of one loop turn together: one call, not one per message. A
+-- message that fails (a Redis error) fails alone, not the others.
+local function conv_messages(keys, args)
+  local P, max, out = keys[1], tonumber(args[1]), {}
+  for i = 2, #args - 5, 6 do
+    local ok, r = pcall(store_message, P, args[i], args[i + 1], args[i + 2], args[i + 3],
+      args[i + 4], args[i + 5], max)
+    if not ok and not (type(r) == 'table' and r.err) then
+      r = redis.error_reply('ERR ' .. tostring(r))
+    end
+    out[#out + 1] = r
+  end
+  return out
 end
 
 -- Frees the agent's unit of capacity held by conversation c.

@@ -469,6 +469,41 @@ class FunctionsTest(unittest.TestCase):
             self.assertEqual(self.r("OBJECT", "ENCODING", key), "skiplist", key)
             self.assertEqual(self.r("ZRANGE", key, 0, -1), ["a"], key)
 
+    def test_messages_in_one_call_each_get_their_own_reply(self):
+        # omr_conv_messages: the router's batch. Every message is stored or
+        # refused on its own, in order; one that hits a Redis error (a key of
+        # the wrong type) fails alone.
+        self.agent("a", "en", 3)
+        self.start("c1")
+        self.start("c2")
+        self.start("c3")
+        self.fcall("omr_conv_close", "c2", "a")
+        self.r("SET", f"{P}:conv:c3:ids", "not a hash")
+        first = self.fcall("omr_conv_message", "c1", "customer", "", "m0", "before", "", 100)
+        batch = ["c1", "customer", "", "m1", "one", "",
+                 "c1", "customer", "", "m0", "before", "",      # a resend: the same id
+                 "nope", "customer", "", "m1", "x", "",         # no such conversation
+                 "c2", "customer", "", "m1", "late", "",        # closed
+                 "c3", "customer", "", "m1", "broken", "",      # WRONGTYPE, alone
+                 "c1", "agent", "a", "r1", "reply", ""]
+        res = self.fcall("omr_conv_messages", 100, *batch)
+        self.assertEqual(len(res), 6, res)
+        self.assertIsInstance(res[0], str)
+        self.assertNotIsInstance(res[0], RedisError)
+        self.assertEqual(res[1], first)
+        self.assertIsInstance(res[2], RedisError)
+        self.assertTrue(str(res[2]).startswith("NOCONV"), res[2])
+        self.assertTrue(str(res[3]).startswith("CLOSED"), res[3])
+        self.assertIsInstance(res[4], RedisError)
+        self.assertIn("WRONGTYPE", str(res[4]))
+        self.assertNotIsInstance(res[5], RedisError)
+        log = self.r("XRANGE", f"{P}:conv:c1:log", "-", "+")
+        texts = [dict(zip(e[1][::2], e[1][1::2])).get("text") for e in log]
+        self.assertEqual([t for t in texts if t], ["before", "one", "reply"])
+        self.assertEqual(self.r("HGET", f"{P}:conv:c1", "nmsg"), "3")
+        self.assertEqual([k for k, _ in self.inbox_fields("a") if k == "message"],
+                         ["message", "message"])  # the customer's two, not the reply
+
     def test_long_conversation_keeps_deduplicating(self):
         # The msgid hash turns into a hashtable at the 33rd message (a listpack
         # is searched end to end by every lookup); ids stored before and after
