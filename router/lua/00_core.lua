@@ -137,8 +137,24 @@ local function contains(list, x)
   return false
 end
 
+-- A field as a number, or default when absent or not a number. tonumber()
+-- of a string costs two strtod() calls (about 1,200 instructions), and the
+-- same few strings (a load, a capacity, a timestamp) come back all the time:
+-- the results are kept, up to 4096 strings.
+local numbers, nnumbers = {}, 0
 local function num(x, default)
-  return tonumber(x or '') or default
+  if x == nil or x == false then
+    return default
+  end
+  local v = numbers[x]
+  if v == nil then
+    v = tonumber(x) or false
+    if nnumbers >= 4096 then
+      numbers, nnumbers = {}, 0
+    end
+    numbers[x], nnumbers = v, nnumbers + 1
+  end
+  return v or default
 end
 
 -- The requirement map and signature of skills `skills` relaxed by d levels.
