@@ -35,8 +35,14 @@ local function agent_read(P, id)
   return a
 end
 
+-- The agent hash's per-channel fields, named once: 'load_' .. ch makes a
+-- new string every time, and can_take runs for every channel of every
+-- re-index.
+local LOAD_FIELD = {chat = 'load_chat', email = 'load_email', voice = 'load_voice'}
+local WRAPUP_FIELD = {chat = 'wrapup_chat', email = 'wrapup_email', voice = 'wrapup_voice'}
+
 local function load_of(a, ch)
-  return num(a['load_' .. ch], 0)
+  return num(a[LOAD_FIELD[ch] or 'load_' .. ch], 0)
 end
 
 -- Languages a conversation in language lang accepts at step s.
@@ -66,7 +72,7 @@ end
 
 local function can_take(R, a, ch)
   return a.presence == 'available' and load_of(a, ch) < num(a.cap_t[ch], 0)
-    and not blocked(R, a, ch) and num(a['wrapup_' .. ch], 0) == 0
+    and not blocked(R, a, ch) and num(a[WRAPUP_FIELD[ch] or 'wrapup_' .. ch], 0) == 0
 end
 
 -- The agent's score in the sets of a chain (lower is better).
@@ -143,6 +149,9 @@ local function avail_slots(R, a)
     langs[#langs + 1] = l
   end
   table.sort(langs)
+  -- Scores that depend on the agent alone are the same for every chain with
+  -- that strategy; best_skill depends on the chain's skills.
+  local by_strategy = {}
   for _, chain in ipairs(R.chain_list) do
     local tier = nil
     for i, req in ipairs(chain.tiers) do
@@ -153,14 +162,29 @@ local function avail_slots(R, a)
     end
     if tier ~= nil then
       local score = nil
+      -- "CHAIN|TIER|", kept with the prepared rules
+      chain.prefixes = chain.prefixes or {}
+      local prefix = chain.prefixes[tier]
+      if prefix == nil then
+        prefix = chain.name .. '|' .. istr(tier) .. '|'
+        chain.prefixes[tier] = prefix
+      end
       for _, ch in ipairs(chain.channels) do
         if ok[ch] then
           for _, t in ipairs(a.tenants_t) do
             if chain.any_tenant or chain.tenants[t] then
               for _, l in ipairs(langs) do
                 if a.langs_t[l] >= chain.minp then
-                  score = score or int(strategy_score(chain, a))
-                  slots[#slots + 1] = chain.name .. '|' .. istr(tier) .. '|' .. ch .. '|' .. t .. '|' .. l
+                  if score == nil then
+                    local key = chain.strategy == 'best_skill' and chain or
+                      (chain.strategy or 'least_loaded')
+                    score = by_strategy[key]
+                    if score == nil then
+                      score = int(strategy_score(chain, a))
+                      by_strategy[key] = score
+                    end
+                  end
+                  slots[#slots + 1] = prefix .. ch .. '|' .. t .. '|' .. l
                   scores[#slots] = score
                 end
               end
