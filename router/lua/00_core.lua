@@ -145,6 +145,8 @@ local numbers, nnumbers = {}, 0
 local function num(x, default)
   if x == nil or x == false then
     return default
+  elseif type(x) == 'number' then
+    return x -- (never a table key: NaN cannot be one)
   end
   local v = numbers[x]
   if v == nil then
