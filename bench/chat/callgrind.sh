@@ -17,31 +17,12 @@
 set -euo pipefail
 
 [[ $# -gt 0 ]] || set -- -
-SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD_DIR=${BUILD_DIR:-/tmp/build-bench}
 N=${N:-400}
 BATCH=${BATCH:-1}
-for tool in valgrind callgrind_control redis-server redis-cli cmake python3; do
-	command -v "$tool" >/dev/null || { echo "callgrind.sh: $tool is missing" >&2; exit 1; }
-done
-{
-	[[ -f $BUILD_DIR/CMakeCache.txt ]] ||
-		cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-	cmake --build "$BUILD_DIR" --target bench_route
-} >/dev/null 2>&1 || { echo "callgrind.sh: build failed" >&2; exit 1; }
-BIN=$BUILD_DIR/bench/bench_route
 P='omr:{bench}'
-
-TMP=$(mktemp -d /tmp/bench-chat-cg.XXXXXX)
-PID=
-cleanup() {
-	if [[ -n $PID ]]; then
-		kill "$PID" 2>/dev/null || true
-		wait "$PID" 2>/dev/null || true
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+# shellcheck source=bench/callgrind_common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../callgrind_common.sh"
+cg_init bench-chat-cg python3
 
 TEXT=$(head -c 180 /dev/zero | tr '\0' x)
 i=0
@@ -50,19 +31,8 @@ for lib in "$@"; do
 	dir=$TMP/run$i
 	mkdir "$dir"
 	sock=$dir/redis.sock
-	valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" redis-server --port 0 \
-		--unixsocket "$sock" --unixsocketperm 700 --save '' --appendonly no --dir "$dir" \
-		>"$dir/out.log" 2>&1 &
-	PID=$!
-	for _ in $(seq 3000); do
-		[[ $(redis-cli -s "$sock" ping 2>/dev/null) == PONG ]] && break
-		sleep 0.1
-	done
-	if [[ $lib == - ]]; then
-		"$BIN" -s "$sock" load >/dev/null
-	else
-		"$BIN" -s "$sock" -L "$lib" load >/dev/null
-	fi
+	serve "$dir" valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out"
+	load_library "$sock" "$lib"
 	"$BIN" -s "$sock" -a 10 setup 2>/dev/null
 	"$BIN" -s "$sock" -k -n 1 -l 0 route >/dev/null 2>&1
 	conv=r0
@@ -93,11 +63,9 @@ PY
 	callgrind_control -z "$PID" >/dev/null 2>&1
 	redis-cli -s "$sock" --pipe <"$dir/cmds" >"$dir/pipe.out"
 	callgrind_control -d messages "$PID" >/dev/null 2>&1
-	kill "$PID"
-	wait "$PID" 2>/dev/null || true
-	PID=
+	stop
 	calls=$(((N + BATCH - 1) / BATCH))
 	grep -q "errors: 0, replies: $calls" "$dir/pipe.out" || { cat "$dir/pipe.out" >&2; exit 1; }
-	ins=$(awk '/^summary:/ {print $2}' "$dir/cg.out.1")
+	ins=$(instructions "$dir/cg.out.1")
 	echo "RESULT kind=instructions library=$lib messages=$N batch=$BATCH per_message=$((ins / N))"
 done
