@@ -200,7 +200,11 @@ local function prepare(r)
     local chain = by_sig[key]
     if chain == nil then
       chain = {name = q.name, strategy = q.strategy, skills = q.skills, tiers = q.tiers,
-        minp = num(q.min_proficiency, 1), queues = {}, channels = {}, tenants = {}}
+        minp = num(q.min_proficiency, 1), queues = {}, channels = {}, tenants = {},
+        prefixes = {}} -- per tier, "CHAIN|TIER|": how its slot names start
+      for i = 1, #q.tiers do
+        chain.prefixes[i] = q.name .. '|' .. istr(i) .. '|'
+      end
       by_sig[key] = chain
       r.chain_named[q.name] = chain
       r.chain_list[#r.chain_list + 1] = chain

@@ -161,14 +161,7 @@ local function avail_slots(R, a)
       end
     end
     if tier ~= nil then
-      local score = nil
-      -- "CHAIN|TIER|", kept with the prepared rules
-      chain.prefixes = chain.prefixes or {}
-      local prefix = chain.prefixes[tier]
-      if prefix == nil then
-        prefix = chain.name .. '|' .. istr(tier) .. '|'
-        chain.prefixes[tier] = prefix
-      end
+      local score, prefix = nil, chain.prefixes[tier]
       for _, ch in ipairs(chain.channels) do
         if ok[ch] then
           for _, t in ipairs(a.tenants_t) do
