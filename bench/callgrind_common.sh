@@ -43,7 +43,7 @@ serve() {
 	local dir=$1
 	shift
 	"$@" redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --save '' \
-		--appendonly no --dir "$dir" --logfile "$dir/redis.log" >"$dir/out.log" 2>&1 &
+		--appendonly no --stream-node-max-bytes 1024 --dir "$dir" --logfile "$dir/redis.log" >"$dir/out.log" 2>&1 &
 	PID=$!
 	for _ in $(seq 3000); do
 		[[ $(redis-cli -s "$dir/redis.sock" ping 2>/dev/null) == PONG ]] && return

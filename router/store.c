@@ -19,6 +19,8 @@
 #include "redis_uv.h"
 
 #define NOTIFY_PATTERN "omr:*:notify"
+/* The stream node size omnirouter recommends (README.md). */
+#define OMR_STREAM_NODE_MAX_BYTES 1024
 
 struct omr_store {
 	uv_loop_t *loop;
@@ -31,6 +33,7 @@ struct omr_store {
 	bool cmd_ok, sub_ok, ready, stopping, freeing;
 	uint64_t phase_start, ping_sent;
 	bool ping_outstanding;
+	bool tuning_checked; /* stream-node-max-bytes looked at (once per process) */
 	uint64_t backoff_ms;
 	size_t inflight;
 	unsigned open_handles;
@@ -113,6 +116,27 @@ static void on_setup_reply(void *ud, const redisReply *r)
 	reply_failed(s, r, "connection setup (AUTH/SELECT/FUNCTION LOAD)");
 }
 
+/* A conversation's transcript is a stream of its own, and Redis allocates
+ * min(stream-node-max-bytes, 4096) bytes for a stream's first entry: at the
+ * default 4096, every conversation costs Redis at least 4.3 KB and its first
+ * XADD touches a whole new page (README.md, "Running it for real").
+ * A Redis that refuses CONFIG (a managed one) is not an error. */
+static void on_stream_node_bytes(void *ud, const redisReply *r)
+{
+	(void)ud;
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	long long v = strtoll(r->element[1]->str, NULL, 10);
+	if (v == 0 || v > OMR_STREAM_NODE_MAX_BYTES)
+		omr_warn("redis",
+		         "stream-node-max-bytes is %s: each conversation's transcript takes at "
+		         "least %lld bytes of Redis memory; set it to %d in redis.conf "
+		         "(README, Running it for real)",
+		         r->element[1]->str, v == 0 || v > 4096 ? 4096 : v,
+		         OMR_STREAM_NODE_MAX_BYTES);
+}
+
 static void on_ping(void *ud, const redisReply *r)
 {
 	omr_store_t *s = ud;
@@ -161,6 +185,11 @@ static void on_cmd_connect(const redisAsyncContext *ac, int status)
 	const char *load[] = {"FUNCTION", "LOAD", "REPLACE", omr_functions_lua};
 	size_t lens[] = {8, 4, 7, omr_functions_lua_len};
 	send_argv(s, s->cmd, on_setup_reply, s, 4, load, lens);
+	if (!s->tuning_checked) {
+		s->tuning_checked = true;
+		const char *get[] = {"CONFIG", "GET", "stream-node-max-bytes"};
+		send_cmd(s, s->cmd, on_stream_node_bytes, 3, get);
+	}
 	send_ping(s);
 }
 

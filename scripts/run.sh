@@ -171,7 +171,8 @@ down)
 	mkdir -p "$state_dir"
 	rm -f "$state_dir/redis.pid"
 	args=(--port "$redis_port" --bind "$bind" --daemonize no --dir "$state_dir"
-		--appendonly yes --save "" --protected-mode yes --loglevel notice)
+		--appendonly yes --save "" --protected-mode yes --loglevel notice
+		--stream-node-max-bytes 1024) # README: Running it for real
 	if [[ -n "$redis_password" ]]; then
 		args+=(--requirepass "$redis_password")
 	fi

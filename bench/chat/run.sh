@@ -115,8 +115,9 @@ WS_PORT=$(free_port)
 RELAY_PORT=$(free_port)
 
 start_redis() {
+	# stream-node-max-bytes: the setting README recommends (omnirouterd warns without it)
 	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-		--dir "$WORK" --logfile "$WORK/redis.log" --daemonize no >/dev/null 2>&1 &
+		--stream-node-max-bytes 1024 --dir "$WORK" --logfile "$WORK/redis.log" --daemonize no >/dev/null 2>&1 &
 	REDIS_PID=$!
 	for _ in $(seq 100); do
 		[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0

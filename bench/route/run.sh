@@ -87,8 +87,10 @@ start_redis() {
 	local dir=$TMP/$1 port
 	mkdir -p "$dir"
 	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	# stream-node-max-bytes: the setting README recommends (omnirouterd warns without it)
 	redis-server --port "$port" --bind 127.0.0.1 --unixsocket "$dir/redis.sock" \
 		--unixsocketperm 700 --save '' --appendonly no --dir "$dir" \
+		--stream-node-max-bytes 1024 \
 		--logfile "$dir/redis.log" &
 	PIDS+=($!)
 	for _ in $(seq 100); do

@@ -89,6 +89,31 @@ async def test_functions_reloaded_after_reconnect(env):
     await agent.wait_item(lambda f: f.get("type") == "assigned", 10, "assigned after reload")
 
 
+@time_limit(60)
+async def test_stream_node_size_is_checked(env):
+    """At Redis's default stream-node-max-bytes (4096) every conversation's
+    transcript costs at least 4 KB: the daemon says so, once, with the setting
+    to use; at the recommended 1024 it says nothing."""
+    r = env.redis()
+    d = env.daemon(r, config=CONFIG)
+    await wait_log(d, "stream-node-max-bytes is 4096", 10)
+    c = r.client()
+    killed = (c.cmd("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+              + c.cmd("CLIENT", "KILL", "TYPE", "pubsub"))
+    assert killed >= 2, killed
+    await wait_log(d, "connection lost", 10)
+    await asyncio.sleep(1)
+    assert d.log_text().count("stream-node-max-bytes is") == 1, \
+        "the warning was repeated on reconnect"
+    d.stop()
+    assert c.cmd("CONFIG", "SET", "stream-node-max-bytes", "1024") == "OK"
+    d2 = env.daemon(r, name="d2", config=CONFIG)
+    token = add_agent(d2, "a1", "Alex", "en", 2)
+    agent = Agent(d2.url, "a1", token)
+    await agent.login()
+    assert "stream-node-max-bytes" not in d2.log_text(), d2.log_text()[-2000:]
+
+
 if __name__ == "__main__":
-    run_tests([test_frozen_redis_is_detected_and_nothing_is_lost,
+    run_tests([test_frozen_redis_is_detected_and_nothing_is_lost, test_stream_node_size_is_checked,
                test_functions_reloaded_after_reconnect])
