@@ -74,11 +74,15 @@ local function assign(P, R, c, a, why, now)
   local offer = q ~= nil and q.auto_accept == false
   if offer then
     redis.call('HSET', ckey, 'state', 'offered', 'agent', a.id, 'queue', c.queue or '', 'step',
-      int(num(c.step, 1)), 'explain', cjson.encode(why))
+      int(num(c.step, 1)))
   else
     redis.call('HSET', ckey, 'state', 'assigned', 'agent', a.id, 'queue', c.queue or '', 'step',
-      int(num(c.step, 1)), 'explain', cjson.encode(why), 'assigned_ms', int(now))
+      int(num(c.step, 1)), 'assigned_ms', int(now))
   end
+  -- The explanation has a key of its own: a value this long (over
+  -- hash-max-listpack-value) would turn the conversation's hash from a
+  -- listpack into a hashtable, three times the memory.
+  redis.call('SET', ckey .. ':explain', cjson.encode(why))
   if (c.pref_agent or '') ~= '' then
     redis.call('HDEL', ckey, 'pref_agent')
   end

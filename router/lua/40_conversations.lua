@@ -24,7 +24,8 @@ local function expire_closed(P, R, c)
     return
   end
   local ckey = P .. ':conv:' .. c.id
-  for _, key in ipairs({ckey, ckey .. ':log', ckey .. ':ids', ckey .. ':declined'}) do
+  for _, key in ipairs({ckey, ckey .. ':log', ckey .. ':ids', ckey .. ':declined',
+    ckey .. ':explain'}) do
     redis.call('EXPIRE', key, int(ttl))
   end
   expire_customer(P, R, c)
@@ -256,7 +257,9 @@ local function explain(keys, args)
   if c == nil then
     return err('NOCONV', 'no such conversation')
   end
-  local why = decode(c.explain, nil)
+  -- (before 2026-12 the explanation was a field of the conversation's hash)
+  local why = decode(redis.call('GET', keys[1] .. ':conv:' .. c.id .. ':explain') or c.explain,
+    nil)
   if why == nil then
     return cjson.encode({conversation = c.id, state = c.state, queue = c.queue or '',
       step = num(c.step, 1), waiting_since_ms = num(c.enqueued_ms, 0)})

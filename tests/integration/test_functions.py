@@ -328,7 +328,7 @@ class FunctionsTest(unittest.TestCase):
         self.assertEqual(self.r("TTL", f"{P}:conv:c1"), -1)  # open: kept
         self.assertEqual(self.fcall("omr_conv_close", "c1", "a"), "closed")
         self.assertEqual(self.fcall("omr_conv_rate", "c1", 5, "thanks"), "rated")
-        keys = [f"{P}:conv:c1", f"{P}:conv:c1:log", f"{P}:conv:c1:ids",
+        keys = [f"{P}:conv:c1", f"{P}:conv:c1:log", f"{P}:conv:c1:ids", f"{P}:conv:c1:explain",
                 f"{P}:customer:{T}|cust-1", f"{P}:customer:{T}|cust-1:convs"]
         for key in keys:
             self.assertIn(self.r("TTL", key), (1, 2), key)
@@ -443,6 +443,21 @@ class FunctionsTest(unittest.TestCase):
         res = self.fcall("omr_conv_message", "c1", "agent", "b", "x1", "hijack", "B", 100)
         self.assertIsInstance(res, Err)
         self.assertTrue(res.startswith("NOTASSIGNED"), res)
+
+    def test_conversation_hash_stays_compact(self):
+        # The explanation (hundreds of bytes) has a key of its own, so the
+        # conversation's hash stays a listpack; explain reads it, and still
+        # reads one kept in the hash by an older version.
+        self.agent("a", "en", 2)
+        self.assertEqual(self.start("c1", customer="cust-1"), "assigned")
+        self.assertEqual(self.r("OBJECT", "ENCODING", f"{P}:conv:c1"), "listpack")
+        self.assertNotIn("explain", self.conv("c1"))
+        why = json.loads(self.fcall("omr_explain", "c1"))
+        self.assertEqual((why["agent"], why["conversation"]), ("a", "c1"))
+        old = dict(why, agent="old-agent")
+        self.r("DEL", f"{P}:conv:c1:explain")
+        self.r("HSET", f"{P}:conv:c1", "explain", json.dumps(old))
+        self.assertEqual(json.loads(self.fcall("omr_explain", "c1"))["agent"], "old-agent")
 
     def test_availability_sets_are_skiplists_without_the_marker(self):
         # An agent entering a set turns a listpack into a skiplist (cheaper to
