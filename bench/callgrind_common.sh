@@ -9,10 +9,14 @@
 #   stop                    stops it
 #   load_library SOCK LIB   loads the built-in Functions library ("-") or LIB
 #   instructions FILE       the instruction total of a callgrind dump
+#
+# STREAM_NODE_MAX_BYTES [1024, what README recommends]: the redis-server's
+# stream-node-max-bytes.
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-/tmp/build-bench}
 BIN=$BUILD_DIR/bench/bench_route
+STREAM_NODE_MAX_BYTES=${STREAM_NODE_MAX_BYTES:-1024}
 TMP=
 PID=
 
@@ -43,7 +47,7 @@ serve() {
 	local dir=$1
 	shift
 	"$@" redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 --save '' \
-		--appendonly no --stream-node-max-bytes 1024 --dir "$dir" --logfile "$dir/redis.log" >"$dir/out.log" 2>&1 &
+		--appendonly no --stream-node-max-bytes "$STREAM_NODE_MAX_BYTES" --dir "$dir" --logfile "$dir/redis.log" >"$dir/out.log" 2>&1 &
 	PID=$!
 	for _ in $(seq 3000); do
 		[[ $(redis-cli -s "$dir/redis.sock" ping 2>/dev/null) == PONG ]] && return
