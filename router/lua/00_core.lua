@@ -180,6 +180,7 @@ end
 local function prepare(r)
   local by_sig = {}
   r.chain_named, r.chain_list = {}, {}
+  r.layouts, r.nlayouts = {}, 0 -- an agent profile's slots (avail_slots)
   for _, q in ipairs(r.queues) do
     if type(q.steps) ~= 'table' or #q.steps == 0 then
       q.steps = {{after_s = 0}}
@@ -230,7 +231,7 @@ end
 -- The rules, decoded and prepared once per version: the library keeps the
 -- ones it prepared, keyed by the stored text (routing groups with the same
 -- rules share them; a few groups with different rules each keep theirs).
--- Nothing may modify them.
+-- Nothing may modify them but avail_slots, which keeps its layouts there.
 local prepared, nprepared = {}, 0
 
 local function rules(P)

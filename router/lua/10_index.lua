@@ -133,25 +133,16 @@ local function slot_parts(slot)
   return parts
 end
 
--- The availability slots (avail keys without the "P:avail:" prefix) that
--- describe what the agent could take now, in a fixed order, and the score in
--- each.
-local function avail_slots(R, a)
-  local slots, scores = {}, {}
-  if a.presence ~= 'available' then
-    return slots, scores
-  end
-  local ok, langs = {}, {}
-  for _, ch in ipairs(CHANNELS) do
-    ok[ch] = can_take(R, a, ch)
-  end
+-- The availability slots (avail keys without the "P:avail:" prefix) of an
+-- agent whose channels ok[ch] are open, in a fixed order: they depend only on
+-- its tenants, skills and languages, and the chain of each slot (its score
+-- comes from the chain's strategy).
+local function slot_layout(R, a, ok)
+  local slots, chains, langs = {}, {}, {}
   for l in pairs(a.langs_t) do
     langs[#langs + 1] = l
   end
   table.sort(langs)
-  -- Scores that depend on the agent alone are the same for every chain with
-  -- that strategy; best_skill depends on the chain's skills.
-  local by_strategy = {}
   for _, chain in ipairs(R.chain_list) do
     local tier = nil
     for i, req in ipairs(chain.tiers) do
@@ -161,24 +152,15 @@ local function avail_slots(R, a)
       end
     end
     if tier ~= nil then
-      local score, prefix = nil, chain.prefixes[tier]
+      local prefix = chain.prefixes[tier]
       for _, ch in ipairs(chain.channels) do
         if ok[ch] then
           for _, t in ipairs(a.tenants_t) do
             if chain.any_tenant or chain.tenants[t] then
               for _, l in ipairs(langs) do
                 if a.langs_t[l] >= chain.minp then
-                  if score == nil then
-                    local key = chain.strategy == 'best_skill' and chain or
-                      (chain.strategy or 'least_loaded')
-                    score = by_strategy[key]
-                    if score == nil then
-                      score = int(strategy_score(chain, a))
-                      by_strategy[key] = score
-                    end
-                  end
                   slots[#slots + 1] = prefix .. ch .. '|' .. t .. '|' .. l
-                  scores[#slots] = score
+                  chains[#slots] = chain
                 end
               end
             end
@@ -187,15 +169,70 @@ local function avail_slots(R, a)
       end
     end
   end
-  return slots, scores
+  return {slots = slots, chains = chains, joined = table.concat(slots, ',')}
+end
+
+local NO_LAYOUT = {slots = {}, chains = {}, joined = ''}
+local CHANNEL_BIT = {chat = 1, email = 2, voice = 4}
+
+-- The slots that describe what the agent could take now, the score in each
+-- and the slots joined with ','. Agents of one profile share their tenants,
+-- skills and languages tables (decode_shared), so the layouts are kept per
+-- rules (R.layouts), keyed by those tables and the open channels: most
+-- re-indexes only look one up. (Up to 4096 are kept.)
+local function avail_slots(R, a)
+  if a.presence ~= 'available' then
+    return NO_LAYOUT.slots, NO_LAYOUT.slots, ''
+  end
+  local ok, bits = {}, 0
+  for _, ch in ipairs(CHANNELS) do
+    if can_take(R, a, ch) then
+      ok[ch], bits = true, bits + CHANNEL_BIT[ch]
+    end
+  end
+  local by_t = R.layouts[a.tenants_t]
+  if by_t == nil then
+    by_t = {}
+    R.layouts[a.tenants_t] = by_t
+  end
+  local by_s = by_t[a.skills_t]
+  if by_s == nil then
+    by_s = {}
+    by_t[a.skills_t] = by_s
+  end
+  local by_l = by_s[a.langs_t]
+  if by_l == nil then
+    by_l = {}
+    by_s[a.langs_t] = by_l
+  end
+  local layout = by_l[bits]
+  if layout == nil then
+    layout = slot_layout(R, a, ok)
+    if R.nlayouts >= 4096 then
+      R.layouts, R.nlayouts = {}, 0
+    end
+    by_l[bits], R.nlayouts = layout, R.nlayouts + 1
+  end
+  -- Scores that depend on the agent alone are the same for every chain with
+  -- that strategy; best_skill depends on the chain's skills.
+  local scores, by_strategy = {}, {}
+  for i, chain in ipairs(layout.chains) do
+    local key = chain.strategy == 'best_skill' and chain or (chain.strategy or 'least_loaded')
+    local score = by_strategy[key]
+    if score == nil then
+      score = int(strategy_score(chain, a))
+      by_strategy[key] = score
+    end
+    scores[i] = score
+  end
+  return layout.slots, scores, layout.joined
 end
 
 -- Puts the agent in exactly the availability sets that describe what it could
 -- take now, with its current score, and nowhere else. The slots it is in are
 -- kept in the agent's hash (field idx), read with the agent.
 local function reindex(P, R, a)
-  local slots, scores = avail_slots(R, a)
-  local now_in = table.concat(slots, ',')
+  local slots, scores, now_in = avail_slots(R, a)
   local was_in = a.idx or ''
   local had = nil -- the slots it was in, when they change
   if now_in ~= was_in then

@@ -444,6 +444,27 @@ class FunctionsTest(unittest.TestCase):
         self.assertIsInstance(res, Err)
         self.assertTrue(res.startswith("NOTASSIGNED"), res)
 
+    def test_profile_change_moves_only_that_agent(self):
+        # Agents of one profile share their slot layout (avail_slots keeps it
+        # per profile); changing one agent's languages moves that agent only,
+        # and the next decision follows.
+        self.agent("a", "en", 3)
+        self.agent("b", "en", 3)
+        before = self.r("HGET", f"{P}:agent:b", "idx")
+        self.assertEqual(self.r("HGET", f"{P}:agent:a", "idx"), before)
+        self.agent("a", "es", 3)  # update: Spanish only
+        self.assertEqual(self.r("HGET", f"{P}:agent:b", "idx"), before)
+        self.assertNotEqual(self.r("HGET", f"{P}:agent:a", "idx"), before)
+        self.assertEqual(self.start("c1", "es"), "assigned")
+        self.assertEqual(self.conv("c1")["agent"], "a")
+        self.assertEqual(self.start("c2", "en"), "assigned")
+        self.assertEqual(self.conv("c2")["agent"], "b")
+        self.agent("b", "es", 3)  # now nobody speaks English
+        self.assertEqual(self.start("c3", "en"), "queued")
+        self.agent("b", "en", 3)  # back to the first profile: c3 is pulled at once
+        self.assertEqual(self.conv("c3")["agent"], "b")
+        self.assertEqual(self.r("HGET", f"{P}:agent:b", "idx"), before)
+
     def test_conversation_hash_stays_compact(self):
         # The explanation (hundreds of bytes) has a key of its own, so the
         # conversation's hash stays a listpack; explain reads it, and still
