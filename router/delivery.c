@@ -403,33 +403,49 @@ void omr_delivery_remove_customer(omr_router_t *r, const char *group, const char
 
 /* ---- notifications ------------------------------------------------------ */
 
-static void notify_agent(omr_router_t *r, const char *group, const char *rest)
+/* Ids may hold ':' (and '@'), never '|': "a:AGENT" is the whole rest, and
+ * "r:AGENT|SESSION" and "ta:AGENT|CONV" split at the '|'. */
+static bool split_bar(const char *s, char *left, size_t leftsz, const char **right)
 {
-	const char *colon = strchr(rest, ':');
-	char agent[OMR_ENV_ID_MAX + 1];
-	size_t n = colon ? (size_t)(colon - rest) : strlen(rest);
-	if (n == 0 || n > OMR_ENV_ID_MAX)
+	const char *bar = strchr(s, '|');
+	size_t n = bar ? (size_t)(bar - s) : 0;
+	if (n == 0 || n >= leftsz)
+		return false;
+	memcpy(left, s, n);
+	left[n] = '\0';
+	*right = bar + 1;
+	return true;
+}
+
+/* "a:AGENT": new items in the agent's inbox, read them for its desktop. */
+static void notify_agent(omr_router_t *r, const char *group, const char *agent)
+{
+	if (strlen(agent) > OMR_ENV_ID_MAX)
 		return;
-	memcpy(agent, rest, n);
-	agent[n] = '\0';
 	omr_watch_t *w = omr_delivery_find_agent(r, group, agent);
-	if (!w)
-		return;
-	if (!colon) {
+	if (w)
 		read_watch(r, w);
+}
+
+/* "r:AGENT|SESSION": a newer login replaced that session; close our
+ * connection if it is that session. */
+static void notify_replaced(omr_router_t *r, const char *group, const char *rest)
+{
+	char agent[OMR_ENV_ID_MAX + 1];
+	const char *session;
+	if (!split_bar(rest, agent, sizeof(agent), &session))
 		return;
+	omr_watch_t *w = omr_delivery_find_agent(r, group, agent);
+	if (!w || !w->session || strcmp(w->session, session) != 0)
+		return;
+	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+	if (d) {
+		d->conn = w->conn;
+		omr_envelope_set(&d->event, "replaced");
+		omr_router_send(r, &w->peer, d);
+		omr_envelope_destroy(&d);
 	}
-	/* "AGENT:SESSION" replaced: close our connection if it is that session. */
-	if (w->session && strcmp(w->session, colon + 1) == 0) {
-		omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
-		if (d) {
-			d->conn = w->conn;
-			omr_envelope_set(&d->event, "replaced");
-			omr_router_send(r, &w->peer, d);
-			omr_envelope_destroy(&d);
-		}
-		omr_delivery_remove_agent(r, w);
-	}
+	omr_delivery_remove_agent(r, w);
 }
 
 static void send_event(omr_router_t *r, const omr_watch_t *w, const char *event, const char *conv,
@@ -444,23 +460,20 @@ static void send_event(omr_router_t *r, const omr_watch_t *w, const char *event,
 	omr_router_send(r, &w->peer, d);
 }
 
-/* "ta:AGENT:CONV": the customer types, tell the agent's desktop;
+/* "ta:AGENT|CONV": the customer types, tell the agent's desktop;
  * "tc:CONV": the agent types, tell the customer's connections. */
 static void notify_typing(omr_router_t *r, const char *group, const char *body)
 {
 	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
 	if (!d)
 		return;
+	char agent[OMR_ENV_ID_MAX + 1];
+	const char *conv;
 	if (strncmp(body, "ta:", 3) == 0) {
-		const char *colon = strchr(body + 3, ':');
-		char agent[OMR_ENV_ID_MAX + 1];
-		size_t n = colon ? (size_t)(colon - body - 3) : 0;
-		if (n > 0 && n <= OMR_ENV_ID_MAX) {
-			memcpy(agent, body + 3, n);
-			agent[n] = '\0';
+		if (split_bar(body + 3, agent, sizeof(agent), &conv)) {
 			omr_watch_t *w = omr_delivery_find_agent(r, group, agent);
 			if (w)
-				send_event(r, w, "typing", colon + 1, OMR_ROLE_CUSTOMER, d);
+				send_event(r, w, "typing", conv, OMR_ROLE_CUSTOMER, d);
 		}
 	} else if (strncmp(body, "tc:", 3) == 0) {
 		char key[2 * OMR_ENV_ID_MAX + 2];
@@ -539,8 +552,10 @@ void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, 
 	body[len] = '\0';
 	if (body[0] == 't') {
 		notify_typing(r, group, body);
-	} else if (body[0] == 'a' || body[0] == 'r') {
+	} else if (body[0] == 'a') {
 		notify_agent(r, group, body + 2);
+	} else if (body[0] == 'r') {
+		notify_replaced(r, group, body + 2);
 	} else if (body[0] == 'c') {
 		char key[2 * OMR_ENV_ID_MAX + 2];
 		watch_key(group, body + 2, key, sizeof(key));

@@ -151,7 +151,8 @@ static void on_login(void *ud, const redisReply *rep)
 	}
 	/* A login on this instance replaces an older local connection. */
 	omr_watch_t *old = omr_delivery_find_agent(q->r, q->r->cfg->routing_group, e->agent);
-	if (old && old->conn != e->conn) {
+	bool same = old && old->conn == e->conn; /* a resent login */
+	if (old && !same) {
 		omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
 		if (d) {
 			d->conn = old->conn;
@@ -159,9 +160,9 @@ static void on_login(void *ud, const redisReply *rep)
 			omr_router_send(q->r, &old->peer, d);
 			omr_envelope_destroy(&d);
 		}
-		omr_delivery_remove_agent(q->r, old);
+		omr_delivery_remove_agent(q->r, old); /* may free old */
 	}
-	if (!old || old->conn != e->conn) {
+	if (!same) {
 		omr_watch_t *w = omr_delivery_add_agent(q->r, q->r->cfg->routing_group, e->agent,
 		                                        q->session, &q->peer, e->conn);
 		if (w)

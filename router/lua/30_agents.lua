@@ -205,7 +205,7 @@ local function agent_remove(keys, args)
   redis.call('DEL', akey, akey .. ':convs', akey .. ':inbox', akey .. ':presence')
   redis.call('SREM', P .. ':agents', id)
   if a.session ~= nil and a.session ~= '' then
-    notify(P, 'r:' .. id .. ':' .. a.session)
+    notify(P, 'r:' .. id .. '|' .. a.session)
   end
   return 'removed'
 end
@@ -220,7 +220,7 @@ local function agent_revoke(keys, args)
   end
   redis.call('HDEL', P .. ':agent:' .. id, 'token_sha')
   if (a.session or '') ~= '' then
-    notify(P, 'r:' .. id .. ':' .. a.session)
+    notify(P, 'r:' .. id .. '|' .. a.session)
     redis.call('HSET', P .. ':agent:' .. id, 'session', '')
     set_presence(P, a, 'offline', 'token-revoked', now_ms())
     reindex(P, rules(P), a)

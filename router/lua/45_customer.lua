@@ -47,7 +47,7 @@ local function conv_typing(keys, args)
     end
     notify(P, 'tc:' .. conv)
   else
-    notify(P, 'ta:' .. c.agent .. ':' .. conv)
+    notify(P, 'ta:' .. c.agent .. '|' .. conv)
   end
   return 'ok'
 end

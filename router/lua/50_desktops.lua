@@ -20,7 +20,7 @@ local function agent_login(keys, args)
   end
   redis.call('HSET', akey, 'session', args[3])
   if previous ~= '' and previous ~= args[3] then
-    notify(P, 'r:' .. id .. ':' .. previous)
+    notify(P, 'r:' .. id .. '|' .. previous)
   end
   local langs = {}
   for l in pairs(a.langs_t) do

@@ -765,7 +765,7 @@ class FunctionsTest(unittest.TestCase):
         self.assertEqual(self.fcall("omr_conv_typing", "c1", "agent", "a"), "ok")
         got = [sub._read()[2], sub._read()[2]]
         sub.close()
-        self.assertEqual(got, ["ta:a:c1", "tc:c1"])
+        self.assertEqual(got, ["ta:a|c1", "tc:c1"])
         self.assertTrue(self.fcall("omr_conv_typing", "c1", "agent", "zz")
                         .startswith("NOTASSIGNED"))
         self.assertEqual(self.r("XLEN", f"{P}:conv:c1:log"), 1)  # only the assigned event
