@@ -61,5 +61,34 @@ async def test_agent_id_with_colons_gets_live_work(env):
     await current.presence("available")
     await current.close()
 
+
+@time_limit(60)
+async def test_login_on_another_instance_replaces_the_desktop(env):
+    # The first instance learns of the newer login from Redis
+    # ("r:AGENT|SESSION"), closes its desktop, and work goes to the new one.
+    r = env.redis()
+    d1 = env.daemon(r, name="d1")
+    d2 = env.daemon(r, name="d2")
+    token = add_agent(d1, AGENT_ID, "Ana", "en", 2)
+    first = Agent(d1.url, AGENT_ID, token, label="desktop on d1")
+    await first.login()
+    await first.presence("available")
+    second = Agent(d2.url, AGENT_ID, token, label="desktop on d2")
+    await second.login()
+    await first.conn.wait_for(lambda f: f.get("type") == "error"
+                              and f.get("code") == "replaced", 10, "replaced")
+    await first.conn.wait_closed(10, "close after replaced")
+    assert first.conn.close_code == 1008, first.conn.close_code
+    await second.presence("available")
+    cust = Customer(d1.url)
+    await cust.hello(language="en")
+    await second.wait_item(lambda f: f.get("type") == "assigned"
+                           and f.get("conversation_id") == cust.conversation_id, 10,
+                           "the assignment on d2")
+    await cust.close()
+    await second.close()
+
+
 if __name__ == "__main__":
-    run_tests([test_agent_id_with_colons_gets_live_work])
+    run_tests([test_agent_id_with_colons_gets_live_work,
+               test_login_on_another_instance_replaces_the_desktop])
