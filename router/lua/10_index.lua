@@ -48,7 +48,7 @@ end
 -- Languages a conversation in language lang accepts at step s.
 local function step_langs(q, s, lang)
   local out, seen = {lang}, {[lang] = true}
-  for i = 1, s do
+  for i = 1, math.min(s, #q.steps) do
     for _, l in ipairs(q.steps[i].languages or {}) do
       if not seen[l] then
         seen[l] = true

@@ -9,6 +9,13 @@ local function customer_key(P, tenant, customer)
   return P .. ':customer:' .. tenant .. '|' .. customer
 end
 
+-- The customer's latest conversations. '|' never appears in an id, so no
+-- customer's hash can be another's list (it was "...:convs" before 2026-12,
+-- which the hash of a customer id ending in ":convs" collided with).
+local function customer_convs_key(P, tenant, customer)
+  return customer_key(P, tenant, customer) .. '|convs'
+end
+
 local function conv_read(P, conv)
   local c = hgetall(P .. ':conv:' .. conv)
   if c ~= nil then
@@ -31,7 +38,7 @@ local function deliver_assignment(P, c, a, now, state_written)
   end
   local earlier = {}
   if (c.customer or '') ~= '' then
-    for _, id in ipairs(redis.call('LRANGE', customer_key(P, c.tenant, c.customer) .. ':convs', 0,
+    for _, id in ipairs(redis.call('LRANGE', customer_convs_key(P, c.tenant, c.customer), 0,
       HISTORY_CONVS - 1)) do
       if id ~= c.id then
         earlier[#earlier + 1] = id
@@ -157,6 +164,22 @@ local function best_agent(P, R, c, q)
   return best, why, best_key
 end
 
+-- The language in which agent a could serve conversation c at ladder step s
+-- of queue q (its tenant, the step's skills, a language the step accepts at
+-- the queue's proficiency), or nil: what its availability sets would say,
+-- capacity aside.
+local function serves(a, q, s, c)
+  if not contains(a.tenants_t, c.tenant) or not skills_ok(a, q, s) then
+    return nil
+  end
+  for _, l in ipairs(step_langs(q, s, c.rlang)) do
+    if num(a.langs_t[l], 0) >= num(q.min_proficiency, 1) then
+      return l
+    end
+  end
+  return nil
+end
+
 local function explain_skills(q, s, a)
   local out = {}
   for skill, lvl in pairs(step_requires(q, s)) do
@@ -195,6 +218,14 @@ local function enqueue(P, R, c, q, now)
     'wait_key', wk)
   redis.call('SADD', P .. ':queued', c.id)
   c.state, c.queue, c.wait_key = 'queued', q.name, wk
+  -- The queue's maximum wait, from the original enqueue time, whichever way
+  -- the conversation came here (started, declined, its agent lost,
+  -- escalated, transferred). NX: a deadline already set (a max-wait overflow
+  -- counts the new queue's wait from the overflow) is kept.
+  if num(q.max_wait_s, 0) > 0 then
+    redis.call('ZADD', P .. ':timers', 'NX', num(c.enqueued_ms, now) + q.max_wait_s * 1000,
+      'max|' .. c.id .. '|' .. q.name)
+  end
   local nxt = q.steps[s + 1]
   if nxt ~= nil then
     timer_add(P, num(c.enqueued_ms, now) + num(nxt.after_s, 0) * 1000,
@@ -220,6 +251,11 @@ end
 
 -- Routes c in queue q from step c.step: to an agent now, else to waiting.
 local function route(P, R, c, q, now)
+  -- A step is kept only in its own queue and while the ladder has it (a
+  -- rules reload may have shortened or removed the ladder it was on).
+  if c.queue ~= q.name or num(c.step, 1) > #q.steps then
+    c.step = 1
+  end
   c.queue = q.name
   if try_assign(P, R, c, q, now) then
     return 'assigned'
@@ -263,15 +299,23 @@ end
 -- highest priority then the longest waiting first, across all its queues.
 -- Cost: one ZRANGE per (slot, language) the agent is indexed in.
 -- The head of waiting set wk that agent id may take (not one that declined
--- it), looking at a few entries at most.
+-- it).
 local function wait_head(P, wk, id)
-  local head = redis.call('ZRANGE', wk, 0, 9, 'WITHSCORES')
-  for i = 1, #head, 2 do
-    if redis.call('SISMEMBER', P .. ':conv:' .. head[i] .. ':declined', id) == 0 then
-      return head[i], tonumber(head[i + 1])
+  local from = 0
+  while true do
+    local head = redis.call('ZRANGE', wk, from, from + 9, 'WITHSCORES')
+    for i = 1, #head, 2 do
+      if redis.call('SISMEMBER', P .. ':conv:' .. head[i] .. ':declined', id) == 0 then
+        return head[i], tonumber(head[i + 1])
+      end
     end
+    if #head < 20 then
+      return nil, nil
+    end
+    -- Ten in a row this agent declined (nobody else took them yet): the
+    -- next ten. The cost grows only with what this agent declined.
+    from = from + 10
   end
-  return nil, nil
 end
 
 -- A conversation waiting for this agent in particular (sticky routing) that
@@ -280,8 +324,16 @@ local function pull_preferred(P, R, a, now)
   local pkey = P .. ':pref:' .. a.id
   for _, conv in ipairs(redis.call('ZRANGE', pkey, 0, 9)) do
     local c = conv_read(P, conv)
+    local q = c and queue_named(R, c.queue)
     if c == nil or c.state ~= 'queued' or c.pref_agent ~= a.id then
       redis.call('ZREM', pkey, conv)
+    elseif q == nil or serves(a, q, num(c.step, 1), c) == nil then
+      -- The agent no longer serves it (tenant, skills or languages changed,
+      -- or its queue is gone): it stops waiting for them.
+      redis.call('ZREM', pkey, conv)
+      redis.call('HDEL', P .. ':conv:' .. conv, 'pref_agent')
+      c.pref_agent = nil
+      route(P, R, c, q or R.queues[#R.queues], now)
     elseif can_take(R, a, c.channel) then
       redis.call('ZREM', pkey, conv)
       assign(P, R, c, a, {queue = c.queue, step = num(c.step, 1), agent = a.id, at_ms = now,

@@ -39,7 +39,10 @@ local function rules_load(keys, args)
   end
   for _, id in ipairs(redis.call('SMEMBERS', P .. ':queued')) do
     local c = conv_read(P, id)
-    if c ~= nil and c.state == 'queued' then
+    if c ~= nil and c.state == 'queued' and (c.pref_agent or '') ~= '' then
+      -- Waiting for one agent (sticky, a transfer): its window's timer
+      -- routes it by the new rules if that agent does not take it.
+    elseif c ~= nil and c.state == 'queued' then
       unqueue(P, c)
       -- The new rules decide the queue; the step is kept only in the same
       -- queue, and the enqueue time always.
@@ -50,9 +53,7 @@ local function rules_load(keys, args)
       if q.name ~= c.queue or num(c.step, 1) > #q.steps then
         c.step = 1
       end
-      if route(P, R, c, q, now) == 'queued' and num(q.max_wait_s, 0) > 0 then
-        timer_add(P, num(c.enqueued_ms, now) + q.max_wait_s * 1000, 'max|' .. id .. '|' .. q.name)
-      end
+      route(P, R, c, q, now) -- (enqueue arms the queue's maximum wait)
     else
       redis.call('SREM', P .. ':queued', id)
     end

@@ -14,7 +14,7 @@ local function expire_customer(P, R, c)
   if ttl > 0 and (c.customer or '') ~= '' then
     local key = customer_key(P, c.tenant, c.customer)
     redis.call('EXPIRE', key, int(ttl))
-    redis.call('EXPIRE', key .. ':convs', int(ttl))
+    redis.call('EXPIRE', customer_convs_key(P, c.tenant, c.customer), int(ttl))
   end
 end
 
@@ -44,19 +44,18 @@ sticky_route = function(P, R, c, q, customer, now)
   if not a or a.presence == 'offline' then
     return nil
   end
+  -- An agent who cannot serve this conversation at all (its tenant, the
+  -- skills, a language the queue's first step takes) is not waited for.
+  local l = serves(a, q, 1, c)
+  if l == nil then
+    return nil
+  end
   c.queue = q.name
-  -- The agent fits the queue's first step now: what its availability sets
-  -- say (available, free capacity, tenant, skills, a language the step takes).
-  if can_take(R, a, c.channel) and contains(a.tenants_t, c.tenant) and skills_ok(a, q, 1) then
-    for _, l in ipairs(step_langs(q, 1, c.rlang)) do
-      if num(a.langs_t[l], 0) >= num(q.min_proficiency, 1) then
-        assign(P, R, c, a, {queue = q.name, step = 1, agent = a.id, at_ms = now,
-          language = c.lang, language_matched = l,
-          trigger = 'sticky: the agent who last served this customer',
-          candidates = {{agent = a.id}}}, now)
-        return 'assigned'
-      end
-    end
+  if can_take(R, a, c.channel) then
+    assign(P, R, c, a, {queue = q.name, step = 1, agent = a.id, at_ms = now, language = c.lang,
+      language_matched = l, trigger = 'sticky: the agent who last served this customer',
+      candidates = {{agent = a.id}}}, now)
+    return 'assigned'
   end
   redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'queued', 'queue', q.name, 'step', 1,
     'pref_agent', a.id)
@@ -96,15 +95,21 @@ local function conv_start(keys, args)
     '0')
   if args[8] ~= '' then
     c.customer = args[8]
-    local ckey2 = customer_key(P, c.tenant, args[8]) .. ':convs'
-    redis.call('LPUSH', ckey2, conv)
-    redis.call('LTRIM', ckey2, 0, HISTORY_CONVS - 1)
+    local lkey = customer_convs_key(P, c.tenant, args[8])
+    if redis.call('LPUSH', lkey, conv) == 1 then
+      -- A new list: take over the one of the older layout, if any.
+      local old = customer_key(P, c.tenant, args[8]) .. ':convs'
+      if redis.call('TYPE', old).ok == 'list' then
+        for _, id in ipairs(redis.call('LRANGE', old, 0, HISTORY_CONVS - 1)) do
+          redis.call('RPUSH', lkey, id)
+        end
+        redis.call('DEL', old)
+      end
+    end
+    redis.call('LTRIM', lkey, 0, HISTORY_CONVS - 1)
     expire_customer(P, R, c)
   end
   local state = sticky_route(P, R, c, q, args[8], now) or route(P, R, c, q, now)
-  if state == 'queued' and num(q.max_wait_s, 0) > 0 then
-    timer_add(P, now + q.max_wait_s * 1000, 'max|' .. conv .. '|' .. q.name)
-  end
   return state
 end
 

@@ -58,7 +58,7 @@ local function agent_gone(keys, args)
   end
   local now = now_ms()
   local R = rules(P)
-  redis.call('HSET', P .. ':agent:' .. id, 'session', '')
+  redis.call('HSET', P .. ':agent:' .. id, 'session', '', 'lost_session', args[2])
   set_presence(P, a, 'offline', 'disconnected', now)
   reindex(P, R, a)
   timer_add(P, now + num(R.agent_grace_s, 60) * 1000, 'requeue|' .. id .. '|' .. args[2])
@@ -122,7 +122,7 @@ local function withdraw(P, R, c, agent, reason, now)
     a.load = istr(math.max(0, num(a.load, 1) - 1))
     redis.call('HSET', P .. ':agent:' .. agent, 'load_' .. ch, a['load_' .. ch], 'load', a.load)
   end
-  if a ~= nil and reason == 'timeout' and offer_seen(P, c, agent) then
+  if a ~= nil and reason == 'timeout' and a.presence ~= 'offline' and offer_seen(P, c, agent) then
     local missed = redis.call('HINCRBY', P .. ':agent:' .. agent, 'missed_offers', 1)
     if missed >= num(R.max_missed_offers, 3) then
       set_presence(P, a, 'break', 'missed-offers', now)

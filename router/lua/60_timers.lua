@@ -28,7 +28,10 @@ local function fire_max_wait(P, R, c, queue, now)
     return
   end
   local q = queue_named(R, queue)
-  local action = q and q.max_wait_action or 'close'
+  if q == nil or num(q.max_wait_s, 0) <= 0 then
+    return -- the rules no longer have a maximum wait there
+  end
+  local action = q.max_wait_action or 'close'
   unqueue(P, c)
   if (c.pref_agent or '') ~= '' then
     redis.call('ZREM', P .. ':pref:' .. c.pref_agent, c.id)
@@ -39,9 +42,11 @@ local function fire_max_wait(P, R, c, queue, now)
     c.step = 1
     redis.call('HSET', P .. ':conv:' .. c.id, 'step', 1)
     local q2 = queue_named(R, target)
-    if route(P, R, c, q2, now) == 'queued' and num(q2.max_wait_s, 0) > 0 then
+    if num(q2.max_wait_s, 0) > 0 then
+      -- the next queue's wait counts from now (enqueue keeps this deadline)
       timer_add(P, now + q2.max_wait_s * 1000, 'max|' .. c.id .. '|' .. q2.name)
     end
+    route(P, R, c, q2, now)
     return
   end
   redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'closed', 'closed_ms', now,
@@ -70,7 +75,7 @@ local function fire_lost(P, R, a, session, now)
   if a.session ~= session then
     return
   end
-  redis.call('HSET', P .. ':agent:' .. a.id, 'session', '')
+  redis.call('HSET', P .. ':agent:' .. a.id, 'session', '', 'lost_session', session)
   set_presence(P, a, 'offline', 'lost', now)
   reindex(P, R, a)
   timer_add(P, now + num(R.agent_grace_s, 60) * 1000, 'requeue|' .. a.id .. '|' .. session)
@@ -79,8 +84,8 @@ end
 -- Grace is over and the agent did not log in again: every conversation it
 -- held goes back to routing with its original enqueue time.
 local function fire_requeue(P, R, a, session, now)
-  if (a.session or '') ~= '' then
-    return -- a new desktop took over and keeps the conversations
+  if (a.session or '') ~= '' or (a.lost_session or session) ~= session then
+    return -- a new desktop took over and keeps them (or lost them later: its own timer)
   end
   for _, conv in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')) do
     local c = conv_read(P, conv)

@@ -329,7 +329,7 @@ class FunctionsTest(unittest.TestCase):
         self.assertEqual(self.fcall("omr_conv_close", "c1", "a"), "closed")
         self.assertEqual(self.fcall("omr_conv_rate", "c1", 5, "thanks"), "rated")
         keys = [f"{P}:conv:c1", f"{P}:conv:c1:log", f"{P}:conv:c1:ids", f"{P}:conv:c1:explain",
-                f"{P}:customer:{T}|cust-1", f"{P}:customer:{T}|cust-1:convs"]
+                f"{P}:customer:{T}|cust-1", f"{P}:customer:{T}|cust-1|convs"]
         for key in keys:
             self.assertIn(self.r("TTL", key), (1, 2), key)
         self.assertEqual(self.start("c2", "fr"), "queued")  # nobody speaks fr: max wait
@@ -464,6 +464,16 @@ class FunctionsTest(unittest.TestCase):
         self.agent("b", "en", 3)  # back to the first profile: c3 is pulled at once
         self.assertEqual(self.conv("c3")["agent"], "b")
         self.assertEqual(self.r("HGET", f"{P}:agent:b", "idx"), before)
+
+    def test_customer_list_of_the_older_layout_is_taken_over(self):
+        # Before 2026-12 a customer's conversations were listed under
+        # "...|CUSTOMER:convs"; the first conversation after that moves them.
+        self.agent("a", "en", 3)
+        self.r("RPUSH", f"{P}:customer:{T}|cust-9:convs", "old1", "old2")
+        self.start("c1", customer="cust-9")
+        self.assertEqual(self.r("LRANGE", f"{P}:customer:{T}|cust-9|convs", 0, -1),
+                         ["c1", "old1", "old2"])
+        self.assertEqual(self.r("EXISTS", f"{P}:customer:{T}|cust-9:convs"), 0)
 
     def test_conversation_hash_stays_compact(self):
         # The explanation (hundreds of bytes) has a key of its own, so the
