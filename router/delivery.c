@@ -220,8 +220,7 @@ typedef struct read_op {
 	omr_router_t *r;
 	omr_watch_t *w;
 	size_t got;
-	int pending;  /* replies still expected */
-	bool history; /* agents: the first reply is the history read */
+	bool history; /* agents: this is a history read (from the cursor) */
 	bool failed;
 } read_op_t;
 
@@ -252,14 +251,17 @@ static void on_read_reply(void *ud, const redisReply *rep)
 		size_t got = op->w->is_agent ? deliver_xread(op->r, op->w, rep)
 		                             : deliver_entries(op->r, op->w, rep);
 		op->got += got;
-		if (op->history && got < OMR_READ_COUNT) { /* read to its end */
+		if (op->history && got < OMR_READ_COUNT) {
+			/* Read to its end: the ">" read follows at once. Never in
+			 * the same pipeline: it moves the cursor past the newest
+			 * entry, and history entries beyond one read would be
+			 * skipped. */
 			op->w->history = false;
 			op->w->history_ms = uv_now(op->r->loop);
+			op->w->dirty = true;
 		}
 	}
-	op->history = false; /* the next reply is the ">" read */
-	if (--op->pending == 0)
-		read_done(op);
+	read_done(op);
 }
 
 static int send_read(omr_router_t *r, read_op_t *op, const char *last)
@@ -304,19 +306,13 @@ static void read_watch(omr_router_t *r, omr_watch_t *w)
 	if (w->is_agent && uv_now(r->loop) - w->history_ms >= OMR_HISTORY_RECHECK_MS)
 		w->history = true;
 	op->history = w->is_agent && w->history;
-	/* Count both replies before sending: a send can fail after the first
-	 * was queued, and the first reply must not finish the op early. */
-	op->pending = op->history ? 2 : 1;
-	int rc = send_read(r, op, !w->is_agent || op->history ? w->cursor : ">");
-	if (rc != 0) {
+	if (send_read(r, op, !w->is_agent || op->history ? w->cursor : ">") != 0) {
 		free(op);
 		return;
 	}
 	w->reading = true;
 	w->refs++;
 	r->reads++;
-	if (op->history && send_read(r, op, ">") != 0)
-		on_read_reply(op, NULL);
 }
 
 /* ---- session tables ----------------------------------------------------- */
@@ -433,8 +429,13 @@ static void notify_replaced(omr_router_t *r, const char *group, const char *rest
 {
 	char agent[OMR_ENV_ID_MAX + 1];
 	const char *session;
-	if (!split_bar(rest, agent, sizeof(agent), &session))
-		return;
+	if (split_bar(rest, agent, sizeof(agent), &session))
+		omr_delivery_replaced(r, group, agent, session);
+}
+
+void omr_delivery_replaced(omr_router_t *r, const char *group, const char *agent,
+                           const char *session)
+{
 	omr_watch_t *w = omr_delivery_find_agent(r, group, agent);
 	if (!w || !w->session || strcmp(w->session, session) != 0)
 		return;

@@ -136,6 +136,13 @@ static const char *element_str(const redisReply *rep, size_t i)
 	return rep->element[i]->str;
 }
 
+/* The session of the request's connection: "instance:conn". */
+static void conn_session(omr_request_t *q)
+{
+	snprintf(q->session, sizeof(q->session), "%s:%llu", q->r->instance,
+	         (unsigned long long)q->env->conn);
+}
+
 static void on_login(void *ud, const redisReply *rep)
 {
 	omr_request_t *q = ud;
@@ -180,8 +187,7 @@ static int handle_agent_login(omr_request_t *q)
 	if (!omr_id_is_valid(e->agent, OMR_ENV_ID_MAX) || !e->token)
 		return -EINVAL;
 	omr_sha256_hex(e->token, strlen(e->token), sha);
-	snprintf(q->session, sizeof(q->session), "%s:%llu", q->r->instance,
-	         (unsigned long long)e->conn);
+	conn_session(q);
 	const char *args[] = {e->agent, sha, q->session};
 	return omr_request_fcall(q, on_login, "omr_agent_login", 3, args, NULL);
 }
@@ -271,10 +277,20 @@ static int handle_agent_ack(omr_request_t *q)
 
 static int handle_agent_gone(omr_request_t *q)
 {
+	const omr_envelope_t *e = q->env;
 	omr_watch_t *w = omr_request_agent(q);
 	if (!w) {
-		omr_request_reply(q, 0, NULL); /* replaced or never logged in: nothing to do */
-		return 0;
+		/* Replaced, never logged in, or a resend whose first reply was
+		 * lost after the watch went: tell Redis all the same, with the
+		 * session this connection's login had; Redis ignores a session
+		 * that is not the agent's current one. */
+		if (!omr_id_is_valid(e->agent, OMR_ENV_ID_MAX)) {
+			omr_request_reply(q, 0, NULL);
+			return 0;
+		}
+		conn_session(q);
+		const char *args[] = {e->agent, q->session};
+		return omr_request_fcall(q, omr_request_on_simple, "omr_agent_gone", 2, args, NULL);
 	}
 	snprintf(q->session, sizeof(q->session), "%s", w->session);
 	const char *args[] = {w->id, q->session};

@@ -92,15 +92,39 @@ static void on_tick(uv_timer_t *t)
  * the agents of an instance that died go offline ("lost") once
  * routing.heartbeat_timeout_s passes, and their work is re-queued after the
  * grace period. A desktop that closes is reported at once (agent.gone). */
+typedef struct vouch {
+	omr_router_t *r;
+	char group[OMR_ENV_ID_MAX + 1], agent[OMR_ENV_ID_MAX + 1];
+	char session[OMR_SESSION_MAX];
+} vouch_t;
+
+/* "replaced": Redis knows a newer login (or no agent): a desktop that missed
+ * the notification (this instance was resubscribing) learns it here. */
+static void on_vouched(void *ud, const redisReply *rep)
+{
+	vouch_t *v = ud;
+	if (rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "replaced") == 0)
+		omr_delivery_replaced(v->r, v->group, v->agent, v->session);
+	free(v);
+}
+
 void omr_router_vouch(omr_router_t *r, const omr_watch_t *w)
 {
 	char prefix[OMR_ENV_ID_MAX + 8];
-	omr_router_group_prefix(r->cfg->routing_group, prefix, sizeof(prefix));
+	vouch_t *v = calloc(1, sizeof(*v));
+	if (!v)
+		return;
+	v->r = r;
+	snprintf(v->group, sizeof(v->group), "%s", w->group);
+	snprintf(v->agent, sizeof(v->agent), "%s", w->id);
+	snprintf(v->session, sizeof(v->session), "%s", w->session);
+	omr_router_group_prefix(w->group, prefix, sizeof(prefix));
 	const char *argv[] = {"FCALL", "omr_agent_seen", "1", prefix, w->id, w->session};
 	size_t lens[6];
 	for (int i = 0; i < 6; i++)
 		lens[i] = strlen(argv[i]);
-	omr_store_command(r->store, NULL, NULL, 6, argv, lens);
+	if (omr_store_command(r->store, on_vouched, v, 6, argv, lens) != 0)
+		free(v);
 }
 
 static void vouch_one(void *ud, const char *key, void *value)
@@ -138,6 +162,11 @@ static void on_store_state(void *ud, bool ready)
 {
 	omr_router_t *r = ud;
 	if (ready) {
+		/* Vouch first: after an outage longer than the heartbeat timeout,
+		 * this instance's first tick would otherwise take its own connected
+		 * desktops for lost (agent_seen also restores one that another
+		 * instance's tick took for lost meanwhile). */
+		omr_hmap_each(r->agents, vouch_one, r);
 		push_rules(r);
 		omr_delivery_resync(r);
 	}

@@ -15,6 +15,7 @@
 #define OMR_ACK_BATCH_MAX 64        /* seqs in attr "more" of one agent.ack */
 #define OMR_SEQ_MAX 48              /* "18446744073709551615-18446744073709551615" */
 #define OMR_READ_COUNT 200          /* stream entries per read */
+#define OMR_SESSION_MAX 160         /* "instance:conn" */
 #define OMR_HISTORY_RECHECK_MS 5000 /* agents: re-read the pending history at least this often */
 #define OMR_MSG_BATCH 64            /* chat messages per omr_conv_messages call */
 /* Acks remembered for resends: more than the requests of one resend window
@@ -72,6 +73,10 @@ omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *group, const ch
                                     const char *session, const omr_bus_peer_t *peer, uint64_t conn);
 omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *group, const char *agent);
 void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w);
+/* A newer login replaced the agent's session `session`: if this instance
+ * holds that desktop, tell it ("replaced") and forget it. */
+void omr_delivery_replaced(omr_router_t *r, const char *group, const char *agent,
+                           const char *session);
 int omr_delivery_add_customer(omr_router_t *r, const char *group, const char *conv,
                               const char *cursor, const omr_bus_peer_t *peer, uint64_t conn,
                               bool waiting);
@@ -87,7 +92,7 @@ typedef struct omr_request {
 	omr_bus_peer_t peer;
 	omr_envelope_t *env;
 	char inflight_key[2 * 255 + 24];
-	char session[160];
+	char session[OMR_SESSION_MAX];
 } omr_request_t;
 
 void omr_request_free(omr_request_t *q);

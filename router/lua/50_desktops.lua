@@ -173,14 +173,29 @@ local function offer_reject(keys, args)
 end
 
 -- omr_agent_seen P agent session -> "ok" | "replaced"
--- The desktop of this session is alive: push its loss timer forward.
+-- The desktop of this session is alive: push its loss timer forward. A
+-- desktop taken for lost (its instance could not vouch for it in time, as
+-- when Redis was away longer than the timeout) and still connected is back:
+-- its session and presence are restored, its work was never re-queued.
 local function agent_seen(keys, args)
   local P, id, session = keys[1], args[1], args[2]
   local a = agent_read(P, id)
-  if a == nil or a.session ~= session then
+  if a == nil then
     return 'replaced'
   end
   local now = now_ms()
+  if a.session ~= session then
+    if (a.session or '') ~= '' or a.lost_session ~= session or a.presence ~= 'offline'
+      or a.reason ~= 'lost' then
+      return 'replaced'
+    end
+    local R = rules(P)
+    redis.call('HSET', P .. ':agent:' .. id, 'session', session)
+    a.session = session
+    set_presence(P, a, a.lost_presence or 'away', a.lost_reason or '', now)
+    reindex(P, R, a)
+    pull_waiting(P, R, a, now)
+  end
   redis.call('HSET', P .. ':agent:' .. id, 'last_seen_ms', now)
   timer_add(P, now + num(rules(P).heartbeat_timeout_s, 30) * 1000,
     'lost|' .. id .. '|' .. session)

@@ -75,7 +75,9 @@ local function fire_lost(P, R, a, session, now)
   if a.session ~= session then
     return
   end
-  redis.call('HSET', P .. ':agent:' .. a.id, 'session', '', 'lost_session', session)
+  -- (what it was doing, should its instance vouch for it again: agent_seen)
+  redis.call('HSET', P .. ':agent:' .. a.id, 'session', '', 'lost_session', session,
+    'lost_presence', a.presence or 'away', 'lost_reason', a.reason or '')
   set_presence(P, a, 'offline', 'lost', now)
   reindex(P, R, a)
   timer_add(P, now + num(R.agent_grace_s, 60) * 1000, 'requeue|' .. a.id .. '|' .. session)

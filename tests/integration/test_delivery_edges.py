@@ -1,0 +1,285 @@
+"""test_delivery_edges.py - delivery and request edge cases.
+
+Each test drives the real omnirouterd (ASan build) against a real
+redis-server with real websocket clients, and shows one way work is lost or
+goes to the wrong desktop:
+
+1. test_pending_history_over_one_read_is_not_skipped: an agent logs in with
+   more than one read (200) of unacknowledged inbox items while new items
+   also wait; the new items ride in the same pipeline as the first history
+   read and move the watch's cursor past the rest of the history, which is
+   then never delivered to the desktop.
+2. test_agent_gone_survives_a_lost_redis_reply: a desktop closes while the
+   Redis connection drops with omr_agent_gone in flight; the router already
+   forgot the desktop, so the adapter's resend is acked without telling
+   Redis, and the agent stays "available" (and gets new work) until the
+   heartbeat timeout.
+3. test_replaced_desktop_is_told_after_a_missed_notification: a login on
+   another instance while this instance's subscription is down; the
+   "r:AGENT|SESSION" notification is lost, and nothing else (resync,
+   heartbeat) ever closes the replaced desktop, which keeps reading the
+   agent's inbox (it takes the next assignment) and answering its chats.
+4. test_connected_desktop_stays_online_after_a_redis_outage: Redis is away
+   for longer than routing.heartbeat_timeout_s; once it is back, omr_tick
+   fires the "lost" timers before any heartbeat, the agent goes offline
+   with its desktop still connected, the heartbeat's "replaced" answer is
+   ignored, and the desktop is never told (its requests fail).
+"""
+
+import asyncio
+import os
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from omr_harness import (Agent, Customer, add_agent, agent_key, log, run_tests,  # noqa: E402
+                         time_limit)
+
+FAST_WS = {"websocket": {"max_messages_per_second": 100000}}
+
+
+async def wait_log(d, needle, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in d.log_text():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{d.name}: log never said {needle!r}")
+
+
+async def wait_hash(r, key, field, want, timeout):
+    c = r.client()
+    try:
+        deadline = time.monotonic() + timeout
+        got = None
+        while time.monotonic() < deadline:
+            got = c.cmd("HGET", key, field)
+            if got == want:
+                return got
+            await asyncio.sleep(0.05)
+        return got
+    finally:
+        c.close()
+
+
+# --------------------------------------------------------------------------
+
+PENDING = 250  # more than OMR_READ_COUNT (200) items the last desktop never acked
+LATE = 5       # items stored while no desktop was connected
+
+
+@time_limit(120)
+async def test_pending_history_over_one_read_is_not_skipped(env):
+    r = env.redis()
+    d = env.daemon(r, config=FAST_WS)
+    token = add_agent(d, "h1", "Hana", "en", 2)
+    first = Agent(d.url, "h1", token, label="desktop 1 (no acks)", auto_ack=False)
+    await first.login()
+    await first.presence("available")
+    cust = Customer(d.url)
+    await cust.hello(language="en")
+    conv = cust.conversation_id
+    await first.wait_item(lambda f: f.get("type") == "assigned", 10, "the assignment")
+
+    # The desktop receives many items and acks none (a frozen tab, a
+    # half-open TCP connection): they stay pending for consumer h1.
+    start = len(cust.conn.frames)
+    for n in range(PENDING):
+        await cust.conn.send({"type": "message", "id": f"p{n}", "text": f"pending {n}"})
+    await cust.conn.wait_for(lambda f: f.get("type") == "ack" and f.get("id") == f"p{PENDING - 1}",
+                             30, "the last ack", start)
+    await first.wait_item(lambda f: f.get("id") == f"p{PENDING - 1}", 30,
+                          "the last pending message at desktop 1")
+    await first.close()
+    got = await wait_hash(r, agent_key("h1"), "presence", "offline", 10)
+    assert got == "offline", f"agent not offline after its desktop closed: {got}"
+
+    # While nobody is connected the customer writes on (the conversation
+    # stays assigned for the grace period).
+    for n in range(LATE):
+        await cust.send(f"late {n}", id=f"late{n}")
+    c = r.client()
+    pend = c.cmd("XPENDING", agent_key("h1") + ":inbox", "desktop")
+    log(f"inbox pending for consumer h1: {pend[0]} (never acked by desktop 1)")
+    c.close()
+
+    # The next login must get every item: the unacknowledged ones and the new.
+    second = Agent(d.url, "h1", token, label="desktop 2")
+    await second.login()
+    want = {f"p{n}" for n in range(PENDING)} | {f"late{n}" for n in range(LATE)}
+
+    def have():
+        return {f.get("id") for f in second.messages(conv)}
+    deadline = time.monotonic() + 12  # more than OMR_HISTORY_RECHECK_MS
+    while time.monotonic() < deadline and not want <= have():
+        await asyncio.sleep(0.2)
+    missing = sorted(want - have(), key=lambda s: (s[0], int(s.lstrip("plate"))))
+    log(f"desktop 2 got {len(want & have())} of {len(want)} messages")
+    assert not missing, (f"desktop 2 never got {len(missing)} of the {len(want)} messages of "
+                         f"its conversation: {missing[:3]} ... {missing[-3:]}")
+    await cust.close()
+    await second.close()
+
+
+# --------------------------------------------------------------------------
+
+@time_limit(90)
+async def test_agent_gone_survives_a_lost_redis_reply(env):
+    r = env.redis()
+    # A long heartbeat timeout: only agent.gone can take the agent offline
+    # within the test.
+    d = env.daemon(r, config={"routing": {"heartbeat_timeout_s": 120},
+                              "bus": {"ack_timeout_ms": 300, "max_attempts": 20}})
+    token = add_agent(d, "g1", "Gina", "en", 2)
+    agent = Agent(d.url, "g1", token)
+    await agent.login()
+    await agent.presence("available")
+
+    admin = r.client()
+    # Writes (every Function) wait; the daemon's PINGs still pass.
+    assert admin.cmd("CLIENT", "PAUSE", "5000", "WRITE") == "OK"
+    try:
+        await agent.close()
+        await wait_log(d, "agent disconnected agent=g1", 10)  # omr_agent_gone sent
+        await asyncio.sleep(0.2)
+        # The command connection drops before Redis ran it (a failover, a
+        # proxy restart): the reply is lost, the outcome unknown.
+        killed = admin.cmd("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        log(f"killed {killed} normal connection(s) with omr_agent_gone in flight")
+    finally:
+        admin.cmd("CLIENT", "UNPAUSE")
+    await wait_log(d, "connection lost", 10)
+
+    got = await wait_hash(r, agent_key("g1"), "presence", "offline", 8)
+    session = admin.cmd("HGET", agent_key("g1"), "session")
+    admin.close()
+    cust = Customer(d.url)
+    w = await cust.hello(language="en")
+    log(f"after the lost reply: presence={got!r} session={session!r}; a new chat is "
+        f"{w.get('state')}")
+    await cust.close()
+    assert got == "offline", (
+        f"the desktop of g1 closed 8 s ago, but Redis still has presence={got!r} "
+        f"session={session!r}; a new chat was {w.get('state')!r} "
+        f"(to a desktop that is gone)")
+
+
+# --------------------------------------------------------------------------
+
+@time_limit(90)
+async def test_replaced_desktop_is_told_after_a_missed_notification(env):
+    r = env.redis()
+    # d1 reconnects slowly (its backoff grew in an earlier outage), d2 fast.
+    d1 = env.daemon(r, name="d1", config={"redis": {"reconnect_min_ms": 3000,
+                                                    "reconnect_max_ms": 3000,
+                                                    "ping_timeout_ms": 5000}})
+    d2 = env.daemon(r, name="d2", config={"bus": {"max_attempts": 30}})
+    token = add_agent(d1, "x1", "Xena", "en", 2)
+    first = Agent(d1.url, "x1", token, label="desktop on d1")
+    await first.login()
+    await first.presence("available")
+
+    admin = r.client()
+    killed = admin.cmd("CLIENT", "KILL", "TYPE", "pubsub")
+    log(f"killed {killed} subscriber connection(s)")
+    await wait_log(d1, "connection lost", 5)
+    # The agent opens the desktop elsewhere while d1 is not subscribed.
+    second = Agent(d2.url, "x1", token, label="desktop on d2")
+    await second.login()
+    await second.presence("available")
+    log("second desktop logged in on d2 while d1 was not subscribed")
+    deadline = time.monotonic() + 10  # d1's first "ready" was at its start
+    while time.monotonic() < deadline and d1.log_text().count("ready host=") < 2:
+        await asyncio.sleep(0.05)
+    assert d1.log_text().count("ready host=") >= 2, "d1 did not reconnect to Redis"
+
+    # Whatever the notification missed, d1 must not keep serving the old
+    # desktop: a heartbeat (every heartbeat_timeout_s / 3 = 10 s) answers
+    # "replaced" for it, and a resync could check the session too.
+    cust = Customer(d2.url)
+    await cust.hello(language="en")
+    conv = cust.conversation_id
+    await asyncio.sleep(12)
+    log(f"assignment of the new chat: at the old desktop {len(first.assigned(conv))}, "
+        f"at the new desktop {len(second.assigned(conv))}")
+    replaced = first.conn.find(lambda f: f.get("type") == "error"
+                               and f.get("code") == "replaced")
+    still_open = not first.conn.closed
+    # The replaced desktop still speaks for the agent: it can answer (and
+    # close) the chat that the new desktop holds.
+    said = None
+    if still_open:
+        said = await first.reply(conv, "sent from the replaced desktop", expect_ack=False)
+    log(f"old desktop: replaced={bool(replaced)} open={still_open} its reply in the new "
+        f"chat: {said}")
+    await cust.close()
+    await second.close()
+    await first.close()
+    assert replaced and not still_open, (
+        f"desktop on d1 was replaced by a login on d2 12+ s ago but was never told "
+        f"(replaced={bool(replaced)}, still open={still_open}); its reply in chat {conv} "
+        f"that desktop 2 holds got: {said}")
+
+
+# --------------------------------------------------------------------------
+
+OUTAGE = {"routing": {"heartbeat_timeout_s": 3},
+          "redis": {"ping_interval_ms": 200, "ping_timeout_ms": 1000,
+                    "reconnect_min_ms": 50, "reconnect_max_ms": 300},
+          "bus": {"ack_timeout_ms": 1000, "max_attempts": 20}}
+
+
+@time_limit(90)
+async def test_connected_desktop_stays_online_after_a_redis_outage(env):
+    # Redis is unreachable for longer than routing.heartbeat_timeout_s (a
+    # failover, a restart): the instance could not vouch for its desktops,
+    # but they are still connected, and it can again once Redis is back.
+    r = env.redis()
+    d = env.daemon(r, config=OUTAGE)
+    token = add_agent(d, "o1", "Omar", "en", 3)
+    agent = Agent(d.url, "o1", token)
+    await agent.login()
+    await agent.presence("available")
+    cust = Customer(d.url, "customer 1")
+    await cust.hello(language="en")
+    await agent.wait_item(lambda f: f.get("type") == "assigned", 10, "the assignment")
+
+    r.proc.send_signal(signal.SIGSTOP)
+    try:
+        await wait_log(d, "PING timeout", 10)
+        await asyncio.sleep(4.5)
+    finally:
+        r.proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and d.log_text().count("ready host=") < 2:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(3)  # ticks and heartbeats run again
+
+    c = r.client()
+    a = c.hgetall(agent_key("o1"))
+    c.close()
+    start = len(agent.conn.frames)
+    p = await agent.conn.request({"type": "presence", "presence": "available", "id": "p-after"})
+    cust2 = Customer(d.url, "customer 2")
+    w = await cust2.hello(language="en")
+    log(f"after the outage: desktop open={not agent.conn.closed}, Redis presence="
+        f"{a.get('presence')!r} reason={a.get('reason')!r} session={a.get('session')!r}; "
+        f"presence request -> {p}; a new chat is {w.get('state')}")
+    frames = agent.conn.frames[start:]
+    await cust.close()
+    await cust2.close()
+    await agent.close()
+    assert a.get("presence") == "available" and p.get("type") == "ack", (
+        f"the desktop of o1 stayed connected through a {4.5 + 1:.1f} s Redis outage, but "
+        f"afterwards Redis has presence={a.get('presence')!r} reason={a.get('reason')!r} "
+        f"session={a.get('session')!r}, the desktop was told nothing ({frames[:2]}), its "
+        f"presence request got {p}, and a new chat is {w.get('state')!r}")
+
+
+if __name__ == "__main__":
+    run_tests([test_pending_history_over_one_read_is_not_skipped,
+               test_agent_gone_survives_a_lost_redis_reply,
+               test_replaced_desktop_is_told_after_a_missed_notification,
+               test_connected_desktop_stays_online_after_a_redis_outage])
