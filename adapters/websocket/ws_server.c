@@ -54,6 +54,7 @@ struct omr_ws_server {
 	omr_ws_settings_t set;
 	omr_ws_limits_t limits;
 	size_t max_connections;
+	size_t admitted; /* connections not refused at open: what max_connections limits */
 	char *listen, *static_dir, *default_tenant;
 	omr_u64map_t *conns;  /* conn id -> ws_conn_t */
 	omr_u64map_t *per_ip; /* ip key -> count (as a pointer-sized integer) */
@@ -61,6 +62,7 @@ struct omr_ws_server {
 	ws_conn_list_t unauth;
 	ws_conn_list_t stalled; /* connections holding a request until the bus has room */
 	ws_conn_list_t ackers;  /* agent connections with item acks not yet sent */
+	struct ws_gone *gone, **gone_tail; /* closed-connection reports waiting for room */
 	uv_timer_t ack_timer;
 	bool ack_timer_open;
 	struct lws_protocols protocols[3];
@@ -74,6 +76,15 @@ typedef struct ws_pending {
 	uint64_t conn; /* 0: connection-less (customer.gone, agent.gone) */
 	omr_ws_request_t rq;
 } ws_pending_t;
+
+/* A closed connection not yet reported to the router: the bus was full.
+ * Reports go out before any held request (release_stalled). */
+typedef struct ws_gone {
+	struct ws_gone *next;
+	bool agent;
+	uint64_t conn;
+	char tenant[OMR_ENV_ID_MAX + 1], id[OMR_ENV_ID_MAX + 1];
+} ws_gone_t;
 
 static _Atomic uint64_t ws_next_conn = 1;
 
@@ -243,27 +254,30 @@ static int conn_open(omr_ws_server_t *srv, struct lws *wsi, ws_conn_t **pss)
 	*pss = c;
 	omr_debug("ws", "connection opened conn=%llu role=%s ip=%s",
 	          (unsigned long long)c->sess.conn, role_name(c->sess.role), c->ip);
+	/* The address first: connections refused (still closing) count for
+	 * neither limit, so one address cannot use up the server's. */
 	uint64_t key = ws_ip_key(c->ip, srv->ip_seed);
-	if (omr_u64map_count(srv->conns) > srv->max_connections) {
-		refuse_with(c, "too-many-connections", "server connection limit reached",
-		            OMR_WS_CLOSE_TRY_AGAIN, NULL);
-		return 0;
-	}
 	if (ip_count(srv, key) >= srv->set.max_connections_per_ip) {
 		refuse_with(c, "too-many-connections", "connection limit for your address reached",
 		            OMR_WS_CLOSE_TRY_AGAIN, NULL);
 		return 0;
 	}
+	if (srv->admitted >= srv->max_connections) {
+		refuse_with(c, "too-many-connections", "server connection limit reached",
+		            OMR_WS_CLOSE_TRY_AGAIN, NULL);
+		return 0;
+	}
 	c->ip_key = key;
 	ip_adjust(srv, key, 1);
+	srv->admitted++;
 	ws_conn_list_add(&srv->unauth, c);
 	return 0;
 }
 
 /* Sends a connection-less request (customer.gone / agent.gone) so the
  * router stops delivering to connection `conn`. */
-static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const char *tenant,
-                      const char *id)
+static int try_send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const char *tenant,
+                         const char *id)
 {
 	omr_envelope_t *env = omr_envelope_new(agent ? OMR_ENV_AGENT_GONE : OMR_ENV_CUSTOMER_GONE);
 	ws_pending_t *p = calloc(1, sizeof(*p));
@@ -277,12 +291,65 @@ static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const cha
 		if (!rc)
 			rc = omr_bus_client_send(srv->bus, env, p, NULL);
 	}
-	if (rc) {
+	if (rc)
+		free(p);
+	omr_envelope_destroy(&env);
+	return rc;
+}
+
+/* Tells the router a connection closed (it stops delivering there; an
+ * agent goes offline). Never dropped for a full bus: the report waits for
+ * room, ahead of held requests. */
+static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const char *tenant,
+                      const char *id)
+{
+	int rc = srv->gone ? -EAGAIN : try_send_gone(srv, agent, conn, tenant, id);
+	if (rc == -EAGAIN) {
+		ws_gone_t *g = calloc(1, sizeof(*g));
+		if (g) {
+			g->agent = agent;
+			g->conn = conn;
+			snprintf(g->tenant, sizeof(g->tenant), "%s", tenant ? tenant : "");
+			snprintf(g->id, sizeof(g->id), "%s", id ? id : "");
+			*srv->gone_tail = g;
+			srv->gone_tail = &g->next;
+			omr_debug("ws", "bus full: closed connection report waits conn=%llu",
+			          (unsigned long long)conn);
+			return;
+		}
+		rc = -ENOMEM;
+	}
+	if (rc)
 		omr_warn("ws", "could not report closed connection conn=%llu err=%s",
 		         (unsigned long long)conn, omr_strerror(rc));
-		free(p);
+}
+
+/* Sends the waiting closed-connection reports while the bus has room. */
+static void send_waiting_gone(omr_ws_server_t *srv)
+{
+	while (srv->gone && srv->bus && !omr_bus_client_is_full(srv->bus)) {
+		ws_gone_t *g = srv->gone;
+		int rc = try_send_gone(srv, g->agent, g->conn, g->tenant, g->id);
+		if (rc == -EAGAIN)
+			return;
+		if (rc)
+			omr_warn("ws", "could not report closed connection conn=%llu err=%s",
+			         (unsigned long long)g->conn, omr_strerror(rc));
+		srv->gone = g->next;
+		if (!srv->gone)
+			srv->gone_tail = &srv->gone;
+		free(g);
 	}
-	omr_envelope_destroy(&env);
+}
+
+static void free_waiting_gone(omr_ws_server_t *srv)
+{
+	while (srv->gone) {
+		ws_gone_t *g = srv->gone;
+		srv->gone = g->next;
+		free(g);
+	}
+	srv->gone_tail = &srv->gone;
 }
 
 static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
@@ -304,8 +371,10 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 		c->has_held = false;
 	}
 	omr_u64map_del(srv->conns, c->sess.conn);
-	if (c->ip_key)
+	if (c->ip_key) {
 		ip_adjust(srv, c->ip_key, -1);
+		srv->admitted--;
+	}
 	ws_conn_release(c);
 	free(c);
 }
@@ -365,7 +434,8 @@ static void hold(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
  * reading from their connections. */
 static void release_stalled(omr_ws_server_t *srv)
 {
-	while (srv->stalled.head && srv->bus && !omr_bus_client_is_full(srv->bus)) {
+	send_waiting_gone(srv);
+	while (!srv->gone && srv->stalled.head && srv->bus && !omr_bus_client_is_full(srv->bus)) {
 		ws_conn_t *c = srv->stalled.head;
 		ws_conn_list_del(&srv->stalled, c);
 		omr_ws_request_t rq = c->held;
@@ -465,6 +535,10 @@ static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
 		          (unsigned long long)c->sess.conn, c->rx_len,
 		          (int)(c->rx_len > 512 ? 512 : c->rx_len), c->rx);
 	int rc = omr_ws_parse(&c->sess, &srv->limits, c->rx, c->rx_len, &rq, &err);
+	/* The frame's id, for a refusal (PROTOCOL.md: echoed when it had one);
+	 * the parser fills err.id even for a frame it refuses. */
+	char id[sizeof(err.id)];
+	snprintf(id, sizeof(id), "%s", rc == 0 ? rq.id : err.id);
 	/* An agent's ack of an item it was sent is paid for by that item; every
 	 * other frame (and acks beyond what was sent) takes a rate token. */
 	if (rc == 0 && rq.kind == OMR_WS_ACK && c->ack_credit > 0) {
@@ -472,13 +546,14 @@ static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
 	} else if (!ws_conn_rate_take(c, uv_now(srv->loop), srv->set.max_messages_per_second)) {
 		if (rc == 0)
 			omr_ws_request_cleanup(&rq);
-		refuse_with(c, "flood", "over the message rate", OMR_WS_CLOSE_POLICY, NULL);
+		refuse_with(c, "flood", "over the message rate", OMR_WS_CLOSE_POLICY,
+		            id[0] ? id : NULL);
 		return;
 	}
 	if (srv->draining) {
 		if (rc == 0)
 			omr_ws_request_cleanup(&rq);
-		refuse_with(c, "unavailable", "server is shutting down", 0, NULL);
+		refuse_with(c, "unavailable", "server is shutting down", 0, id[0] ? id : NULL);
 		return;
 	}
 	if (rc) {
@@ -875,6 +950,7 @@ int omr_ws_server_new(uv_loop_t *loop, const omr_ws_server_opts_t *opts, omr_ws_
 	if (!srv)
 		return -ENOMEM;
 	srv->loop = loop;
+	srv->gone_tail = &srv->gone;
 	srv->stalled.which = WS_LIST_STALLED;
 	srv->ackers.which = WS_LIST_ACKS;
 	srv->max_connections = opts->max_connections;
@@ -990,6 +1066,7 @@ void omr_ws_server_destroy(omr_ws_server_t **srvp)
 	/* Second call after uv_run returned: frees what the first left. */
 	if (srv->lws)
 		lws_context_destroy(srv->lws);
+	free_waiting_gone(srv);
 	omr_u64map_each(srv->conns, free_conn, NULL);
 	omr_u64map_destroy(&srv->conns);
 	omr_u64map_destroy(&srv->per_ip);
