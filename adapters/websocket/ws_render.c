@@ -216,7 +216,8 @@ static char *render_customer_item(const omr_envelope_t *env)
 		     add_str(obj, "from", env->from ? omr_role_name(env->from) : NULL) &&
 		     add_str(obj, "name", env->name) && add_str(obj, "text", env->text);
 	else if (ok)
-		ok = add_str(obj, "event", env->event) && add_str(obj, "name", env->name);
+		ok = add_str(obj, "event", env->event) && add_str(obj, "name", env->name) &&
+		     add_str(obj, "reason", env->reason); /* closed: max-wait, no-queue */
 	ok = ok && add_ts(obj, env);
 	return finish(obj, ok);
 }

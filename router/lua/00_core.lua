@@ -56,6 +56,7 @@ local HISTORY_CONVS = 20 -- earlier conversations remembered per customer
 local INDEX_FORMAT = '2'
 
 local sticky_route
+local close_waiting -- (40_conversations.lua)
 
 local DEFAULT_RULES = {
   version = 'default',

@@ -98,7 +98,10 @@ local function assign(P, R, c, a, why, now)
   end
   -- The queue's recent wait (moving average): what a waiting customer is told.
   local field = 'wait_ewma_ms:' .. (c.queue or '')
-  local waited = math.max(0, now - num(c.enqueued_ms, now))
+  -- (since it was last queued: a transferred or re-queued conversation's
+  -- time with the agent before is not waiting; withdraw and transfer set
+  -- queued_ms, and enqueue keeps it)
+  local waited = math.max(0, now - num(c.queued_ms, num(c.enqueued_ms, now)))
   local old = tonumber(redis.call('HGET', P .. ':qstats', field) or '')
   redis.call('HSET', P .. ':qstats', field, int(math.floor(old and (0.8 * old + 0.2 * waited)
     or waited)))
@@ -165,11 +168,12 @@ local function best_agent(P, R, c, q)
 end
 
 -- The language in which agent a could serve conversation c at ladder step s
--- of queue q (its tenant, the step's skills, a language the step accepts at
--- the queue's proficiency), or nil: what its availability sets would say,
--- capacity aside.
+-- of queue q (its tenant, some capacity on the channel, the step's skills, a
+-- language the step accepts at the queue's proficiency), or nil: what its
+-- availability sets would say, free capacity aside.
 local function serves(a, q, s, c)
-  if not contains(a.tenants_t, c.tenant) or not skills_ok(a, q, s) then
+  if not contains(a.tenants_t, c.tenant) or num(a.cap_t[c.channel], 0) <= 0
+    or not skills_ok(a, q, s) then
     return nil
   end
   for _, l in ipairs(step_langs(q, s, c.rlang)) do
@@ -215,7 +219,7 @@ local function enqueue(P, R, c, q, now)
   redis.call('ZADD', wk, wait_score(c, q), c.id)
   redis.call('SADD', waitlangs_key(P, q.name, s, c.channel, c.tenant), c.rlang)
   redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'queued', 'queue', q.name, 'step', s,
-    'wait_key', wk)
+    'wait_key', wk, 'queued_ms', int(num(c.queued_ms, num(c.enqueued_ms, now))))
   redis.call('SADD', P .. ':queued', c.id)
   c.state, c.queue, c.wait_key = 'queued', q.name, wk
   -- The queue's maximum wait, from the original enqueue time, whichever way
@@ -295,6 +299,39 @@ local function match_queue(R, c, attrs, skills)
   return nil
 end
 
+-- Queue q takes conversations of c's tenant and channel.
+local function takes(q, c)
+  return (#(q.tenants or {}) == 0 or contains(q.tenants, c.tenant))
+    and (#(q.channels or {}) == 0 or contains(q.channels, c.channel))
+end
+
+-- The queue conversation c routes in now: its own while that still takes it
+-- (unless rematch: a rules reload lets the new rules decide), else the first
+-- queue that matches it, else its own if it still takes its tenant and
+-- channel; nil when no queue can serve it.
+local function queue_for(R, c, rematch)
+  local own = queue_named(R, c.queue)
+  if own ~= nil and not rematch and takes(own, c) then
+    return own
+  end
+  local q = match_queue(R, c, decode(c.attrs, {}), decode(c.skills, {}))
+  if q ~= nil then
+    return q
+  end
+  return own ~= nil and takes(own, c) and own or nil
+end
+
+-- Routes c again in the queue that now takes it (queue_for), or closes it
+-- (reason no-queue) when none does: it would wait forever otherwise.
+local function reroute(P, R, c, now, rematch)
+  local q = queue_for(R, c, rematch)
+  if q == nil then
+    close_waiting(P, R, c, 'no-queue', now)
+    return 'closed'
+  end
+  return route(P, R, c, q, now)
+end
+
 -- Fills the agent's free capacity from the waiting sets it can serve, the
 -- highest priority then the longest waiting first, across all its queues.
 -- Cost: one ZRANGE per (slot, language) the agent is indexed in.
@@ -322,27 +359,44 @@ end
 -- the agent can take now.
 local function pull_preferred(P, R, a, now)
   local pkey = P .. ':pref:' .. a.id
-  for _, conv in ipairs(redis.call('ZRANGE', pkey, 0, 9)) do
-    local c = conv_read(P, conv)
-    local q = c and queue_named(R, c.queue)
-    if c == nil or c.state ~= 'queued' or c.pref_agent ~= a.id then
-      redis.call('ZREM', pkey, conv)
-    elseif q == nil or serves(a, q, num(c.step, 1), c) == nil then
-      -- The agent no longer serves it (tenant, skills or languages changed,
-      -- or its queue is gone): it stops waiting for them.
-      redis.call('ZREM', pkey, conv)
-      redis.call('HDEL', P .. ':conv:' .. conv, 'pref_agent')
-      c.pref_agent = nil
-      route(P, R, c, q or R.queues[#R.queues], now)
-    elseif can_take(R, a, c.channel) then
-      redis.call('ZREM', pkey, conv)
-      assign(P, R, c, a, {queue = c.queue, step = num(c.step, 1), agent = a.id, at_ms = now,
-        language = c.lang, trigger = 'sticky: the agent who last served this customer',
-        candidates = {{agent = a.id}}}, now)
-      return true
+  local from = 0
+  while true do
+    local page = redis.call('ZRANGE', pkey, from, from + 9)
+    for _, conv in ipairs(page) do
+      local c = conv_read(P, conv)
+      local q = c and queue_named(R, c.queue)
+      if c == nil or c.state ~= 'queued' or c.pref_agent ~= a.id then
+        redis.call('ZREM', pkey, conv)
+        from = from - 1
+      elseif q == nil or serves(a, q, num(c.step, 1), c) == nil then
+        -- The agent no longer serves it (tenant, skills, languages or
+        -- channel changed, or its queue is gone): it stops waiting for them.
+        redis.call('ZREM', pkey, conv)
+        redis.call('HDEL', P .. ':conv:' .. conv, 'pref_agent')
+        c.pref_agent = nil
+        reroute(P, R, c, now, false)
+        -- That may have given it to this very agent: read it again.
+        local fresh = agent_read(P, a.id)
+        for k in pairs(a) do
+          a[k] = nil
+        end
+        for k, v in pairs(fresh or {presence = 'offline', id = a.id}) do
+          a[k] = v
+        end
+        return true
+      elseif can_take(R, a, c.channel) then
+        redis.call('ZREM', pkey, conv)
+        assign(P, R, c, a, {queue = c.queue, step = num(c.step, 1), agent = a.id, at_ms = now,
+          language = c.lang, trigger = 'sticky: the agent who last served this customer',
+          candidates = {{agent = a.id}}}, now)
+        return true
+      end
     end
+    if #page < 10 then
+      return false
+    end
+    from = from + 10 -- ten it cannot take now (another channel, full): the next ten
   end
-  return false
 end
 
 local function pull_waiting(P, R, a, now)

@@ -45,17 +45,27 @@ local function rules_load(keys, args)
     elseif c ~= nil and c.state == 'queued' then
       unqueue(P, c)
       -- The new rules decide the queue; the step is kept only in the same
-      -- queue, and the enqueue time always.
-      local q = match_queue(R, c, decode(c.attrs, {}), decode(c.skills, {}))
+      -- queue, and the enqueue time always. Queued only: the agents pull
+      -- below, so that they take the highest priority, then the oldest.
+      local q = queue_for(R, c, true)
       if q == nil then
-        q = queue_named(R, c.queue) or R.queues[#R.queues]
+        close_waiting(P, R, c, 'no-queue', now)
+      else
+        if c.queue ~= q.name or num(c.step, 1) > #q.steps then
+          c.step = 1
+        end
+        enqueue(P, R, c, q, now) -- (arms the queue's maximum wait)
       end
-      if q.name ~= c.queue or num(c.step, 1) > #q.steps then
-        c.step = 1
-      end
-      route(P, R, c, q, now) -- (enqueue arms the queue's maximum wait)
     else
       redis.call('SREM', P .. ':queued', id)
+    end
+  end
+  local ids = redis.call('SMEMBERS', P .. ':agents')
+  table.sort(ids)
+  for _, id in ipairs(ids) do
+    local a = agent_read(P, id)
+    if a ~= nil and a.presence == 'available' then
+      pull_waiting(P, R, a, now)
     end
   end
   return 'loaded'
@@ -202,8 +212,20 @@ local function agent_remove(keys, args)
     return err('BUSY', 'agent has ' .. open .. ' open conversations; close them first')
   end
   a.presence = 'offline'
-  reindex(P, rules(P), a)
+  local R = rules(P)
+  reindex(P, R, a)
   redis.call('DEL', akey, akey .. ':convs', akey .. ':inbox', akey .. ':presence')
+  -- Conversations waiting for this agent (sticky, a transfer) stop waiting.
+  local now = now_ms()
+  for _, conv in ipairs(redis.call('ZRANGE', P .. ':pref:' .. id, 0, -1)) do
+    local c = conv_read(P, conv)
+    if c ~= nil and c.state == 'queued' and c.pref_agent == id then
+      redis.call('HDEL', P .. ':conv:' .. conv, 'pref_agent')
+      c.pref_agent = nil
+      reroute(P, R, c, now, false)
+    end
+  end
+  redis.call('DEL', P .. ':pref:' .. id)
   redis.call('SREM', P .. ':agents', id)
   if a.session ~= nil and a.session ~= '' then
     notify(P, 'r:' .. id .. '|' .. a.session)

@@ -31,6 +31,19 @@ local function expire_closed(P, R, c)
   expire_customer(P, R, c)
 end
 
+-- Closes a conversation that waits (out of any waiting set already) for
+-- `reason`: max-wait, or no-queue when no queue of the rules serves it.
+close_waiting = function(P, R, c, reason, now)
+  redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'closed', 'closed_ms', now,
+    'close_reason', reason)
+  redis.call('SREM', P .. ':queued', c.id)
+  redis.call('XADD', P .. ':conv:' .. c.id .. ':log', '*', 'kind', 'event', 'event', 'closed',
+    'reason', reason, 'ts', now)
+  c.state = 'closed'
+  expire_closed(P, R, c)
+  notify(P, 'c:' .. c.id)
+end
+
 -- Sticky routing: a returning customer goes first to the agent who last
 -- served them, if that agent can take it now; if the agent is logged in but
 -- busy, the conversation waits for them up to the queue's sticky window, then
@@ -249,8 +262,11 @@ local function conv_close(keys, args)
   local q = queue_named(R, c.queue)
   if q ~= nil and num(q.wrapup_s, 0) > 0 then
     local ch = c.channel or 'chat'
-    redis.call('HSET', P .. ':agent:' .. id, 'wrapup_' .. ch, now + q.wrapup_s * 1000)
-    timer_add(P, now + q.wrapup_s * 1000, 'wrapup|' .. id .. '|' .. ch)
+    -- A wrap-up already running that ends later is not cut short.
+    local ends = math.max(now + q.wrapup_s * 1000,
+      num(redis.call('HGET', P .. ':agent:' .. id, 'wrapup_' .. ch), 0))
+    redis.call('HSET', P .. ':agent:' .. id, 'wrapup_' .. ch, int(ends))
+    timer_add(P, ends, 'wrapup|' .. id .. '|' .. ch)
   end
   release(P, R, c, id, now)
   return 'closed'

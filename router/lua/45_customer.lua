@@ -75,7 +75,8 @@ end
 
 -- omr_conv_history P conv agent earlier -> transcript entries of `earlier`
 -- An agent may read an earlier conversation of the customer of a
--- conversation it holds (same tenant, same customer id), nothing else.
+-- conversation it holds (same tenant, same customer id, started before it),
+-- nothing else: not a later one, which another agent may hold now.
 local function conv_history(keys, args)
   local P, conv, agent, earlier = keys[1], args[1], args[2], args[3]
   local c = conv_read(P, conv)
@@ -83,7 +84,8 @@ local function conv_history(keys, args)
   if c == nil or c.agent ~= agent or (c.state ~= 'assigned' and c.state ~= 'closed') then
     return err('NOTASSIGNED', 'conversation is not assigned to this agent')
   end
-  if e == nil or (c.customer or '') == '' or e.customer ~= c.customer or e.tenant ~= c.tenant then
+  if e == nil or (c.customer or '') == '' or e.customer ~= c.customer or e.tenant ~= c.tenant
+    or num(e.created_ms, 0) > num(c.created_ms, 0) then
     return err('NOTASSIGNED', 'not an earlier conversation of this customer')
   end
   return redis.call('XRANGE', P .. ':conv:' .. earlier .. ':log', '-', '+', 'COUNT', COPY_MAX)
@@ -108,6 +110,9 @@ local function conv_transfer(keys, args)
     if q == nil then
       return err('BADARG', 'no such queue')
     end
+    if not takes(q, c) then
+      return err('BADARG', 'that queue does not take this tenant or channel')
+    end
   elseif kind == 'agent' then
     local t = agent_read(P, target)
     if t == nil or target == agent then
@@ -128,7 +133,7 @@ local function conv_transfer(keys, args)
   redis.call('SADD', ckey .. ':declined', agent) -- not routed back to who passed it on
   notify(P, 'c:' .. conv)
   notify(P, 'a:' .. agent)
-  c.state, c.agent = 'queued', ''
+  c.state, c.agent, c.queued_ms = 'queued', '', now
   release(P, R, c, agent, now)
   if kind == 'queue' then
     c.step = 1

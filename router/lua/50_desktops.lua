@@ -113,8 +113,7 @@ local function withdraw(P, R, c, agent, reason, now)
   redis.call('HDEL', ckey, 'offered_ms', 'offer_expires_ms', 'offer_item')
   inbox_add(P, agent, 'kind', 'revoked', 'conv', c.id, 'reason', reason, 'ts', now)
   notify(P, 'a:' .. agent)
-  c.state, c.agent = 'queued', ''
-  local q = queue_named(R, c.queue) or R.queues[#R.queues]
+  c.state, c.agent, c.queued_ms = 'queued', '', now
   local a = agent_read(P, agent)
   if a ~= nil and redis.call('SREM', P .. ':agent:' .. agent .. ':convs', c.id) == 1 then
     local ch = c.channel or 'chat'
@@ -131,7 +130,7 @@ local function withdraw(P, R, c, agent, reason, now)
   if a ~= nil then
     reindex(P, R, a)
   end
-  route(P, R, c, q, now)
+  reroute(P, R, c, now, false)
   if a ~= nil then
     pull_waiting(P, R, a, now)
   end
@@ -150,9 +149,16 @@ local function offer_accept(keys, args)
   if c.state ~= 'offered' then
     return err('NOTASSIGNED', 'the offer is no longer open')
   end
+  local now = now_ms()
+  if now > num(c.offer_expires_ms, now) then
+    -- Expired, its timer not fired yet: taken back as a timeout.
+    redis.call('ZREM', P .. ':timers', 'offer|' .. conv .. '|' .. agent)
+    withdraw(P, rules(P), c, agent, 'timeout', now)
+    return err('NOTASSIGNED', 'the offer is no longer open')
+  end
   local a = agent_read(P, agent)
   redis.call('HSET', P .. ':agent:' .. agent, 'missed_offers', 0)
-  deliver_assignment(P, c, a, now_ms())
+  deliver_assignment(P, c, a, now)
   return 'assigned'
 end
 

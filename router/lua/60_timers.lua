@@ -49,13 +49,7 @@ local function fire_max_wait(P, R, c, queue, now)
     route(P, R, c, q2, now)
     return
   end
-  redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'closed', 'closed_ms', now,
-    'close_reason', 'max-wait')
-  redis.call('SREM', P .. ':queued', c.id)
-  redis.call('XADD', P .. ':conv:' .. c.id .. ':log', '*', 'kind', 'event', 'event', 'closed',
-    'reason', 'max-wait', 'ts', now)
-  expire_closed(P, R, c)
-  notify(P, 'c:' .. c.id)
+  close_waiting(P, R, c, 'max-wait', now)
 end
 
 -- The sticky window passed: the conversation stops waiting for its agent.
@@ -66,7 +60,7 @@ local function fire_sticky(P, R, c, agent, now)
   redis.call('ZREM', P .. ':pref:' .. agent, c.id)
   redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
   c.pref_agent = nil
-  route(P, R, c, queue_named(R, c.queue) or R.queues[#R.queues], now)
+  reroute(P, R, c, now, false)
 end
 
 -- The agent's desktop stopped answering: offline now, its work re-queued
