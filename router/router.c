@@ -42,6 +42,12 @@ static void on_rules_loaded(void *ud, const redisReply *rep)
 		omr_error("router", "routing rules refused by redis error=\"%s\"", rep->str);
 	else if (rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "loaded") == 0)
 		omr_info("router", "routing rules loaded");
+	else if (rep && rep->type == REDIS_REPLY_STRING && strncmp(rep->str, "replaced ", 9) == 0)
+		omr_warn("router",
+		         "routing rules loaded over different ones (version and instance: %s): "
+		         "instances sharing a Redis must share one configuration; if they are "
+		         "being reloaded one by one, reload the others",
+		         rep->str + 9);
 }
 
 /* Stores the configuration's queues in Redis (P:rules), where every routing
@@ -57,9 +63,11 @@ static void push_rules(omr_router_t *r)
 	}
 	char prefix[OMR_ENV_ID_MAX + 8];
 	omr_router_group_prefix(r->cfg->routing_group, prefix, sizeof(prefix));
-	const char *argv[] = {"FCALL", "omr_rules_load", "1", prefix, json};
-	size_t lens[] = {5, 14, 1, strlen(prefix), strlen(json)};
-	omr_store_command(r->store, on_rules_loaded, r, 5, argv, lens);
+	/* The stable name: one instance restarted with a new configuration
+	 * replaces its own rules without a warning. */
+	const char *argv[] = {"FCALL", "omr_rules_load", "1", prefix, json, r->node};
+	size_t lens[] = {5, 14, 1, strlen(prefix), strlen(json), strlen(r->node)};
+	omr_store_command(r->store, on_rules_loaded, r, 6, argv, lens);
 	cJSON_free(json);
 }
 
@@ -119,11 +127,14 @@ void omr_router_vouch(omr_router_t *r, const omr_watch_t *w)
 	snprintf(v->agent, sizeof(v->agent), "%s", w->id);
 	snprintf(v->session, sizeof(v->session), "%s", w->session);
 	omr_router_group_prefix(w->group, prefix, sizeof(prefix));
-	const char *argv[] = {"FCALL", "omr_agent_seen", "1", prefix, w->id, w->session};
-	size_t lens[6];
-	for (int i = 0; i < 6; i++)
+	/* This instance's own timeout: it vouches every third of it. */
+	char timeout[24];
+	snprintf(timeout, sizeof(timeout), "%lld", (long long)r->cfg->routing_heartbeat_timeout_s);
+	const char *argv[] = {"FCALL", "omr_agent_seen", "1", prefix, w->id, w->session, timeout};
+	size_t lens[7];
+	for (int i = 0; i < 7; i++)
 		lens[i] = strlen(argv[i]);
-	if (omr_store_command(r->store, on_vouched, v, 6, argv, lens) != 0)
+	if (omr_store_command(r->store, on_vouched, v, 7, argv, lens) != 0)
 		free(v);
 }
 
@@ -185,6 +196,7 @@ static void make_instance_name(omr_router_t *r)
 	char rnd[9] = "0";
 	omr_random_hex(rnd, sizeof(rnd), 4);
 	if (r->cfg->instance_name[0]) {
+		snprintf(r->node, sizeof(r->node), "%s", r->cfg->instance_name);
 		snprintf(r->instance, sizeof(r->instance), "%s-%s", r->cfg->instance_name, rnd);
 		return;
 	}
@@ -193,6 +205,7 @@ static void make_instance_name(omr_router_t *r)
 	host[sizeof(host) - 1] = '\0';
 	if (!omr_id_is_valid(host, sizeof(host)))
 		snprintf(host, sizeof(host), "host");
+	snprintf(r->node, sizeof(r->node), "%s", host);
 	snprintf(r->instance, sizeof(r->instance), "%s-%d-%s", host, (int)getpid(), rnd);
 }
 

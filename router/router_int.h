@@ -49,6 +49,7 @@ struct omr_router {
 	omr_router_state_fn on_state;
 	void *ud;
 	char instance[96];
+	char node[72]; /* the instance's stable part: daemon.instance_name or the host name */
 	uint64_t next_id;
 	omr_hmap_t *agents;    /* "group/agent" -> omr_watch_t */
 	omr_hmap_t *customers; /* "group/conv" -> omr_watch_t list */

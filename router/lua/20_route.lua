@@ -332,6 +332,21 @@ local function reroute(P, R, c, now, rematch)
   return route(P, R, c, q, now)
 end
 
+-- Conversations waiting for agent `id` in particular (sticky, a transfer)
+-- stop waiting: it went offline or was removed.
+local function end_waits_for(P, R, id, now)
+  local pkey = P .. ':pref:' .. id
+  for _, conv in ipairs(redis.call('ZRANGE', pkey, 0, -1)) do
+    local c = conv_read(P, conv)
+    if c ~= nil and c.state == 'queued' and c.pref_agent == id then
+      redis.call('HDEL', P .. ':conv:' .. conv, 'pref_agent')
+      c.pref_agent = nil
+      reroute(P, R, c, now, false)
+    end
+  end
+  redis.call('DEL', pkey)
+end
+
 -- Fills the agent's free capacity from the waiting sets it can serve, the
 -- highest priority then the longest waiting first, across all its queues.
 -- Cost: one ZRANGE per (slot, language) the agent is indexed in.

@@ -5,11 +5,15 @@
 
 -- ---- functions: rules and agents -------------------------------------------
 
--- omr_rules_load P json -> "loaded" | "unchanged"
+-- omr_rules_load P json [instance] -> "loaded" | "unchanged" |
+--                                     "replaced VERSION INSTANCE"
 -- Stores the queues and channel rules, re-indexes every agent and re-homes
 -- queued conversations (keeping their enqueue time) when they changed.
+-- "replaced": they changed over rules another instance had pushed (its
+-- configuration differs, or it was not reloaded yet): the daemon warns.
 local function rules_load(keys, args)
   local P = keys[1]
+  local by = args[2] or ''
   local new = decode(args[1], nil)
   if new == nil or type(new.queues) ~= 'table' or #new.queues == 0 then
     return err('BADARG', 'rules must be a JSON object with queues')
@@ -19,7 +23,9 @@ local function rules_load(keys, args)
   if old.version == new.version and format == INDEX_FORMAT then
     return 'unchanged'
   end
+  local old_by = redis.call('GET', P .. ':rules_by') or ''
   redis.call('SET', P .. ':rules', args[1])
+  redis.call('SET', P .. ':rules_by', by)
   redis.call('SET', P .. ':index_format', INDEX_FORMAT)
   local R = rules(P)
   local now = now_ms()
@@ -67,6 +73,9 @@ local function rules_load(keys, args)
     if a ~= nil and a.presence == 'available' then
       pull_waiting(P, R, a, now)
     end
+  end
+  if by ~= '' and old_by ~= '' and old_by ~= by and old.version ~= new.version then
+    return 'replaced ' .. tostring(old.version) .. ' ' .. old_by
   end
   return 'loaded'
 end
@@ -215,17 +224,7 @@ local function agent_remove(keys, args)
   local R = rules(P)
   reindex(P, R, a)
   redis.call('DEL', akey, akey .. ':convs', akey .. ':inbox', akey .. ':presence')
-  -- Conversations waiting for this agent (sticky, a transfer) stop waiting.
-  local now = now_ms()
-  for _, conv in ipairs(redis.call('ZRANGE', P .. ':pref:' .. id, 0, -1)) do
-    local c = conv_read(P, conv)
-    if c ~= nil and c.state == 'queued' and c.pref_agent == id then
-      redis.call('HDEL', P .. ':conv:' .. conv, 'pref_agent')
-      c.pref_agent = nil
-      reroute(P, R, c, now, false)
-    end
-  end
-  redis.call('DEL', P .. ':pref:' .. id)
+  end_waits_for(P, R, id, now_ms())
   redis.call('SREM', P .. ':agents', id)
   if a.session ~= nil and a.session ~= '' then
     notify(P, 'r:' .. id .. '|' .. a.session)

@@ -84,8 +84,20 @@ local function conv_history(keys, args)
   if c == nil or c.agent ~= agent or (c.state ~= 'assigned' and c.state ~= 'closed') then
     return err('NOTASSIGNED', 'conversation is not assigned to this agent')
   end
-  if e == nil or (c.customer or '') == '' or e.customer ~= c.customer or e.tenant ~= c.tenant
-    or num(e.created_ms, 0) > num(c.created_ms, 0) then
+  if e == nil or (c.customer or '') == '' or e.customer ~= c.customer or e.tenant ~= c.tenant then
+    return err('NOTASSIGNED', 'not an earlier conversation of this customer')
+  end
+  -- Earlier: after c in the customer's list, which is newest first.
+  local pc, pe = nil, nil
+  for i, id in ipairs(redis.call('LRANGE', customer_convs_key(P, c.tenant, c.customer), 0,
+    HISTORY_CONVS)) do
+    if id == conv then
+      pc = i
+    elseif id == earlier and pc ~= nil then
+      pe = i
+    end
+  end
+  if pe == nil then
     return err('NOTASSIGNED', 'not an earlier conversation of this customer')
   end
   return redis.call('XRANGE', P .. ':conv:' .. earlier .. ':log', '-', '+', 'COUNT', COPY_MAX)

@@ -61,6 +61,7 @@ local function agent_gone(keys, args)
   redis.call('HSET', P .. ':agent:' .. id, 'session', '', 'lost_session', args[2])
   set_presence(P, a, 'offline', 'disconnected', now)
   reindex(P, R, a)
+  end_waits_for(P, R, id, now) -- an offline agent is not waited for
   timer_add(P, now + num(R.agent_grace_s, 60) * 1000, 'requeue|' .. id .. '|' .. args[2])
   return 'offline'
 end
@@ -108,7 +109,10 @@ end
 -- original enqueue time and ladder step.
 local function withdraw(P, R, c, agent, reason, now)
   local ckey = P .. ':conv:' .. c.id
-  redis.call('SADD', ckey .. ':declined', agent)
+  if reason ~= 'agent-lost' then
+    -- (a lost agent did not decline: back later, it may take it again)
+    redis.call('SADD', ckey .. ':declined', agent)
+  end
   redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'last_decline', agent .. ':' .. reason)
   redis.call('HDEL', ckey, 'offered_ms', 'offer_expires_ms', 'offer_item')
   inbox_add(P, agent, 'kind', 'revoked', 'conv', c.id, 'reason', reason, 'ts', now)
@@ -178,7 +182,9 @@ local function offer_reject(keys, args)
   return 'rejected'
 end
 
--- omr_agent_seen P agent session -> "ok" | "replaced"
+-- omr_agent_seen P agent session [timeout_s] -> "ok" | "replaced"
+-- (timeout_s: the vouching instance's routing.heartbeat_timeout_s; it
+-- vouches every third of it)
 -- The desktop of this session is alive: push its loss timer forward. A
 -- desktop taken for lost (its instance could not vouch for it in time, as
 -- when Redis was away longer than the timeout) and still connected is back:
@@ -203,7 +209,7 @@ local function agent_seen(keys, args)
     pull_waiting(P, R, a, now)
   end
   redis.call('HSET', P .. ':agent:' .. id, 'last_seen_ms', now)
-  timer_add(P, now + num(rules(P).heartbeat_timeout_s, 30) * 1000,
+  timer_add(P, now + num(args[3], num(rules(P).heartbeat_timeout_s, 30)) * 1000,
     'lost|' .. id .. '|' .. session)
   return 'ok'
 end

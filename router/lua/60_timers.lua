@@ -74,6 +74,7 @@ local function fire_lost(P, R, a, session, now)
     'lost_presence', a.presence or 'away', 'lost_reason', a.reason or '')
   set_presence(P, a, 'offline', 'lost', now)
   reindex(P, R, a)
+  end_waits_for(P, R, a.id, now) -- an offline agent is not waited for
   timer_add(P, now + num(R.agent_grace_s, 60) * 1000, 'requeue|' .. a.id .. '|' .. session)
 end
 
