@@ -15,9 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <yaml.h>
 
 #include "config_int.h"
+#include "omnirouter/channel.h"  /* omr_language_primary */
 #include "omnirouter/envelope.h" /* omr_utf8_is_valid, omr_channel_from_name */
 #include "omnirouter/error.h"
 #include "omnirouter/util.h"
@@ -368,12 +371,42 @@ static int check_identity_secret(const char *s, size_t len, char *why, size_t wh
 	return -EINVAL;
 }
 
+/* A language tag the router can reduce to its primary subtag ("es-MX" -> "es"). */
+static int check_language(const char *s, size_t len, char *why, size_t whylen)
+{
+	char buf[OMR_CFG_SUGGEST_MAX + 8], primary[16];
+	if (omr_language_primary(s, primary, sizeof(primary)) == 0)
+		return 0;
+	snprintf(why, whylen, "'%s' is not a language tag (such as en, es-MX, pt-BR)",
+	         omr_cfg_echo(buf, sizeof(buf), s, len));
+	return -EINVAL;
+}
+
+/* A numeric IPv4 or IPv6 address: libwebsockets takes anything else for an interface name
+ * and, when there is none, listens nowhere while the daemon reports ready. */
+static int check_listen(const char *s, size_t len, char *why, size_t whylen)
+{
+	char buf[OMR_CFG_SUGGEST_MAX + 8];
+	struct in6_addr a6;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1)
+		return 0;
+	snprintf(why, whylen,
+	         "'%s' is not an IP address (such as 127.0.0.1, 0.0.0.0 or ::1; host names are "
+	         "not resolved)",
+	         omr_cfg_echo(buf, sizeof(buf), s, len));
+	return -EINVAL;
+}
+
 /* String options with a syntax of their own, checked once the generic rules pass. */
 static const struct {
 	size_t offset;
 	int (*check)(const char *s, size_t len, char *why, size_t whylen);
 } str_checks[] = {
         {offsetof(omr_config_t, routing_group), check_id},
+        {offsetof(omr_config_t, routing_tenant), check_id},
+        {offsetof(omr_config_t, routing_default_language), check_language},
+        {offsetof(omr_config_t, ws_listen), check_listen},
         {offsetof(omr_config_t, routing_blocking_channels), check_blocking},
         {offsetof(omr_config_t, chat_identity_secret), check_identity_secret},
 };

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config_int.h"
@@ -100,6 +101,38 @@ size_t omr_config_diff_static(const omr_config_t *a, const omr_config_t *b, char
 		put_str(&k, omr_cfg_opts[i].name);
 	}
 	return n;
+}
+
+int omr_config_keep_static(omr_config_t *next, const omr_config_t *running)
+{
+	for (size_t i = 0; i < OMR_CFG_NOPTS; i++) {
+		const omr_cfg_opt_t *o = &omr_cfg_opts[i];
+		if (o->reloadable || opt_equal(next, running, o))
+			continue;
+		void *pn = (char *)next + o->offset;
+		const void *pr = omr_cfg_opt_cptr(running, o);
+		switch (o->type) {
+		case OMR_CFG_INT:
+			*(int64_t *)pn = *(const int64_t *)pr;
+			break;
+		case OMR_CFG_BOOL:
+			*(bool *)pn = *(const bool *)pr;
+			break;
+		case OMR_CFG_LEVEL:
+			*(omr_log_level_t *)pn = *(const omr_log_level_t *)pr;
+			break;
+		case OMR_CFG_STR: {
+			const char *s = *(char *const *)pr;
+			char *copy = s ? strdup(s) : NULL;
+			if (s && !copy)
+				return -ENOMEM;
+			free(*(char **)pn);
+			*(char **)pn = copy;
+			break;
+		}
+		}
+	}
+	return 0;
 }
 
 /* ---- dump ---- */

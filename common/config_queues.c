@@ -333,6 +333,15 @@ static int get_skills(qloader_t *ql, const char *where, omr_queue_t *q)
 	if ((rc = want_map(ql, where, "skill to level")) < 0)
 		return rc;
 	while ((rc = map_next_key(ql, where, "a skill id", q->n_skills, item)) > 0) {
+		/* An agent's skill ids (omnirouterctl) cannot hold ':' (the level separator)
+		 * or '@': a queue requiring one would wait for nobody. */
+		if (strpbrk(text(ql), ":@")) {
+			char buf[ECHO_MAX];
+			return omr_cfg_fail_at(
+			        ql->c, here(ql),
+			        "%s: '%s' is not a skill id (1..64 of A-Z a-z 0-9 . _ -)", where,
+			        echo_text(ql, buf, sizeof(buf)));
+		}
 		for (size_t i = 0; i < q->n_skills; i++) {
 			if (strcmp(q->skills[i].skill, text(ql)) == 0)
 				return fail_twice(ql, where);

@@ -28,7 +28,10 @@ typedef struct daemon {
 	uv_loop_t loop;
 	void *zctx;
 	omr_config_t *cfg;
-	omr_config_t *old_cfgs[MAX_CONFIGS]; /* kept alive: threads may hold them */
+	/* Replaced configurations, kept alive a while: the websocket thread applies a
+	 * reload later and holds pointers into the one before until then. The oldest
+	 * (MAX_CONFIGS reloads ago) is freed to make room. */
+	omr_config_t *old_cfgs[MAX_CONFIGS];
 	size_t n_old;
 	omr_router_t *router;
 	omr_adapter_t *ws;
@@ -115,15 +118,24 @@ static void on_hup(uv_signal_t *s, int signum)
 	omr_config_t *next = NULL;
 	sd_notify(0, "RELOADING=1");
 	int rc = omr_config_load(d->cfg->path, &next, err, sizeof(err));
+	char fixed[512];
+	if (rc == 0 && omr_config_diff_static(d->cfg, next, fixed, sizeof(fixed)) > 0)
+		omr_warn("daemon",
+		         "reload: restart needed for options=%s (running on the old values)",
+		         fixed);
 	if (rc != 0) {
 		omr_error("daemon", "reload failed, keeping the running configuration: %s", err);
-	} else if (d->n_old == MAX_CONFIGS) {
-		omr_error("daemon", "reload refused: too many reloads, restart the service");
+	} else if (omr_config_keep_static(next, d->cfg) != 0) {
+		omr_error("daemon",
+		          "reload failed, keeping the running configuration: out of memory");
 		omr_config_destroy(&next);
 	} else {
-		char fixed[512];
-		if (omr_config_diff_static(d->cfg, next, fixed, sizeof(fixed)) > 0)
-			omr_warn("daemon", "reload: restart needed for options=%s", fixed);
+		if (d->n_old == MAX_CONFIGS) {
+			omr_config_destroy(&d->old_cfgs[0]);
+			memmove(d->old_cfgs, d->old_cfgs + 1,
+			        (MAX_CONFIGS - 1) * sizeof(d->old_cfgs[0]));
+			d->n_old--;
+		}
 		d->old_cfgs[d->n_old++] = d->cfg;
 		d->cfg = next;
 		omr_log_set_level(next->log_level);

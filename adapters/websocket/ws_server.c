@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "omnirouter/error.h"
 #include "omnirouter/log.h"
@@ -930,6 +931,17 @@ static int create_context(omr_ws_server_t *srv, const omr_ws_server_opts_t *opts
 	}
 	info.retry_and_idle_policy = &srv->retry;
 	if (opts->tls_cert && opts->tls_cert[0]) {
+		/* lws only says it cannot create the vhost: name the file. */
+		const char *files[] = {opts->tls_cert, opts->tls_key};
+		for (int i = 0; i < 2; i++) {
+			if (files[i] && access(files[i], R_OK) != 0) {
+				int e = errno;
+				omr_error("ws", "cannot read %s file=%s error=\"%s\"",
+				          i ? "websocket.tls_key" : "websocket.tls_cert", files[i],
+				          strerror(e));
+				return -e;
+			}
+		}
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = opts->tls_cert;
 		info.ssl_private_key_filepath = opts->tls_key;

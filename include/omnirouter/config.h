@@ -123,6 +123,10 @@ const omr_queue_t *omr_config_find_queue(const omr_config_t *cfg, const char *na
 size_t omr_config_diff_static(const omr_config_t *a, const omr_config_t *b, char *out,
                               size_t outsize);
 
+/* A reload applies only what is reloadable: copies every option that is not
+ * from `running` into `next` (a restart applies the rest). 0 or -ENOMEM. */
+int omr_config_keep_static(omr_config_t *next, const omr_config_t *running);
+
 /* Writes every option as "path = value" lines (secrets masked), then one
  * "queues[i] = name=... " line per queue, to out; used by --check-config -v
  * and tests. Returns 0 or -ENOSPC. */

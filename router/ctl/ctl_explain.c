@@ -96,7 +96,7 @@ int omr_ctl_explain(omr_ctl_t *ctl, int argc, char **argv)
 		return omr_ctl_usage_error("usage: explain CONVERSATION [--json]");
 	if (ctl->id || ctl->name || ctl->languages || ctl->skills || ctl->capacity ||
 	    ctl->tenants || ctl->token || ctl->reason || ctl->skills_set || ctl->skills_add ||
-	    ctl->skills_remove || ctl->dry_run)
+	    ctl->skills_remove || ctl->dry_run || ctl->supervises)
 		return omr_ctl_usage_error("explain takes only a conversation id and --json");
 	const char *conv = argv[1];
 	if (!omr_id_is_valid(conv, OMR_ENV_ID_MAX))

@@ -293,8 +293,9 @@ bool omr_ctl_list_has(const cJSON *list, const char *s)
 
 /* "a,b" -> ["a","b"]: ids of at most max bytes, no duplicates; at least one
  * unless may_be_empty ("" -> []). what names an item in errors. */
-static int parse_ids(const char *s, char sep, size_t max, bool may_be_empty, const char *what,
-                     cJSON **out, char *why, size_t whylen)
+/* Ids of 1-max bytes; at most max_count of them (0: no limit). */
+static int parse_ids(const char *s, char sep, size_t max, size_t max_count, bool may_be_empty,
+                     const char *what, cJSON **out, char *why, size_t whylen)
 {
 	cJSON *a = cJSON_CreateArray();
 	char item[ITEM_MAX];
@@ -318,6 +319,10 @@ static int parse_ids(const char *s, char sep, size_t max, bool may_be_empty, con
 			rc = fail(why, whylen, "%s '%s' is given twice", what, item);
 			goto bad;
 		}
+		if (max_count && (size_t)cJSON_GetArraySize(a) >= max_count) {
+			rc = fail(why, whylen, "at most %zu %ss", max_count, what);
+			goto bad;
+		}
 		if (!cJSON_AddItemToArray(a, cJSON_CreateString(item))) {
 			rc = -ENOMEM;
 			goto bad;
@@ -332,12 +337,13 @@ bad:
 
 int omr_ctl_parse_tenants(const char *s, char sep, cJSON **out, char *why, size_t whylen)
 {
-	return parse_ids(s, sep, OMR_CTL_TENANT_MAX, false, "tenant", out, why, whylen);
+	return parse_ids(s, sep, OMR_CTL_TENANT_MAX, 0, false, "tenant", out, why, whylen);
 }
 
 int omr_ctl_parse_supervises(const char *s, char sep, cJSON **out, char *why, size_t whylen)
 {
-	return parse_ids(s, sep, OMR_ENV_ID_MAX, true, "agent", out, why, whylen);
+	return parse_ids(s, sep, OMR_ENV_ID_MAX, OMR_CTL_SUPERVISES_MAX, true, "agent", out, why,
+	                 whylen);
 }
 
 static bool has_control(const char *s)

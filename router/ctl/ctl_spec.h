@@ -49,7 +49,9 @@ int omr_ctl_parse_capacity(const char *s, char sep, cJSON **out, char *why, size
 int omr_ctl_parse_tenants(const char *s, char sep, cJSON **out, char *why, size_t whylen);
 
 /* "ana,bob" -> ["ana","bob"]: the agents an agent supervises, ids of 1-128
- * of [A-Za-z0-9._:@-], no duplicates; "" -> [] (supervises nobody). */
+ * of [A-Za-z0-9._:@-], no duplicates, at most OMR_CTL_SUPERVISES_MAX (what
+ * omr_agent_upsert takes); "" -> [] (supervises nobody). */
+#define OMR_CTL_SUPERVISES_MAX 500
 int omr_ctl_parse_supervises(const char *s, char sep, cJSON **out, char *why, size_t whylen);
 
 /* list (a cJSON array; NULL is empty) holds the string s. */

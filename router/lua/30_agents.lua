@@ -265,10 +265,15 @@ local function change_state(P, a, state, reason)
 end
 
 -- omr_agent_state P id state reason -> state (administrator)
+-- Not available without a desktop: work given to it would reach nobody,
+-- and no heartbeat would ever take it back.
 local function agent_state(keys, args)
   local a = agent_read(keys[1], args[1])
   if a == nil then
     return err('NOAGENT', 'no such agent')
+  end
+  if args[2] == 'available' and (a.session or '') == '' then
+    return err('NOSESSION', 'the agent has no desktop logged in: it cannot be made available')
   end
   return change_state(keys[1], a, args[2], args[3] or '')
 end

@@ -156,9 +156,12 @@ def test_skills_state_list(env):
     a = show(d, "a1")
     assert a["presence"] == "break" and a["reason"] == "lunch", a
     assert a["presence_since_ms"] > 0, a
-    j = ctl_json(d, "agent", "state", "a1", "available")
-    assert j == {"id": "a1", "presence": "available", "reason": ""}, j
-    assert show(d, "a1")["presence"] == "available"
+    j = ctl_json(d, "agent", "state", "a1", "away")
+    assert j == {"id": "a1", "presence": "away", "reason": ""}, j
+    assert show(d, "a1")["presence"] == "away"
+    # Available needs a desktop: work given to nobody would wait forever.
+    fails(d, 1, "agent", "state", "a1", "available", mentions=("desktop",))
+    assert show(d, "a1")["presence"] == "away"
     fails(d, 2, "agent", "state", "--id", "a1", "sleeping", mentions=("sleeping",))
     fails(d, 2, "agent", "state", "--id", "a1", "break", "--reason", "x" * 65,
           mentions=("--reason",))
@@ -170,7 +173,7 @@ def test_skills_state_list(env):
     assert out[0].split() == ["ID", "NAME", "TENANTS", "LANGUAGES", "SKILLS", "LOAD/CAP",
                               "SUPERVISES", "PRESENCE"], out[0]
     assert len(out) == 3 and out[1].startswith("a1 ") and out[2].startswith("b1 "), out
-    for want in ("Al Ñ", "acme", "es:8", "billing:7", "chat:0/2,email:0/1", "available"):
+    for want in ("Al Ñ", "acme", "es:8", "billing:7", "chat:0/2,email:0/1", "away"):
         assert want in out[1], f"list row of a1 lacks {want!r}: {out[1]!r}"
     for want in ("default", "en:10", "chat:0/2", "busy"):
         assert want in out[2], f"list row of b1 lacks {want!r}: {out[2]!r}"

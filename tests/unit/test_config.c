@@ -38,7 +38,8 @@ static const struct topt topts[] = {
 
 /* String options with a syntax of their own (config.c str_checks): a run of 'a's is not
  * valid, so the length tests expect the syntax error where they expect success. */
-static const char *const syntax_checked[] = {"routing.blocking_channels"};
+static const char *const syntax_checked[] = {"routing.blocking_channels",
+                                             "routing.default_language", "websocket.listen"};
 
 static bool has_syntax(const char *name)
 {
