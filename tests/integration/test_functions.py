@@ -4,138 +4,19 @@ proficiency and fallback, tenants, per-channel capacity and blocking,
 strategies, priority then FIFO ordering, escalation and maximum wait through
 the Redis timers, explanations, idempotency, session guards. Fast and precise;
 the daemon tests exercise the same functions end to end."""
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import glob
 import json
+import os
+import sys
+import time
 import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lua_harness import DEFAULT_QUEUE, Err, LuaTestCase, P, T  # noqa: E402
 from omr_harness import RedisError, Resp  # noqa: E402
 
-SRC = os.environ.get("OMR_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
-P = "omr:{g1}"
-T = "t1"
-DEFAULT_QUEUE = {"name": "default", "steps": [{"after_s": 0}]}
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Err(str):
-    """A Redis error reply, as a value the tests can compare."""
-
-
-def as_value(reply):
-    return Err(str(reply)) if isinstance(reply, RedisError) else reply
-
-
-class FunctionsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="omr-fn-")
-        cls.port = free_port()
-        cls.proc = subprocess.Popen(
-            ["redis-server", "--port", str(cls.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", cls.dir],
-            stdout=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while True:
-            try:
-                client = Resp(cls.port)
-                cls.r = staticmethod(lambda *args, c=client: as_value(c.pipeline([args])[0]))
-                if cls.r("PING") == "PONG":
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        lib = "".join(open(path).read() for path in
-                      sorted(glob.glob(os.path.join(SRC, "router", "lua", "*.lua"))))
-        res = cls.r("FUNCTION", "LOAD", "REPLACE", lib)
-        assert res == "omnirouter", res
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proc.terminate()
-        cls.proc.wait()
-        shutil.rmtree(cls.dir, ignore_errors=True)
-
-    def setUp(self):
-        self.r("FLUSHALL")
-
-    def fcall(self, fn, *args):
-        return self.r("FCALL", fn, 1, P, *args)
-
-    def rules(self, *queues, blocking=None, **extra):
-        doc = {"version": str(time.monotonic_ns()), "queues": list(queues),
-               "blocking": blocking if blocking is not None else {"voice": ["chat", "email"]}}
-        doc.update(extra)
-        self.assertIn(self.fcall("omr_rules_load", json.dumps(doc)), ("loaded", "unchanged"))
-
-    def agent(self, aid, langs, cap, available=True, skills=None, tenants=None):
-        """langs: "en,es" (proficiency 10) or a dict; cap: chat capacity or a dict."""
-        if isinstance(langs, str):
-            langs = {l: 10 for l in langs.split(",")}
-        spec = {"name": aid.upper(), "tenants": tenants or [T], "languages": langs,
-                "capacity": cap if isinstance(cap, dict) else {"chat": cap},
-                "skills": skills or {}, "token_sha": "sha-" + aid}
-        self.assertIn(self.fcall("omr_agent_upsert", aid, json.dumps(spec)),
-                      ("created", "updated"))
-        self.fcall("omr_agent_login", aid, "sha-" + aid, "s-" + aid)
-        if available:
-            self.assertEqual(self.fcall("omr_agent_presence", aid, "s-" + aid, "available"),
-                             "available")
-
-    def start(self, conv, lang="en", channel="chat", tenant=T, attrs=None, skills=None,
-              customer=""):
-        return self.fcall("omr_conv_start", conv, "tok", lang, lang.split("-")[0].lower(), "cust",
-                          channel, tenant, customer, json.dumps(attrs or {}),
-                          json.dumps(skills or []))
-
-    def inbox_fields(self, aid):
-        return [(f["kind"], f) for f in
-                (dict(zip(e[1][::2], e[1][1::2]))
-                 for e in self.r("XRANGE", f"{P}:agent:{aid}:inbox", "-", "+"))]
-
-    def inbox_kinds(self, aid):
-        return [(f["kind"], f.get("conv")) for f in
-                (dict(zip(e[1][::2], e[1][1::2]))
-                 for e in self.r("XRANGE", f"{P}:agent:{aid}:inbox", "-", "+"))]
-
-    def conv(self, conv):
-        flat = self.r("HGETALL", f"{P}:conv:{conv}")
-        return dict(zip(flat[::2], flat[1::2]))
-
-    def waiting(self, lang="en", queue="default", step=1, channel="chat", tenant=T):
-        return self.r("ZRANGE", f"{P}:wait:{queue}|{step}|{channel}|{tenant}|{lang}", 0, -1)
-
-    def load(self, aid, channel="chat"):
-        return int(self.r("HGET", f"{P}:agent:{aid}", f"load_{channel}") or 0)
-
-    def desktop_reads(self, aid):
-        """What a connected desktop does: read its new inbox items, ack each."""
-        key = f"{P}:agent:{aid}:inbox"
-        got = self.r("XREADGROUP", "GROUP", "desktop", aid, "COUNT", 1000, "STREAMS", key, ">")
-        for _, entries in got or []:
-            for entry_id, _ in entries:
-                self.r("XACK", key, "desktop", entry_id)
-
-    def tick_after(self, seconds):
-        time.sleep(seconds)
-        return self.fcall("omr_tick")
-
+class FunctionsTest(LuaTestCase):
     # ---- language, capacity, ordering (the default queue) -----------------
 
     def test_language_routes_only_to_speakers(self):
