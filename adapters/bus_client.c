@@ -432,6 +432,13 @@ void omr_bus_client_set_timing(omr_bus_client_t *bc, uint64_t ack_timeout_ms, un
 		return;
 	bc->opts.ack_timeout_ms = ack_timeout_ms;
 	bc->opts.max_attempts = max_attempts;
+	/* A shorter timeout applies to what is in flight too. Capping every
+	 * deadline keeps the list in deadline order, which on_timer relies on. */
+	uint64_t cap = uv_now(bc->loop) + ack_timeout_ms;
+	for (bus_req_t *r = bc->head; r; r = r->next)
+		if (r->deadline > cap)
+			r->deadline = cap;
+	arm_timer(bc);
 }
 
 const char *omr_bus_client_routing_id(const omr_bus_client_t *bc)

@@ -294,12 +294,13 @@ static int handle_agent_gone(omr_request_t *q)
 	}
 	snprintf(q->session, sizeof(q->session), "%s", w->session);
 	const char *args[] = {w->id, q->session};
+	omr_info("router", "agent disconnected agent=%s conn=%llu", w->id,
+	         (unsigned long long)w->conn);
 	int rc = omr_request_fcall(q, omr_request_on_simple, "omr_agent_gone", 2, args, NULL);
-	if (rc == 0) {
-		omr_info("router", "agent disconnected agent=%s conn=%llu", w->id,
-		         (unsigned long long)w->conn);
-		omr_delivery_remove_agent(q->r, w);
-	}
+	/* Forgotten even if Redis cannot be told now: this instance stops
+	 * vouching for the desktop (the adapter's resend tells Redis, through
+	 * the session of the connection, or the heartbeat timeout does). */
+	omr_delivery_remove_agent(q->r, w);
 	return rc;
 }
 

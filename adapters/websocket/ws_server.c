@@ -76,6 +76,7 @@ struct omr_ws_server {
 typedef struct ws_pending {
 	uint64_t conn; /* 0: connection-less (customer.gone, agent.gone) */
 	omr_ws_request_t rq;
+	struct ws_gone *gone; /* that report, sent again if the bus gave up on it */
 } ws_pending_t;
 
 /* A closed connection not yet reported to the router: the bus was full.
@@ -276,19 +277,21 @@ static int conn_open(omr_ws_server_t *srv, struct lws *wsi, ws_conn_t **pss)
 }
 
 /* Sends a connection-less request (customer.gone / agent.gone) so the
- * router stops delivering to connection `conn`. */
-static int try_send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const char *tenant,
-                         const char *id)
+ * router stops delivering to connection g->conn. On success the request
+ * owns g (finish_request frees it, or queues it again). */
+static int try_send_gone(omr_ws_server_t *srv, ws_gone_t *g)
 {
-	omr_envelope_t *env = omr_envelope_new(agent ? OMR_ENV_AGENT_GONE : OMR_ENV_CUSTOMER_GONE);
+	omr_envelope_t *env =
+	        omr_envelope_new(g->agent ? OMR_ENV_AGENT_GONE : OMR_ENV_CUSTOMER_GONE);
 	ws_pending_t *p = calloc(1, sizeof(*p));
 	int rc = -ENOMEM;
 	if (env && p) {
-		env->conn = conn;
+		p->gone = g;
+		env->conn = g->conn;
 		env->channel = OMR_CHANNEL_CHAT;
-		rc = omr_envelope_set(&env->tenant, tenant);
+		rc = omr_envelope_set(&env->tenant, g->tenant);
 		if (!rc)
-			rc = omr_envelope_set(agent ? &env->agent : &env->conv, id);
+			rc = omr_envelope_set(g->agent ? &env->agent : &env->conv, g->id);
 		if (!rc)
 			rc = omr_bus_client_send(srv->bus, env, p, NULL);
 	}
@@ -298,31 +301,39 @@ static int try_send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const 
 	return rc;
 }
 
+static void queue_gone(omr_ws_server_t *srv, ws_gone_t *g)
+{
+	g->next = NULL;
+	*srv->gone_tail = g;
+	srv->gone_tail = &g->next;
+}
+
 /* Tells the router a connection closed (it stops delivering there; an
- * agent goes offline). Never dropped for a full bus: the report waits for
- * room, ahead of held requests. */
+ * agent goes offline). Never dropped for a full bus or a router that did not
+ * answer in time: the report waits, ahead of held requests, and goes again. */
 static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const char *tenant,
                       const char *id)
 {
-	int rc = srv->gone ? -EAGAIN : try_send_gone(srv, agent, conn, tenant, id);
-	if (rc == -EAGAIN) {
-		ws_gone_t *g = calloc(1, sizeof(*g));
-		if (g) {
-			g->agent = agent;
-			g->conn = conn;
-			snprintf(g->tenant, sizeof(g->tenant), "%s", tenant ? tenant : "");
-			snprintf(g->id, sizeof(g->id), "%s", id ? id : "");
-			*srv->gone_tail = g;
-			srv->gone_tail = &g->next;
-			omr_debug("ws", "bus full: closed connection report waits conn=%llu",
-			          (unsigned long long)conn);
-			return;
-		}
-		rc = -ENOMEM;
+	ws_gone_t *g = calloc(1, sizeof(*g));
+	if (!g) {
+		omr_warn("ws", "could not report closed connection conn=%llu err=%s",
+		         (unsigned long long)conn, omr_strerror(-ENOMEM));
+		return;
 	}
-	if (rc)
+	g->agent = agent;
+	g->conn = conn;
+	snprintf(g->tenant, sizeof(g->tenant), "%s", tenant ? tenant : "");
+	snprintf(g->id, sizeof(g->id), "%s", id ? id : "");
+	int rc = srv->gone ? -EAGAIN : try_send_gone(srv, g);
+	if (rc == -EAGAIN) {
+		queue_gone(srv, g);
+		omr_debug("ws", "bus full: closed connection report waits conn=%llu",
+		          (unsigned long long)conn);
+	} else if (rc) {
 		omr_warn("ws", "could not report closed connection conn=%llu err=%s",
 		         (unsigned long long)conn, omr_strerror(rc));
+		free(g);
+	}
 }
 
 /* Sends the waiting closed-connection reports while the bus has room. */
@@ -330,16 +341,22 @@ static void send_waiting_gone(omr_ws_server_t *srv)
 {
 	while (srv->gone && srv->bus && !omr_bus_client_is_full(srv->bus)) {
 		ws_gone_t *g = srv->gone;
-		int rc = try_send_gone(srv, g->agent, g->conn, g->tenant, g->id);
-		if (rc == -EAGAIN)
-			return;
-		if (rc)
-			omr_warn("ws", "could not report closed connection conn=%llu err=%s",
-			         (unsigned long long)g->conn, omr_strerror(rc));
 		srv->gone = g->next;
 		if (!srv->gone)
 			srv->gone_tail = &srv->gone;
-		free(g);
+		int rc = try_send_gone(srv, g);
+		if (rc == -EAGAIN) { /* back at the head */
+			g->next = srv->gone;
+			srv->gone = g;
+			if (!g->next)
+				srv->gone_tail = &g->next;
+			return;
+		}
+		if (rc) {
+			omr_warn("ws", "could not report closed connection conn=%llu err=%s",
+			         (unsigned long long)g->conn, omr_strerror(rc));
+			free(g);
+		}
 	}
 }
 
@@ -385,7 +402,7 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 static void submit(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
 {
 	const char *why = NULL;
-	ws_pending_t *p = malloc(sizeof(*p));
+	ws_pending_t *p = calloc(1, sizeof(*p));
 	if (!srv->bus || omr_bus_client_is_full(srv->bus) || !p) {
 		free(p);
 		refuse_with(c, "unavailable", "too many requests in flight; resend later", 0,
@@ -636,19 +653,37 @@ static void finish_request(omr_ws_server_t *srv, void *ctx, int status, const om
 {
 	ws_pending_t *p = ctx;
 	ws_conn_t *c = p->conn ? omr_u64map_get(srv->conns, p->conn) : NULL;
-	if (!c || c->closing) {
-		if (status && !p->conn)
-			omr_info("ws", "router refused a connection report err=%s",
-			         omr_strerror(status));
-		/* The client left while its hello/resume/login was in flight and
-		 * the router accepted it: the router now watches this connection,
-		 * so tell it the connection is gone. */
-		if (omr_ws_kind_is_auth(p->rq.kind) && status == 0 && p->conn && srv->bus &&
-		    !srv->shut) {
-			bool agent = p->rq.kind == OMR_WS_LOGIN;
-			send_gone(srv, agent, p->conn, p->rq.tenant,
-			          agent ? p->rq.agent : p->rq.conv);
+	bool live = srv->bus && !srv->shut;
+	if (p->gone) {
+		/* A closed-connection report. The router did not answer in time
+		 * (Redis away): it goes again, or the router would keep vouching
+		 * for a desktop that is gone. */
+		if ((status == -ETIMEDOUT || status == -ECANCELED) && live) {
+			omr_info("ws",
+			         "closed connection report not answered, sending it again "
+			         "conn=%llu",
+			         (unsigned long long)p->gone->conn);
+			queue_gone(srv, p->gone);
+		} else {
+			if (status)
+				omr_info("ws", "router refused a connection report err=%s",
+				         omr_strerror(status));
+			free(p->gone);
 		}
+		free(p);
+		return;
+	}
+	/* A hello/resume/login the router accepted, or may have (no answer in
+	 * time: it may still run), for a client that left or was told to
+	 * resend: the router may now watch this connection, so tell it that
+	 * connection's session is gone (Redis ignores a session not current). */
+	bool maybe_watched = omr_ws_kind_is_auth(p->rq.kind) && p->conn &&
+	                     (status == -ETIMEDOUT || (status == 0 && (!c || c->closing)));
+	if (maybe_watched && live) {
+		bool agent = p->rq.kind == OMR_WS_LOGIN;
+		send_gone(srv, agent, p->conn, p->rq.tenant, agent ? p->rq.agent : p->rq.conv);
+	}
+	if (!c || c->closing) {
 		free(p);
 		return;
 	}

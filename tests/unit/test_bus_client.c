@@ -182,6 +182,40 @@ static omr_envelope_t *message_env(void)
 	return env;
 }
 
+/* After a reload shortens bus.ack_timeout_ms, a request sent after the reload
+ * must be resent after the new timeout, not after the old one of a request
+ * queued before it. */
+static void test_shorter_timeout_after_reload(void **state)
+{
+	fixture_t *f = *state;
+	int ctx1, ctx2;
+	omr_bus_client_set_timing(f->bc, 3000, 3);
+	omr_envelope_t *a = message_env(), *b = message_env();
+	assert_int_equal(omr_bus_client_send(f->bc, a, &ctx1, NULL), 0);
+	omr_envelope_t *got = router_recv(f, 1000);
+	assert_non_null(got);
+	omr_envelope_destroy(&got);
+	omr_bus_client_set_timing(f->bc, 50, 3); /* reload */
+	uint64_t t0 = omr_mono_ms();
+	assert_int_equal(omr_bus_client_send(f->bc, b, &ctx2, NULL), 0);
+	got = router_recv(f, 1000); /* first copy of b */
+	assert_non_null(got);
+	assert_int_equal(got->id, b->id);
+	omr_envelope_destroy(&got);
+	/* Its resend, due 50 ms after it was sent (the one before the reload is
+	 * resent on the shorter timeout too): within 1.5 s, the old timeout was 3 s. */
+	bool resent = false;
+	while (!resent && (got = router_recv(f, 1500)) != NULL) {
+		resent = got->id == b->id;
+		omr_envelope_destroy(&got);
+	}
+	fprintf(stderr, "resend of the request sent after the reload: %s after %llu ms\n",
+	        resent ? "arrived" : "NOT arrived", (unsigned long long)(omr_mono_ms() - t0));
+	assert_true(resent);
+	omr_envelope_destroy(&a);
+	omr_envelope_destroy(&b);
+}
+
 static void test_request_acked(void **state)
 {
 	fixture_t *f = *state;
@@ -343,6 +377,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_delivery, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_pending_cap_and_cancel, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_encode_refusal, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_shorter_timeout_after_reload, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
