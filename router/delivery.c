@@ -493,7 +493,9 @@ static void on_position(void *ud, const redisReply *rep)
 	omr_router_t *r = w->router;
 	if (rep && !w->removed && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
 	    rep->element[0]->type == REDIS_REPLY_STRING) {
-		if (strcmp(rep->element[0]->str, "queued") != 0) {
+		if (strcmp(rep->element[0]->str, "offered") == 0) {
+			/* an agent is deciding: no position now, and maybe again */
+		} else if (strcmp(rep->element[0]->str, "queued") != 0) {
 			w->waiting = false;
 		} else {
 			char pos[24], eta[24];

@@ -30,7 +30,8 @@ static void on_conv_state(void *ud, const redisReply *rep)
 	const omr_envelope_t *e = q->env;
 	const char *cursor = e->type == OMR_ENV_CONV_RESUME && e->seq ? e->seq : "0";
 	/* Ack first: the adapter must send "welcome" before any item. */
-	bool waiting = rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "queued") == 0;
+	bool waiting = rep->type == REDIS_REPLY_STRING &&
+	               (strcmp(rep->str, "queued") == 0 || strcmp(rep->str, "offered") == 0);
 	omr_delivery_add_customer(q->r, q->r->cfg->routing_group, e->conv, cursor, &q->peer,
 	                          e->conn, waiting);
 	omr_request_reply(q, 0, ack);
@@ -81,8 +82,8 @@ static int handle_conv_resume(omr_request_t *q)
 	if (!e->token || (e->seq && !omr_id_is_valid(e->seq, OMR_SEQ_MAX)))
 		return -EINVAL;
 	omr_sha256_hex(e->token, strlen(e->token), sha);
-	const char *args[] = {e->conv, sha};
-	return omr_request_fcall(q, on_conv_state, "omr_conv_resume", 2, args, NULL);
+	const char *args[] = {e->conv, sha, omr_str_or_empty(e->tenant)};
+	return omr_request_fcall(q, on_conv_state, "omr_conv_resume", 3, args, NULL);
 }
 
 void omr_request_on_message(void *ud, const redisReply *rep)

@@ -175,19 +175,6 @@ static int take_id(const cJSON *obj, const char *key, size_t max, bool required,
 	return 0;
 }
 
-static bool name_is_valid(const char *s)
-{
-	size_t len = strlen(s);
-	if (len == 0 || len > OMR_WS_NAME_MAX || !omr_utf8_is_valid(s, len))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
-			return false;
-	}
-	return true;
-}
-
 /* min..max bytes of UTF-8 without control characters (C0, DEL, C1). */
 static bool is_printable(const char *s, size_t min, size_t max)
 {
@@ -203,6 +190,12 @@ static bool is_printable(const char *s, size_t min, size_t max)
 			return false; /* U+0080..U+009F */
 	}
 	return true;
+}
+
+/* A display name: 1-256 bytes of UTF-8 without control characters (C0, DEL, C1). */
+static bool name_is_valid(const char *s)
+{
+	return is_printable(s, 1, OMR_WS_NAME_MAX);
 }
 
 /* A reject reason: 1-64 bytes of UTF-8 without control characters. */

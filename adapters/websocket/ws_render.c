@@ -92,11 +92,13 @@ static char *render_agent_welcome(const omr_ws_session_t *s, const omr_envelope_
 static char *render_customer_welcome(const omr_ws_session_t *s, const omr_ws_request_t *rq,
                                      const omr_envelope_t *ack)
 {
+	/* An offer is not the customer's business yet: still queued for them. */
+	const char *state =
+	        ack->event && strcmp(ack->event, "offered") != 0 ? ack->event : "queued";
 	cJSON *obj = new_frame("welcome");
 	bool ok = obj && add_str(obj, "conversation_id", s->conv) &&
 	          add_str(obj, "resume_token", rq->kind == OMR_WS_HELLO ? rq->token : NULL) &&
-	          add_str(obj, "state", ack->event ? ack->event : "queued") &&
-	          add_str(obj, "tenant", s->tenant);
+	          add_str(obj, "state", state) && add_str(obj, "tenant", s->tenant);
 	return finish(obj, ok);
 }
 
@@ -135,10 +137,12 @@ static void fill_failure(const omr_ws_request_t *rq, int status, omr_ws_error_t 
 		close_code = OMR_WS_CLOSE_POLICY;
 	/* "too-big" closes only when a frame broke the websocket limit; a
 	 * conversation that is full is refused like any other request. */
-	omr_ws_error_set(err, code,
-	                 status == -ETIMEDOUT ? "the router did not answer in time; resend"
-	                                      : omr_strerror(status),
-	                 close_code);
+	const char *reason = omr_strerror(status);
+	if (status == -ETIMEDOUT)
+		reason = "the router did not answer in time; resend";
+	else if (status == -ENOSPC) /* (TOOMANY: only a message gets it) */
+		reason = "the conversation holds chat.max_messages messages already";
+	omr_ws_error_set(err, code, reason, close_code);
 	snprintf(err->id, sizeof(err->id), "%s", rq->id);
 }
 

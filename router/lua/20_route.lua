@@ -114,7 +114,7 @@ local function assign(P, R, c, a, why, now)
   reindex(P, R, a)
   if not offer then
     deliver_assignment(P, c, a, now, true)
-    return
+    return 'assigned'
   end
   local expires = now + num(q.offer_timeout_s, 30) * 1000
   local item = inbox_add(P, a.id, 'kind', 'offer', 'conv', c.id, 'lang', c.lang or '', 'name',
@@ -124,6 +124,7 @@ local function assign(P, R, c, a, why, now)
     item)
   timer_add(P, expires, 'offer|' .. c.id .. '|' .. a.id)
   notify(P, 'a:' .. a.id)
+  return 'offered'
 end
 
 -- The best available agent for conversation c where it waits now (queue,
@@ -208,8 +209,7 @@ local function try_assign(P, R, c, q, now)
     return false
   end
   why.agent, why.at_ms, why.skills = id, now, explain_skills(q, num(c.step, 1), a)
-  assign(P, R, c, a, why, now)
-  return true
+  return assign(P, R, c, a, why, now) -- "assigned" or "offered"
 end
 
 -- Puts c on the waiting set of its current slot and arms its next timer.
@@ -261,8 +261,9 @@ local function route(P, R, c, q, now)
     c.step = 1
   end
   c.queue = q.name
-  if try_assign(P, R, c, q, now) then
-    return 'assigned'
+  local state = try_assign(P, R, c, q, now)
+  if state then
+    return state
   end
   enqueue(P, R, c, q, now)
   return 'queued'

@@ -65,10 +65,10 @@ sticky_route = function(P, R, c, q, customer, now)
   end
   c.queue = q.name
   if can_take(R, a, c.channel) then
-    assign(P, R, c, a, {queue = q.name, step = 1, agent = a.id, at_ms = now, language = c.lang,
-      language_matched = l, trigger = 'sticky: the agent who last served this customer',
+    return assign(P, R, c, a, {queue = q.name, step = 1, agent = a.id, at_ms = now,
+      language = c.lang, language_matched = l,
+      trigger = 'sticky: the agent who last served this customer',
       candidates = {{agent = a.id}}}, now)
-    return 'assigned'
   end
   redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'queued', 'queue', q.name, 'step', 1,
     'pref_agent', a.id)
@@ -126,10 +126,11 @@ local function conv_start(keys, args)
   return state
 end
 
--- omr_conv_resume P conv token_sha -> state
+-- omr_conv_resume P conv token_sha [tenant] -> state (the tenant must be the
+-- conversation's, as the hello gave it)
 local function conv_resume(keys, args)
   local c = conv_read(keys[1], args[1])
-  if c == nil or c.token_sha ~= args[2] then
+  if c == nil or c.token_sha ~= args[2] or ((args[3] or '') ~= '' and c.tenant ~= args[3]) then
     return err('BADTOKEN', 'unknown conversation or wrong token')
   end
   return c.state
@@ -241,7 +242,8 @@ local function conv_close(keys, args)
   if c == nil then
     return err('NOCONV', 'no such conversation')
   end
-  if c.agent ~= id then
+  if c.agent ~= id or (c.state ~= 'assigned' and c.state ~= 'closed') then
+    -- (an offer becomes the agent's only when accepted)
     return err('NOTASSIGNED', 'conversation is not assigned to this agent')
   end
   if c.state == 'closed' then

@@ -38,13 +38,13 @@ end
 local function conv_typing(keys, args)
   local P, conv, from, agent = keys[1], args[1], args[2], args[3]
   local c = conv_read(P, conv)
+  if from == 'agent' and (c == nil or c.agent ~= agent or c.state ~= 'assigned') then
+    return err('NOTASSIGNED', 'conversation is not assigned to this agent')
+  end
   if c == nil or c.state ~= 'assigned' then
     return 'ok' -- nobody to tell
   end
   if from == 'agent' then
-    if c.agent ~= agent then
-      return err('NOTASSIGNED', 'conversation is not assigned to this agent')
-    end
     notify(P, 'tc:' .. conv)
   else
     notify(P, 'ta:' .. c.agent .. '|' .. conv)

@@ -503,7 +503,7 @@ class FunctionsTest(LuaTestCase):
                     "steps": [{"after_s": 0}]}, max_missed_offers=2)
         self.agent("a", "en", 1)
         self.agent("b", "en", 1)
-        self.assertEqual(self.start("c1"), "assigned")  # reserved: offered
+        self.assertEqual(self.start("c1"), "offered")  # reserved for the offer
         c = self.conv("c1")
         first = c["agent"]
         other = "b" if first == "a" else "a"

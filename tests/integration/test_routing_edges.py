@@ -358,7 +358,11 @@ class RoutingEdgesTest(LuaTestCase):
         self.start("c2")
         self.assertEqual(self.fcall("omr_offer_accept", "c1", "a"), "assigned")
         self.assertEqual(self.fcall("omr_conv_close", "c1", "a"), "closed")
-        self.assertEqual(self.fcall("omr_conv_close", "c2", "a"), "closed")  # still offered
+        # An offer is the agent's only once accepted (PROTOCOL.md): no close before.
+        self.assertTrue(self.fcall("omr_conv_close", "c2", "a").startswith("NOTASSIGNED"))
+        self.assertEqual(self.conv("c2")["state"], "offered")
+        self.assertEqual(self.fcall("omr_offer_accept", "c2", "a"), "assigned")
+        self.assertEqual(self.fcall("omr_conv_close", "c2", "a"), "closed")
         self.assertTrue(self.fcall("omr_offer_reject", "c2", "a", "").startswith("NOTASSIGNED"))
         self.assertTrue(self.fcall("omr_offer_accept", "c2", "a").startswith("NOTASSIGNED"))
         self.tick_after(1.05)  # c1's and c2's offer timers fire on closed conversations
