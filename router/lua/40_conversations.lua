@@ -79,7 +79,7 @@ sticky_route = function(P, R, c, q, customer, now)
 end
 
 -- omr_conv_start P conv token_sha lang rlang name channel tenant customer
---                attrs_json skills_json -> "assigned" | "queued"
+--                attrs_json skills_json -> "assigned" | "offered" | "queued"
 -- Stores a new conversation and routes it. Idempotent for a resent request.
 local function conv_start(keys, args)
   local P, conv = keys[1], args[1]
