@@ -104,7 +104,8 @@
 					 return { type: it.type, seq: it.seq, id: it.id, from: it.from,
 						  name: it.name, text: it.text, ts: it.ts,
 						  language: it.language, event: it.event,
-						  queue: it.queue, reason: it.reason };
+						  queue: it.queue, reason: it.reason,
+						  status: it.status };
 				 }) };
 		});
 		/* Offers are acknowledged once shown, so they are not delivered
@@ -143,8 +144,15 @@
 				if (it.seq)
 					seen[it.seq] = true;
 				it.li = lineFor(it);
-				if (it.from === "agent" && !it.seq)
-					it.li.classList.add("acked");
+				/* One of this agent's replies: as it stood (a pending one is
+				 * sent again once logged in; one saved before replies had a
+				 * status was acked). */
+				if (it.from === "agent" && !it.seq) {
+					if (it.status === "failed")
+						it.li.classList.add("failed");
+					else if (it.status !== "pending")
+						it.li.classList.add("acked");
+				}
 				c.items.push(it);
 			});
 			renderConvEntry(c);
@@ -282,6 +290,7 @@
 		if (want.presence !== "away" && presence !== want.presence)
 			setPresence(want.presence, want.reason);
 		/* a request lost with the old connection is asked again */
+		resendReplies();
 		if (team)
 			team.loading = false;
 		requestTeam();
@@ -300,6 +309,9 @@
 			showPresence(msg.presence, p.reason);
 		} else if (p.kind === "message") {
 			p.li.classList.add("acked");
+			p.li.title = "";
+			if (p.item)
+				p.item.status = "acked";
 			saveConvs();
 		} else if (p.kind === "accept") {
 			offerState(p.conv, "accepted");
@@ -354,6 +366,10 @@
 			if (p.li) {
 				p.li.classList.add("failed");
 				p.li.title = msg.reason || msg.code;
+			}
+			if (p.item) {
+				p.item.status = "failed";
+				saveConvs();
 			}
 			if (p.kind === "presence") {
 				want = { presence: presence, reason: "" };
@@ -1316,17 +1332,36 @@
 		if (!c || c.closed)
 			return;
 		var id = newId("a");
-		var item = { type: "message", from: "agent", id: id, text: text, name: "You" };
+		var item = { type: "message", from: "agent", id: id, text: text, name: "You",
+			     status: "pending" };
 		item.li = lineFor(item);
 		c.items.push(item);
 		ui.messages.appendChild(item.li);
 		ui.messages.scrollTop = ui.messages.scrollHeight;
-		pending[id] = { kind: "message", conv: c.id, li: item.li };
-		if (!send({ type: "message", conversation_id: c.id, id: id, text: text })) {
-			item.li.classList.add("failed");
-			item.li.title = "not connected";
-			delete pending[id];
+		saveConvs();
+		sendReply(c, item);
+	}
+
+	/* Sends (or sends again, with the same id: the server stores a reply
+	 * once) one of this agent's replies; offline, it waits for the next
+	 * login (resendReplies). */
+	function sendReply(c, item) {
+		pending[item.id] = { kind: "message", conv: c.id, li: item.li, item: item };
+		if (!send({ type: "message", conversation_id: c.id, id: item.id, text: item.text })) {
+			delete pending[item.id];
+			item.li.title = "not connected: sent again when back online";
 		}
+	}
+
+	function resendReplies() {
+		order.forEach(function (cid) {
+			var c = convs[cid];
+			c.items.forEach(function (it) {
+				/* (what was in flight went with the old connection) */
+				if (it.from === "agent" && !it.seq && it.status === "pending" && !c.closed)
+					sendReply(c, it);
+			});
+		});
 	}
 
 	/* ---- presence and login -------------------------------------------- */
