@@ -13,8 +13,9 @@ local function fire_escalation(P, R, c, step, now)
   end
   unqueue(P, c)
   local overflow = q.steps[step].overflow
-  if overflow ~= nil and overflow ~= '' and queue_named(R, overflow) ~= nil then
-    q = queue_named(R, overflow)
+  local oq = overflow ~= nil and overflow ~= '' and queue_named(R, overflow) or nil
+  if oq ~= nil and takes(oq, c) then -- (one that does not take it: the step, in place)
+    q = oq
     c.step = 1
   else
     c.step = step
@@ -38,7 +39,7 @@ local function fire_max_wait(P, R, c, queue, now)
     redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
   end
   local target = string.match(action, '^overflow:(.+)$')
-  if target and queue_named(R, target) then
+  if target and queue_named(R, target) and takes(queue_named(R, target), c) then
     c.step = 1
     redis.call('HSET', P .. ':conv:' .. c.id, 'step', 1)
     local q2 = queue_named(R, target)

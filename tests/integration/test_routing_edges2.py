@@ -24,6 +24,22 @@ class RoutingEdges2Test(LuaTestCase):
     # Suspected bugs. Each test states what the docs promise.
     # =========================================================================
 
+    def test_escalation_overflow_to_a_queue_without_the_tenant_stays(self):
+        # An escalation step that overflows to a queue which does not take the
+        # conversation's tenant would strand it where no agent is indexed:
+        # the step applies in place instead, and a fitting agent takes it.
+        self.rules({"name": "spanish", "languages": ["es"],
+                    "steps": [{"after_s": 0}, {"after_s": 1, "overflow": "general"}]},
+                   {"name": "general", "tenants": [T]}, blocking={})
+        self.assertEqual(self.start("c1", "es", tenant="t3"), "queued")
+        self.r("ZADD", f"{P}:timers", 0, "esc|c1|2")
+        self.fcall("omr_tick")
+        self.assertEqual(self.conv("c1")["queue"], "spanish")
+        self.agent("x", "es", 1, tenants=["t3"])
+        self.assertEqual((self.conv("c1")["state"], self.conv("c1").get("agent")),
+                         ("assigned", "x"))
+        self.check_invariants()
+
     def test_bug_pull_preferred_reroute_overfills_the_agent(self):
         # pull_preferred() routes a conversation waiting for agent `a` whose
         # queue is gone (a rules reload removed it; waiting conversations
