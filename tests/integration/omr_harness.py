@@ -906,3 +906,47 @@ def conv_key(conversation_id, tenant="default"):
 def agent_key(agent_id, tenant="default"):
     return f"omr:{{{tenant}}}:agent:{agent_id}"
 
+
+# ---- polling the daemon's log and Redis ------------------------------------
+
+async def wait_log(d, needle, timeout, count=1):
+    """Waits until the daemon's log holds needle (count times)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if d.log_text().count(needle) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{d.name}: log never said {needle!r} ({count} times)")
+
+
+async def wait_field(redis, key, field, want, timeout):
+    """Polls hash field `field` of `key` until it is `want`; returns the last
+    value seen (the caller asserts, with its own message)."""
+    c = redis.client()
+    try:
+        deadline = time.monotonic() + timeout
+        got = None
+        while time.monotonic() < deadline:
+            got = c.cmd("HGET", key, field)
+            if got == want:
+                return got
+            await asyncio.sleep(0.05)
+        return got
+    finally:
+        c.close()
+
+
+async def retry(attempt, what, timeout=20):
+    """Calls `await attempt()` until it succeeds (a daemon restarting, a
+    connection refused meanwhile)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            return await attempt()
+        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException,
+                AssertionError) as e:
+            last = e
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what}: not done within {timeout}s: {last}")
+

@@ -19,7 +19,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Customer, add_agent, agent_key, conv_key, log,  # noqa: E402
-                         run_tests, time_limit)
+                         run_tests, time_limit, wait_field, wait_log)
 
 HEARTBEAT_S = 3
 CONFIG = {"redis": {"ping_interval_ms": 200, "ping_timeout_ms": 500,
@@ -28,28 +28,11 @@ CONFIG = {"redis": {"ping_interval_ms": 200, "ping_timeout_ms": 500,
           "routing": {"heartbeat_timeout_s": HEARTBEAT_S}}
 
 
-async def wait_log(d, needle, timeout, count=1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if d.log_text().count(needle) >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"log never said {needle!r} ({count} times)")
-
-
-async def presence_of(r, agent_id, want, timeout):
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
-        got = r.client().hgetall(agent_key(agent_id)).get("presence")
-        if got == want:
-            return got
-        await asyncio.sleep(0.2)
-    return got
-
-
-@time_limit(90)
-async def test_desktop_closed_during_long_outage_goes_offline(env):
+async def close_desktop_during_outage(env):
+    """Agent a1 logged in and available; Redis frozen until the daemon sees
+    it (PING timeout); the desktop closes; after the adapter gave up on
+    agent.gone (3 attempts x 100 ms) Redis thaws and the daemon reconnects.
+    Returns (redis, daemon)."""
     r = env.redis()
     d = env.daemon(r, config=CONFIG)
     token = add_agent(d, "a1", "Alex", "en", 2)
@@ -57,22 +40,26 @@ async def test_desktop_closed_during_long_outage_goes_offline(env):
     await agent.login()
     await agent.presence("available")
     ready_before = d.log_text().count("ready host=")
-
     r.proc.send_signal(signal.SIGSTOP)
     try:
         await wait_log(d, "PING timeout", 10)
         await asyncio.sleep(0.3)
         await agent.close()  # the desktop goes away while Redis is unavailable
-        # 3 attempts x 100 ms: the adapter gives up on agent.gone
         await asyncio.sleep(1.5)
     finally:
         r.proc.send_signal(signal.SIGCONT)
     await wait_log(d, "ready host=", 15, ready_before + 1)
+    return r, d
+
+
+@time_limit(90)
+async def test_desktop_closed_during_long_outage_goes_offline(env):
+    r, d = await close_desktop_during_outage(env)
     log("redis is back; agent.gone was: " +
         ("dropped (timed out)" if "connection report" in d.log_text() else "not dropped"))
 
     # Agent loss takes heartbeat_timeout_s once nobody vouches; allow twice that.
-    got = await presence_of(r, "a1", "offline", 3 * HEARTBEAT_S)
+    got = await wait_field(r, agent_key("a1"), "presence", "offline", 3 * HEARTBEAT_S)
     assert got == "offline", (
         f"agent a1 closed its desktop during the outage but is still '{got}' "
         f"{3 * HEARTBEAT_S}s after Redis came back")
@@ -81,22 +68,7 @@ async def test_desktop_closed_during_long_outage_goes_offline(env):
 @time_limit(90)
 async def test_desktop_closed_during_long_outage_gets_no_work(env):
     """The same, seen by a customer: the desktop-less agent takes the chat."""
-    r = env.redis()
-    d = env.daemon(r, config=CONFIG)
-    token = add_agent(d, "a1", "Alex", "en", 2)
-    agent = Agent(d.url, "a1", token)
-    await agent.login()
-    await agent.presence("available")
-    ready_before = d.log_text().count("ready host=")
-    r.proc.send_signal(signal.SIGSTOP)
-    try:
-        await wait_log(d, "PING timeout", 10)
-        await asyncio.sleep(0.3)
-        await agent.close()
-        await asyncio.sleep(1.5)
-    finally:
-        r.proc.send_signal(signal.SIGCONT)
-    await wait_log(d, "ready host=", 15, ready_before + 1)
+    r, d = await close_desktop_during_outage(env)
     await asyncio.sleep(3 * HEARTBEAT_S)
     cust = Customer(d.url)
     await cust.hello(language="en")

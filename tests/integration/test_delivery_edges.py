@@ -35,33 +35,9 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Customer, add_agent, agent_key, log, run_tests,  # noqa: E402
-                         time_limit)
+                         time_limit, wait_field, wait_log)
 
 FAST_WS = {"websocket": {"max_messages_per_second": 100000}}
-
-
-async def wait_log(d, needle, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if needle in d.log_text():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{d.name}: log never said {needle!r}")
-
-
-async def wait_hash(r, key, field, want, timeout):
-    c = r.client()
-    try:
-        deadline = time.monotonic() + timeout
-        got = None
-        while time.monotonic() < deadline:
-            got = c.cmd("HGET", key, field)
-            if got == want:
-                return got
-            await asyncio.sleep(0.05)
-        return got
-    finally:
-        c.close()
 
 
 # --------------------------------------------------------------------------
@@ -93,7 +69,7 @@ async def test_pending_history_over_one_read_is_not_skipped(env):
     await first.wait_item(lambda f: f.get("id") == f"p{PENDING - 1}", 30,
                           "the last pending message at desktop 1")
     await first.close()
-    got = await wait_hash(r, agent_key("h1"), "presence", "offline", 10)
+    got = await wait_field(r, agent_key("h1"), "presence", "offline", 10)
     assert got == "offline", f"agent not offline after its desktop closed: {got}"
 
     # While nobody is connected the customer writes on (the conversation
@@ -152,7 +128,7 @@ async def test_agent_gone_survives_a_lost_redis_reply(env):
         admin.cmd("CLIENT", "UNPAUSE")
     await wait_log(d, "connection lost", 10)
 
-    got = await wait_hash(r, agent_key("g1"), "presence", "offline", 8)
+    got = await wait_field(r, agent_key("g1"), "presence", "offline", 8)
     session = admin.cmd("HGET", agent_key("g1"), "session")
     admin.close()
     cust = Customer(d.url)

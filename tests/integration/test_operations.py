@@ -18,7 +18,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Customer, Disconnected, RedisServer, Resp, add_agent,  # noqa: E402
-                         agent_key, conv_key, log, run_tests, tail, time_limit)
+                         agent_key, conv_key, log, retry, run_tests, tail, time_limit)
 import websockets.exceptions  # noqa: E402
 
 P = "omr:{default}"
@@ -107,30 +107,12 @@ async def wait_state(rc, key, pred, timeout, what):
 
 async def resume_on(cust, url, timeout=20):
     cust.base_url = url
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            return await cust.resume(timeout=5)
-        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException,
-                AssertionError) as e:
-            last = e
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{cust.label}: could not resume on {url}: {last}")
+    return await retry(lambda: cust.resume(timeout=5), f"{cust.label}: resume on {url}", timeout)
 
 
 async def login_retry(agent, url, timeout=20):
     agent.base_url = url
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            return await agent.login(timeout=5)
-        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException,
-                AssertionError) as e:
-            last = e
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{agent.label}: could not log in on {url}: {last}")
+    return await retry(lambda: agent.login(timeout=5), f"{agent.label}: log in on {url}", timeout)
 
 
 def agent_state(rc, aid):
@@ -399,6 +381,10 @@ async def test_sigterm_restart_mid_chat(env):
                 except (Disconnected, websockets.exceptions.ConnectionClosed, AssertionError):
                     if c.conn.closed:
                         await resume_on(c, d1.url, 30)
+                    else:
+                        # Closing but not closed yet (a send fails at once): yield,
+                        # or this loop spins and the reader that closes it never runs.
+                        await asyncio.sleep(0.05)
                     continue
                 if r_.get("type") == "ack":
                     acked[c.label].append(mid)

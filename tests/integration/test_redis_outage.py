@@ -17,20 +17,12 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import Agent, Customer, add_agent, log, run_tests, time_limit  # noqa: E402
+from omr_harness import (Agent, Customer, add_agent, log, run_tests, time_limit,  # noqa: E402
+                         wait_log)
 
 CONFIG = {"redis": {"ping_interval_ms": 200, "ping_timeout_ms": 1000,
                     "reconnect_min_ms": 50, "reconnect_max_ms": 300},
           "bus": {"ack_timeout_ms": 1000, "max_attempts": 20}}
-
-
-async def wait_log(d, needle, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if needle in d.log_text():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"log never said {needle!r}")
 
 
 @time_limit(90)

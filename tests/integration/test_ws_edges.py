@@ -22,7 +22,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Conn, Customer, add_agent, agent_key, conv_key,  # noqa: E402
-                         log, run_tests, time_limit)
+                         log, run_tests, time_limit, wait_field)
 
 
 # --------------------------------------------------------------------------
@@ -135,17 +135,6 @@ def close_of(frames):
     return None
 
 
-async def agent_presence_in_redis(r, agent_id, want, timeout):
-    deadline = time.monotonic() + timeout
-    got = None
-    while time.monotonic() < deadline:
-        got = r.client().hgetall(agent_key(agent_id)).get("presence")
-        if got == want:
-            return got
-        await asyncio.sleep(0.1)
-    return got
-
-
 # --------------------------------------------------------------------------
 # 1. A desktop that closes is reported at once (agent.gone, ARCHITECTURE.md
 # "Heartbeats"; PROTOCOL.md "Closing the websocket makes the agent offline").
@@ -163,7 +152,7 @@ async def test_agent_gone_reported_when_bus_full(env):
     await agent.presence("available")
     busy = Customer(d.url, "busy customer")
     await busy.hello(language="de", name="Filler")  # a conversation, not for our agent
-    assert await agent_presence_in_redis(r, "ghost", "available", 5) == "available"
+    assert await wait_field(r, agent_key("ghost"), "presence", "available", 5) == "available"
 
     # The router falls behind: Redis stops answering. One request fills the bus.
     os.kill(r.proc.pid, signal.SIGSTOP)
@@ -180,7 +169,7 @@ async def test_agent_gone_reported_when_bus_full(env):
     lost = "could not report closed connection" in d.log_text()
     if lost:
         log("daemon log: 'could not report closed connection' (agent.gone dropped)")
-    got = await agent_presence_in_redis(r, "ghost", "offline", 8)
+    got = await wait_field(r, agent_key("ghost"), "presence", "offline", 8)
     # Harm: a new customer is assigned to the desktop that is gone.
     victim = Customer(d.url, "victim")
     w = await victim.hello(language="en", name="Victim")
