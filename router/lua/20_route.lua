@@ -269,13 +269,17 @@ local function route(P, R, c, q, now)
   return 'queued'
 end
 
+-- Queue q takes conversations of c's tenant and channel.
+local function takes(q, c)
+  return (#(q.tenants or {}) == 0 or contains(q.tenants, c.tenant))
+    and (#(q.channels or {}) == 0 or contains(q.channels, c.channel))
+end
+
 -- The first queue that takes a conversation: tenant, channel, language,
 -- requested skills and customer attributes.
 local function match_queue(R, c, attrs, skills)
   for _, q in ipairs(R.queues) do
-    local ok = (#(q.tenants or {}) == 0 or contains(q.tenants, c.tenant))
-      and (#(q.channels or {}) == 0 or contains(q.channels, c.channel))
-      and (#(q.languages or {}) == 0 or contains(q.languages, c.rlang))
+    local ok = takes(q, c) and (#(q.languages or {}) == 0 or contains(q.languages, c.rlang))
     if ok then
       for k, v in pairs(q.attributes or {}) do
         if attrs[k] ~= v then
@@ -298,12 +302,6 @@ local function match_queue(R, c, attrs, skills)
     end
   end
   return nil
-end
-
--- Queue q takes conversations of c's tenant and channel.
-local function takes(q, c)
-  return (#(q.tenants or {}) == 0 or contains(q.tenants, c.tenant))
-    and (#(q.channels or {}) == 0 or contains(q.channels, c.channel))
 end
 
 -- The queue conversation c routes in now: its own while that still takes it
