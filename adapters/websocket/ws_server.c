@@ -5,10 +5,7 @@
  * Sec-WebSocket-Protocol header (lws binds it to the vhost's default protocol,
  * index 0) and one offering "omr.v1" both land here; the role comes from the
  * URI (/ws/customer, /ws/agent), checked in FILTER_PROTOCOL_CONNECTION.
- * Static files come from a "/" file mount; /healthz from a callback mount on
- * the second protocol, which also adds the security headers to every file
- * (LWS_CALLBACK_ADD_HEADERS): lws's canned "best practices" set forbids
- * framing everywhere, and the chat page must be framable by the widget.
+ * Static files and /healthz are the second protocol's (ws_http.c).
  *
  * Owns the lws context, the connections (by conn id) and the per-IP counts.
  * Loop thread only. */
@@ -31,6 +28,7 @@
 #include "omnirouter/util.h"
 #include "u64map.h"
 #include "websocket/ws_conn.h"
+#include "websocket/ws_http.h"
 
 #define WS_SWEEP_MS 100
 /* An agent's item acks go to the router together: at most this many per
@@ -67,8 +65,7 @@ struct omr_ws_server {
 	uv_timer_t ack_timer;
 	bool ack_timer_open;
 	struct lws_protocols protocols[3];
-	struct lws_http_mount mounts[2];
-	struct lws_protocol_vhost_options mimes[3];
+	ws_http_tables_t http; /* the static files and /healthz */
 	lws_retry_bo_t retry;
 };
 
@@ -741,67 +738,6 @@ void omr_ws_server_on_deliver(omr_ws_server_t *srv, omr_envelope_t **envp)
 		refuse(c, &err);
 }
 
-/* ---- security headers -------------------------------------------------------- */
-
-/* Same origin only for everything; no framing, except that the chat page may
- * be framed by any site (web/widget.js embeds it in an iframe) and the demo
- * page may frame pages of this origin. */
-#define CSP_BASE                                                                                   \
-	"default-src 'none'; img-src 'self' data:; script-src 'self'; style-src 'self'; "          \
-	"connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; "
-
-typedef enum page_kind {
-	PAGE_STRICT = 0, /* everything else, /healthz, the agent desktop */
-	PAGE_FRAMABLE,   /* / and /chat.html */
-	PAGE_FRAMER,     /* /demo.html */
-} page_kind_t;
-
-static bool uri_is(const char *uri, int len, const char *path)
-{
-	return (size_t)len == strlen(path) && memcmp(uri, path, (size_t)len) == 0;
-}
-
-static page_kind_t page_kind(struct lws *wsi)
-{
-	char *uri = NULL;
-	int len = 0;
-	if (lws_http_get_uri_and_method(wsi, &uri, &len) < 0 || !uri)
-		return PAGE_STRICT;
-	if (uri_is(uri, len, "/") || uri_is(uri, len, "/chat.html"))
-		return PAGE_FRAMABLE;
-	return uri_is(uri, len, "/demo.html") ? PAGE_FRAMER : PAGE_STRICT;
-}
-
-static bool is_healthz(struct lws *wsi)
-{
-	char *uri = NULL;
-	int len = 0;
-	return lws_http_get_uri_and_method(wsi, &uri, &len) >= 0 && uri && len >= 8 &&
-	       memcmp(uri, "/healthz", 8) == 0 && (len == 8 || uri[8] == '/');
-}
-
-static int add_header(struct lws *wsi, const char *name, const char *value, uint8_t **p,
-                      uint8_t *end)
-{
-	return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-	                                   (const unsigned char *)value, (int)strlen(value), p,
-	                                   end);
-}
-
-static int add_security_headers(struct lws *wsi, page_kind_t kind, uint8_t **p, uint8_t *end)
-{
-	static const char *const csp[] = {
-	        [PAGE_STRICT] = CSP_BASE "frame-ancestors 'none'",
-	        [PAGE_FRAMABLE] = CSP_BASE "frame-ancestors *",
-	        [PAGE_FRAMER] = CSP_BASE "frame-src 'self'; frame-ancestors 'none'",
-	};
-	if (add_header(wsi, "content-security-policy:", csp[kind], p, end) ||
-	    add_header(wsi, "x-content-type-options:", "nosniff", p, end) ||
-	    add_header(wsi, "referrer-policy:", "no-referrer", p, end))
-		return 1;
-	return kind == PAGE_FRAMABLE ? 0 : add_header(wsi, "x-frame-options:", "deny", p, end);
-}
-
 /* ---- lws callbacks ---------------------------------------------------------- */
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -827,50 +763,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			conn_closed(srv, *pss);
 		*pss = NULL;
 		return 0;
-	default:
-		return lws_callback_http_dummy(wsi, reason, user, in, len);
-	}
-}
-
-static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                         size_t len)
-{
-	uint8_t buf[LWS_PRE + 2048], *start = &buf[LWS_PRE], *p = start,
-	                             *end = &buf[sizeof(buf) - 1];
-	static const char body[] = "ok";
-	switch (reason) {
-	case LWS_CALLBACK_HTTP:
-		/* Also called for a path of the "/" mount that names no file. */
-		if (!is_healthz(wsi)) {
-			if (lws_add_http_common_headers(wsi, HTTP_STATUS_NOT_FOUND, "text/plain", 0,
-			                                &p, end) ||
-			    add_security_headers(wsi, PAGE_STRICT, &p, end) ||
-			    lws_finalize_write_http_header(wsi, start, &p, end))
-				return 1;
-			return lws_http_transaction_completed(wsi) ? -1 : 0;
-		}
-		if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/plain", sizeof(body) - 1,
-		                                &p, end) ||
-		    add_security_headers(wsi, PAGE_STRICT, &p, end) ||
-		    lws_finalize_write_http_header(wsi, start, &p, end))
-			return 1;
-		lws_callback_on_writable(wsi);
-		return 0;
-	case LWS_CALLBACK_ADD_HEADERS: {
-		/* a file of the "/" mount is about to be served */
-		struct lws_process_html_args *args = in;
-		uint8_t *hp = (uint8_t *)args->p;
-		if (add_security_headers(wsi, page_kind(wsi), &hp, hp + args->max_len))
-			return 1;
-		args->p = (char *)hp;
-		return 0;
-	}
-	case LWS_CALLBACK_HTTP_WRITEABLE:
-		memcpy(start, body, sizeof(body) - 1);
-		if (lws_write(wsi, start, sizeof(body) - 1, LWS_WRITE_HTTP_FINAL) !=
-		    (int)sizeof(body) - 1)
-			return 1;
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
@@ -913,30 +805,9 @@ static void fill_tables(omr_ws_server_t *srv)
 	        .per_session_data_size = sizeof(ws_conn_t *),
 	        .rx_buffer_size = WS_RX_CHUNK,
 	};
-	srv->protocols[1] = (struct lws_protocols){.name = "omr-http", .callback = http_callback};
-	/* Pages declare UTF-8; say it in the header too. */
-	srv->mimes[0] = (struct lws_protocol_vhost_options){&srv->mimes[1], NULL, ".html",
-	                                                    "text/html; charset=utf-8"};
-	srv->mimes[1] = (struct lws_protocol_vhost_options){&srv->mimes[2], NULL, ".js",
-	                                                    "text/javascript; charset=utf-8"};
-	srv->mimes[2] =
-	        (struct lws_protocol_vhost_options){NULL, NULL, ".css", "text/css; charset=utf-8"};
-	srv->mounts[0] = (struct lws_http_mount){
-	        .mount_next = &srv->mounts[1],
-	        .mountpoint = "/healthz",
-	        .origin = "omr-http",
-	        .origin_protocol = LWSMPRO_CALLBACK,
-	        .mountpoint_len = 8,
-	};
-	srv->mounts[1] = (struct lws_http_mount){
-	        .mountpoint = "/",
-	        .origin = srv->static_dir,
-	        .def = "chat.html",
-	        .protocol = "omr-http", /* LWS_CALLBACK_ADD_HEADERS */
-	        .extra_mimetypes = srv->mimes,
-	        .origin_protocol = LWSMPRO_FILE,
-	        .mountpoint_len = 1,
-	};
+	srv->protocols[1] =
+	        (struct lws_protocols){.name = WS_HTTP_PROTOCOL, .callback = ws_http_callback};
+	ws_http_fill(&srv->http, srv->static_dir);
 }
 
 static int create_context(omr_ws_server_t *srv, const omr_ws_server_opts_t *opts)
@@ -954,7 +825,7 @@ static int create_context(omr_ws_server_t *srv, const omr_ws_server_opts_t *opts
 	info.port = opts->port;
 	info.iface = srv->listen;
 	info.protocols = srv->protocols;
-	info.mounts = srv->mounts;
+	info.mounts = srv->http.mounts;
 	info.vhost_name = "omnirouter";
 	info.user = srv;
 	if (opts->ping_interval_s) {
