@@ -784,3 +784,87 @@ int omr_cfg_queues_check_refs(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
 	}
 	return 0;
 }
+
+/* ---- queues no new conversation reaches ---- */
+
+/* Every item of the list b (n_b) is in a (n_a); an empty a holds everything,
+ * an empty b (anything) is held only by an empty a. */
+static bool list_covers(char *const *a, size_t n_a, char *const *b, size_t n_b)
+{
+	if (n_a == 0)
+		return true;
+	if (n_b == 0)
+		return false;
+	for (size_t i = 0; i < n_b; i++) {
+		bool found = false;
+		for (size_t k = 0; k < n_a && !found; k++)
+			found = strcmp(a[k], b[i]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* Every conversation that later queue q matches, earlier queue e matches too
+ * (the matching of router/lua/20_route.lua, match_queue). */
+static bool queue_covers(const omr_queue_t *e, const omr_queue_t *q)
+{
+	if (!list_covers(e->tenants, e->n_tenants, q->tenants, q->n_tenants) ||
+	    !list_covers(e->channels, e->n_channels, q->channels, q->n_channels) ||
+	    !list_covers(e->languages, e->n_languages, q->languages, q->n_languages))
+		return false;
+	/* e's attributes are q's too, with the same values */
+	for (size_t i = 0; i < e->n_attributes; i++) {
+		bool found = false;
+		for (size_t k = 0; k < q->n_attributes && !found; k++)
+			found = strcmp(e->attributes[i].key, q->attributes[k].key) == 0 &&
+			        strcmp(e->attributes[i].value, q->attributes[k].value) == 0;
+		if (!found)
+			return false;
+	}
+	/* a conversation's skills are all among q's, so among e's */
+	if (e->n_skills == 0)
+		return true;
+	if (q->n_skills == 0)
+		return false;
+	for (size_t i = 0; i < q->n_skills; i++) {
+		bool found = false;
+		for (size_t k = 0; k < e->n_skills && !found; k++)
+			found = strcmp(e->skills[k].skill, q->skills[i].skill) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+const omr_queue_t *omr_config_shadowing_queue(const omr_config_t *cfg, size_t i)
+{
+	for (size_t e = 0; e < i && i < cfg->n_queues; e++)
+		if (queue_covers(&cfg->queues[e], &cfg->queues[i]))
+			return &cfg->queues[e];
+	return NULL;
+}
+
+size_t omr_config_shadow_warnings(const omr_config_t *cfg, char *out, size_t outsize)
+{
+	size_t n = 0, used = 0;
+	if (outsize)
+		out[0] = '\0';
+	for (size_t i = 0; i < cfg->n_queues; i++) {
+		const omr_queue_t *q = &cfg->queues[i], *e = omr_config_shadowing_queue(cfg, i);
+		if (!e)
+			continue;
+		n++;
+		int w = snprintf(
+		        out + used, outsize > used ? outsize - used : 0,
+		        "%s%s:%zu: warning: queues[%zu] '%s' is never matched by a new "
+		        "conversation: "
+		        "queue '%s' (line %zu) comes first and takes every conversation it "
+		        "would (it can still receive overflows and transfers)",
+		        n > 1 ? "\n" : "", cfg->path ? cfg->path : "config", q->line, i, q->name,
+		        e->name, e->line);
+		if (w > 0)
+			used = used + (size_t)w < outsize ? used + (size_t)w : outsize;
+	}
+	return n;
+}

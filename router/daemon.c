@@ -111,6 +111,15 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	uv_queue_work(&d->loop, &d->stop_work, stop_adapters, after_stop_adapters);
 }
 
+void omr_daemon_warn_config(const omr_config_t *cfg)
+{
+	char text[4096];
+	if (omr_config_shadow_warnings(cfg, text, sizeof(text)) == 0)
+		return;
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+		omr_warn("config", "%s", line);
+}
+
 static void on_hup(uv_signal_t *s, int signum)
 {
 	daemon_t *d = s->data;
@@ -143,6 +152,7 @@ static void on_hup(uv_signal_t *s, int signum)
 		if (d->ws && omr_websocket_adapter.reload)
 			omr_websocket_adapter.reload(d->ws, next);
 		omr_info("daemon", "configuration reloaded path=%s", next->path);
+		omr_daemon_warn_config(next);
 	}
 	sd_notify(0, "READY=1");
 }

@@ -9,4 +9,8 @@
  * when startup failed). Takes ownership of *cfgp. */
 int omr_daemon_run(omr_config_t **cfgp);
 
+/* Logs what in cfg is valid but surely not meant (a queue no new conversation
+ * reaches); at start and after each reload. */
+void omr_daemon_warn_config(const omr_config_t *cfg);
+
 #endif

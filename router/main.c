@@ -60,11 +60,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		char warnings[4096];
+		if (omr_config_shadow_warnings(cfg, warnings, sizeof(warnings)) > 0)
+			fprintf(stderr, "%s\n", warnings);
 		printf("%s: configuration ok\n", path);
 		omr_config_destroy(&cfg);
 		return 0;
 	}
 	omr_log_set_level(cfg->log_level);
 	omr_info("daemon", "starting version=%s config=%s", OMR_VERSION, path);
+	omr_daemon_warn_config(cfg);
 	return omr_daemon_run(&cfg) == 0 ? 0 : 1;
 }

@@ -117,6 +117,15 @@ void omr_config_destroy(omr_config_t **cfgp);
 /* The queue called name, or NULL. */
 const omr_queue_t *omr_config_find_queue(const omr_config_t *cfg, const char *name);
 
+/* The earlier queue that matches every new conversation queues[i] would
+ * match (so none reaches it), or NULL. Such a queue is not an error: it can
+ * still receive overflows and transfers. */
+const omr_queue_t *omr_config_shadowing_queue(const omr_config_t *cfg, size_t i);
+
+/* One "path:line: queues[i] 'NAME' is never matched ..." line per such queue,
+ * newline-separated, into out (truncated to outsize); returns how many. */
+size_t omr_config_shadow_warnings(const omr_config_t *cfg, char *out, size_t outsize);
+
 /* Names the options that differ between a and b and are not reloadable;
  * writes them comma-separated into out. Returns how many. Queues are
  * reloadable, so never named. */

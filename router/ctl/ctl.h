@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
@@ -67,9 +68,9 @@ int omr_ctl_agent(omr_ctl_t *ctl, int argc, char **argv);
 int omr_ctl_import(omr_ctl_t *ctl, const char *path);
 int omr_ctl_explain(omr_ctl_t *ctl, int argc, char **argv);
 
-/* "k:v,k:v" of a JSON object of numbers, highest value first, then by key;
- * "-" when empty. Writes into out (truncated to outsize). */
-void omr_ctl_format_levels(const cJSON *obj, char *out, size_t outsize);
+/* Writes "k:v,k:v" of a JSON object of numbers, highest value first, then by
+ * key, or "-" when empty, to out: every member, however many. */
+void omr_ctl_format_levels(const cJSON *obj, FILE *out);
 
 /* ms since the epoch as "2025-05-01T10:00:00Z"; "-" for 0 or less. */
 void omr_ctl_format_time(double ms, char *out, size_t outsize);

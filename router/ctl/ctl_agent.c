@@ -4,6 +4,7 @@
  * omr_agent_get / omr_agent_list. The command line is checked completely
  * before the first Redis call. Single-threaded. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ enum {
 	F_REMOVE = 1 << 10,
 	F_DRY_RUN = 1 << 11,
 	F_SUPERVISES = 1 << 12,
+	F_TENANT = 1 << 13, /* --tenant: new agents' tenant (add, import), the tenant listed */
 	F_FIELDS = F_NAME | F_LANGUAGES | F_SKILLS | F_CAPACITY | F_TENANTS | F_SUPERVISES,
 };
 
@@ -55,6 +57,7 @@ static int check_options(const omr_ctl_t *ctl, const char *verb, unsigned allowe
 	        {"remove", ctl->skills_remove != NULL, F_REMOVE},
 	        {"dry-run", ctl->dry_run, F_DRY_RUN},
 	        {"supervises", ctl->supervises != NULL, F_SUPERVISES},
+	        {"tenant", ctl->tenant_given, F_TENANT},
 	};
 	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
 		if (o[i].given && !(allowed & o[i].bit))
@@ -164,9 +167,9 @@ static void print_result(const omr_ctl_t *ctl, const char *id, const char *resul
 	} else if (token) {
 		printf("%s\n", token);
 	} else if (skills) {
-		char levels[1024];
-		omr_ctl_format_levels(skills, levels, sizeof(levels));
-		printf("%s %s: skills %s\n", result, id, levels);
+		printf("%s %s: skills ", result, id);
+		omr_ctl_format_levels(skills, stdout);
+		fputs("\n", stdout);
 	} else {
 		printf("%s %s\n", result, id);
 	}
@@ -198,7 +201,7 @@ static int agent_add(omr_ctl_t *ctl, int argc, char **argv)
 	const char *id, *result;
 	char token[OMR_ENV_ID_MAX + 1];
 	cJSON *a = NULL;
-	int rc = check_options(ctl, "add", F_ID | F_FIELDS | F_TOKEN);
+	int rc = check_options(ctl, "add", F_ID | F_FIELDS | F_TOKEN | F_TENANT);
 	if (rc == 0)
 		rc = agent_id(ctl, argc, argv, 0, &id);
 	if (rc == 0 && (!ctl->name || !ctl->languages))
@@ -229,8 +232,8 @@ static int agent_update(omr_ctl_t *ctl, int argc, char **argv)
 	if (rc == 0)
 		rc = fields_json(ctl, id, &a);
 	/* The upsert would create a missing agent; update must not. */
-	if (rc == 0)
-		rc = get_agent(ctl, id, NULL);
+	if (rc == 0 && !cJSON_AddTrueToObject(a, "must_exist"))
+		rc = omr_ctl_error("out of memory");
 	if (rc == 0)
 		rc = omr_ctl_upsert(ctl, id, a, &result);
 	if (rc == 0)
@@ -249,8 +252,8 @@ static int agent_token(omr_ctl_t *ctl, int argc, char **argv)
 		rc = agent_id(ctl, argc, argv, 0, &id);
 	if (rc == 0)
 		rc = new_token(ctl, a, token);
-	if (rc == 0)
-		rc = get_agent(ctl, id, NULL);
+	if (rc == 0 && !cJSON_AddTrueToObject(a, "must_exist"))
+		rc = omr_ctl_error("out of memory");
 	if (rc == 0)
 		rc = omr_ctl_upsert(ctl, id, a, &result);
 	if (rc == 0)
@@ -259,8 +262,8 @@ static int agent_token(omr_ctl_t *ctl, int argc, char **argv)
 	return rc;
 }
 
-/* Parses --set/--add/--remove; `skills` then computes the new set from the
- * agent's current one. */
+/* Parses --set (an object), --add (an object) and --remove (an array of
+ * ids). */
 static int skill_edits(const omr_ctl_t *ctl, cJSON **set, cJSON **add, cJSON **remove)
 {
 	char why[256];
@@ -283,48 +286,37 @@ static int skill_edits(const omr_ctl_t *ctl, cJSON **set, cJSON **add, cJSON **r
 	return 0;
 }
 
+/* The edit is done by omr_agent_upsert, inside Redis: two edits at once both
+ * apply. --set replaces the skills, then --add and --remove apply. */
 static int agent_skills(omr_ctl_t *ctl, int argc, char **argv)
 {
 	const char *id, *result;
-	cJSON *set = NULL, *add = NULL, *remove = NULL, *cur = NULL, *skills = NULL, *a = NULL;
-	int rc = check_options(ctl, "skills", F_ID | F_SET | F_ADD | F_REMOVE);
+	cJSON *set = NULL, *add = NULL, *remove = NULL, *now = NULL;
+	cJSON *a = cJSON_CreateObject();
+	int rc = a ? check_options(ctl, "skills", F_ID | F_SET | F_ADD | F_REMOVE)
+	           : omr_ctl_error("out of memory");
 	if (rc == 0)
 		rc = agent_id(ctl, argc, argv, 0, &id);
 	if (rc == 0)
 		rc = skill_edits(ctl, &set, &add, &remove);
-	if (rc == 0)
-		rc = get_agent(ctl, id, &cur);
 	if (rc != 0)
 		goto out;
-	/* --set replaces the current skills, then --add and --remove apply. */
-	skills = set ? set : cJSON_DetachItemFromObjectCaseSensitive(cur, "skills");
-	set = NULL;
-	if (!cJSON_IsObject(skills)) {
-		cJSON_Delete(skills);
-		skills = cJSON_CreateObject();
-	}
-	cJSON *it;
-	cJSON_ArrayForEach(it, add)
-	{
-		cJSON_DeleteItemFromObjectCaseSensitive(skills, it->string);
-		cJSON_AddNumberToObject(skills, it->string, it->valuedouble);
-	}
-	cJSON_ArrayForEach(it, remove)
-	{
-		cJSON_DeleteItemFromObjectCaseSensitive(skills, it->valuestring);
-	}
-	a = cJSON_CreateObject();
-	if (!a || !cJSON_AddItemReferenceToObject(a, "skills", skills)) {
+	if (!cJSON_AddTrueToObject(a, "must_exist") ||
+	    (set && !cJSON_AddItemReferenceToObject(a, "skills", set)) ||
+	    (add && !cJSON_AddItemReferenceToObject(a, "skills_add", add)) ||
+	    (remove && !cJSON_AddItemReferenceToObject(a, "skills_remove", remove))) {
 		rc = omr_ctl_error("out of memory");
 		goto out;
 	}
 	rc = omr_ctl_upsert(ctl, id, a, &result);
 	if (rc == 0)
-		print_result(ctl, id, result, NULL, skills);
+		rc = get_agent(ctl, id, &now);
+	if (rc == 0)
+		print_result(ctl, id, result, NULL,
+		             cJSON_GetObjectItemCaseSensitive(now, "skills"));
 out:
 	cJSON_Delete(a);
-	cJSON_Delete(skills);
-	cJSON_Delete(cur);
+	cJSON_Delete(now);
 	cJSON_Delete(set);
 	cJSON_Delete(add);
 	cJSON_Delete(remove);
@@ -428,68 +420,71 @@ static int cmp_level(const void *pa, const void *pb)
 	return strcmp(a->string, b->string);
 }
 
-void omr_ctl_format_levels(const cJSON *obj, char *out, size_t outsize)
+void omr_ctl_format_levels(const cJSON *obj, FILE *out)
 {
-	const cJSON *items[256], *it;
-	size_t n = 0, used = 0;
+	const cJSON *it, **items = NULL;
+	size_t n = 0;
+	cJSON_ArrayForEach(it, obj) n++;
+	if (n && !(items = calloc(n, sizeof(*items)))) {
+		fputs("?", out);
+		return;
+	}
+	n = 0;
 	cJSON_ArrayForEach(it, obj)
 	{
-		if (n < sizeof(items) / sizeof(items[0]) && it->string && cJSON_IsNumber(it))
+		if (it->string && cJSON_IsNumber(it))
 			items[n++] = it;
 	}
-	qsort(items, n, sizeof(items[0]), cmp_level);
-	snprintf(out, outsize, "-");
-	for (size_t i = 0; i < n && used < outsize; i++) {
-		int w = snprintf(out + used, outsize - used, "%s%s:%g", i ? "," : "",
-		                 items[i]->string, items[i]->valuedouble);
-		if (w < 0)
-			break;
-		used += (size_t)w;
-	}
+	if (n > 1)
+		qsort(items, n, sizeof(items[0]), cmp_level);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%s:%g", i ? "," : "", items[i]->string, items[i]->valuedouble);
+	if (n == 0)
+		fputs("-", out);
+	free(items);
 }
 
 /* Comma-separated strings of an array (or the keys of an object: an empty
  * Lua table may come as {}). */
-static void format_list(const cJSON *a, char *out, size_t outsize)
+static void format_list(const cJSON *a, FILE *out)
 {
 	const cJSON *it;
-	size_t used = 0;
-	snprintf(out, outsize, "-");
+	bool any = false;
 	cJSON_ArrayForEach(it, a)
 	{
 		const char *s = cJSON_IsString(it) ? it->valuestring : it->string;
-		if (!s || used >= outsize)
-			continue;
-		int w = snprintf(out + used, outsize - used, "%s%s", used ? "," : "", s);
-		if (w > 0)
-			used += (size_t)w;
+		if (s) {
+			fprintf(out, "%s%s", any ? "," : "", s);
+			any = true;
+		}
 	}
+	if (!any)
+		fputs("-", out);
 }
 
 /* "chat:1/3,email:0/5": load/capacity of every channel with either. */
-static void format_load(const cJSON *agent, char *out, size_t outsize)
+static void format_load(const cJSON *agent, FILE *out)
 {
 	static const char *const channels[] = {"chat", "email", "voice"};
 	const cJSON *cap = cJSON_GetObjectItemCaseSensitive(agent, "capacity");
 	const cJSON *load = cJSON_GetObjectItemCaseSensitive(agent, "load");
-	size_t used = 0;
-	snprintf(out, outsize, "-");
-	for (size_t i = 0; i < 3 && used < outsize; i++) {
+	bool any = false;
+	for (size_t i = 0; i < 3; i++) {
 		long long c = num(cap, channels[i]), l = num(load, channels[i]);
 		if (c == 0 && l == 0)
 			continue;
-		int w = snprintf(out + used, outsize - used, "%s%s:%lld/%lld", used ? "," : "",
-		                 channels[i], l, c);
-		if (w > 0)
-			used += (size_t)w;
+		fprintf(out, "%s%s:%lld/%lld", any ? "," : "", channels[i], l, c);
+		any = true;
 	}
+	if (!any)
+		fputs("-", out);
 }
 
-static void format_presence(const cJSON *agent, char *out, size_t outsize)
+static void format_presence(const cJSON *agent, FILE *out)
 {
 	const char *p = str(agent, "presence"), *reason = str(agent, "reason");
-	snprintf(out, outsize, "%s%s%s%s", p[0] ? p : "-", reason[0] ? " (" : "", reason,
-	         reason[0] ? ")" : "");
+	fprintf(out, "%s%s%s%s", p[0] ? p : "-", reason[0] ? " (" : "", reason,
+	        reason[0] ? ")" : "");
 }
 
 void omr_ctl_format_time(double ms, char *out, size_t outsize)
@@ -511,30 +506,75 @@ static size_t width(const char *s)
 
 #define NCOLS 8
 
-static void row_cells(const cJSON *agent, char cells[NCOLS][512])
+/* A table cell: whatever length its lists have (NULL when out of memory). */
+typedef char *cells_t[NCOLS];
+
+static char *cell(void (*fmt)(const cJSON *, FILE *), const cJSON *v)
 {
-	snprintf(cells[0], 512, "%s", str(agent, "id"));
-	snprintf(cells[1], 512, "%s", str(agent, "name"));
-	format_list(cJSON_GetObjectItemCaseSensitive(agent, "tenants"), cells[2], 512);
-	omr_ctl_format_levels(cJSON_GetObjectItemCaseSensitive(agent, "languages"), cells[3], 512);
-	omr_ctl_format_levels(cJSON_GetObjectItemCaseSensitive(agent, "skills"), cells[4], 512);
-	format_load(agent, cells[5], 512);
-	format_list(cJSON_GetObjectItemCaseSensitive(agent, "supervises"), cells[6], 512);
-	format_presence(agent, cells[7], 512);
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+	if (!f)
+		return NULL;
+	fmt(v, f);
+	if (fclose(f) != 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
 }
 
-static void print_row(char cells[NCOLS][512], const size_t *w)
+static void format_id(const cJSON *agent, FILE *out)
+{
+	fputs(str(agent, "id"), out);
+}
+
+static void format_name(const cJSON *agent, FILE *out)
+{
+	fputs(str(agent, "name"), out);
+}
+
+static const cJSON *member(const cJSON *o, const char *key)
+{
+	return cJSON_GetObjectItemCaseSensitive(o, key);
+}
+
+static void row_cells(const cJSON *agent, cells_t cells)
+{
+	cells[0] = cell(format_id, agent);
+	cells[1] = cell(format_name, agent);
+	cells[2] = cell(format_list, member(agent, "tenants"));
+	cells[3] = cell(omr_ctl_format_levels, member(agent, "languages"));
+	cells[4] = cell(omr_ctl_format_levels, member(agent, "skills"));
+	cells[5] = cell(format_load, agent);
+	cells[6] = cell(format_list, member(agent, "supervises"));
+	cells[7] = cell(format_presence, agent);
+}
+
+static void free_cells(cells_t cells)
+{
+	for (int c = 0; c < NCOLS; c++)
+		free(cells[c]);
+}
+
+static const char *cell_text(const char *s)
+{
+	return s ? s : "?";
+}
+
+static void print_row(char *const cells[NCOLS], const size_t *w)
 {
 	for (int c = 0; c < NCOLS - 1; c++)
-		printf("%s%*s  ", cells[c], (int)(w[c] - width(cells[c])), "");
-	printf("%s\n", cells[NCOLS - 1]);
+		printf("%s%*s  ", cell_text(cells[c]), (int)(w[c] - width(cell_text(cells[c]))),
+		       "");
+	printf("%s\n", cell_text(cells[NCOLS - 1]));
 }
 
 static void print_table(const cJSON *agents)
 {
-	static char head[NCOLS][512] = {"ID",     "NAME",     "TENANTS",    "LANGUAGES",
-	                                "SKILLS", "LOAD/CAP", "SUPERVISES", "PRESENCE"};
-	char cells[NCOLS][512];
+	static char *const head[NCOLS] = {"ID",     "NAME",     "TENANTS",    "LANGUAGES",
+	                                  "SKILLS", "LOAD/CAP", "SUPERVISES", "PRESENCE"};
+	cells_t cells;
 	size_t w[NCOLS];
 	const cJSON *a;
 	for (int c = 0; c < NCOLS; c++)
@@ -543,21 +583,23 @@ static void print_table(const cJSON *agents)
 	{
 		row_cells(a, cells);
 		for (int c = 0; c < NCOLS; c++)
-			if (width(cells[c]) > w[c])
-				w[c] = width(cells[c]);
+			if (width(cell_text(cells[c])) > w[c])
+				w[c] = width(cell_text(cells[c]));
+		free_cells(cells);
 	}
 	print_row(head, w);
 	cJSON_ArrayForEach(a, agents)
 	{
 		row_cells(a, cells);
 		print_row(cells, w);
+		free_cells(cells);
 	}
 }
 
 static int agent_list(omr_ctl_t *ctl, int argc, char **argv)
 {
 	cJSON *all = NULL;
-	int rc = check_options(ctl, "list", 0);
+	int rc = check_options(ctl, "list", F_TENANT);
 	if (rc == 0 && argc != 2)
 		rc = omr_ctl_usage_error("agent list takes no arguments");
 	if (rc == 0)
@@ -587,24 +629,25 @@ static int agent_list(omr_ctl_t *ctl, int argc, char **argv)
 
 static void print_agent(const cJSON *a)
 {
-	char buf[2048], since[32];
+	char since[32];
 	printf("id             %s\n", str(a, "id"));
 	printf("name           %s\n", str(a, "name"));
-	format_list(cJSON_GetObjectItemCaseSensitive(a, "tenants"), buf, sizeof(buf));
-	printf("tenants        %s\n", buf);
-	omr_ctl_format_levels(cJSON_GetObjectItemCaseSensitive(a, "languages"), buf, sizeof(buf));
-	printf("languages      %s\n", buf);
-	omr_ctl_format_levels(cJSON_GetObjectItemCaseSensitive(a, "skills"), buf, sizeof(buf));
-	printf("skills         %s\n", buf);
-	format_load(a, buf, sizeof(buf));
-	printf("load/capacity  %s\n", buf);
-	format_presence(a, buf, sizeof(buf));
+	fputs("tenants        ", stdout);
+	format_list(member(a, "tenants"), stdout);
+	fputs("\nlanguages      ", stdout);
+	omr_ctl_format_levels(member(a, "languages"), stdout);
+	fputs("\nskills         ", stdout);
+	omr_ctl_format_levels(member(a, "skills"), stdout);
+	fputs("\nload/capacity  ", stdout);
+	format_load(a, stdout);
+	fputs("\npresence       ", stdout);
+	format_presence(a, stdout);
 	omr_ctl_format_time((double)num(a, "presence_since_ms"), since, sizeof(since));
-	printf("presence       %s since %s\n", buf, since);
-	format_list(cJSON_GetObjectItemCaseSensitive(a, "supervises"), buf, sizeof(buf));
-	printf("supervises     %s\n", buf);
-	format_list(cJSON_GetObjectItemCaseSensitive(a, "conversations"), buf, sizeof(buf));
-	printf("conversations  %s\n", buf);
+	printf(" since %s\nsupervises     ", since);
+	format_list(member(a, "supervises"), stdout);
+	fputs("\nconversations  ", stdout);
+	format_list(member(a, "conversations"), stdout);
+	fputs("\n", stdout);
 }
 
 static int agent_show(omr_ctl_t *ctl, int argc, char **argv)
@@ -628,7 +671,7 @@ static int agent_show(omr_ctl_t *ctl, int argc, char **argv)
 
 static int agent_import(omr_ctl_t *ctl, int argc, char **argv)
 {
-	int rc = check_options(ctl, "import", F_DRY_RUN);
+	int rc = check_options(ctl, "import", F_DRY_RUN | F_TENANT);
 	if (rc == 0 && argc != 3)
 		rc = omr_ctl_usage_error("agent import FILE.csv [--dry-run]");
 	return rc ? rc : omr_ctl_import(ctl, argv[2]);

@@ -24,7 +24,9 @@ static void print_candidates(const cJSON *list)
 	{
 		const cJSON *score = cJSON_GetObjectItemCaseSensitive(c, "score");
 		printf("%s  %s", n++ ? "\n            " : "candidates  ", str_or(c, "agent", "?"));
-		if (cJSON_IsNumber(score))
+		if (cJSON_IsString(score)) /* all its digits (a JSON number would round) */
+			printf("  score %s", score->valuestring);
+		else if (cJSON_IsNumber(score))
 			printf("  score %.15g", score->valuedouble);
 		if (str_or(c, "language", NULL))
 			printf("  language %s", str_or(c, "language", ""));
@@ -96,7 +98,7 @@ int omr_ctl_explain(omr_ctl_t *ctl, int argc, char **argv)
 		return omr_ctl_usage_error("usage: explain CONVERSATION [--json]");
 	if (ctl->id || ctl->name || ctl->languages || ctl->skills || ctl->capacity ||
 	    ctl->tenants || ctl->token || ctl->reason || ctl->skills_set || ctl->skills_add ||
-	    ctl->skills_remove || ctl->dry_run || ctl->supervises)
+	    ctl->skills_remove || ctl->dry_run || ctl->supervises || ctl->tenant_given)
 		return omr_ctl_usage_error("explain takes only a conversation id and --json");
 	const char *conv = argv[1];
 	if (!omr_id_is_valid(conv, OMR_ENV_ID_MAX))

@@ -331,18 +331,20 @@ int main(int argc, char **argv)
 	/* `token issue ID` and `token revoke ID` are `agent token ID` and
 	 * `agent revoke ID` under the names a site administrator looks for. */
 	char *alias[4];
-	if (npos == 3 && strcmp(pos[0], "token") == 0 &&
-	    (strcmp(pos[1], "issue") == 0 || strcmp(pos[1], "revoke") == 0)) {
+	if (npos >= 1 && strcmp(pos[0], "token") == 0) {
+		if (npos != 3 || (strcmp(pos[1], "issue") != 0 && strcmp(pos[1], "revoke") != 0))
+			return omr_ctl_usage_error("usage: token issue ID | token revoke ID");
 		alias[0] = "agent";
 		alias[1] = strcmp(pos[1], "issue") == 0 ? "token" : "revoke";
 		alias[2] = pos[2];
 		alias[3] = NULL;
 		pos = alias;
 	}
-	if (npos < 1 || (strcmp(pos[0], "agent") != 0 && strcmp(pos[0], "explain") != 0)) {
-		usage(stderr);
-		return OMR_CTL_USAGE;
-	}
+	if (npos < 1)
+		return omr_ctl_usage_error("give a command: agent, token, explain (see --help)");
+	if (strcmp(pos[0], "agent") != 0 && strcmp(pos[0], "explain") != 0)
+		return omr_ctl_usage_error(
+		        "unknown command '%s': agent, token, explain (see --help)", pos[0]);
 	if (tenant && !omr_id_is_valid(tenant, OMR_CTL_TENANT_MAX))
 		return omr_ctl_usage_error("--tenant: ids are 1-64 of A-Z a-z 0-9 . _ : @ -");
 	char err[512];

@@ -154,7 +154,8 @@ local function best_agent(P, R, c, q)
         local id, score = head[j], tonumber(head[j + 1])
         if not declined[id] then
           if #considered < EXPLAIN_MAX then
-            considered[#considered + 1] = {agent = id, score = score, language = l}
+            -- the score as Redis wrote it: cjson would keep 14 of its 15 digits
+            considered[#considered + 1] = {agent = id, score = head[j + 1], language = l}
           end
           if best == nil or score < best_score or (score == best_score and id < best) then
             best, best_score, best_lang, best_key = id, score, l, key
@@ -400,8 +401,11 @@ local function pull_preferred(P, R, a, now)
         return true
       elseif can_take(R, a, c.channel) then
         redis.call('ZREM', pkey, conv)
-        assign(P, R, c, a, {queue = c.queue, step = num(c.step, 1), agent = a.id, at_ms = now,
-          language = c.lang, trigger = 'sticky: the agent who last served this customer',
+        local step = num(c.step, 1)
+        assign(P, R, c, a, {queue = c.queue, step = step, agent = a.id, at_ms = now,
+          strategy = q.strategy, skills = explain_skills(q, step, a), language = c.lang,
+          language_matched = serves(a, q, step, c),
+          trigger = 'sticky: the agent who last served this customer',
           candidates = {{agent = a.id}}}, now)
         return true
       end
@@ -419,7 +423,7 @@ local function pull_waiting(P, R, a, now)
     assigned = assigned + 1
   end
   while a.presence == 'available' do
-    local best, best_score, best_key = nil, nil, nil
+    local best, best_score, best_key, best_lang = nil, nil, nil, nil
     local seen = {}
     -- Each slot the agent is in (chain, tier, channel, tenant, language)
     -- serves the steps of the chain's queues at that tier or a later one.
@@ -443,7 +447,8 @@ local function pull_waiting(P, R, a, now)
                   local conv, sc = wait_head(P, wk, a.id)
                   if conv ~= nil then
                     if best == nil or sc < best_score or (sc == best_score and conv < best) then
-                      best, best_score, best_key = conv, sc, wk
+                      -- l: the agent's language that takes it (wl, or a fallback)
+                      best, best_score, best_key, best_lang = conv, sc, wk, l
                     end
                   end
                 end
@@ -461,7 +466,7 @@ local function pull_waiting(P, R, a, now)
     if c ~= nil and c.state == 'queued' then
       local q = queue_named(R, c.queue)
       local why = {queue = c.queue, step = num(c.step, 1), strategy = q and q.strategy or '',
-        language = c.lang, language_matched = c.rlang, agent = a.id, at_ms = now,
+        language = c.lang, language_matched = best_lang, agent = a.id, at_ms = now,
         trigger = 'agent became free', candidates = {{agent = a.id}}}
       if q ~= nil then
         why.skills = explain_skills(q, num(c.step, 1), a)

@@ -90,6 +90,11 @@ local function valid_levels(t, what)
 end
 
 -- omr_agent_upsert P id json -> "created" | "updated"
+-- json: the fields to set (name, tenants, skills, languages, capacity,
+-- supervises, token_sha); must_exist: refuse (NOAGENT) instead of creating;
+-- skills_add {id = level} and skills_remove [id] edit the skills (after
+-- skills, when both are given), here so concurrent edits are not lost.
+-- Everything is checked before anything is written.
 local function agent_upsert(keys, args)
   local P, id = keys[1], args[1]
   local spec = decode(args[2], nil)
@@ -97,7 +102,7 @@ local function agent_upsert(keys, args)
     return err('BADARG', 'agent must be a JSON object')
   end
   -- supervises: the agents whose conversations this one may read
-  -- (47_supervisor.lua); checked before anything is written.
+  -- (47_supervisor.lua).
   if spec.supervises ~= nil then
     local list, seen = spec.supervises, {}
     if type(list) ~= 'table' or #list > 500 then
@@ -114,33 +119,50 @@ local function agent_upsert(keys, args)
   local akey = P .. ':agent:' .. id
   local a = agent_read(P, id)
   local created = a == nil
-  local now = now_ms()
-  if created then
-    if type(spec.name) ~= 'string' or spec.name == '' then
-      return err('BADARG', 'a new agent needs a name')
-    end
-    a = {id = id, presence = 'offline', reason = '', load = '0', last_assign_ms = '0',
-      tenants_t = {}, skills_t = {}, langs_t = {}, cap_t = {chat = 1}}
-    redis.call('HSET', akey, 'presence', 'offline', 'reason', '', 'load', 0, 'last_assign_ms', 0,
-      'created_ms', now, 'presence_since_ms', now)
+  if created and spec.must_exist then
+    return err('NOAGENT', 'no such agent')
+  end
+  if created and (type(spec.name) ~= 'string' or spec.name == '') then
+    return err('BADARG', 'a new agent needs a name')
   end
   local bad = valid_levels(spec.skills or {}, 'skill') or valid_levels(spec.languages or {},
-    'language')
+    'language') or valid_levels(spec.skills_add or {}, 'skill')
   if bad then
     return err('BADARG', bad)
+  end
+  for k, v in pairs(spec.skills_remove or {}) do
+    if type(k) ~= 'number' or type(v) ~= 'string' then
+      return err('BADARG', 'skills_remove is a list of skill ids')
+    end
   end
   for k, v in pairs(spec.capacity or {}) do
     if not contains(CHANNELS, k) or type(v) ~= 'number' or v < 0 or v > 100 then
       return err('BADARG', 'capacity is chat/email/voice: 0-100')
     end
   end
+  local now = now_ms()
+  if created then
+    a = {id = id, presence = 'offline', reason = '', load = '0', last_assign_ms = '0',
+      tenants_t = {}, skills_t = {}, langs_t = {}, cap_t = {chat = 1}}
+  end
   if spec.name then a.name = spec.name end
   if spec.tenants then a.tenants_t = spec.tenants end
   if spec.skills then a.skills_t = spec.skills end
   if spec.languages then a.langs_t = spec.languages end
   if spec.capacity then a.cap_t = spec.capacity end
+  if spec.skills_add or spec.skills_remove then
+    local skills = {}
+    for k, v in pairs(a.skills_t) do skills[k] = v end
+    for k, v in pairs(spec.skills_add or {}) do skills[k] = v end
+    for _, k in ipairs(spec.skills_remove or {}) do skills[k] = nil end
+    a.skills_t = skills
+  end
   if #a.tenants_t == 0 then
     return err('BADARG', 'an agent serves at least one tenant')
+  end
+  if created then
+    redis.call('HSET', akey, 'presence', 'offline', 'reason', '', 'load', 0, 'last_assign_ms', 0,
+      'created_ms', now, 'presence_since_ms', now)
   end
   redis.call('HSET', akey, 'name', a.name, 'tenants', cjson.encode(a.tenants_t),
     'skills', cjson.encode(a.skills_t), 'languages', cjson.encode(a.langs_t),

@@ -66,7 +66,8 @@ sticky_route = function(P, R, c, q, customer, now)
   c.queue = q.name
   if can_take(R, a, c.channel) then
     return assign(P, R, c, a, {queue = q.name, step = 1, agent = a.id, at_ms = now,
-      language = c.lang, language_matched = l,
+      strategy = q.strategy, skills = explain_skills(q, 1, a), language = c.lang,
+      language_matched = l,
       trigger = 'sticky: the agent who last served this customer',
       candidates = {{agent = a.id}}}, now)
   end

@@ -47,7 +47,7 @@ DAEMON_BIN = os.path.join(BUILD_DIR, "omnirouterd")
 CTL_BIN = os.path.join(BUILD_DIR, "omnirouterctl")
 
 SANITIZER_RE = re.compile(
-    r"AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer|runtime error|"
+    r"AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer|runtime error: |"
     r"ThreadSanitizer|MemorySanitizer")
 SEQ_RE = re.compile(r"^[0-9]+-[0-9]+$")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")

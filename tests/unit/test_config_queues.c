@@ -738,6 +738,58 @@ static void test_queues_are_reloadable(void **state)
 	omr_config_destroy(&c);
 }
 
+/* A queue after one that takes every conversation it would is valid (it can
+ * get overflows and transfers) but no new conversation reaches it: warned. */
+static void test_shadowed_queues(void **state)
+{
+	(void)state;
+	static const char yaml[] =
+	        "queues:\n"
+	        "  - name: es-chat\n" /* line 2 */
+	        "    languages: [es, fr]\n"
+	        "    channels: [chat]\n"
+	        "  - name: es-only\n" /* 5: covered by es-chat? no: any channel */
+	        "    languages: [es]\n"
+	        "  - name: es-chat-gold\n" /* 7: covered by es-chat */
+	        "    languages: [es-MX]\n"
+	        "    channels: [chat]\n"
+	        "    attributes: {tier: gold}\n"
+	        "  - name: billing\n" /* 11: skills */
+	        "    skills: {billing: 5, refunds: 3}\n"
+	        "  - name: refunds\n" /* 13: covered by billing */
+	        "    skills: {refunds: 2}\n"
+	        "    tenants: [acme]\n"
+	        "  - name: gold\n" /* 16 */
+	        "    attributes: {tier: gold}\n"
+	        "  - name: gold-acme\n" /* 18: covered by gold */
+	        "    attributes: {tier: gold, region: eu}\n"
+	        "    tenants: [acme]\n"
+	        "  - name: all\n"       /* 21 */
+	        "  - name: after-all\n" /* 22: covered by all */
+	        "    channels: [email]\n";
+	omr_config_t *cfg = ACCEPT(yaml);
+	const char *want[] = {NULL, NULL, "es-chat", NULL, "billing", NULL, "gold", NULL, "all"};
+	assert_int_equal(cfg->n_queues, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < cfg->n_queues; i++) {
+		const omr_queue_t *e = omr_config_shadowing_queue(cfg, i);
+		if (!want[i]) {
+			if (e)
+				print_error("queues[%zu] %s: shadowed by %s\n", i,
+				            cfg->queues[i].name, e->name);
+			assert_null(e);
+		} else {
+			assert_non_null(e);
+			assert_string_equal(e->name, want[i]);
+		}
+	}
+	char text[2048];
+	assert_int_equal(omr_config_shadow_warnings(cfg, text, sizeof(text)), 4);
+	assert_non_null(
+	        strstr(text, "config:7: warning: queues[2] 'es-chat-gold' is never matched"));
+	assert_non_null(strstr(text, "queue 'all' (line 21) comes first"));
+	omr_config_destroy(&cfg);
+}
+
 static void test_example_queues(void **state)
 {
 	omr_config_t *cfg = NULL;
@@ -852,6 +904,7 @@ int main(void)
 	        cmocka_unit_test(test_blocking_channels),
 	        cmocka_unit_test(test_group_and_tick),
 	        cmocka_unit_test(test_queues_are_reloadable),
+	        cmocka_unit_test(test_shadowed_queues),
 	        cmocka_unit_test(test_example_queues),
 	        cmocka_unit_test(test_example_documents_queue_keys),
 	};
