@@ -47,7 +47,11 @@ local SKIPLIST_MARKER = '~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 -- a marker value this long (over hash-max-listpack-value, 64 by default).
 local IDS_LISTPACK_MAX = 32
 local IDS_MARKER_LEN = 128
-local COPY_MAX = 500
+-- Transcript entries an agent taking a conversation is sent, and that
+-- history and monitor answer: all of them, or the newest this many. Twice
+-- chat.max_messages' default, so a default conversation with its events
+-- comes whole; the inbox (INBOX_MAXLEN) holds five such copies.
+local COPY_MAX = 2000
 local HISTORY_MAXLEN = '1000'
 local EXPLAIN_MAX = 8
 local HISTORY_CONVS = 20 -- earlier conversations remembered per customer
@@ -108,6 +112,21 @@ local function hgetall(key)
     h[flat[i]] = flat[i + 1]
   end
   return h
+end
+
+-- The transcript at key, oldest first: whole, or its newest COPY_MAX entries
+-- (an agent must above all see what the customer said last).
+local function transcript(key)
+  local log = redis.call('XRANGE', key, '-', '+', 'COUNT', COPY_MAX + 1)
+  if #log <= COPY_MAX then
+    return log
+  end
+  log = redis.call('XREVRANGE', key, '+', '-', 'COUNT', COPY_MAX)
+  local n = #log
+  for i = 1, math.floor(n / 2) do
+    log[i], log[n + 1 - i] = log[n + 1 - i], log[i]
+  end
+  return log
 end
 
 local function err(code, msg)

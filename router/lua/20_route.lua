@@ -49,7 +49,7 @@ local function deliver_assignment(P, c, a, now, state_written)
     'tenant', c.tenant or '', 'queue', c.queue or '', 'customer', c.customer or '',
     'history', table.concat(earlier, ','), 'ts', int(now))
   -- (a conversation started in this call has no transcript yet)
-  local log = c.fresh and {} or redis.call('XRANGE', ckey .. ':log', '-', '+', 'COUNT', COPY_MAX)
+  local log = c.fresh and {} or transcript(ckey .. ':log')
   for _, entry in ipairs(log) do
     local f = {}
     for i = 1, #entry[2], 2 do

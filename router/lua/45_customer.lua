@@ -100,7 +100,7 @@ local function conv_history(keys, args)
   if pe == nil then
     return err('NOTASSIGNED', 'not an earlier conversation of this customer')
   end
-  return redis.call('XRANGE', P .. ':conv:' .. earlier .. ':log', '-', '+', 'COUNT', COPY_MAX)
+  return transcript(P .. ':conv:' .. earlier .. ':log')
 end
 
 -- omr_conv_transfer P conv agent kind target note -> "transferred"

@@ -67,5 +67,5 @@ local function supervisor_monitor(keys, args)
   if s == nil or c == nil or not may_monitor(s, c) then
     return err('NOTASSIGNED', 'not a conversation of an agent this agent supervises')
   end
-  return redis.call('XRANGE', P .. ':conv:' .. conv .. ':log', '-', '+', 'COUNT', COPY_MAX)
+  return transcript(P .. ':conv:' .. conv .. ':log')
 end

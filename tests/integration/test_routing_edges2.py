@@ -489,6 +489,25 @@ class RoutingEdges2Test(LuaTestCase):
         self.assertEqual(self.start("a2", tenant="acme"), "queued")
         self.check_invariants()
 
+    def test_long_transcript_reaches_the_next_agent_newest_kept(self):
+        # An agent taking a conversation gets its transcript: whole up to
+        # 2,000 entries, else the newest 2,000 (it copied the OLDEST 500,
+        # so what the customer said last never reached the agent).
+        self.rules({"name": "default"})
+        self.assertEqual(self.start("c1"), "queued")
+        log = f"{P}:conv:c1:log"
+        for i in range(2100):
+            self.r("XADD", log, "*", "kind", "message", "from", "customer", "msgid",
+                   f"m{i}", "text", f"t{i}", "name", "Cust", "ts", i)
+        self.agent("x", "en", 1)
+        self.assertEqual(self.conv("c1").get("agent"), "x")
+        texts = [dict(zip(e[1][::2], e[1][1::2])).get("text")
+                 for e in self.r("XRANGE", f"{P}:agent:x:inbox", "-", "+")
+                 if dict(zip(e[1][::2], e[1][1::2])).get("kind") == "message"]
+        self.assertEqual(len(texts), 2000)
+        self.assertEqual((texts[0], texts[-1]), ("t100", "t2099"))
+        self.check_invariants()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
