@@ -57,6 +57,19 @@
 		? opts.customer_signature : null;
 	var anonRetry = false; /* this browser's id was refused: reconnect without it */
 	var state = load();   /* persisted session or null */
+	/* Message ids are "c-PAGE-N": a duplicated tab copies the stored counter,
+	 * and the server takes a repeated id for a resend. */
+	var pageId = randomHex(4);
+	var MAX_TEXT_BYTES = 4096; /* chat.max_text_bytes' default: longer text goes in parts */
+
+	/* n random bytes as hex. */
+	function randomHex(n) {
+		var bytes = new Uint8Array(n);
+		crypto.getRandomValues(bytes);
+		return Array.prototype.map.call(bytes, function (b) {
+			return ("0" + b.toString(16)).slice(-2);
+		}).join("");
+	}
 
 	/* Options from the page's query string (web/widget.js passes them). */
 	function readOptions() {
@@ -95,11 +108,7 @@
 		}
 		if (id && ID_RE.test(id))
 			return id;
-		var bytes = new Uint8Array(16);
-		crypto.getRandomValues(bytes);
-		id = "web-" + Array.prototype.map.call(bytes, function (b) {
-			return ("0" + b.toString(16)).slice(-2);
-		}).join("");
+		id = "web-" + randomHex(16);
 		try {
 			localStorage.setItem(CUSTOMER_KEY, id);
 		} catch (e) {
@@ -146,12 +155,18 @@
 		}
 	}
 
-	/* A closed conversation is not kept: a reload starts a new one. */
+	/* A closed conversation is kept until its survey is answered (a reload
+	 * shows it again) or a new chat starts. A browser that refuses storage
+	 * (a third-party frame, private mode) keeps it in this page only. */
 	function save() {
-		if (state && !state.closed)
-			sessionStorage.setItem(KEY, JSON.stringify(state));
-		else
-			sessionStorage.removeItem(KEY);
+		try {
+			if (state && !state.rated)
+				sessionStorage.setItem(KEY, JSON.stringify(state));
+			else
+				sessionStorage.removeItem(KEY);
+		} catch (e) {
+			/* kept in memory */
+		}
 	}
 
 	function seqKey(seq) {
@@ -173,7 +188,10 @@
 		return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 	}
 
-	function addLine(cls, who, text, ts) {
+	/* Lines from the server go above this page's messages that the server
+	 * has not confirmed yet (after a reload those are sent again, and the
+	 * transcript replayed before them). */
+	function addLine(cls, who, text, ts, pending) {
 		var li = document.createElement("li");
 		li.className = cls;
 		if (who) {
@@ -189,9 +207,27 @@
 		var m = document.createElement("time");
 		m.textContent = timeOf(ts);
 		li.appendChild(m);
-		ui.list.appendChild(li);
+		var first = ui.list.querySelector("li.pending");
+		if (pending)
+			li.classList.add("pending");
+		if (first && !pending)
+			ui.list.insertBefore(li, first);
+		else
+			ui.list.appendChild(li);
 		ui.list.scrollTop = ui.list.scrollHeight;
 		return li;
+	}
+
+	/* A message of this page is confirmed: it takes its place among the
+	 * confirmed lines (the server's order). */
+	function confirmLine(li) {
+		li.classList.add("acked");
+		if (!li.classList.contains("pending"))
+			return;
+		li.classList.remove("pending");
+		var first = ui.list.querySelector("li.pending");
+		if (first)
+			ui.list.insertBefore(li, first);
 	}
 
 	function showChat() {
@@ -255,6 +291,7 @@
 				h.topic = wantHello.topic;
 			if (wantHello.tenant)
 				h.tenant = wantHello.tenant;
+			h.key = wantHello.key; /* a hello sent again gets the same conversation */
 			send(h);
 		}
 	}
@@ -287,7 +324,7 @@
 			return;
 		state.pending.forEach(function (p) {
 			if (!shownIds[p.id])
-				shownIds[p.id] = addLine("me", "You", p.text);
+				shownIds[p.id] = addLine("me", "You", p.text, null, true);
 			send({ type: "message", id: p.id, text: p.text });
 		});
 	}
@@ -373,7 +410,7 @@
 			if (!mine)
 				hideTyping();
 			if (mine && shownIds[msg.id]) {
-				shownIds[msg.id].classList.add("acked");
+				confirmLine(shownIds[msg.id]);
 			} else {
 				var li = addLine(mine ? "me" : "them",
 						 mine ? "You" : (msg.name || "Agent"), msg.text, msg.ts);
@@ -449,6 +486,7 @@
 				resendTimer = setTimeout(resendPending, 3000);
 				return;
 			}
+			shownIds[msg.id].classList.remove("pending");
 			shownIds[msg.id].classList.add("failed");
 			shownIds[msg.id].title = msg.reason || msg.code;
 			dropPending(msg.id);
@@ -475,7 +513,7 @@
 				break;
 			}
 			if (shownIds[msg.id])
-				shownIds[msg.id].classList.add("acked");
+				confirmLine(shownIds[msg.id]);
 			dropPending(msg.id);
 			break;
 		case "message":
@@ -545,6 +583,10 @@
 
 	function onRated() {
 		rating.done = true;
+		if (state) {
+			state.rated = true;
+			save();
+		}
 		ui.survey.hidden = true;
 		ui.thanks.hidden = false;
 		ui.restart.focus(); /* the focused button just went away */
@@ -610,12 +652,32 @@
 
 	/* ---- sending ------------------------------------------------------- */
 
+	/* text in parts of at most MAX_TEXT_BYTES bytes of UTF-8, cut between
+	 * characters. */
+	function textParts(text) {
+		var parts = [], cur = "", bytes = 0;
+		Array.from(text).forEach(function (ch) {
+			var n = new TextEncoder().encode(ch).length;
+			if (bytes + n > MAX_TEXT_BYTES) {
+				parts.push(cur);
+				cur = "";
+				bytes = 0;
+			}
+			cur += ch;
+			bytes += n;
+		});
+		parts.push(cur);
+		return parts;
+	}
+
 	function sendMessage(text) {
-		var id = "c-" + state.next++;
-		state.pending.push({ id: id, text: text });
+		textParts(text).forEach(function (part) {
+			var id = "c-" + pageId + "-" + state.next++;
+			state.pending.push({ id: id, text: part });
+			shownIds[id] = addLine("me", "You", part, null, true);
+			send({ type: "message", id: id, text: part });
+		});
 		save();
-		shownIds[id] = addLine("me", "You", text);
-		send({ type: "message", id: id, text: text });
 	}
 
 	ui.lang.addEventListener("change", function () {
@@ -629,7 +691,8 @@
 			showStart("Please enter a language tag such as es-MX.");
 			return;
 		}
-		wantHello = { language: lang, name: ui.name.value.trim(), topic: ui.topic.value };
+		wantHello = { language: lang, name: ui.name.value.trim(), topic: ui.topic.value,
+			      key: randomHex(16) };
 		if (opts.tenant && ID_RE.test(opts.tenant))
 			wantHello.tenant = opts.tenant;
 		ui.startError.hidden = true;
@@ -683,7 +746,7 @@
 	});
 
 	applyOptions();
-	if (state && state.conversation_id && !state.closed) {
+	if (state && state.conversation_id && !state.rated) {
 		showChat();
 		/* resume asks for everything after last_seq; redraw from the start
 		 * after a reload, since the page lost what it showed */

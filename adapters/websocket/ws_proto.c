@@ -24,6 +24,7 @@
 #include "websocket/ws_identity.h"
 
 #define RAND_ID_BYTES 16 /* conversation ids and resume tokens: 32 hex */
+#define HELLO_KEY_MIN 16 /* a hello's key: the client's random, 16-128 id characters */
 
 static const char *const kind_names[] = {
         [OMR_WS_NONE] = "none",
@@ -357,6 +358,21 @@ static int check_identity(const omr_ws_limits_t *lim, const cJSON *obj, const cJ
 	return 0;
 }
 
+/* A hello's conversation id and resume token are drawn from its key (two
+ * SHA-256 of tenant and key, 32 hex each): a hello sent again with the same
+ * key names the same conversation, which omr_conv_start then answers
+ * without making a second one. */
+static void hello_ids(const char *tenant, const char *key, omr_ws_request_t *rq)
+{
+	char buf[OMR_WS_TENANT_MAX + OMR_WS_ID_MAX + 16], hex[65];
+	int n = snprintf(buf, sizeof(buf), "omr-conv|%s|%s", tenant, key);
+	omr_sha256_hex(buf, (size_t)n, hex);
+	snprintf(rq->conv, sizeof(rq->conv), "%.*s", RAND_ID_BYTES * 2, hex);
+	n = snprintf(buf, sizeof(buf), "omr-token|%s|%s", tenant, key);
+	omr_sha256_hex(buf, (size_t)n, hex);
+	snprintf(rq->token, sizeof(rq->token), "%.*s", RAND_ID_BYTES * 2, hex);
+}
+
 static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *obj,
                        omr_ws_request_t *rq, omr_ws_error_t *err)
 {
@@ -369,8 +385,14 @@ static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 	            "customer_id must be 1-128 of [A-Za-z0-9._:@-]") ||
 	    take_id(obj, "topic", OMR_WS_ID_MAX, false, topic, sizeof(topic), err,
 	            "topic must be 1-128 of [A-Za-z0-9._:@-]") ||
+	    take_id(obj, "key", OMR_WS_ID_MAX, false, rq->key, sizeof(rq->key), err,
+	            "key must be 16-128 of [A-Za-z0-9._:@-]") ||
 	    check_attributes(obj, &attrs, err))
 		return -EINVAL;
+	if (rq->key[0] && strlen(rq->key) < HELLO_KEY_MIN) {
+		omr_ws_error_set(err, "bad-request", "key must be 16-128 of [A-Za-z0-9._:@-]", 0);
+		return -EINVAL;
+	}
 	if (get_str(obj, "language", &lang) ||
 	    (lang && (strlen(lang) > OMR_WS_LANG_MAX ||
 	              omr_language_primary(lang, primary, sizeof(primary))))) {
@@ -386,9 +408,11 @@ static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 		snprintf(rq->tenant, sizeof(rq->tenant), "%s", lim->default_tenant);
 	if (check_identity(lim, obj, attrs, rq->tenant, customer, err))
 		return -EINVAL;
-	if (omr_random_hex(rq->conv, sizeof(rq->conv), RAND_ID_BYTES) ||
-	    omr_random_hex(rq->token, sizeof(rq->token), RAND_ID_BYTES))
+	if (!rq->key[0] && s->hello_key[0])
+		snprintf(rq->key, sizeof(rq->key), "%s", s->hello_key);
+	else if (!rq->key[0] && omr_random_hex(rq->key, sizeof(rq->key), RAND_ID_BYTES))
 		return -ENOMEM; /* the CSPRNG failing is as fatal as no memory */
+	hello_ids(rq->tenant, rq->key, rq);
 	rq->env = env_for(s, OMR_ENV_CONV_START, rq->tenant);
 	if (!rq->env)
 		return -ENOMEM;

@@ -72,6 +72,9 @@ typedef struct omr_ws_session {
 	char tenant[OMR_WS_TENANT_MAX + 1];
 	char conv[OMR_WS_ID_MAX + 1];  /* customer */
 	char agent[OMR_WS_ID_MAX + 1]; /* agent */
+	/* customer: the key of this connection's last hello; a hello sent again
+	 * without one (after `unavailable`) reuses it, so the same conversation */
+	char hello_key[OMR_WS_ID_MAX + 1];
 } omr_ws_session_t;
 
 /* Options parse applies; the caller keeps the strings alive. */
@@ -100,6 +103,7 @@ typedef struct omr_ws_request {
 	char tenant[OMR_WS_TENANT_MAX + 1];
 	char conv[OMR_WS_ID_MAX + 1];
 	char token[OMR_WS_ID_MAX + 1]; /* hello: the new resume token */
+	char key[OMR_WS_ID_MAX + 1];   /* hello: its key (given or drawn) */
 	char agent[OMR_WS_ID_MAX + 1];
 	char presence[16];
 	omr_envelope_t *env;

@@ -545,11 +545,14 @@ static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
 {
 	omr_ws_request_t rq;
 	omr_ws_error_t err;
-	if (omr_log_enabled(OMR_LOG_DEBUG))
-		omr_debug("ws", "frame conn=%llu len=%zu body=%.*s",
-		          (unsigned long long)c->sess.conn, c->rx_len,
-		          (int)(c->rx_len > 512 ? 512 : c->rx_len), c->rx);
 	int rc = omr_ws_parse(&c->sess, &srv->limits, c->rx, c->rx_len, &rq, &err);
+	/* Not the body: logins, hellos and resumes carry credentials. */
+	omr_debug("ws", "frame conn=%llu len=%zu type=%s%s%s", (unsigned long long)c->sess.conn,
+	          c->rx_len, rc == 0 ? omr_ws_kind_name(rq.kind) : "refused",
+	          rc == 0 ? "" : " code=",
+	          rc == 0    ? ""
+	          : err.code ? err.code
+	                     : "?");
 	/* The frame's id, for a refusal (PROTOCOL.md: echoed when it had one);
 	 * the parser fills err.id even for a frame it refuses. */
 	char id[sizeof(err.id)];
@@ -579,6 +582,8 @@ static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
 		batch_ack(srv, c, &rq);
 		return;
 	}
+	if (rq.kind == OMR_WS_HELLO) /* a resend after `unavailable` names the same conversation */
+		snprintf(c->sess.hello_key, sizeof(c->sess.hello_key), "%s", rq.key);
 	if (srv->bus && omr_bus_client_is_full(srv->bus) && !c->has_held) {
 		hold(srv, c, &rq);
 		return;
@@ -718,6 +723,13 @@ void omr_ws_server_on_deliver(omr_ws_server_t *srv, omr_envelope_t **envp)
 	if (!c || c->closing || !c->sess.authed) {
 		omr_debug("ws", "delivery for a gone connection conn=%llu dropped",
 		          (unsigned long long)env->conn);
+		return;
+	}
+	if (c->sess.role == OMR_WS_ROLE_CUSTOMER && env->conv && strcmp(env->conv, c->sess.conv)) {
+		/* (the router's watch of an earlier hello of this connection that
+		 * it answered too late) a customer reads its own conversation only */
+		omr_info("ws", "delivery of another conversation dropped conn=%llu conv=%s",
+		         (unsigned long long)env->conn, env->conv);
 		return;
 	}
 	char *json = NULL;

@@ -6,8 +6,9 @@
 
 -- omr_conv_position P conv -> {state, position (1-based, 0 when not
 -- waiting), estimated wait in ms}
--- The position counts conversations ahead in the same waiting slot; the
--- estimate is the queue's recent average wait less what was already waited.
+-- The position counts conversations ahead in the queue (its steps, for the
+-- same channel, tenant and language); the estimate is the queue's recent
+-- average wait less what was already waited since it was last queued.
 local TRANSFER_WAIT_S = 120
 
 local function conv_position(keys, args)
@@ -24,11 +25,27 @@ local function conv_position(keys, args)
     pos = (redis.call('ZRANK', P .. ':pref:' .. c.pref_agent, c.id) or 0) + 1
   elseif (c.wait_key or '') ~= '' then
     pos = (redis.call('ZRANK', c.wait_key, c.id) or 0) + 1
+    -- Those waiting in the queue's other steps (same channel, tenant and
+    -- language) with a better score are served first too (pull_waiting
+    -- takes the lowest score across the steps).
+    local score = redis.call('ZSCORE', c.wait_key, c.id)
+    local q = queue_named(rules(P), c.queue or '')
+    if score and q then
+      for s = 1, #q.steps do
+        local k = wait_key(P, q.name, s, c.channel, c.tenant, c.rlang)
+        if k ~= c.wait_key then
+          pos = pos + redis.call('ZCOUNT', k, '-inf', '(' .. score)
+        end
+      end
+    end
   end
   local avg = tonumber(redis.call('HGET', P .. ':qstats', 'wait_ewma_ms:' .. (c.queue or '')) or '')
   local eta = 0
   if avg then
-    eta = math.max(0, math.floor(avg - (now_ms() - num(c.enqueued_ms, 0))))
+    -- (waited since it was last queued: a transferred conversation's time
+    -- with its agent is not waiting, as in the average)
+    local since = num(c.queued_ms, num(c.enqueued_ms, 0))
+    eta = math.max(0, math.floor(avg - (now_ms() - since)))
   end
   return {c.state, pos, eta}
 end

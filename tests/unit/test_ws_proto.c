@@ -492,6 +492,46 @@ static void test_text(void **state)
 	omr_ws_request_cleanup(&rq);
 }
 
+/* A hello's key names its conversation: the same key (and tenant) gives the
+ * same id and token, so a hello sent again is not a second conversation.
+ * Without one, a hello sent again on the connection reuses its last key. */
+static void test_hello_key(void **state)
+{
+	omr_ws_session_t s = customer(false);
+	const char *f = "{\"type\":\"hello\",\"key\":\"k-0123456789abcdef\"}";
+	omr_ws_request_t a = ok(&s, f), b = ok(&s, f);
+	assert_string_equal(a.key, "k-0123456789abcdef");
+	assert_true(is_hex32(a.conv) && is_hex32(a.token));
+	assert_string_equal(a.conv, b.conv);
+	assert_string_equal(a.token, b.token);
+	assert_string_not_equal(a.conv, a.token);
+	omr_ws_request_t t = ok(&s, "{\"type\":\"hello\",\"key\":\"k-0123456789abcdef\","
+	                            "\"tenant\":\"t9\"}");
+	assert_string_not_equal(t.conv, a.conv);
+	omr_ws_request_t o = ok(&s, "{\"type\":\"hello\",\"key\":\"k-0123456789abcdeF\"}");
+	assert_string_not_equal(o.conv, a.conv);
+	assert_string_not_equal(o.token, a.token);
+	omr_ws_request_cleanup(&a);
+	omr_ws_request_cleanup(&b);
+	omr_ws_request_cleanup(&t);
+	omr_ws_request_cleanup(&o);
+	refused(&s, "{\"type\":\"hello\",\"key\":\"short-15-chars!\"}", "bad-request", 0);
+	refused(&s, "{\"type\":\"hello\",\"key\":\"0123456789abcde\"}", "bad-request", 0);
+	refused(&s, "{\"type\":\"hello\",\"key\":5}", "bad-request", 0);
+
+	/* no key: a fresh one each time, unless the connection has one */
+	omr_ws_request_t x = ok(&s, "{\"type\":\"hello\"}"), y = ok(&s, "{\"type\":\"hello\"}");
+	assert_true(is_hex32(x.key));
+	assert_string_not_equal(x.conv, y.conv);
+	snprintf(s.hello_key, sizeof(s.hello_key), "%s", x.key);
+	omr_ws_request_t z = ok(&s, "{\"type\":\"hello\"}");
+	assert_string_equal(z.conv, x.conv);
+	assert_string_equal(z.token, x.token);
+	omr_ws_request_cleanup(&x);
+	omr_ws_request_cleanup(&y);
+	omr_ws_request_cleanup(&z);
+}
+
 static void test_hello_fields(void **state)
 {
 	omr_ws_session_t s = customer(false);
@@ -874,6 +914,7 @@ int main(void)
 	        cmocka_unit_test(test_unknown_type_and_order),
 	        cmocka_unit_test(test_ids),
 	        cmocka_unit_test(test_text),
+	        cmocka_unit_test(test_hello_key),
 	        cmocka_unit_test(test_hello_fields),
 	        cmocka_unit_test(test_hello_customer),
 	        cmocka_unit_test(test_typing),

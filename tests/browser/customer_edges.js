@@ -1,0 +1,667 @@
+// customer_edges.js - the customer side of web chat (web/chat.html, web/chat.js,
+// web/widget.js) in Debian's headless Chromium (playwright-core), against the real daemon.
+// Run by tests/integration/test_customer_edges.py, one scenario per run:
+//
+//   node --experimental-websocket tests/browser/customer_edges.js SCENARIO
+//
+// Environment: OMR_BASE (http://127.0.0.1:PORT), OMR_AGENT_ID, OMR_AGENT_TOKEN, optional
+// OMR_CHROMIUM. The agent side is a plain websocket client (docs/PROTOCOL.md, agent endpoint),
+// driven from this script. Exit 0 when every check held, 1 otherwise (each failure printed as
+// "CHECK FAILED: ...").
+"use strict";
+
+const http = require("http");
+const { chromium } = require("playwright-core");
+
+const T0 = Date.now();
+const WAIT_MS = 20000;
+const SETTLE_MS = 1000;
+
+const BASE = process.env.OMR_BASE;
+const AGENT_ID = process.env.OMR_AGENT_ID;
+const AGENT_TOKEN = process.env.OMR_AGENT_TOKEN;
+const CHROMIUM = process.env.OMR_CHROMIUM || "/usr/bin/chromium";
+const WS_BASE = BASE.replace(/^http/, "ws");
+
+const problems = [];
+const pageErrors = [];
+
+function log(msg) {
+	const s = ((Date.now() - T0) / 1000).toFixed(1).padStart(5);
+	console.log(`[${s}s] ${msg}`);
+}
+
+function check(cond, msg) {
+	if (!cond) {
+		problems.push(msg);
+		log(`CHECK FAILED: ${msg}`);
+	}
+	return cond;
+}
+
+class Failure extends Error {}
+function fail(msg) { throw new Failure(msg); }
+
+function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+async function until(pred, what, timeout = WAIT_MS) {
+	const end = Date.now() + timeout;
+	for (;;) {
+		const v = await pred();
+		if (v)
+			return v;
+		if (Date.now() > end)
+			fail(`no ${what} within ${timeout} ms`);
+		await sleep(50);
+	}
+}
+
+// ---- a minimal agent desktop over the protocol ---------------------------------------------
+
+class Agent {
+	constructor(id, token) {
+		this.id = id;
+		this.token = token;
+		this.frames = [];
+		this.n = 0;
+	}
+
+	async login(available = true) {
+		this.ws = new WebSocket(`${WS_BASE}/ws/agent`);
+		this.ws.onmessage = (ev) => {
+			const f = JSON.parse(ev.data);
+			this.frames.push(f);
+			if (f.seq && ["assigned", "message", "closed", "offer", "revoked", "event"]
+				.includes(f.type))
+				this.ws.send(JSON.stringify({ type: "ack", seq: f.seq }));
+		};
+		await new Promise((res, rej) => {
+			this.ws.onopen = res;
+			this.ws.onerror = rej;
+		});
+		this.ws.send(JSON.stringify({ type: "login", v: 1, agent_id: this.id, token: this.token }));
+		await until(() => this.frames.find((f) => f.type === "welcome"), "agent welcome");
+		if (available)
+			await this.request({ type: "presence", presence: "available" });
+	}
+
+	async request(obj) {
+		const id = `r-${++this.n}`;
+		obj.id = id;
+		this.ws.send(JSON.stringify(obj));
+		const r = await until(() => this.frames.find((f) => f.id === id &&
+			(f.type === "ack" || f.type === "error")), `answer to ${obj.type}`);
+		if (r.type !== "ack")
+			fail(`agent: ${obj.type} refused: ${JSON.stringify(r)}`);
+		return r;
+	}
+
+	async assignedConv() {
+		const a = await until(() => this.frames.find((f) => f.type === "assigned"),
+			"assigned item at the agent");
+		return a.conversation_id;
+	}
+
+	async reply(conv, text) {
+		return this.request({ type: "message", conversation_id: conv, text });
+	}
+
+	async close(conv) {
+		return this.request({ type: "close", conversation_id: conv });
+	}
+
+	typing(conv) {
+		this.ws.send(JSON.stringify({ type: "typing", conversation_id: conv }));
+	}
+
+	customerTexts(conv) {
+		return this.frames.filter((f) => f.type === "message" && f.conversation_id === conv &&
+			f.from === "customer").map((f) => f.text);
+	}
+
+	quit() {
+		try { this.ws.close(); } catch (e) { /* gone */ }
+	}
+}
+
+// ---- the customer page -----------------------------------------------------------------------
+
+function watch(page, who) {
+	page.on("pageerror", (e) => pageErrors.push(`${who}: page error: ${e}`));
+	page.on("console", (m) => {
+		if (m.type() === "error" && !/WebSocket|ERR_INTERNET_DISCONNECTED|net::/.test(m.text()))
+			pageErrors.push(`${who}: console error: ${m.text()}`);
+	});
+}
+
+// A new browser context at 1280x800 and its page, watched for errors as `who`.
+async function openPage(browser, who) {
+	const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+	const page = await ctx.newPage();
+	watch(page, who);
+	return { ctx, page };
+}
+
+
+// The transcript as shown: one entry per #messages <li> (its .text).
+async function lines(frame) {
+	return frame.$$eval("#messages li", (lis) => lis.map((li) => {
+		const t = li.querySelector(".text");
+		return (t ? t.textContent : li.textContent).trim();
+	}));
+}
+
+async function waitText(frame, text, timeout = WAIT_MS) {
+	try {
+		await frame.waitForFunction((t) => Array.from(document.querySelectorAll("#messages li"))
+			.some((li) => li.textContent.includes(t)), text, { timeout });
+	} catch (e) {
+		fail(`customer: "${text}" not shown within ${timeout} ms; transcript:\n  ` +
+		     (await lines(frame).catch(() => [])).join("\n  "));
+	}
+}
+
+async function waitAcked(frame, text) {
+	try {
+		await frame.waitForFunction((t) => Array.from(document.querySelectorAll("#messages li"))
+			.some((li) => li.textContent.includes(t) && li.classList.contains("acked")),
+			text, { timeout: WAIT_MS });
+	} catch (e) {
+		fail(`customer: "${text}" not acknowledged within ${WAIT_MS} ms`);
+	}
+}
+
+// Each of `expected` exactly once, in this order.
+async function checkTranscript(frame, who, expected) {
+	for (const t of expected)
+		await waitText(frame, t);
+	await sleep(SETTLE_MS);
+	const got = await lines(frame);
+	const dump = "\n  " + got.join("\n  ");
+	let ok = true;
+	for (const t of expected) {
+		const n = got.filter((l) => l.includes(t)).length;
+		ok = check(n === 1, `${who}: "${t}" shown ${n} times (want exactly once); ` +
+			   `transcript:${dump}`) && ok;
+	}
+	const order = got.map((l) => expected.find((t) => l.includes(t))).filter(Boolean);
+	ok = check(order.join("\u0000") === expected.join("\u0000"),
+		   `${who}: messages out of order: shown\n  ${order.join("\n  ")}\nwant (the order ` +
+		   `they were sent and stored)\n  ${expected.join("\n  ")}`) && ok;
+	if (ok)
+		log(`${who}: ${expected.length} messages once each, in order`);
+}
+
+async function startChat(frame, lang = "es") {
+	await frame.locator("#lang").selectOption(lang);
+	await frame.locator("#name").fill("Rosa");
+	await frame.locator("#start-chat").click();
+	await frame.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
+}
+
+async function customerSend(frame, text, acked = true) {
+	await frame.locator("#text").fill(text);
+	await frame.locator("#send").click();
+	await waitText(frame, text);
+	if (acked)
+		await waitAcked(frame, text);
+}
+
+// Routes the page's customer websocket through a proxy we control: `drop(text)` frames from the
+// page are swallowed (as if the network lost them), and `cut()` closes the connection to the
+// page (a network drop).
+async function proxy(page) {
+	const p = { dropIds: new Set(), dropText: null, pages: [] };
+	await page.routeWebSocket(/\/ws\/customer$/, (ws) => {
+		const server = ws.connectToServer();
+		p.pages.push(ws);
+		ws.onMessage((m) => {
+			if (p.dropText) {
+				try {
+					const f = JSON.parse(m);
+					if (f.type === "message" && f.text && f.text.includes(p.dropText)) {
+						log(`proxy: dropped the customer's frame ${f.id} "${f.text}"`);
+						return;
+					}
+				} catch (e) { /* not JSON: pass */ }
+			}
+			server.send(m);
+		});
+		server.onMessage((m) => {
+			if (p.cutOnWelcome && /"type":"welcome"/.test(m)) {
+				p.cutOnWelcome = false;
+				log("proxy: the network drops as the welcome comes back");
+				ws.close({ code: 1006 }).catch(() => {});
+				server.close().catch(() => {});
+				return;
+			}
+			ws.send(m);
+		});
+	});
+	p.cut = async () => {
+		for (const ws of p.pages)
+			try { await ws.close({ code: 1006 }); } catch (e) { /* closed */ }
+		p.pages = [];
+	};
+	return p;
+}
+
+// ---- scenarios -------------------------------------------------------------------------------
+
+const A_TEXT = "Primero: mi pedido 5512 no llegó";
+const B_TEXT = "Hola Rosa, lo reviso ahora";
+const C_TEXT = "Tercero: escrito cuando la red falló";
+const D_TEXT = "Cuarto: después de recargar";
+
+// A message the server never acknowledged (lost on the way) is resent after a reload; it must
+// be shown once, after what was said before it (PROTOCOL.md "Delivery guarantees"; issue 4: "no
+// message lost, none shown twice, order kept").
+async function reloadPending(browser, agent) {
+	const { ctx, page } = await openPage(browser, "customer");
+	const p = await proxy(page);
+	await page.goto(`${BASE}/chat.html`);
+	await startChat(page);
+	const conv = await agent.assignedConv();
+	await customerSend(page, A_TEXT);
+	await agent.reply(conv, B_TEXT);
+	await waitText(page, B_TEXT);
+	p.dropText = C_TEXT; // this one never reaches the server
+	await customerSend(page, C_TEXT, false);
+	await sleep(500);
+	p.dropText = null;
+	log("customer: reload with one message not acknowledged");
+	await page.reload();
+	await page.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
+	await until(async () => (await agent.customerTexts(conv)).includes(C_TEXT),
+		"resent message at the agent");
+	await checkTranscript(page, "customer after reload", [A_TEXT, B_TEXT, C_TEXT]);
+	await customerSend(page, D_TEXT);
+	await checkTranscript(page, "customer after one more message", [A_TEXT, B_TEXT, C_TEXT, D_TEXT]);
+	await page.reload();
+	await page.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
+	await checkTranscript(page, "customer after a second reload", [A_TEXT, B_TEXT, C_TEXT, D_TEXT]);
+	await agent.close(conv);
+	await ctx.close();
+}
+
+// The agent closes while the customer still reads; the customer reloads the page before
+// answering the survey. PROTOCOL.md "Leaving": "the customer can come back with resume until
+// then, and after it for the survey"; issue 4: the chat survives a reload and ends with the
+// survey. Expect the ended conversation (its transcript and the survey) after the reload, and
+// the answer stored.
+async function surveyAfterReload(browser, agent) {
+	const { ctx, page } = await openPage(browser, "customer");
+	await page.goto(`${BASE}/chat.html`);
+	await startChat(page);
+	const conv = await agent.assignedConv();
+	await customerSend(page, A_TEXT);
+	await agent.reply(conv, B_TEXT);
+	await waitText(page, B_TEXT);
+	await agent.close(conv);
+	await page.locator("#survey").waitFor({ state: "visible", timeout: WAIT_MS });
+	log("customer: the survey is shown; reload before answering it");
+	await page.reload();
+	await sleep(3000);
+	const v = await page.evaluate(() => ({
+		start: !document.getElementById("start").hidden,
+		survey: !document.getElementById("survey").hidden &&
+			!document.getElementById("conversation").hidden,
+		lines: Array.from(document.querySelectorAll("#messages li")).map((l) => l.textContent),
+	}));
+	check(v.survey && !v.start,
+	      `after a reload of the ended chat the survey should still be offered; the page shows ` +
+	      `${v.start ? "the start form (transcript and survey gone)" : "no survey"}; ` +
+	      `transcript: ${JSON.stringify(v.lines)}`);
+	if (v.survey) {
+		await page.locator("#rate-4").click();
+		await page.locator("#rate-send").click();
+		await page.locator("#survey-thanks").waitFor({ state: "visible", timeout: WAIT_MS });
+	}
+	console.log(`CONV ${conv}`);
+	await ctx.close();
+}
+
+// A network drop while talking: the agent writes during the drop, the customer types during
+// the drop; after the page reconnects everything is shown once and reaches the other side.
+async function networkDrop(browser, agent) {
+	const { ctx, page } = await openPage(browser, "customer");
+	const p = await proxy(page);
+	await page.goto(`${BASE}/chat.html`);
+	await startChat(page);
+	const conv = await agent.assignedConv();
+	await customerSend(page, A_TEXT);
+	await agent.reply(conv, B_TEXT);
+	await waitText(page, B_TEXT);
+	p.dropText = "\u0001never"; // nothing dropped; cut instead
+	await p.cut();
+	await page.waitForFunction(() => /reconnecting/.test(
+		document.getElementById("status").textContent), null, { timeout: WAIT_MS });
+	await agent.reply(conv, "Agente durante el corte");
+	await page.locator("#text").fill(C_TEXT);
+	await page.locator("#send").click();
+	await waitText(page, C_TEXT);
+	await waitAcked(page, C_TEXT);
+	await until(() => agent.customerTexts(conv).includes(C_TEXT), "C at the agent");
+	await waitText(page, "Agente durante el corte");
+	await sleep(SETTLE_MS);
+	const got = await lines(page);
+	for (const t of [A_TEXT, B_TEXT, C_TEXT, "Agente durante el corte"])
+		check(got.filter((l) => l.includes(t)).length === 1,
+		      `after a network drop "${t}" is not shown exactly once: ${JSON.stringify(got)}`);
+	await page.reload();
+	await page.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
+	await checkTranscript(page, "customer after drop and reload",
+			      [A_TEXT, B_TEXT, "Agente durante el corte", C_TEXT]);
+	await agent.close(conv);
+	await ctx.close();
+}
+
+// A brand page on `siteHost` (another origin than the daemon) carrying the widget.
+async function brandSite(siteHost) {
+	const host = http.createServer((req, res) => {
+		res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+		res.end(`<!doctype html><html><head><title>Brand</title></head><body>
+<h1>Brand site</h1>
+<script src="${BASE}/widget.js" data-language="es" data-topic="billing"
+        data-name="Rosa" data-label="Ayuda" async></script></body></html>`);
+	});
+	await new Promise((r) => host.listen(0, "127.0.0.1", r));
+	host.url = `http://${siteHost}:${host.address().port}/`;
+	return host;
+}
+
+async function chatFrame(page) {
+	return until(() => page.frames().find((f) => f.url().includes("/chat.html")),
+		"the chat iframe");
+}
+
+// The widget on a page of another origin (same site: 127.0.0.1, another port): the button
+// opens the chat iframe with the widget's language, topic and name, a reload of the site
+// reopens the window and resumes the same conversation (PROTOCOL.md "Embedding the chat on a
+// site": "A conversation in progress survives reloads of the site").
+async function widgetCrossOrigin(browser, agent) {
+	const host = await brandSite("127.0.0.1");
+	const { ctx, page } = await openPage(browser, "site");
+	await page.goto(host.url);
+	await page.locator("#omr-chat-button").click();
+	const chat = await chatFrame(page);
+	await chat.locator("#start-chat").waitFor({ state: "visible", timeout: WAIT_MS });
+	const pre = await chat.evaluate(() => ({
+		lang: document.getElementById("lang").value,
+		topic: document.getElementById("topic").value,
+		name: document.getElementById("name").value,
+	}));
+	check(pre.lang === "es" && pre.topic === "billing" && pre.name === "Rosa",
+	      `widget options not preselected: ${JSON.stringify(pre)}`);
+	await chat.locator("#start-chat").click();
+	await chat.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
+	const conv = await agent.assignedConv();
+	await customerSend(chat, A_TEXT);
+	await agent.reply(conv, B_TEXT);
+	await waitText(chat, B_TEXT);
+	log("site: reload");
+	await page.reload();
+	await page.locator("#omr-chat-frame").waitFor({ state: "visible", timeout: WAIT_MS });
+	const chat2 = await chatFrame(page);
+	await chat2.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
+	await checkTranscript(chat2, "widget after site reload", [A_TEXT, B_TEXT]);
+	await customerSend(chat2, D_TEXT);
+	await until(() => agent.customerTexts(conv).includes(D_TEXT), "D at the agent");
+	await agent.close(conv);
+	await ctx.close();
+	host.close();
+}
+
+// The widget on a page of another SITE (localhost embedding 127.0.0.1), in a browser that
+// denies storage to third-party frames (Chromium's default here, as in an Incognito window or
+// with third-party cookies blocked): web storage throws SecurityError. chat.js says it copes
+// without storage ("no storage (private mode): recognized for this page only"); the customer
+// must still be able to start a chat and talk (only reload survival may be lost).
+async function widgetNoStorage(browser, agent) {
+	const host = await brandSite("localhost");
+	const { ctx, page } = await openPage(browser, "site");
+	await page.goto(host.url);
+	await page.locator("#omr-chat-button").click();
+	const chat = await chatFrame(page);
+	await chat.locator("#start-chat").waitFor({ state: "visible", timeout: WAIT_MS });
+	const storage = await chat.evaluate(() => {
+		try {
+			sessionStorage.getItem("x");
+			return "available";
+		} catch (e) {
+			return String(e);
+		}
+	});
+	log(`chat iframe's sessionStorage: ${storage}`);
+	await chat.locator("#start-chat").click();
+	try {
+		await chat.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
+	} catch (e) {
+		const st = await chat.evaluate(() => document.getElementById("status").textContent);
+		fail(`the chat never opened on a third-party site (storage: ${storage}); the page ` +
+		     `still shows the start form, status "${st}"`);
+	}
+	const conv = await agent.assignedConv();
+	await customerSend(chat, A_TEXT);
+	await agent.reply(conv, B_TEXT);
+	await waitText(chat, B_TEXT);
+	await agent.close(conv);
+	await ctx.close();
+	host.close();
+}
+
+// Waiting: the page shows the place in line (and keeps showing it after a reload), hides it
+// once an agent joins, shows "joined" once; a message written while waiting reaches the agent;
+// the agent's typing shows "Agent is typing…" and the agent's message hides it; the customer's
+// typing reaches the agent.
+async function waitingAndTyping(browser, agent) {
+	const { ctx, page } = await openPage(browser, "customer");
+	await page.goto(`${BASE}/chat.html`);
+	await startChat(page);
+	await page.locator("#position").waitFor({ state: "visible", timeout: WAIT_MS });
+	const p1 = await page.locator("#position").textContent();
+	check(/number 1 in line/.test(p1), `position text: "${p1}"`);
+	await customerSend(page, A_TEXT);
+	await page.reload();
+	await page.locator("#position").waitFor({ state: "visible", timeout: WAIT_MS });
+	await agent.request({ type: "presence", presence: "available" });
+	const conv = await agent.assignedConv();
+	await until(() => agent.customerTexts(conv).includes(A_TEXT), "A at the agent");
+	await page.locator("#position").waitFor({ state: "hidden", timeout: WAIT_MS });
+	await waitText(page, "joined the chat");
+	agent.typing(conv);
+	await page.locator("#typing").waitFor({ state: "visible", timeout: WAIT_MS });
+	await agent.reply(conv, B_TEXT);
+	await waitText(page, B_TEXT);
+	check(await page.locator("#typing").isHidden(), "typing still shown after the agent's message");
+	await page.locator("#text").focus();
+	await page.keyboard.type("escribo");
+	await until(() => agent.frames.find((f) => f.type === "typing" && f.conversation_id === conv),
+		"customer typing at the agent");
+	await sleep(SETTLE_MS);
+	const got = await lines(page);
+	check(got.filter((l) => /joined the chat/.test(l)).length === 1,
+	      `"joined" shown ${got.filter((l) => /joined the chat/.test(l)).length} times: ` +
+	      JSON.stringify(got));
+	check(got.filter((l) => l.includes(A_TEXT)).length === 1, `A not once: ${JSON.stringify(got)}`);
+	await agent.close(conv);
+	await ctx.close();
+}
+
+// The message box takes up to 4096 characters (maxlength), the daemon up to
+// chat.max_text_bytes = 4096 BYTES of UTF-8 (PROTOCOL.md "Limits"). A Hindi customer (Hindi is
+// on the page's language list) writes 2,000 characters, well under the box's limit: about
+// 5,300 bytes. What the customer was allowed to type must reach the agent (in one message or
+// several), not be refused after the fact.
+async function longNonAscii(browser, agent) {
+	const { ctx, page } = await openPage(browser, "customer");
+	await page.goto(`${BASE}/chat.html`);
+	await startChat(page, "hi");
+	const conv = await agent.assignedConv();
+	const text = ("नमस्ते मेरा ऑर्डर ".repeat(150)).slice(0, 2000).trim();
+	const bytes = Buffer.byteLength(text, "utf8");
+	log(`typing ${text.length} characters (${bytes} bytes of UTF-8)`);
+	await page.locator("#text").fill(text);
+	const accepted = await page.locator("#text").inputValue();
+	check(accepted.length === text.length, `the box cut the text to ${accepted.length}`);
+	await page.locator("#send").click();
+	await sleep(3000);
+	const st = await page.evaluate(() => Array.from(document.querySelectorAll("#messages li.me"))
+		.map((li) => ({ cls: li.className, title: li.title })));
+	const got = agent.customerTexts(conv).join("");
+	check(got.replace(/\s+/g, "") === text.replace(/\s+/g, ""),
+	      `a ${text.length}-character (${bytes}-byte) message the box accepted did not reach ` +
+	      `the agent (agent got ${got.length} characters); the page shows: ${JSON.stringify(st)}`);
+	await agent.close(conv);
+	await ctx.close();
+}
+
+// The network drops while the hello is answered (the welcome never reaches the page). The
+// page reconnects by itself and says hello again. The customer asked for one chat: the daemon
+// must not end up with two conversations for it, one of them taking an agent's capacity for a
+// customer who is not there.
+async function dropDuringHello(browser, agent) {
+	const { ctx, page } = await openPage(browser, "customer");
+	const p = await proxy(page);
+	p.cutOnWelcome = true;
+	await page.goto(`${BASE}/chat.html`);
+	await startChat(page);
+	await customerSend(page, A_TEXT);
+	await sleep(3000);
+	const assigned = agent.frames.filter((f) => f.type === "assigned");
+	log(`agent was assigned: ${JSON.stringify(assigned.map((f) => f.conversation_id))}`);
+	check(assigned.length === 1,
+	      `one customer starting one chat across a network drop gave the agent ` +
+	      `${assigned.length} conversations (one has no customer behind it and holds a unit of ` +
+	      `capacity until the agent closes it)`);
+	await ctx.close();
+}
+
+// The customer duplicates the chat tab (the browser copies the tab's sessionStorage, as
+// window.open does here): both tabs resume the same conversation and both write. Each line
+// must reach the agent; none may be shown as sent and silently dropped by the daemon's
+// de-duplication (PROTOCOL.md: message ids are "unique within the conversation").
+async function duplicatedTab(browser, agent) {
+	const { ctx, page } = await openPage(browser, "tab 1");
+	await page.goto(`${BASE}/chat.html`);
+	await startChat(page);
+	const conv = await agent.assignedConv();
+	await customerSend(page, A_TEXT);
+	const [page2] = await Promise.all([
+		ctx.waitForEvent("page"),
+		page.evaluate(() => { window.open(location.href, "_blank"); }),
+	]);
+	watch(page2, "tab 2");
+	await page2.waitForLoadState();
+	await page2.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
+	await waitText(page2, A_TEXT);
+	await customerSend(page, "Desde la pestaña uno");
+	await customerSend(page2, "Desde la pestaña dos");
+	await sleep(SETTLE_MS);
+	const got = agent.customerTexts(conv);
+	log(`agent got: ${JSON.stringify(got)}`);
+	check(got.includes("Desde la pestaña uno") && got.includes("Desde la pestaña dos"),
+	      `both tabs showed their line as sent (acked), but the agent got ${JSON.stringify(got)}`);
+	await agent.close(conv);
+	await ctx.close();
+}
+
+// No horizontal scroll and the composer reachable at 1280x800 and at a narrow phone width;
+// the whole chat usable with the keyboard alone (start, send with Enter, rate with arrows).
+async function layoutKeyboard(browser, agent) {
+	for (const vp of [{ width: 1280, height: 800 }, { width: 320, height: 568 }]) {
+		const ctx = await browser.newContext({ viewport: vp });
+		const page = await ctx.newPage();
+		watch(page, `customer ${vp.width}`);
+		await page.goto(`${BASE}/chat.html`);
+		// keyboard only: Tab to the language, pick, Tab to start
+		await page.keyboard.press("Tab");
+		await page.keyboard.press("Tab");
+		await page.locator("#lang").focus();
+		await page.locator("#lang").selectOption("es");
+		await page.locator("#name").focus();
+		await page.keyboard.type("Rosa");
+		await page.keyboard.press("Enter");
+		await page.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
+		const conv = await agent.assignedConv();
+		const focused = await page.evaluate(() => document.activeElement &&
+			document.activeElement.id);
+		check(focused === "text", `${vp.width}: after starting, focus is on #${focused}, ` +
+		      `not the message box`);
+		await page.locator("#text").focus();
+		await page.keyboard.type(A_TEXT);
+		await page.keyboard.press("Enter");
+		await waitAcked(page, A_TEXT);
+		for (let i = 0; i < 12; i++)
+			await agent.reply(conv, `Respuesta larga número ${i} ` + "palabra ".repeat(30));
+		await waitText(page, "Respuesta larga número 11");
+		const m = await page.evaluate(() => {
+			const r = document.getElementById("send").getBoundingClientRect();
+			const t = document.getElementById("text").getBoundingClientRect();
+			return { scroll: document.documentElement.scrollWidth,
+				 client: document.documentElement.clientWidth,
+				 sendBottom: r.bottom, textTop: t.top, vh: window.innerHeight,
+				 sendRight: r.right, vw: window.innerWidth };
+		});
+		check(m.scroll <= m.client, `${vp.width}x${vp.height}: horizontal scroll ` +
+		      `(${m.scroll} > ${m.client})`);
+		check(m.sendBottom <= m.vh && m.sendRight <= m.vw && m.textTop >= 0,
+		      `${vp.width}x${vp.height}: the composer is out of view after many messages: ` +
+		      JSON.stringify(m));
+		await agent.close(conv);
+		await page.locator("#survey").waitFor({ state: "visible", timeout: WAIT_MS });
+		await page.locator("#rate-3").focus();
+		await page.keyboard.press("ArrowRight");
+		const pressed = await page.evaluate(() =>
+			document.querySelector("#stars [aria-pressed=true]").dataset.score);
+		check(pressed === "4", `${vp.width}: ArrowRight from star 3 selected ${pressed}`);
+		for (let i = 0; i < 8; i++) {
+			if (await page.evaluate(() => document.activeElement.id) === "rate-send")
+				break;
+			await page.keyboard.press("Tab");
+		}
+		await page.keyboard.press("Enter");
+		await page.locator("#survey-thanks").waitFor({ state: "visible", timeout: WAIT_MS });
+		agent.frames = [];
+		await ctx.close();
+	}
+}
+
+const SCENARIOS = { reloadPending, surveyAfterReload, networkDrop, widgetCrossOrigin,
+		    widgetNoStorage, waitingAndTyping, longNonAscii, dropDuringHello,
+		    duplicatedTab,
+		    layoutKeyboard };
+
+async function main() {
+	const name = process.argv[2];
+	const fn = SCENARIOS[name];
+	if (!fn) {
+		console.error(`usage: customer_edges.js ${Object.keys(SCENARIOS).join("|")}`);
+		process.exit(2);
+	}
+	const browser = await chromium.launch({ executablePath: CHROMIUM,
+		args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+	const agent = new Agent(AGENT_ID, AGENT_TOKEN);
+	let code = 0;
+	try {
+		await agent.login(name !== "waitingAndTyping");
+		await fn(browser, agent);
+	} catch (e) {
+		problems.push(e instanceof Failure ? e.message : (e && e.stack) || String(e));
+		log(`FAILED: ${problems[problems.length - 1]}`);
+	} finally {
+		agent.quit();
+		await browser.close().catch(() => {});
+	}
+	for (const e of pageErrors)
+		problems.push(e);
+	if (problems.length) {
+		console.log(`${problems.length} problem(s):\n  ` + problems.join("\n  "));
+		code = 1;
+	} else {
+		log(`${name}: all checks held`);
+	}
+	process.exit(code);
+}
+
+main();
