@@ -137,7 +137,7 @@ local function conv_resume(keys, args)
   return c.state
 end
 
--- One chat message: stored in the transcript (once per from:msgid), and into
+-- One chat message: stored in the transcript (once per sender and msgid), and into
 -- the agent's inbox when a customer writes to an assigned conversation.
 -- Returns the log id, or an error reply.
 local function store_message(P, conv, from, agent, msgid, text, name, max)
@@ -148,13 +148,18 @@ local function store_message(P, conv, from, agent, msgid, text, name, max)
   if not state then
     return err('NOCONV', 'no such conversation')
   end
-  if from == 'agent' and (holder ~= agent or state ~= 'assigned' and state ~= 'closed') then
-    return err('NOTASSIGNED', 'conversation is not assigned to this agent')
-  end
-  local ids, idkey = ckey .. ':ids', from .. ':' .. msgid
+  -- An agent's ids are its own ('|' is in no id): two agents of one
+  -- conversation (a transfer) may both count r-1, r-2...
+  local ids = ckey .. ':ids'
+  local idkey = from == 'agent' and 'agent|' .. agent .. '|' .. msgid or from .. ':' .. msgid
+  -- A resend is answered first: the reply was stored, even if the
+  -- conversation was transferred or taken back since.
   local dup = redis.call('HGET', ids, idkey)
   if dup then
     return dup
+  end
+  if from == 'agent' and (holder ~= agent or state ~= 'assigned' and state ~= 'closed') then
+    return err('NOTASSIGNED', 'conversation is not assigned to this agent')
   end
   if state == 'closed' then
     return err('CLOSED', 'conversation is closed')

@@ -172,7 +172,8 @@ class LuaTestCase(unittest.TestCase):
             agents[aid] = dict(zip(flat[::2], flat[1::2]))
         convs = {}
         for key in self.keys(f"{P}:conv:*"):
-            if self.r("TYPE", key) != "hash":
+            # (a conversation's message-id hash and explanation are not conversations)
+            if self.r("TYPE", key) != "hash" or key.endswith((":ids", ":explain")):
                 continue
             cid = key[len(P) + 6:]
             flat = self.r("HGETALL", key)

@@ -489,6 +489,31 @@ class RoutingEdges2Test(LuaTestCase):
         self.assertEqual(self.start("a2", tenant="acme"), "queued")
         self.check_invariants()
 
+    def test_agents_reply_ids_are_their_own_and_resends_are_answered(self):
+        # After a transfer, the new agent's r-1 is not the old agent's r-1
+        # (it was answered with the old reply's id and never stored), and
+        # the old agent's resend of its stored r-1 gets that id back rather
+        # than not-assigned (its desktop would show a delivered reply as
+        # failed).
+        self.rules({"name": "default"})
+        self.agent("a", "en", 1)
+        self.assertEqual(self.start("c1"), "assigned")
+        msg = ("omr_conv_message", "c1", "agent")
+        first = self.fcall(*msg, "a", "r-1", "hello from a", "", 1000)
+        self.agent("b", "en", 1)
+        self.assertEqual(self.fcall("omr_conv_transfer", "c1", "a", "agent", "b", ""),
+                         "transferred")
+        self.assertEqual(self.conv("c1")["agent"], "b")
+        second = self.fcall(*msg, "b", "r-1", "hello from b", "", 1000)
+        self.assertNotEqual(second, first)
+        self.assertEqual(self.fcall(*msg, "a", "r-1", "hello from a", "", 1000), first)
+        self.assertTrue(str(self.fcall(*msg, "a", "r-2", "late", "", 1000)).startswith(
+            "NOTASSIGNED"))
+        texts = [dict(zip(e[1][::2], e[1][1::2])).get("text")
+                 for e in self.r("XRANGE", f"{P}:conv:c1:log", "-", "+")]
+        self.assertIn("hello from b", texts)
+        self.check_invariants()
+
     def test_long_transcript_reaches_the_next_agent_newest_kept(self):
         # An agent taking a conversation gets its transcript: whole up to
         # 2,000 entries, else the newest 2,000 (it copied the OLDEST 500,
