@@ -2,15 +2,15 @@
  * instance. Loop thread only.
  *
  * Agents: the inbox stream is read through consumer group "desktop" with the
- * agent id as consumer. A read is ">" (new entries), preceded, in the same
- * pipeline, by a history read from the watch's cursor: the entries delivered
- * to this consumer that this connection has not seen (from "0" at login that
- * is everything not acknowledged). The history is read at login, after Redis
- * comes back or a failed read, until a read reaches its end, and with the
- * first read OMR_HISTORY_RECHECK_MS or more after the last one (entries
- * another instance's stale watch of the same agent took); not with every
- * read. The desktop acks each entry; unacked ones come back at the next
- * login.
+ * agent id as consumer. A read is ">" (new entries), or a history read: the
+ * entries delivered to this consumer and not acknowledged, from the start
+ * of that list, page by page (hcursor), all of them sent (again: desktops
+ * drop a seq they have). The history is read at login, after Redis comes
+ * back or a failed read, until a read reaches its end, and with the first
+ * read OMR_HISTORY_RECHECK_MS or more after the last one: entries another
+ * instance's stale watch of the same agent took may be anywhere in it, also
+ * before this watch's cursor. Not with every read. The desktop acks each
+ * entry; unacked ones come back at the next login.
  *
  * Customers: the transcript stream is read with XRANGE from the connection's
  * cursor; the customer resumes with the last id it saw.
@@ -58,6 +58,7 @@ static omr_watch_t *watch_new(const char *group, const char *id, const omr_bus_p
 	w->refs = 1;
 	w->history = true;
 	snprintf(w->cursor, sizeof(w->cursor), "0");
+	snprintf(w->hcursor, sizeof(w->hcursor), "0");
 	return w;
 }
 
@@ -182,8 +183,10 @@ static void deliver_entry(omr_router_t *r, omr_watch_t *w, const char *seq,
 }
 
 /* Delivers the entries of one stream reply ([id, fields] pairs) that come
- * after the cursor. Returns how many entries the reply held. */
-static size_t deliver_entries(omr_router_t *r, omr_watch_t *w, const redisReply *entries)
+ * after the cursor (a history read: after the history cursor; the cursor
+ * then only moves forward). Returns how many entries the reply held. */
+static size_t deliver_entries(omr_router_t *r, omr_watch_t *w, const redisReply *entries,
+                              bool history)
 {
 	if (!entries || entries->type != REDIS_REPLY_ARRAY)
 		return 0;
@@ -193,9 +196,12 @@ static size_t deliver_entries(omr_router_t *r, omr_watch_t *w, const redisReply 
 		    e->element[0]->type != REDIS_REPLY_STRING)
 			continue;
 		const char *seq = e->element[0]->str;
-		if (seq_cmp(seq, w->cursor) <= 0)
+		if (seq_cmp(seq, history ? w->hcursor : w->cursor) <= 0)
 			continue;
-		snprintf(w->cursor, sizeof(w->cursor), "%s", seq);
+		if (history)
+			snprintf(w->hcursor, sizeof(w->hcursor), "%s", seq);
+		if (seq_cmp(seq, w->cursor) > 0)
+			snprintf(w->cursor, sizeof(w->cursor), "%s", seq);
 		/* A trimmed entry has nil fields: nothing left to deliver. */
 		if (e->element[1]->type == REDIS_REPLY_ARRAY)
 			deliver_entry(r, w, seq, e->element[1]);
@@ -204,14 +210,14 @@ static size_t deliver_entries(omr_router_t *r, omr_watch_t *w, const redisReply 
 }
 
 /* XREADGROUP replies [[stream, entries]] (or nil when nothing is new). */
-static size_t deliver_xread(omr_router_t *r, omr_watch_t *w, const redisReply *rep)
+static size_t deliver_xread(omr_router_t *r, omr_watch_t *w, const redisReply *rep, bool history)
 {
 	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
 		return 0;
 	const redisReply *s = rep->element[0];
 	if (s->type != REDIS_REPLY_ARRAY || s->elements != 2)
 		return 0;
-	return deliver_entries(r, w, s->element[1]);
+	return deliver_entries(r, w, s->element[1], history);
 }
 
 /* ---- reads -------------------------------------------------------------- */
@@ -230,8 +236,10 @@ static void read_done(read_op_t *op)
 	omr_watch_t *w = op->w;
 	r->reads--;
 	w->reading = false;
-	if (op->failed)
+	if (op->failed) {
 		w->history = true; /* a lost reply may have moved entries into the history */
+		snprintf(w->hcursor, sizeof(w->hcursor), "0");
+	}
 	bool again = !w->removed && !op->failed && (w->dirty || op->got >= OMR_READ_COUNT);
 	free(op);
 	if (again)
@@ -248,15 +256,13 @@ static void on_read_reply(void *ud, const redisReply *rep)
 			         rep->str);
 		op->failed = true;
 	} else if (!op->w->removed) {
-		size_t got = op->w->is_agent ? deliver_xread(op->r, op->w, rep)
-		                             : deliver_entries(op->r, op->w, rep);
+		size_t got = op->w->is_agent ? deliver_xread(op->r, op->w, rep, op->history)
+		                             : deliver_entries(op->r, op->w, rep, false);
 		op->got += got;
 		if (op->history && got < OMR_READ_COUNT) {
-			/* Read to its end: the ">" read follows at once. Never in
-			 * the same pipeline: it moves the cursor past the newest
-			 * entry, and history entries beyond one read would be
-			 * skipped. */
+			/* Read to its end: the ">" read follows at once. */
 			op->w->history = false;
+			snprintf(op->w->hcursor, sizeof(op->w->hcursor), "0"); /* the next pass */
 			op->w->history_ms = uv_now(op->r->loop);
 			op->w->dirty = true;
 		}
@@ -306,7 +312,8 @@ static void read_watch(omr_router_t *r, omr_watch_t *w)
 	if (w->is_agent && uv_now(r->loop) - w->history_ms >= OMR_HISTORY_RECHECK_MS)
 		w->history = true;
 	op->history = w->is_agent && w->history;
-	if (send_read(r, op, !w->is_agent || op->history ? w->cursor : ">") != 0) {
+	const char *from = !w->is_agent ? w->cursor : op->history ? w->hcursor : ">";
+	if (send_read(r, op, from) != 0) {
 		free(op);
 		return;
 	}
@@ -571,6 +578,7 @@ static void resync_agent(void *ud, const char *key, void *value)
 {
 	omr_watch_t *w = value;
 	w->history = true; /* replies lost with the connection may have moved entries */
+	snprintf(w->hcursor, sizeof(w->hcursor), "0");
 	read_watch(ud, w);
 }
 
