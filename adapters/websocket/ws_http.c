@@ -5,8 +5,10 @@
  * framing everywhere, and the chat page must be framable by the widget. */
 #include "websocket/ws_http.h"
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- security headers -------------------------------------------------------- */
@@ -14,9 +16,8 @@
 /* Same origin only for everything; no framing, except that the chat page may
  * be framed by any site (web/widget.js embeds it in an iframe) and the demo
  * page may frame pages of this origin. */
-#define CSP_BASE                                                                                   \
-	"default-src 'none'; img-src 'self' data:; script-src 'self'; style-src 'self'; "          \
-	"connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; "
+#define CSP_HEAD "default-src 'none'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+#define CSP_TAIL "base-uri 'none'; form-action 'self'; "
 
 typedef enum page_kind {
 	PAGE_STRICT = 0, /* everything else, /healthz, the agent desktop */
@@ -56,14 +57,33 @@ static int add_header(struct lws *wsi, const char *name, const char *value, uint
 	                                   end);
 }
 
+/* connect-src: this origin's websockets only. CSP 3 counts ws: and wss: of
+ * the same host as 'self', but Safari before 15.4 does not: they are named
+ * (from the request's Host; a Host with other characters gets 'self' alone). */
+static void connect_src(struct lws *wsi, char *out, size_t outsize)
+{
+	char host[256];
+	int n = lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST);
+	bool ok = n > 0;
+	for (int i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)host[i]) || strchr(".-:[]", host[i]);
+	if (ok)
+		snprintf(out, outsize, "connect-src 'self' ws://%s wss://%s; ", host, host);
+	else
+		snprintf(out, outsize, "connect-src 'self'; ");
+}
+
 static int add_security_headers(struct lws *wsi, page_kind_t kind, uint8_t **p, uint8_t *end)
 {
-	static const char *const csp[] = {
-	        [PAGE_STRICT] = CSP_BASE "frame-ancestors 'none'",
-	        [PAGE_FRAMABLE] = CSP_BASE "frame-ancestors *",
-	        [PAGE_FRAMER] = CSP_BASE "frame-src 'self'; frame-ancestors 'none'",
+	static const char *const frames[] = {
+	        [PAGE_STRICT] = "frame-ancestors 'none'",
+	        [PAGE_FRAMABLE] = "frame-ancestors *",
+	        [PAGE_FRAMER] = "frame-src 'self'; frame-ancestors 'none'",
 	};
-	if (add_header(wsi, "content-security-policy:", csp[kind], p, end) ||
+	char connect[600], csp[1024];
+	connect_src(wsi, connect, sizeof(connect));
+	snprintf(csp, sizeof(csp), CSP_HEAD "%s" CSP_TAIL "%s", connect, frames[kind]);
+	if (add_header(wsi, "content-security-policy:", csp, p, end) ||
 	    add_header(wsi, "x-content-type-options:", "nosniff", p, end) ||
 	    add_header(wsi, "referrer-policy:", "no-referrer", p, end))
 		return 1;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "omnirouter/error.h"
@@ -29,6 +30,7 @@
 #include "u64map.h"
 #include "websocket/ws_conn.h"
 #include "websocket/ws_http.h"
+#include "websocket/ws_sockets.h"
 
 #define WS_SWEEP_MS 100
 /* An agent's item acks go to the router together: at most this many per
@@ -41,6 +43,9 @@
 #define WS_CLOSE_GRACE_S 5 /* a closing client that does not read is cut after this */
 #define WS_RX_CHUNK 4096
 #define WS_DIRECT_MAX 8192 /* larger frames go through the queue */
+/* An address may hold twice its websocket limit in sockets, plus this (page
+ * loads, connections closing). */
+#define WS_SOCKETS_SLACK 16
 
 struct omr_ws_server {
 	uv_loop_t *loop;
@@ -57,6 +62,7 @@ struct omr_ws_server {
 	char *listen, *static_dir, *default_tenant;
 	omr_u64map_t *conns;  /* conn id -> ws_conn_t */
 	omr_u64map_t *per_ip; /* ip key -> count (as a pointer-sized integer) */
+	ws_sockets_t sockets; /* every accepted socket, per address (ws_sockets.h) */
 	uint64_t ip_seed;
 	ws_conn_list_t unauth;
 	ws_conn_list_t stalled; /* connections holding a request until the bus has room */
@@ -220,6 +226,12 @@ static void ip_adjust(omr_ws_server_t *srv, uint64_t key, int delta)
 		omr_u64map_del(srv->per_ip, key);
 	else if (omr_u64map_put(srv->per_ip, key, (void *)(uintptr_t)n))
 		omr_warn("ws", "per-ip table: out of memory");
+}
+
+/* An address's share of the sockets: twice its websockets, plus some. */
+static size_t sockets_per_ip(const omr_ws_server_t *srv)
+{
+	return 2 * srv->set.max_connections_per_ip + WS_SOCKETS_SLACK;
 }
 
 static omr_ws_role_t role_of(struct lws *wsi)
@@ -775,6 +787,18 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			conn_closed(srv, *pss);
 		*pss = NULL;
 		return 0;
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return srv ? ws_sockets_filter(&srv->sockets, user, sockets_per_ip(srv),
+		                               uv_now(srv->loop))
+		           : 0;
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		if (srv)
+			ws_sockets_accepted(&srv->sockets, wsi, sockets_per_ip(srv));
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (srv)
+			ws_sockets_close(&srv->sockets, wsi);
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
@@ -796,8 +820,26 @@ static void on_sweep(uv_timer_t *t)
 	}
 }
 
+#define LWS_LOG_PER_S 20 /* lws lines logged per second at most (it can repeat one in a loop) */
+
+/* lws logs from the adapter's thread only. */
 static void lws_to_omr_log(int level, const char *line)
 {
+	static struct timespec window;
+	static unsigned lines, dropped;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec != window.tv_sec) {
+		if (dropped)
+			omr_warn("lws", "%u lws log lines dropped (over %d per second)", dropped,
+			         LWS_LOG_PER_S);
+		window = now;
+		lines = dropped = 0;
+	}
+	if (++lines > LWS_LOG_PER_S) {
+		dropped++;
+		return;
+	}
 	size_t n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		n--;
@@ -896,6 +938,8 @@ int omr_ws_server_new(uv_loop_t *loop, const omr_ws_server_opts_t *opts, omr_ws_
 	    !srv->per_ip || omr_random_hex(seed, sizeof(seed), 8))
 		goto fail;
 	srv->ip_seed = strtoull(seed, NULL, 16);
+	if (ws_sockets_init(&srv->sockets, srv->ip_seed))
+		goto fail;
 	omr_ws_server_apply(srv, &opts->settings);
 	if (!real)
 		omr_warn("ws", "static directory not found dir=%s", opts->static_dir);
@@ -1000,6 +1044,7 @@ void omr_ws_server_destroy(omr_ws_server_t **srvp)
 	omr_u64map_each(srv->conns, free_conn, NULL);
 	omr_u64map_destroy(&srv->conns);
 	omr_u64map_destroy(&srv->per_ip);
+	ws_sockets_free(&srv->sockets);
 	free(srv->listen);
 	free(srv->default_tenant);
 	free(srv->static_dir);

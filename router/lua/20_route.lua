@@ -347,6 +347,25 @@ local function end_waits_for(P, R, id, now)
   redis.call('DEL', pkey)
 end
 
+-- Whether conversation c, whose `agent` names a, was assigned to this agent
+-- and not to an earlier one with the same id (removed, then created again).
+local function held_by_this_agent(c, a)
+  return num(c.assigned_ms, 0) >= num(a.created_ms, 0)
+end
+
+-- Agent a's desktop (session) is gone: closed, lost, or logged out by its
+-- token's revocation or reissue. Offline with `reason`, no longer waited
+-- for, and what it holds goes back to routing when the grace period ends,
+-- unless it logs in again before (fire_requeue). `...`: more agent fields
+-- to set (fire_lost keeps what agent_seen restores).
+local function session_ended(P, R, a, session, reason, now, ...)
+  redis.call('HSET', P .. ':agent:' .. a.id, 'session', '', 'lost_session', session, ...)
+  set_presence(P, a, 'offline', reason, now)
+  reindex(P, R, a)
+  end_waits_for(P, R, a.id, now) -- an offline agent is not waited for
+  timer_add(P, now + num(R.agent_grace_s, 60) * 1000, 'requeue|' .. a.id .. '|' .. session)
+end
+
 -- Fills the agent's free capacity from the waiting sets it can serve, the
 -- highest priority then the longest waiting first, across all its queues.
 -- Cost: one ZRANGE per (slot, language) the agent is indexed in.

@@ -89,6 +89,17 @@ local function valid_levels(t, what)
   return nil
 end
 
+-- The desktop logged in with a token that no longer works is logged out:
+-- told it was replaced, and its work re-queued after the grace period
+-- unless the agent logs in again (with its new token) before.
+local function log_out(P, a, reason)
+  if (a.session or '') ~= '' then
+    notify(P, 'r:' .. a.id .. '|' .. a.session)
+    session_ended(P, rules(P), a, a.session, reason, now_ms())
+    a.session = ''
+  end
+end
+
 -- omr_agent_upsert P id json -> "created" | "updated"
 -- json: the fields to set (name, tenants, skills, languages, capacity,
 -- supervises, token_sha); must_exist: refuse (NOAGENT) instead of creating;
@@ -169,6 +180,9 @@ local function agent_upsert(keys, args)
     'capacity', cjson.encode(a.cap_t))
   if spec.token_sha and spec.token_sha ~= '' then
     redis.call('HSET', akey, 'token_sha', spec.token_sha)
+    if not created and a.token_sha ~= spec.token_sha then
+      log_out(P, a, 'token-reissued') -- the old token's desktop
+    end
   end
   if spec.supervises ~= nil and #spec.supervises > 0 then
     redis.call('HSET', akey, 'supervises', cjson.encode(spec.supervises))
@@ -263,12 +277,7 @@ local function agent_revoke(keys, args)
     return err('NOAGENT', 'no such agent')
   end
   redis.call('HDEL', P .. ':agent:' .. id, 'token_sha')
-  if (a.session or '') ~= '' then
-    notify(P, 'r:' .. id .. '|' .. a.session)
-    redis.call('HSET', P .. ':agent:' .. id, 'session', '')
-    set_presence(P, a, 'offline', 'token-revoked', now_ms())
-    reindex(P, rules(P), a)
-  end
+  log_out(P, a, 'token-revoked')
   return 'revoked'
 end
 

@@ -93,12 +93,22 @@ end
 -- omr_conv_history P conv agent earlier -> transcript entries of `earlier`
 -- An agent may read an earlier conversation of the customer of a
 -- conversation it holds (same tenant, same customer id, started before it),
--- nothing else: not a later one, which another agent may hold now.
+-- in a tenant it serves now, nothing else: not a later one, which another
+-- agent may hold now.
 local function conv_history(keys, args)
   local P, conv, agent, earlier = keys[1], args[1], args[2], args[3]
   local c = conv_read(P, conv)
   local e = conv_read(P, earlier)
   if c == nil or c.agent ~= agent or (c.state ~= 'assigned' and c.state ~= 'closed') then
+    return err('NOTASSIGNED', 'conversation is not assigned to this agent')
+  end
+  -- An agent taken off a tenant no longer reads that tenant's past; an
+  -- agent created again with a removed agent's id is not that agent.
+  local a = agent_read(P, agent)
+  if a == nil or not contains(a.tenants_t, c.tenant) then
+    return err('NOTASSIGNED', 'the agent does not serve this tenant')
+  end
+  if not held_by_this_agent(c, a) then
     return err('NOTASSIGNED', 'conversation is not assigned to this agent')
   end
   if e == nil or (c.customer or '') == '' or e.customer ~= c.customer or e.tenant ~= c.tenant then

@@ -64,7 +64,9 @@ local function supervisor_monitor(keys, args)
   local P, sid, conv = keys[1], args[1], args[2]
   local s = agent_read(P, sid)
   local c = conv_read(P, conv)
-  if s == nil or c == nil or not may_monitor(s, c) then
+  local holder = c and agent_read(P, c.agent or '')
+  if s == nil or c == nil or not may_monitor(s, c) or holder == nil
+    or not held_by_this_agent(c, holder) then
     return err('NOTASSIGNED', 'not a conversation of an agent this agent supervises')
   end
   return transcript(P .. ':conv:' .. conv .. ':log')

@@ -56,13 +56,7 @@ local function agent_gone(keys, args)
   if a == nil or a.session ~= args[2] then
     return 'ignored'
   end
-  local now = now_ms()
-  local R = rules(P)
-  redis.call('HSET', P .. ':agent:' .. id, 'session', '', 'lost_session', args[2])
-  set_presence(P, a, 'offline', 'disconnected', now)
-  reindex(P, R, a)
-  end_waits_for(P, R, id, now) -- an offline agent is not waited for
-  timer_add(P, now + num(R.agent_grace_s, 60) * 1000, 'requeue|' .. id .. '|' .. args[2])
+  session_ended(P, rules(P), a, args[2], 'disconnected', now_ms())
   return 'offline'
 end
 

@@ -71,12 +71,8 @@ local function fire_lost(P, R, a, session, now)
     return
   end
   -- (what it was doing, should its instance vouch for it again: agent_seen)
-  redis.call('HSET', P .. ':agent:' .. a.id, 'session', '', 'lost_session', session,
-    'lost_presence', a.presence or 'away', 'lost_reason', a.reason or '')
-  set_presence(P, a, 'offline', 'lost', now)
-  reindex(P, R, a)
-  end_waits_for(P, R, a.id, now) -- an offline agent is not waited for
-  timer_add(P, now + num(R.agent_grace_s, 60) * 1000, 'requeue|' .. a.id .. '|' .. session)
+  session_ended(P, R, a, session, 'lost', now, 'lost_presence', a.presence or 'away',
+    'lost_reason', a.reason or '')
 end
 
 -- Grace is over and the agent did not log in again: every conversation it

@@ -489,6 +489,38 @@ class RoutingEdges2Test(LuaTestCase):
         self.assertEqual(self.start("a2", tenant="acme"), "queued")
         self.check_invariants()
 
+    def test_revoked_or_reissued_token_requeues_the_agents_work_after_grace(self):
+        # Revoking an agent's token (or issuing a new one) logged its desktop
+        # out but left its conversations assigned to it for good: nobody
+        # answered those customers. Now they go back to routing when the
+        # grace period ends, unless the agent logs in again before.
+        self.rules({"name": "default"})
+        self.agent("a", "en", 1)
+        self.assertEqual(self.start("c1"), "assigned")
+        self.assertEqual(self.fcall("omr_agent_revoke", "a"), "revoked")
+        a = dict(zip(*[iter(self.r("HGETALL", f"{P}:agent:a"))] * 2))
+        self.assertEqual((a["presence"], a["reason"], a["session"]),
+                         ("offline", "token-revoked", ""))
+        self.assertIsNotNone(self.r("ZSCORE", f"{P}:timers", "requeue|a|s-a"))
+        self.agent("b", "en", 1)
+        self.r("ZADD", f"{P}:timers", 0, "requeue|a|s-a")
+        self.fcall("omr_tick")
+        self.assertEqual(self.conv("c1").get("agent"), "b")
+        self.check_invariants()
+        # a new token: the old desktop is logged out; logging in again within
+        # grace keeps the work
+        self.assertEqual(self.start("c2"), "queued")
+        self.update("b", token_sha="sha-b2")
+        self.assertEqual(self.r("HGET", f"{P}:agent:b", "reason"), "token-reissued")
+        self.fcall("omr_agent_login", "b", "sha-b2", "s-b2")
+        self.assertEqual(self.fcall("omr_agent_presence", "b", "s-b2", "available"),
+                         "available")
+        self.r("ZADD", f"{P}:timers", 0, "requeue|b|s-b")
+        self.fcall("omr_tick")
+        self.assertEqual((self.conv("c1").get("agent"), self.conv("c1")["state"]),
+                         ("b", "assigned"))
+        self.check_invariants()
+
     def test_agents_reply_ids_are_their_own_and_resends_are_answered(self):
         # After a transfer, the new agent's r-1 is not the old agent's r-1
         # (it was answered with the old reply's id and never stored), and
