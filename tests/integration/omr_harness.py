@@ -371,12 +371,15 @@ def ctl(daemon_or_cfg, *args, check=True, timeout=30):
     return p
 
 
-def add_agent(daemon, agent_id, name, languages, capacity, tenant=None):
-    """Creates the agent with omnirouterctl; returns its token."""
-    args = ["agent", "add", "--id", agent_id, "--name", name, "--languages", languages,
-            "--capacity", str(capacity)]
+def add_agent(daemon, agent_id, name, languages, capacity=None, tenant=None, extra=()):
+    """Creates the agent with omnirouterctl (extra: more of its options); returns its
+    token."""
+    args = ["agent", "add", "--id", agent_id, "--name", name, "--languages", languages]
+    if capacity is not None:
+        args += ["--capacity", str(capacity)]
     if tenant:
         args += ["--tenant", tenant]
+    args += list(extra)
     out = ctl(daemon, *args).stdout
     lines = [ln for ln in out.splitlines() if ln.strip()]
     if len(lines) != 1 or not TOKEN_RE.match(lines[0].strip()):

@@ -19,10 +19,7 @@ from omr_harness import (TOKEN_RE, Agent, Customer, add_agent, ctl, log, run_tes
 
 
 def add(d, agent_id, name, languages, *extra):
-    out = ctl(d, "agent", "add", "--id", agent_id, "--name", name, "--languages", languages,
-              *extra).stdout.strip()
-    assert TOKEN_RE.match(out), f"agent add {agent_id}: no token: {out!r}"
-    return out
+    return add_agent(d, agent_id, name, languages, extra=extra)
 
 
 async def assigned_to(agent, customer, timeout=15):

@@ -18,15 +18,12 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (TOKEN_RE, Agent, Customer, ctl, log, run_tests,  # noqa: E402
+from omr_harness import (Agent, Customer, add_agent, ctl, log, run_tests,  # noqa: E402
                          time_limit)
 
 
 def add(d, agent_id, name, languages, *extra):
-    out = ctl(d, "agent", "add", "--id", agent_id, "--name", name, "--languages", languages,
-              *extra).stdout.strip()
-    assert TOKEN_RE.match(out), f"agent add {agent_id}: no token: {out!r}"
-    return out
+    return add_agent(d, agent_id, name, languages, extra=extra)
 
 
 async def read(agent, frame, item_type):
