@@ -469,6 +469,10 @@
 			else if (item.type === "closed")
 				text.textContent = item.reason === "transferred" ? "Conversation transferred"
 					: "Conversation closed";
+			else if (item.event === "taken-back")
+				text.textContent = "Taken back" + (item.reason ? " (" + item.reason + ")" : "") +
+					": this desktop was away too long, and the conversation went back " +
+					"to the queue";
 			else if (item.event === "transferred")
 				text.textContent = "Transferred to you by " + (item.name || "another agent") +
 					(item.text ? ". Note: " + item.text : " (no note)");
@@ -787,10 +791,33 @@
 		if (!seen[item.seq]) {
 			seen[item.seq] = true;
 			var r = item.reason || "";
-			dropOffer(item.conversation_id, r === "timeout" ? "Offer expired"
-				  : r.indexOf("rejected") === 0 ? "Offer declined" : "Offer taken back");
+			var c = convs[item.conversation_id];
+			if (!offers[item.conversation_id] && c && !c.closed) {
+				takenBack(c, item);
+			} else {
+				dropOffer(item.conversation_id, r === "timeout" ? "Offer expired"
+					  : r.indexOf("rejected") === 0 ? "Offer declined"
+					  : "Offer taken back");
+			}
 		}
 		send({ type: "ack", seq: item.seq });
+	}
+
+	/* A conversation of this agent went back to routing (its desktop was away
+	 * longer than the grace period): it is over here, without wrap-up. */
+	function takenBack(c, item) {
+		c.closed = true;
+		clearTyping(c);
+		var ev = { type: "event", event: "taken-back", reason: item.reason,
+			   conversation_id: c.id, ts: item.ts };
+		ev.li = lineFor(ev);
+		c.items.push(ev);
+		notice("Taken back: " + (c.name || "customer"));
+		if (current === c.id)
+			select(c.id);
+		else
+			renderConvEntry(c);
+		saveConvs();
 	}
 
 	/* ---- typing -------------------------------------------------------- */

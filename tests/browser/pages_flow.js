@@ -460,9 +460,8 @@ async function main() {
 		const other = "pablo";
 		await login(pages.pablo, "pablo", A3);
 		await setAvailable(pages[other], other);
-		log(`${zHolder}: closing the desktop that holds Zoe`);
-		await zPage.context().close();
-		delete pages[zHolder];
+		log(`${zHolder}: the desktop that holds Zoe goes away (the tab leaves the page)`);
+		await zPage.goto("about:blank");
 		await waitText(custZ, "custZ", "finding you another one", "#messages li", 30000);
 		log("custZ: requeued");
 		let took = false;
@@ -486,6 +485,18 @@ async function main() {
 		}
 		await transcriptOnce(custZ, "custZ", [Z1, Z2, "finding you another one"]);
 		await custZ.waitForTimeout(SETTLE_MS);
+
+		// The desktop that went away comes back (same tab: it logs in from sessionStorage):
+		// Zoe is no longer its conversation and shows as taken back, with no composer.
+		await zPage.goto(AGENT_URL);
+		await zPage.locator("#presence").waitFor({ state: "visible", timeout: WAIT_MS });
+		const zEntry = zPage.locator("#conv-list li").filter({ hasText: "Zoe" });
+		await zEntry.first().waitFor({ state: "visible", timeout: WAIT_MS });
+		await zEntry.first().click();
+		await waitText(zPage, zHolder, "Taken back");
+		check(await zPage.locator("#compose").isHidden(),
+		      `${zHolder}: Zoe's conversation, taken back, still has the composer`);
+		await shot(zPage, "pages-taken-back");
 	} catch (e) {
 		problems.push(`ABORTED: ${e instanceof Failure ? e.message : e && e.stack ? e.stack : e}`);
 		for (const [who, p] of Object.entries(pages)) {

@@ -4,8 +4,8 @@ Starts redis-server and omnirouterd with one queue, `offers` (auto_accept: false
 offer_timeout_s, a short agent_grace_s), creates two agents (luis, maria) and runs
 tests/browser/pages_flow.js: HTML injection through names, messages, a transfer note and the
 survey comment; two offers at once and an offer that expires; a transfer between agents; reloads
-(nothing twice, nothing lost); a close and the survey; an agent lost (requeued); no console or
-page errors. Screenshots go to OMR_BUILD_DIR/screenshots/pages-*.png.
+(nothing twice, nothing lost); a close and the survey; an agent lost (requeued, and its desktop,
+back later, shows the conversation as taken back); no console or page errors. Screenshots go to OMR_BUILD_DIR/screenshots/pages-*.png.
 
 Run: OMR_BUILD_DIR=build/asan python3 tests/integration/test_web_pages.py
 """
