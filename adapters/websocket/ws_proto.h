@@ -129,6 +129,10 @@ int omr_ws_reply(omr_ws_session_t *s, const omr_ws_request_t *req, int status,
 /* Renders a delivery for the connection of session s into *out (malloc'd
  * JSON). An agent's "replaced" event renders nothing and fills *err (code
  * "replaced", close 1008). Returns 0, -EINVAL (not a delivery), -ENOMEM. */
+/* Whether a delivery to an agent is an inbox item, which the desktop acks
+ * (not typing, nor history, monitor or team frames). */
+bool omr_ws_deliver_is_acked(const omr_envelope_t *env);
+
 int omr_ws_render_deliver(const omr_ws_session_t *s, const omr_envelope_t *env, char **out,
                           omr_ws_error_t *err);
 

@@ -313,6 +313,17 @@ static char *render_agent_item(const omr_envelope_t *env)
 	return finish(obj, ok);
 }
 
+bool omr_ws_deliver_is_acked(const omr_envelope_t *env)
+{
+	static const char *const not_items[] = {"typing", "history", "monitor", "team", "replaced"};
+	if (!env || !env->event)
+		return false;
+	for (size_t i = 0; i < sizeof(not_items) / sizeof(not_items[0]); i++)
+		if (strcmp(env->event, not_items[i]) == 0)
+			return false;
+	return true;
+}
+
 int omr_ws_render_deliver(const omr_ws_session_t *s, const omr_envelope_t *env, char **out,
                           omr_ws_error_t *err)
 {

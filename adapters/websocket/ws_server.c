@@ -754,7 +754,10 @@ void omr_ws_server_on_deliver(omr_ws_server_t *srv, omr_envelope_t **envp)
 	}
 	if (json) {
 		send_text(c, json);
-		if (c->sess.role == OMR_WS_ROLE_AGENT && c->ack_credit < UINT32_MAX)
+		/* (only items the desktop acks pay for an ack: a history of
+		 * thousands of entries must not buy as many free frames) */
+		if (c->sess.role == OMR_WS_ROLE_AGENT && c->ack_credit < UINT32_MAX &&
+		    omr_ws_deliver_is_acked(env))
 			c->ack_credit++;
 	}
 	free(json);

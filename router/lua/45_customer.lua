@@ -139,6 +139,10 @@ end
 local function conv_transfer(keys, args)
   local P, conv, agent, kind, target, note = keys[1], args[1], args[2], args[3], args[4], args[5]
   local c = conv_read(P, conv)
+  if c ~= nil and c.agent ~= agent and c.transferred_from == agent
+    and c.transferred_to == kind .. '|' .. target then
+    return 'transferred' -- sent again (its answer was lost): done already
+  end
   if c == nil or c.agent ~= agent or c.state ~= 'assigned' then
     return err('NOTASSIGNED', 'conversation is not assigned to this agent')
   end
@@ -168,7 +172,8 @@ local function conv_transfer(keys, args)
   redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'transferred', 'name',
     redis.call('HGET', P .. ':agent:' .. agent, 'name') or '', 'text', note or '', 'ts', now)
   inbox_add(P, agent, 'kind', 'closed', 'conv', conv, 'reason', 'transferred', 'ts', now)
-  redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'transferred_from', agent)
+  redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'transferred_from', agent,
+    'transferred_to', kind .. '|' .. target)
   redis.call('SADD', ckey .. ':declined', agent) -- not routed back to who passed it on
   notify(P, 'c:' .. conv)
   notify(P, 'a:' .. agent)

@@ -536,6 +536,10 @@ class RoutingEdges2Test(LuaTestCase):
         self.assertEqual(self.fcall("omr_conv_transfer", "c1", "a", "agent", "b", ""),
                          "transferred")
         self.assertEqual(self.conv("c1")["agent"], "b")
+        # the transfer sent again (its answer lost) is answered the same
+        self.assertEqual(self.fcall("omr_conv_transfer", "c1", "a", "agent", "b", ""),
+                         "transferred")
+        self.assertEqual(self.conv("c1")["agent"], "b")
         second = self.fcall(*msg, "b", "r-1", "hello from b", "", 1000)
         self.assertNotEqual(second, first)
         self.assertEqual(self.fcall(*msg, "a", "r-1", "hello from a", "", 1000), first)

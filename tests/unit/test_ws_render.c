@@ -370,6 +370,27 @@ static void test_deliver_agent(void **state)
 
 /* ---- notices, transfers and the agent's history -> JSON ------------------ */
 
+/* Which deliveries are inbox items an agent acks: each pays for one ack
+ * frame outside the rate limit; transcript reads and notices do not. */
+static void test_deliver_is_acked(void **state)
+{
+	static const struct {
+		const char *event;
+		bool acked;
+	} cases[] = {{"assigned", true}, {"message", true},  {"offer", true},    {"revoked", true},
+	             {"closed", true},   {"typing", false},  {"history", false}, {"monitor", false},
+	             {"team", false},    {"replaced", false}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+		omr_envelope_set(&d->event, cases[i].event);
+		if (omr_ws_deliver_is_acked(d) != cases[i].acked)
+			print_error("%s: %d\n", cases[i].event, !cases[i].acked);
+		assert_int_equal(omr_ws_deliver_is_acked(d), cases[i].acked);
+		omr_envelope_destroy(&d);
+	}
+	assert_false(omr_ws_deliver_is_acked(NULL));
+}
+
 static void test_deliver_notices(void **state)
 {
 	omr_ws_session_t s = customer(true), ag = agent(true);
@@ -525,6 +546,7 @@ int main(void)
 	        cmocka_unit_test(test_reply_agent),
 	        cmocka_unit_test(test_deliver_customer),
 	        cmocka_unit_test(test_deliver_agent),
+	        cmocka_unit_test(test_deliver_is_acked),
 	        cmocka_unit_test(test_deliver_notices),
 	        cmocka_unit_test(test_deliver_agent_history),
 	};
