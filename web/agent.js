@@ -552,9 +552,15 @@
 			} else if (item.type === "message" && item.from === "customer") {
 				clearTyping(c);
 			}
-			var dupOwn = item.type === "message" && item.from === "agent" &&
-				c.items.some(function (it) { return it.id === item.id && it.type === "message"; });
-			if (!dupOwn) {
+			/* A message shown already (the agent's own reply; or, when the
+			 * conversation comes back to this agent, its transcript again
+			 * under new seqs): each (sender, id) once. */
+			var dup = item.type === "message" && !!item.id &&
+				c.items.some(function (it) {
+					return it.type === "message" && it.id === item.id &&
+						(it.from === "agent") === (item.from === "agent");
+				});
+			if (!dup) {
 				item.li = lineFor(item);
 				c.items.push(item);
 				if (current === c.id) {
@@ -813,8 +819,8 @@
 		ev.li = lineFor(ev);
 		c.items.push(ev);
 		notice("Taken back: " + (c.name || "customer"));
-		if (current === c.id)
-			select(c.id);
+		if (current === c.id && ui.monitorView.hidden)
+			select(c.id); /* (not while reading a team member's conversation) */
 		else
 			renderConvEntry(c);
 		saveConvs();
@@ -1354,19 +1360,22 @@
 			ui.presence.focus();
 	}
 
+	/* Text over the daemon's 4 KiB goes as several replies, cut between
+	 * characters. */
 	function reply(text) {
 		var c = convs[current];
 		if (!c || c.closed)
 			return;
-		var id = newId("a");
-		var item = { type: "message", from: "agent", id: id, text: text, name: "You",
-			     status: "pending" };
-		item.li = lineFor(item);
-		c.items.push(item);
-		ui.messages.appendChild(item.li);
+		omrText.parts(text).forEach(function (part) {
+			var item = { type: "message", from: "agent", id: newId("a"), text: part,
+				     name: "You", status: "pending" };
+			item.li = lineFor(item);
+			c.items.push(item);
+			ui.messages.appendChild(item.li);
+			sendReply(c, item);
+		});
 		ui.messages.scrollTop = ui.messages.scrollHeight;
 		saveConvs();
-		sendReply(c, item);
 	}
 
 	/* Sends (or sends again, with the same id: the server stores a reply

@@ -17,6 +17,7 @@
 	"use strict";
 
 	var KEY = "omr.chat";
+	var HELLO_KEY = "omr.chat.hello"; /* the hello not answered yet (a reload sends it again) */
 	var CUSTOMER_KEY = "omr.customer_id";
 	var VERIFIES_KEY = "omr.verifies"; /* "1": the daemon refused this browser's own id */
 	var TYPING_SHOW_MS = 4000;   /* "Agent is typing…" stays this long */
@@ -46,7 +47,7 @@
 	var assigned = false; /* an agent is in the conversation: typing goes out */
 	var seen = {};        /* seq -> true: items already shown */
 	var shownIds = {};    /* own message id -> <li> (local echo) */
-	var wantHello = null; /* {language, name, topic} while starting */
+	var wantHello = null; /* {language, name, topic, tenant, key} while starting */
 	var rating = null;    /* {score, comment, id, sent} once the survey is answered */
 	var score = 0;
 	var opts = readOptions();
@@ -60,7 +61,6 @@
 	/* Message ids are "c-PAGE-N": a duplicated tab copies the stored counter,
 	 * and the server takes a repeated id for a resend. */
 	var pageId = randomHex(4);
-	var MAX_TEXT_BYTES = 4096; /* chat.max_text_bytes' default: longer text goes in parts */
 
 	/* n random bytes as hex. */
 	function randomHex(n) {
@@ -166,6 +166,29 @@
 				sessionStorage.removeItem(KEY);
 		} catch (e) {
 			/* kept in memory */
+		}
+	}
+
+	/* The hello being started survives a reload: sent again with its key, it
+	 * gets the conversation the first one made, if it made one. */
+	function saveHello(h) {
+		wantHello = h;
+		try {
+			if (h)
+				sessionStorage.setItem(HELLO_KEY, JSON.stringify(h));
+			else
+				sessionStorage.removeItem(HELLO_KEY);
+		} catch (e) {
+			/* kept in memory */
+		}
+	}
+
+	function loadHello() {
+		try {
+			var h = JSON.parse(sessionStorage.getItem(HELLO_KEY));
+			return h && typeof h.language === "string" && typeof h.key === "string" ? h : null;
+		} catch (e) {
+			return null;
 		}
 	}
 
@@ -335,7 +358,7 @@
 			state = { conversation_id: msg.conversation_id, resume_token: msg.resume_token,
 				  tenant: msg.tenant, tenant_given: !!(wantHello && wantHello.tenant),
 				  last_seq: "", pending: [], next: 1, closed: false };
-			wantHello = null;
+			saveHello(null);
 		}
 		save();
 		showChat();
@@ -468,7 +491,7 @@
 				}
 				return;
 			}
-			wantHello = null;
+			saveHello(null);
 			showStart("We could not confirm who you are. Please reload the page " +
 				  "(sign in again) and try once more.");
 			return;
@@ -633,7 +656,11 @@
 		if (!(score >= 1 && score <= 5) || !state || rating)
 			return;
 		ui.surveyError.hidden = true;
-		rating = { score: score, comment: ui.comment.value.trim(),
+		/* the box counts characters, the daemon bytes: a longer comment
+		 * keeps its first 4 KiB (about 700 words, or 1,300 characters of
+		 * Hindi) */
+		var comment = omrText.parts(ui.comment.value.trim())[0];
+		rating = { score: score, comment: comment,
 			   id: "s-" + Date.now().toString(36), sent: false, done: false };
 		setSurveyBusy(true);
 		sendRating();
@@ -652,26 +679,8 @@
 
 	/* ---- sending ------------------------------------------------------- */
 
-	/* text in parts of at most MAX_TEXT_BYTES bytes of UTF-8, cut between
-	 * characters. */
-	function textParts(text) {
-		var parts = [], cur = "", bytes = 0;
-		Array.from(text).forEach(function (ch) {
-			var n = new TextEncoder().encode(ch).length;
-			if (bytes + n > MAX_TEXT_BYTES) {
-				parts.push(cur);
-				cur = "";
-				bytes = 0;
-			}
-			cur += ch;
-			bytes += n;
-		});
-		parts.push(cur);
-		return parts;
-	}
-
 	function sendMessage(text) {
-		textParts(text).forEach(function (part) {
+		omrText.parts(text).forEach(function (part) {
 			var id = "c-" + pageId + "-" + state.next++;
 			state.pending.push({ id: id, text: part });
 			shownIds[id] = addLine("me", "You", part, null, true);
@@ -691,10 +700,11 @@
 			showStart("Please enter a language tag such as es-MX.");
 			return;
 		}
-		wantHello = { language: lang, name: ui.name.value.trim(), topic: ui.topic.value,
-			      key: randomHex(16) };
+		var h = { language: lang, name: ui.name.value.trim(), topic: ui.topic.value,
+			  key: randomHex(16) };
 		if (opts.tenant && ID_RE.test(opts.tenant))
-			wantHello.tenant = opts.tenant;
+			h.tenant = opts.tenant;
+		saveHello(h);
 		ui.startError.hidden = true;
 		if (ws && ws.readyState === WebSocket.OPEN)
 			onOpen();
@@ -756,5 +766,9 @@
 		state = null;
 		save();
 		showStart("");
+		if (loadHello()) {
+			saveHello(loadHello()); /* started before a reload: not answered yet */
+			connect();
+		}
 	}
 }());
