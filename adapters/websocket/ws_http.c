@@ -97,6 +97,10 @@ int ws_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	                             *end = &buf[sizeof(buf) - 1];
 	static const char body[] = "ok";
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* No websocket on this protocol: an upgrade offering "omr-http"
+		 * would skip the auth timeout and the connection limits. */
+		return 1;
 	case LWS_CALLBACK_HTTP:
 		/* Also called for a path of the "/" mount that names no file. */
 		if (!is_healthz(wsi)) {

@@ -350,7 +350,8 @@ end
 -- Whether conversation c, whose `agent` names a, was assigned to this agent
 -- and not to an earlier one with the same id (removed, then created again).
 local function held_by_this_agent(c, a)
-  return num(c.assigned_ms, 0) >= num(a.created_ms, 0)
+  local since = c.state == 'offered' and c.offered_ms or c.assigned_ms
+  return num(since, 0) >= num(a.created_ms, 0)
 end
 
 -- Agent a's desktop (session) is gone: closed, lost, or logged out by its

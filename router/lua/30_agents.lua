@@ -97,6 +97,10 @@ local function log_out(P, a, reason)
     notify(P, 'r:' .. a.id .. '|' .. a.session)
     session_ended(P, rules(P), a, a.session, reason, now_ms())
     a.session = ''
+  elseif (a.lost_session or '') ~= '' and a.presence == 'offline' then
+    -- Lost (its instance was cut off from Redis): that instance, back, must
+    -- not restore it (agent_seen restores only a desktop offline as 'lost').
+    set_presence(P, a, 'offline', reason, now_ms())
   end
 end
 
