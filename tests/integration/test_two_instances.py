@@ -75,11 +75,21 @@ async def test_two_instances_no_double_assignment(env):
 
     assignments = []  # (agent_id, conversation_id, seq)
 
+    # The agent answers a conversation once its customer's message came, and then
+    # closes it (closing sooner raced the customer's message under load: "closed").
+    customer_wrote = {}  # conversation id -> asyncio.Event
+
+    def wrote(conv):
+        return customer_wrote.setdefault(conv, asyncio.Event())
+
     async def on_item(agent, f):
+        if f.get("type") == "message" and f.get("from") == "customer":
+            wrote(f["conversation_id"]).set()
         if f.get("type") != "assigned":
             return
         conv = f["conversation_id"]
         assignments.append((agent.agent_id, conv, f["seq"]))
+        await asyncio.wait_for(wrote(conv).wait(), MAIN_PHASE_S)
         await agent.reply(conv, f"reply {conv}", timeout=30)
         await asyncio.sleep(rng.uniform(0.05, 0.3))
         await agent.close_conv(conv, timeout=30)
