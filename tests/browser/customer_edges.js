@@ -11,165 +11,8 @@
 "use strict";
 
 const http = require("http");
-const { chromium } = require("playwright-core");
-
-const T0 = Date.now();
-const WAIT_MS = 20000;
-const SETTLE_MS = 1000;
-
-const BASE = process.env.OMR_BASE;
-const AGENT_ID = process.env.OMR_AGENT_ID;
-const AGENT_TOKEN = process.env.OMR_AGENT_TOKEN;
-const CHROMIUM = process.env.OMR_CHROMIUM || "/usr/bin/chromium";
-const WS_BASE = BASE.replace(/^http/, "ws");
-
-const problems = [];
-const pageErrors = [];
-
-function log(msg) {
-	const s = ((Date.now() - T0) / 1000).toFixed(1).padStart(5);
-	console.log(`[${s}s] ${msg}`);
-}
-
-function check(cond, msg) {
-	if (!cond) {
-		problems.push(msg);
-		log(`CHECK FAILED: ${msg}`);
-	}
-	return cond;
-}
-
-class Failure extends Error {}
-function fail(msg) { throw new Failure(msg); }
-
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
-
-async function until(pred, what, timeout = WAIT_MS) {
-	const end = Date.now() + timeout;
-	for (;;) {
-		const v = await pred();
-		if (v)
-			return v;
-		if (Date.now() > end)
-			fail(`no ${what} within ${timeout} ms`);
-		await sleep(50);
-	}
-}
-
-// ---- a minimal agent desktop over the protocol ---------------------------------------------
-
-class Agent {
-	constructor(id, token) {
-		this.id = id;
-		this.token = token;
-		this.frames = [];
-		this.n = 0;
-	}
-
-	async login(available = true) {
-		this.ws = new WebSocket(`${WS_BASE}/ws/agent`);
-		this.ws.onmessage = (ev) => {
-			const f = JSON.parse(ev.data);
-			this.frames.push(f);
-			if (f.seq && ["assigned", "message", "closed", "offer", "revoked", "event"]
-				.includes(f.type))
-				this.ws.send(JSON.stringify({ type: "ack", seq: f.seq }));
-		};
-		await new Promise((res, rej) => {
-			this.ws.onopen = res;
-			this.ws.onerror = rej;
-		});
-		this.ws.send(JSON.stringify({ type: "login", v: 1, agent_id: this.id, token: this.token }));
-		await until(() => this.frames.find((f) => f.type === "welcome"), "agent welcome");
-		if (available)
-			await this.request({ type: "presence", presence: "available" });
-	}
-
-	async request(obj) {
-		const id = `r-${++this.n}`;
-		obj.id = id;
-		this.ws.send(JSON.stringify(obj));
-		const r = await until(() => this.frames.find((f) => f.id === id &&
-			(f.type === "ack" || f.type === "error")), `answer to ${obj.type}`);
-		if (r.type !== "ack")
-			fail(`agent: ${obj.type} refused: ${JSON.stringify(r)}`);
-		return r;
-	}
-
-	async assignedConv() {
-		const a = await until(() => this.frames.find((f) => f.type === "assigned"),
-			"assigned item at the agent");
-		return a.conversation_id;
-	}
-
-	async reply(conv, text) {
-		return this.request({ type: "message", conversation_id: conv, text });
-	}
-
-	async close(conv) {
-		return this.request({ type: "close", conversation_id: conv });
-	}
-
-	typing(conv) {
-		this.ws.send(JSON.stringify({ type: "typing", conversation_id: conv }));
-	}
-
-	customerTexts(conv) {
-		return this.frames.filter((f) => f.type === "message" && f.conversation_id === conv &&
-			f.from === "customer").map((f) => f.text);
-	}
-
-	quit() {
-		try { this.ws.close(); } catch (e) { /* gone */ }
-	}
-}
-
-// ---- the customer page -----------------------------------------------------------------------
-
-function watch(page, who) {
-	page.on("pageerror", (e) => pageErrors.push(`${who}: page error: ${e}`));
-	page.on("console", (m) => {
-		if (m.type() === "error" && !/WebSocket|ERR_INTERNET_DISCONNECTED|net::/.test(m.text()))
-			pageErrors.push(`${who}: console error: ${m.text()}`);
-	});
-}
-
-// A new browser context at 1280x800 and its page, watched for errors as `who`.
-async function openPage(browser, who) {
-	const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-	const page = await ctx.newPage();
-	watch(page, who);
-	return { ctx, page };
-}
-
-
-// The transcript as shown: one entry per #messages <li> (its .text).
-async function lines(frame) {
-	return frame.$$eval("#messages li", (lis) => lis.map((li) => {
-		const t = li.querySelector(".text");
-		return (t ? t.textContent : li.textContent).trim();
-	}));
-}
-
-async function waitText(frame, text, timeout = WAIT_MS) {
-	try {
-		await frame.waitForFunction((t) => Array.from(document.querySelectorAll("#messages li"))
-			.some((li) => li.textContent.includes(t)), text, { timeout });
-	} catch (e) {
-		fail(`customer: "${text}" not shown within ${timeout} ms; transcript:\n  ` +
-		     (await lines(frame).catch(() => [])).join("\n  "));
-	}
-}
-
-async function waitAcked(frame, text) {
-	try {
-		await frame.waitForFunction((t) => Array.from(document.querySelectorAll("#messages li"))
-			.some((li) => li.textContent.includes(t) && li.classList.contains("acked")),
-			text, { timeout: WAIT_MS });
-	} catch (e) {
-		fail(`customer: "${text}" not acknowledged within ${WAIT_MS} ms`);
-	}
-}
+const { WAIT_MS, SETTLE_MS, BASE, log, check, fail, sleep, until, watch, openPage, lines,
+	waitText, waitAcked, startChat, customerSend, runScenario } = require("./edges_lib");
 
 // Each of `expected` exactly once, in this order.
 async function checkTranscript(frame, who, expected) {
@@ -190,21 +33,6 @@ async function checkTranscript(frame, who, expected) {
 		   `they were sent and stored)\n  ${expected.join("\n  ")}`) && ok;
 	if (ok)
 		log(`${who}: ${expected.length} messages once each, in order`);
-}
-
-async function startChat(frame, lang = "es") {
-	await frame.locator("#lang").selectOption(lang);
-	await frame.locator("#name").fill("Rosa");
-	await frame.locator("#start-chat").click();
-	await frame.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
-}
-
-async function customerSend(frame, text, acked = true) {
-	await frame.locator("#text").fill(text);
-	await frame.locator("#send").click();
-	await waitText(frame, text);
-	if (acked)
-		await waitAcked(frame, text);
 }
 
 // Routes the page's customer websocket through a proxy we control: `drop(text)` frames from the
@@ -627,41 +455,10 @@ async function layoutKeyboard(browser, agent) {
 	}
 }
 
-const SCENARIOS = { reloadPending, surveyAfterReload, networkDrop, widgetCrossOrigin,
-		    widgetNoStorage, waitingAndTyping, longNonAscii, dropDuringHello,
-		    duplicatedTab,
-		    layoutKeyboard };
+// All with the protocol agent logged in; available, except while waitingAndTyping starts.
+const SCENARIOS = Object.fromEntries(Object.entries({ reloadPending, surveyAfterReload,
+	networkDrop, widgetCrossOrigin, widgetNoStorage, waitingAndTyping, longNonAscii,
+	dropDuringHello, duplicatedTab, layoutKeyboard }).map(([name, fn]) =>
+	[name, { fn, agent: true, available: name !== "waitingAndTyping" }]));
 
-async function main() {
-	const name = process.argv[2];
-	const fn = SCENARIOS[name];
-	if (!fn) {
-		console.error(`usage: customer_edges.js ${Object.keys(SCENARIOS).join("|")}`);
-		process.exit(2);
-	}
-	const browser = await chromium.launch({ executablePath: CHROMIUM,
-		args: ["--no-sandbox", "--disable-dev-shm-usage"] });
-	const agent = new Agent(AGENT_ID, AGENT_TOKEN);
-	let code = 0;
-	try {
-		await agent.login(name !== "waitingAndTyping");
-		await fn(browser, agent);
-	} catch (e) {
-		problems.push(e instanceof Failure ? e.message : (e && e.stack) || String(e));
-		log(`FAILED: ${problems[problems.length - 1]}`);
-	} finally {
-		agent.quit();
-		await browser.close().catch(() => {});
-	}
-	for (const e of pageErrors)
-		problems.push(e);
-	if (problems.length) {
-		console.log(`${problems.length} problem(s):\n  ` + problems.join("\n  "));
-		code = 1;
-	} else {
-		log(`${name}: all checks held`);
-	}
-	process.exit(code);
-}
-
-main();
+runScenario("customer_edges.js", SCENARIOS);

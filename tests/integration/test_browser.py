@@ -51,6 +51,33 @@ def ensure_playwright():
                              f"{p.stdout}\n{p.stderr}")
 
 
+def run_edges_scenario(script, scenario, d, token, extra_env=None, timeout=200):
+    """Runs one scenario of tests/browser/SCRIPT (an edges_lib.js runner) against daemon d,
+    its protocol agent "luis" logged in with token; prints its output; returns its stdout
+    and fails unless every check held."""
+    ensure_playwright()
+    flow_env = dict(os.environ, OMR_BASE=f"http://127.0.0.1:{d.port}", OMR_AGENT_ID="luis",
+                    OMR_AGENT_TOKEN=token, OMR_CHROMIUM=CHROMIUM, **(extra_env or {}))
+    # Chromium is not built with the sanitizers: the daemon's ASAN_OPTIONS are not for it.
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        flow_env.pop(k, None)
+    path = os.path.join(BROWSER_DIR, script)
+    log(f"node {path} {scenario}")
+    try:
+        p = subprocess.run(["node", "--experimental-websocket", path, scenario], env=flow_env,
+                           cwd=SOURCE_DIR, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        raise AssertionError(f"{script} {scenario} did not finish within {timeout}s:\n{out}")
+    sys.stdout.write(p.stdout)
+    sys.stdout.write("\n".join(line for line in p.stderr.splitlines()
+                               if "ExperimentalWarning" not in line and "--trace-warnings"
+                               not in line))
+    sys.stdout.flush()
+    assert p.returncode == 0, f"{script} {scenario} exited {p.returncode} (above)"
+    return p.stdout
+
+
 @time_limit(240)
 def test_chat_in_browser(env):
     ensure_playwright()

@@ -8,20 +8,16 @@ Run: OMR_BUILD_DIR=build/asan python3 tests/integration/test_customer_edges.py [
 
 import asyncio
 import os
-import subprocess
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (SOURCE_DIR, Agent, Customer, add_agent, conv_key, ctl,  # noqa: E402
-                         log, run_tests, time_limit)
-from test_browser import BROWSER_DIR, CHROMIUM, ensure_playwright  # noqa: E402
-
-FLOW_TIMEOUT = 200
+from omr_harness import (Agent, Customer, add_agent, conv_key, ctl, log, run_tests,  # noqa: E402
+                         time_limit)
+from test_browser import run_edges_scenario  # noqa: E402
 
 
 def run_browser(env, scenario, config=None, queues=None):
-    ensure_playwright()
     redis = env.redis()
     d = env.daemon(redis, config=config, start=False)
     if queues:
@@ -29,26 +25,7 @@ def run_browser(env, scenario, config=None, queues=None):
             f.write(queues)
     d.start()
     token = add_agent(d, "luis", "Luis Ortega", "es,en,hi", 4)
-    flow_env = dict(os.environ, OMR_BASE=f"http://127.0.0.1:{d.port}", OMR_AGENT_ID="luis",
-                    OMR_AGENT_TOKEN=token, OMR_CHROMIUM=CHROMIUM)
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-        flow_env.pop(k, None)
-    script = os.path.join(BROWSER_DIR, "customer_edges.js")
-    log(f"node {script} {scenario}")
-    try:
-        p = subprocess.run(["node", "--experimental-websocket", script, scenario], env=flow_env,
-                           cwd=SOURCE_DIR, capture_output=True, text=True, timeout=FLOW_TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        raise AssertionError(f"customer_edges.js {scenario} did not finish within "
-                             f"{FLOW_TIMEOUT}s:\n{out}")
-    sys.stdout.write(p.stdout)
-    sys.stdout.write("\n".join(line for line in p.stderr.splitlines()
-                               if "ExperimentalWarning" not in line and "--trace-warnings"
-                               not in line))
-    sys.stdout.flush()
-    assert p.returncode == 0, f"customer_edges.js {scenario} exited {p.returncode} (above)"
-    return d, redis, p.stdout
+    return d, redis, run_edges_scenario("customer_edges.js", scenario, d, token)
 
 
 # ---- browser ---------------------------------------------------------------------------------

@@ -6,15 +6,12 @@ Run: OMR_BUILD_DIR=build/asan python3 tests/integration/test_pages_edges.py [tes
 """
 
 import os
-import subprocess
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import SOURCE_DIR, add_agent, conv_key, log, run_tests, time_limit  # noqa: E402
-from test_browser import BROWSER_DIR, CHROMIUM, ensure_playwright  # noqa: E402
-
-FLOW_TIMEOUT = 240
+from omr_harness import add_agent, conv_key, run_tests, time_limit  # noqa: E402
+from test_browser import run_edges_scenario  # noqa: E402
 
 # A desktop that goes away is lost at once (socket closed) and its work re-queued after 3 s.
 LOST_CONFIG = {"routing": {"tick_ms": 100, "heartbeat_timeout_s": 5, "agent_grace_s": 3}}
@@ -22,7 +19,6 @@ LOST_CONFIG = {"routing": {"tick_ms": 100, "heartbeat_timeout_s": 5, "agent_grac
 
 def run_browser(env, scenario, config=None, supervisor=False):
     """supervisor: luis (capacity 1) supervises a second agent, maria."""
-    ensure_playwright()
     redis = env.redis()
     d = env.daemon(redis, config=config)
     extra = {}
@@ -33,26 +29,7 @@ def run_browser(env, scenario, config=None, supervisor=False):
                           extra=("--supervises", "maria"))
     else:
         token = add_agent(d, "luis", "Luis Ortega", "es,en,hi", 4)
-    flow_env = dict(os.environ, OMR_BASE=f"http://127.0.0.1:{d.port}", OMR_AGENT_ID="luis",
-                    OMR_AGENT_TOKEN=token, OMR_CHROMIUM=CHROMIUM, **extra)
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-        flow_env.pop(k, None)
-    script = os.path.join(BROWSER_DIR, "pages_edges.js")
-    log(f"node {script} {scenario}")
-    try:
-        p = subprocess.run(["node", "--experimental-websocket", script, scenario], env=flow_env,
-                           cwd=SOURCE_DIR, capture_output=True, text=True, timeout=FLOW_TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        raise AssertionError(f"pages_edges.js {scenario} did not finish within "
-                             f"{FLOW_TIMEOUT}s:\n{out}")
-    sys.stdout.write(p.stdout)
-    sys.stdout.write("\n".join(line for line in p.stderr.splitlines()
-                               if "ExperimentalWarning" not in line and "--trace-warnings"
-                               not in line))
-    sys.stdout.flush()
-    assert p.returncode == 0, f"pages_edges.js {scenario} exited {p.returncode} (above)"
-    return d, redis, p.stdout
+    return d, redis, run_edges_scenario("pages_edges.js", scenario, d, token, extra, timeout=240)
 
 
 @time_limit(300)
