@@ -165,6 +165,9 @@ static void deliver_entry(omr_router_t *r, omr_watch_t *w, const char *seq,
 		omr_envelope_add_attr(d, "queue", queue);
 	if (expires && *expires)
 		omr_envelope_add_attr(d, "expires_ms", expires);
+	const char *wrapup = field(fields, "wrapup"); /* a close's wrap-up end, "0": none */
+	if (wrapup && *wrapup && strcmp(wrapup, "0") != 0)
+		omr_envelope_add_attr(d, "wrapup_until_ms", wrapup);
 	/* An assignment: the customer id and its earlier conversations. */
 	const char *customer = field(fields, "customer"), *history = field(fields, "history");
 	if (customer && *customer)

@@ -54,7 +54,7 @@
 		monitorMessages: $("monitor-messages")
 	};
 
-	var WRAPUP_SHOW_MS = 60000;   /* how long "Wrap-up done" stays after a close */
+	var WRAPUP_KEY = "omr.agent.wrapup"; /* when the chat wrap-up ends (ms), across a reload */
 	var NOTICE_MS = 8000;
 	var TYPING_SHOW_MS = 4000;    /* "Customer is typing…" stays this long */
 	var MONITOR_REFRESH_MS = 5000; /* a team conversation shown is read again this often */
@@ -99,7 +99,7 @@
 			var c = convs[id];
 			return { id: c.id, name: c.name, lang: c.lang, queue: c.queue, closed: c.closed,
 				 customer_id: c.customerId, history: c.history,
-				 transferred: c.transferred,
+				 transferred: c.transferred, unread: c.unread,
 				 items: c.items.slice(-KEEP_ITEMS).map(function (it) {
 					 return { type: it.type, seq: it.seq, id: it.id, from: it.from,
 						  name: it.name, text: it.text, ts: it.ts,
@@ -116,7 +116,8 @@
 		});
 		try {
 			sessionStorage.setItem(CONVS_KEY, JSON.stringify({ agent: creds && creds.agent,
-									   convs: out, offers: open }));
+									   convs: out, offers: open,
+									   current: current }));
 		} catch (e) {
 			/* storage full: the page still works, a reload just forgets */
 		}
@@ -140,6 +141,7 @@
 			c.customerId = saved.customer_id || "";
 			c.history = Array.isArray(saved.history) ? saved.history : [];
 			c.transferred = !!saved.transferred;
+			c.unread = saved.unread || 0;
 			saved.items.forEach(function (it) {
 				if (it.seq)
 					seen[it.seq] = true;
@@ -157,8 +159,17 @@
 			});
 			renderConvEntry(c);
 		});
-		if (order.length)
+		if (data.current && convs[data.current])
+			select(data.current); /* the one the agent had open */
+		else if (order.length)
 			select(order[order.length - 1]);
+		var until = 0;
+		try {
+			until = Number(sessionStorage.getItem(WRAPUP_KEY)) || 0;
+		} catch (e) {
+			until = 0;
+		}
+		showWrapup(until);
 		(data.offers || []).forEach(function (saved) {
 			if (saved.item && saved.item.seq)
 				seen[saved.item.seq] = true;
@@ -289,8 +300,18 @@
 		setStatus("online");
 		if (want.presence !== "away" && presence !== want.presence)
 			setPresence(want.presence, want.reason);
-		/* a request lost with the old connection is asked again */
+		/* a request lost with the old connection is asked again; an offer
+		 * being answered is open again (the answer may be lost: the
+		 * server says `revoked` or `assigned` if it was not) */
 		resendReplies();
+		Object.keys(pending).forEach(function (rid) {
+			var p = pending[rid];
+			if (p.kind === "accept" || p.kind === "reject") {
+				delete pending[rid];
+				if (offers[p.conv])
+					offerState(p.conv, "open");
+			}
+		});
 		if (team)
 			team.loading = false;
 		requestTeam();
@@ -497,6 +518,11 @@
 		c.items.forEach(function (it) { ui.messages.appendChild(it.li || lineFor(it)); });
 		ui.messages.scrollTop = ui.messages.scrollHeight;
 		renderHead(c);
+		/* focus on a control that a close hides goes to the conversation's
+		 * entry in the list (not the page's top) */
+		var act = document.activeElement;
+		var lose = c.closed && act && (ui.compose.contains(act) || ui.closeForm.contains(act) ||
+					       act === ui.closeBtn || act === ui.transferBtn);
 		ui.compose.hidden = c.closed;
 		ui.closeBtn.hidden = c.closed;
 		ui.transferBtn.hidden = c.closed;
@@ -507,6 +533,8 @@
 		order.forEach(function (k) { renderConvEntry(convs[k]); });
 		if (!c.closed && changed)
 			ui.text.focus();
+		else if (lose)
+			c.li.focus();
 	}
 
 	/* The header: who the customer is. */
@@ -515,6 +543,7 @@
 		ui.title.title = "Conversation " + c.id;
 		ui.meta.hidden = false;
 		ui.metaCustomer.textContent = c.customerId || "none given";
+		ui.metaCustomer.title = c.customerId || "";
 		ui.metaLanguage.textContent = c.lang || "?";
 		ui.metaQueue.textContent = c.queue || "none";
 	}
@@ -530,6 +559,8 @@
 				removeOffer(item.conversation_id);
 			}
 			var c = conv(item.conversation_id);
+			if (item.type === "assigned")
+				hideWrapup(); /* new work of the channel: its wrap-up is over */
 			if (item.type === "assigned") {
 				c.name = item.customer_name || c.name;
 				c.lang = item.language || c.lang;
@@ -544,7 +575,7 @@
 			} else if (item.type === "closed") {
 				/* a transfer frees no wrap-up: nothing to end early */
 				if (!c.closed && item.reason !== "transferred")
-					showWrapup();
+					showWrapup(item.wrapup_until_ms);
 				if (item.reason === "transferred")
 					c.transferred = true;
 				c.closed = true;
@@ -876,11 +907,18 @@
 		ui.disposition.focus();
 	}
 
+	/* Focus that was in the form stays usable: on the Close button, or, once
+	 * the conversation is closed, on its entry in the list (not the page's
+	 * top). */
 	function hideCloseForm(focusButton) {
+		var had = ui.closeForm.contains(document.activeElement);
 		ui.closeForm.hidden = true;
 		ui.closeBtn.setAttribute("aria-expanded", "false");
-		if (focusButton && !ui.closeBtn.hidden)
+		var c = convs[current];
+		if ((focusButton || had) && !ui.closeBtn.hidden)
 			ui.closeBtn.focus();
+		else if (had && c)
+			c.li.focus();
 	}
 
 	function closeConversation() {
@@ -1344,16 +1382,33 @@
 
 	/* The server does not say whether the agent is in wrap-up after a close,
 	 * so the button is offered for a while after each one. */
-	function showWrapup() {
+	/* "Wrap-up done" stays until the wrap-up the server set ends (the
+	 * closed item's wrapup_until_ms), the agent ends it, or a new chat
+	 * comes (the wrap-up is over then); kept across a reload. */
+	function showWrapup(until) {
 		clearTimeout(wrapupTimer);
+		if (!(until > Date.now())) {
+			hideWrapup();
+			return;
+		}
 		ui.wrapup.hidden = false;
 		ui.wrapup.disabled = false;
-		wrapupTimer = setTimeout(hideWrapup, WRAPUP_SHOW_MS);
+		wrapupTimer = setTimeout(hideWrapup, until - Date.now());
+		try {
+			sessionStorage.setItem(WRAPUP_KEY, String(until));
+		} catch (e) {
+			/* no storage: this page only */
+		}
 	}
 
 	function hideWrapup() {
 		clearTimeout(wrapupTimer);
 		wrapupTimer = null;
+		try {
+			sessionStorage.removeItem(WRAPUP_KEY);
+		} catch (e) {
+			/* no storage */
+		}
 		var hadFocus = document.activeElement === ui.wrapup;
 		ui.wrapup.hidden = true;
 		if (hadFocus)

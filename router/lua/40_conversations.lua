@@ -259,23 +259,25 @@ local function conv_close(keys, args)
   local R = rules(P)
   redis.call('HSET', ckey, 'state', 'closed', 'closed_ms', now, 'disposition', args[3] or '')
   redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'closed', 'ts', now)
-  inbox_add(P, id, 'kind', 'closed', 'conv', conv, 'ts', now)
+  -- Wrap-up: no new work of this channel until it ends (timer or the agent);
+  -- the desktop is told when (the closed item's `wrapup`, 0 = none).
+  local q = queue_named(R, c.queue)
+  local ends = 0
+  if q ~= nil and num(q.wrapup_s, 0) > 0 then
+    local ch = c.channel or 'chat'
+    -- A wrap-up already running that ends later is not cut short.
+    ends = math.max(now + q.wrapup_s * 1000,
+      num(redis.call('HGET', P .. ':agent:' .. id, 'wrapup_' .. ch), 0))
+    redis.call('HSET', P .. ':agent:' .. id, 'wrapup_' .. ch, int(ends))
+    timer_add(P, ends, 'wrapup|' .. id .. '|' .. ch)
+  end
+  inbox_add(P, id, 'kind', 'closed', 'conv', conv, 'wrapup', int(ends), 'ts', now)
   notify(P, 'c:' .. conv)
   notify(P, 'a:' .. id)
   if (c.customer or '') ~= '' then
     redis.call('HSET', customer_key(P, c.tenant, c.customer), 'agent', id, 'at_ms', now)
   end
   expire_closed(P, R, c)
-  -- Wrap-up: no new work of this channel until it ends (timer or the agent).
-  local q = queue_named(R, c.queue)
-  if q ~= nil and num(q.wrapup_s, 0) > 0 then
-    local ch = c.channel or 'chat'
-    -- A wrap-up already running that ends later is not cut short.
-    local ends = math.max(now + q.wrapup_s * 1000,
-      num(redis.call('HGET', P .. ':agent:' .. id, 'wrapup_' .. ch), 0))
-    redis.call('HSET', P .. ':agent:' .. id, 'wrapup_' .. ch, int(ends))
-    timer_add(P, ends, 'wrapup|' .. id .. '|' .. ch)
-  end
   release(P, R, c, id, now)
   return 'closed'
 end

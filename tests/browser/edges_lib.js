@@ -133,9 +133,9 @@ function watch(page, who) {
 	});
 }
 
-// A new browser context at 1280x800 and its page, watched for errors as `who`.
-async function openPage(browser, who) {
-	const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+// A new browser context (1280x800 unless given) and its page, watched for errors as `who`.
+async function openPage(browser, who, viewport = { width: 1280, height: 800 }) {
+	const ctx = await browser.newContext({ viewport });
 	const page = await ctx.newPage();
 	watch(page, who);
 	return { ctx, page };

@@ -294,6 +294,16 @@ static void test_deliver_agent(void **state)
 	assert_string_equal(jstr(m, "type"), "closed");
 	assert_string_equal(jstr(m, "conversation_id"), "c7");
 	assert_true(jnum(m, "ts") == 1700000000456.0);
+	assert_null(cJSON_GetObjectItemCaseSensitive(m, "wrapup_until_ms")); /* no wrap-up */
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	/* with a wrap-up: when it ends */
+	d = deliver("closed");
+	omr_envelope_add_attr(d, "wrapup_until_ms", "1700000030456");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_true(jnum(m, "wrapup_until_ms") == 1700000030456.0);
 	cJSON_Delete(m);
 	omr_envelope_destroy(&d);
 
