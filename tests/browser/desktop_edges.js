@@ -98,47 +98,6 @@ class Customer {
 	quit() { try { this.ws.close(); } catch (e) { /* gone */ } }
 }
 
-class Agent {
-	constructor(id, token) {
-		this.id = id;
-		this.token = token;
-		this.frames = [];
-		this.n = 0;
-	}
-
-	async login(available = true) {
-		this.ws = new WebSocket(`${WS_BASE}/ws/agent`);
-		this.ws.onmessage = (ev) => {
-			const f = JSON.parse(ev.data);
-			this.frames.push(f);
-			if (f.seq && ["assigned", "message", "closed", "offer", "revoked", "event"]
-				.includes(f.type))
-				this.ws.send(JSON.stringify({ type: "ack", seq: f.seq }));
-		};
-		await new Promise((res, rej) => {
-			this.ws.onopen = res;
-			this.ws.onerror = rej;
-		});
-		this.ws.send(JSON.stringify({ type: "login", v: 1, agent_id: this.id, token: this.token }));
-		await until(() => this.frames.find((f) => f.type === "welcome"), "agent welcome");
-		if (available)
-			await this.request({ type: "presence", presence: "available" });
-	}
-
-	async request(obj) {
-		const id = `r-${++this.n}`;
-		obj.id = id;
-		this.ws.send(JSON.stringify(obj));
-		const r = await until(() => this.frames.find((f) => f.id === id &&
-			(f.type === "ack" || f.type === "error")), `answer to ${obj.type}`);
-		if (r.type !== "ack")
-			fail(`agent: ${obj.type} refused: ${JSON.stringify(r)}`);
-		return r;
-	}
-
-	quit() { try { this.ws.close(); } catch (e) { /* gone */ } }
-}
-
 // ---- the desktop -----------------------------------------------------------------------------
 
 async function desktopLogin(page, id = AGENT_ID, token = AGENT_TOKEN) {
