@@ -29,6 +29,7 @@
 #include "omnirouter/util.h"
 #include "u64map.h"
 #include "websocket/ws_conn.h"
+#include "websocket/ws_gone.h"
 #include "websocket/ws_http.h"
 #include "websocket/ws_sockets.h"
 
@@ -67,7 +68,7 @@ struct omr_ws_server {
 	ws_conn_list_t unauth;
 	ws_conn_list_t stalled; /* connections holding a request until the bus has room */
 	ws_conn_list_t ackers;  /* agent connections with item acks not yet sent */
-	struct ws_gone *gone, **gone_tail; /* closed-connection reports waiting for room */
+	ws_gone_queue_t gone;   /* closed-connection reports waiting for room */
 	uv_timer_t ack_timer;
 	bool ack_timer_open;
 	struct lws_protocols protocols[3];
@@ -79,17 +80,8 @@ struct omr_ws_server {
 typedef struct ws_pending {
 	uint64_t conn; /* 0: connection-less (customer.gone, agent.gone) */
 	omr_ws_request_t rq;
-	struct ws_gone *gone; /* that report, sent again if the bus gave up on it */
+	ws_gone_t *gone; /* that report, sent again if the bus gave up on it */
 } ws_pending_t;
-
-/* A closed connection not yet reported to the router: the bus was full.
- * Reports go out before any held request (release_stalled). */
-typedef struct ws_gone {
-	struct ws_gone *next;
-	bool agent;
-	uint64_t conn;
-	char tenant[OMR_ENV_ID_MAX + 1], id[OMR_ENV_ID_MAX + 1];
-} ws_gone_t;
 
 static _Atomic uint64_t ws_next_conn = 1;
 
@@ -290,19 +282,12 @@ static int conn_open(omr_ws_server_t *srv, struct lws *wsi, ws_conn_t **pss)
  * owns g (finish_request frees it, or queues it again). */
 static int try_send_gone(omr_ws_server_t *srv, ws_gone_t *g)
 {
-	omr_envelope_t *env =
-	        omr_envelope_new(g->agent ? OMR_ENV_AGENT_GONE : OMR_ENV_CUSTOMER_GONE);
+	omr_envelope_t *env = ws_gone_envelope(g);
 	ws_pending_t *p = calloc(1, sizeof(*p));
 	int rc = -ENOMEM;
 	if (env && p) {
 		p->gone = g;
-		env->conn = g->conn;
-		env->channel = OMR_CHANNEL_CHAT;
-		rc = omr_envelope_set(&env->tenant, g->tenant);
-		if (!rc)
-			rc = omr_envelope_set(g->agent ? &env->agent : &env->conv, g->id);
-		if (!rc)
-			rc = omr_bus_client_send(srv->bus, env, p, NULL);
+		rc = omr_bus_client_send(srv->bus, env, p, NULL);
 	}
 	if (rc)
 		free(p);
@@ -310,73 +295,49 @@ static int try_send_gone(omr_ws_server_t *srv, ws_gone_t *g)
 	return rc;
 }
 
-static void queue_gone(omr_ws_server_t *srv, ws_gone_t *g)
+static void report_failed(ws_gone_t *g, int rc)
 {
-	g->next = NULL;
-	*srv->gone_tail = g;
-	srv->gone_tail = &g->next;
+	omr_warn("ws", "could not report closed connection conn=%llu err=%s",
+	         (unsigned long long)g->conn, omr_strerror(rc));
+	free(g);
 }
 
 /* Tells the router a connection closed (it stops delivering there; an
  * agent goes offline). Never dropped for a full bus or a router that did not
- * answer in time: the report waits, ahead of held requests, and goes again. */
+ * answer in time: the report waits, ahead of held requests (release_stalled),
+ * and goes again. */
 static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const char *tenant,
                       const char *id)
 {
-	ws_gone_t *g = calloc(1, sizeof(*g));
+	ws_gone_t *g = ws_gone_new(agent, conn, tenant, id);
 	if (!g) {
 		omr_warn("ws", "could not report closed connection conn=%llu err=%s",
 		         (unsigned long long)conn, omr_strerror(-ENOMEM));
 		return;
 	}
-	g->agent = agent;
-	g->conn = conn;
-	snprintf(g->tenant, sizeof(g->tenant), "%s", tenant ? tenant : "");
-	snprintf(g->id, sizeof(g->id), "%s", id ? id : "");
-	int rc = srv->gone ? -EAGAIN : try_send_gone(srv, g);
+	int rc = srv->gone.head ? -EAGAIN : try_send_gone(srv, g);
 	if (rc == -EAGAIN) {
-		queue_gone(srv, g);
+		ws_gone_push(&srv->gone, g);
 		omr_debug("ws", "bus full: closed connection report waits conn=%llu",
 		          (unsigned long long)conn);
 	} else if (rc) {
-		omr_warn("ws", "could not report closed connection conn=%llu err=%s",
-		         (unsigned long long)conn, omr_strerror(rc));
-		free(g);
+		report_failed(g, rc);
 	}
 }
 
 /* Sends the waiting closed-connection reports while the bus has room. */
 static void send_waiting_gone(omr_ws_server_t *srv)
 {
-	while (srv->gone && srv->bus && !omr_bus_client_is_full(srv->bus)) {
-		ws_gone_t *g = srv->gone;
-		srv->gone = g->next;
-		if (!srv->gone)
-			srv->gone_tail = &srv->gone;
+	while (srv->gone.head && srv->bus && !omr_bus_client_is_full(srv->bus)) {
+		ws_gone_t *g = ws_gone_shift(&srv->gone);
 		int rc = try_send_gone(srv, g);
-		if (rc == -EAGAIN) { /* back at the head */
-			g->next = srv->gone;
-			srv->gone = g;
-			if (!g->next)
-				srv->gone_tail = &g->next;
+		if (rc == -EAGAIN) {
+			ws_gone_unshift(&srv->gone, g);
 			return;
 		}
-		if (rc) {
-			omr_warn("ws", "could not report closed connection conn=%llu err=%s",
-			         (unsigned long long)g->conn, omr_strerror(rc));
-			free(g);
-		}
+		if (rc)
+			report_failed(g, rc);
 	}
-}
-
-static void free_waiting_gone(omr_ws_server_t *srv)
-{
-	while (srv->gone) {
-		ws_gone_t *g = srv->gone;
-		srv->gone = g->next;
-		free(g);
-	}
-	srv->gone_tail = &srv->gone;
 }
 
 static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
@@ -462,7 +423,8 @@ static void hold(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
 static void release_stalled(omr_ws_server_t *srv)
 {
 	send_waiting_gone(srv);
-	while (!srv->gone && srv->stalled.head && srv->bus && !omr_bus_client_is_full(srv->bus)) {
+	while (!srv->gone.head && srv->stalled.head && srv->bus &&
+	       !omr_bus_client_is_full(srv->bus)) {
 		ws_conn_t *c = srv->stalled.head;
 		ws_conn_list_del(&srv->stalled, c);
 		omr_ws_request_t rq = c->held;
@@ -677,7 +639,7 @@ static void finish_request(omr_ws_server_t *srv, void *ctx, int status, const om
 			         "closed connection report not answered, sending it again "
 			         "conn=%llu",
 			         (unsigned long long)p->gone->conn);
-			queue_gone(srv, p->gone);
+			ws_gone_push(&srv->gone, p->gone);
 		} else {
 			if (status)
 				omr_info("ws", "router refused a connection report err=%s",
@@ -925,7 +887,7 @@ int omr_ws_server_new(uv_loop_t *loop, const omr_ws_server_opts_t *opts, omr_ws_
 	if (!srv)
 		return -ENOMEM;
 	srv->loop = loop;
-	srv->gone_tail = &srv->gone;
+	ws_gone_queue_init(&srv->gone);
 	srv->stalled.which = WS_LIST_STALLED;
 	srv->ackers.which = WS_LIST_ACKS;
 	srv->max_connections = opts->max_connections;
@@ -1043,7 +1005,7 @@ void omr_ws_server_destroy(omr_ws_server_t **srvp)
 	/* Second call after uv_run returned: frees what the first left. */
 	if (srv->lws)
 		lws_context_destroy(srv->lws);
-	free_waiting_gone(srv);
+	ws_gone_clear(&srv->gone);
 	omr_u64map_each(srv->conns, free_conn, NULL);
 	omr_u64map_destroy(&srv->conns);
 	omr_u64map_destroy(&srv->per_ip);
