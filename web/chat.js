@@ -766,8 +766,9 @@
 		state = null;
 		save();
 		showStart("");
-		if (loadHello()) {
-			saveHello(loadHello()); /* started before a reload: not answered yet */
+		var started = loadHello(); /* started before a reload, not answered yet */
+		if (started) {
+			wantHello = started;
 			connect();
 		}
 	}

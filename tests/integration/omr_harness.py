@@ -939,6 +939,18 @@ async def wait_field(redis, key, field, want, timeout):
         c.close()
 
 
+async def wait_hash(rc, key, pred, timeout, what):
+    """Polls hash `key` through client rc until pred(its fields) holds; returns them."""
+    deadline = time.monotonic() + timeout
+    h = None
+    while time.monotonic() < deadline:
+        h = rc.hgetall(key)
+        if pred(h):
+            return h
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not reached within {timeout}s; last {key}: {h}")
+
+
 async def retry(attempt, what, timeout=20):
     """Calls `await attempt()` until it succeeds (a daemon restarting, a
     connection refused meanwhile)."""

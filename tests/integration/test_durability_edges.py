@@ -35,7 +35,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (SEQ_RE, Agent, Customer, Disconnected, Resp, add_agent,  # noqa: E402,F401
                          agent_key, conv_key, log, retry, run_tests, time_limit, wait_field,
-                         wait_log, wait_until)
+                         wait_hash, wait_log, wait_until)
 import websockets.exceptions  # noqa: E402,F401
 
 P = "omr:{default}"
@@ -45,15 +45,6 @@ def convs_in_redis(rc):
     return [k.split(":")[-1] for k in rc.keys(P + ":conv:*") if k.count(":") == 3]
 
 
-async def wait_hash(rc, key, pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    h = None
-    while time.monotonic() < deadline:
-        h = rc.hgetall(key)
-        if pred(h):
-            return h
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not reached within {timeout}s; last {key}: {h}")
 
 
 # --------------------------------------------------------------------------

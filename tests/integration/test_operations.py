@@ -18,7 +18,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Customer, Disconnected, RedisServer, Resp, add_agent,  # noqa: E402
-                         agent_key, conv_key, log, retry, run_tests, tail, time_limit)
+                         agent_key, conv_key, log, retry, run_tests, tail, time_limit,
+                         wait_hash)
 import websockets.exceptions  # noqa: E402
 
 P = "omr:{default}"
@@ -94,15 +95,6 @@ def aof_redis(env):
     return r.start()
 
 
-async def wait_state(rc, key, pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    h = None
-    while time.monotonic() < deadline:
-        h = rc.hgetall(key)
-        if pred(h):
-            return h
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not reached within {timeout}s; last {key}: {h}")
 
 
 async def resume_on(cust, url, timeout=20):
@@ -222,7 +214,7 @@ async def test_sigkill_relogin_in_grace_keeps_work(env):
     d1.kill()
     env.daemons.remove(d1)
     d1.scan_logs()
-    await wait_state(rc, agent_key("a1"), lambda h: h.get("reason") == "lost", 10, "a1 lost")
+    await wait_hash(rc, agent_key("a1"), lambda h: h.get("reason") == "lost", 10, "a1 lost")
     # the agent reloads the desktop against d2, within grace
     a1b = Agent(d2.url, "a1", ta, label="a1 again")
     w = await a1b.login()
@@ -276,7 +268,7 @@ async def test_lost_agent_back_after_grace_can_take_its_chat_again(env):
     await a1b.login()
     await a1b.presence("available")
     try:
-        await wait_state(rc, conv_key(c.conversation_id),
+        await wait_hash(rc, conv_key(c.conversation_id),
                          lambda h: h.get("state") == "assigned" and h.get("agent") == "a1", 8,
                          "its requeued chat back (it is the only agent)")
     except AssertionError as e:
@@ -332,10 +324,10 @@ async def test_sticky_wait_for_lost_agent_ends(env):
     env.daemons.remove(d1)
     d1.scan_logs()
     t0 = time.monotonic()
-    await wait_state(rc, agent_key("a1"), lambda h: h.get("presence") == "offline", 10,
+    await wait_hash(rc, agent_key("a1"), lambda h: h.get("presence") == "offline", 10,
                      "a1 lost")
     try:
-        await wait_state(rc, conv_key(x2.conversation_id),
+        await wait_hash(rc, conv_key(x2.conversation_id),
                          lambda h: h.get("state") == "assigned", 10,
                          "the returning customer routed once its agent is offline")
     except AssertionError as e:
@@ -559,7 +551,7 @@ async def test_mismatched_queues_are_reported(env):
     rc = r.client()
     set_queues(d1, QUEUES_ES_REMOVED)  # only d1 gets the new file
     d1.proc.send_signal(signal.SIGHUP)
-    await wait_state(rc, conv_key(c.conversation_id), lambda h: h.get("queue") == "general", 5,
+    await wait_hash(rc, conv_key(c.conversation_id), lambda h: h.get("queue") == "general", 5,
                      "re-homed to general")
     # d2 reconnects to Redis (a blip): it pushes its own, older rules
     killed = rc.cmd("CLIENT", "KILL", "TYPE", "pubsub")
