@@ -5,12 +5,16 @@
  * agent id as consumer. A read is ">" (new entries), or a history read: the
  * entries delivered to this consumer and not acknowledged, from the start
  * of that list, page by page (hcursor), all of them sent (again: desktops
- * drop a seq they have). The history is read at login, after Redis comes
- * back or a failed read, until a read reaches its end, and with the first
- * read OMR_HISTORY_RECHECK_MS or more after the last one: entries another
- * instance's stale watch of the same agent took may be anywhere in it, also
- * before this watch's cursor. Not with every read. The desktop acks each
- * entry; unacked ones come back at the next login.
+ * drop a seq they have). The whole history is read at login, after Redis
+ * comes back or a failed read, until a read reaches its end. Besides, the
+ * first read OMR_HISTORY_RECHECK_MS or more after the last history read is
+ * one page of it (periodic): entries another instance's stale watch of the
+ * same agent took may be anywhere in it, also before this watch's cursor.
+ * The next periodic page goes on from where this one ended and starts over
+ * at the end, so a desktop that acks nothing gets at most one page again
+ * every OMR_HISTORY_RECHECK_MS, not its whole list (up to the inbox's
+ * length). The desktop acks each entry; unacked ones come back at the next
+ * login.
  *
  * Customers: the transcript stream is read with XRANGE from the connection's
  * cursor; the customer resumes with the last id it saw.
@@ -229,7 +233,8 @@ typedef struct read_op {
 	omr_router_t *r;
 	omr_watch_t *w;
 	size_t got;
-	bool history; /* agents: this is a history read (from the cursor) */
+	bool history;  /* agents: this is a history read (from hcursor) */
+	bool periodic; /* agents: one page of the history (OMR_HISTORY_RECHECK_MS) */
 	bool failed;
 } read_op_t;
 
@@ -266,6 +271,11 @@ static void on_read_reply(void *ud, const redisReply *rep)
 			/* Read to its end: the ">" read follows at once. */
 			op->w->history = false;
 			snprintf(op->w->hcursor, sizeof(op->w->hcursor), "0"); /* the next pass */
+			op->w->history_ms = uv_now(op->r->loop);
+			op->w->dirty = true;
+		} else if (op->periodic) {
+			/* One page is all a periodic read takes; the next one goes
+			 * on from hcursor. The ">" read follows at once. */
 			op->w->history_ms = uv_now(op->r->loop);
 			op->w->dirty = true;
 		}
@@ -312,9 +322,9 @@ static void read_watch(omr_router_t *r, omr_watch_t *w)
 	op->r = r;
 	op->w = w;
 	w->dirty = false;
-	if (w->is_agent && uv_now(r->loop) - w->history_ms >= OMR_HISTORY_RECHECK_MS)
-		w->history = true;
-	op->history = w->is_agent && w->history;
+	op->periodic = w->is_agent && !w->history &&
+	               uv_now(r->loop) - w->history_ms >= OMR_HISTORY_RECHECK_MS;
+	op->history = w->is_agent && (w->history || op->periodic);
 	const char *from = !w->is_agent ? w->cursor : op->history ? w->hcursor : ">";
 	if (send_read(r, op, from) != 0) {
 		free(op);

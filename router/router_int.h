@@ -34,9 +34,9 @@ typedef struct omr_watch {
 	uint64_t conn;
 	char cursor[OMR_SEQ_MAX]; /* last stream id delivered */
 	bool reading, dirty, removed;
-	bool history;              /* agents: read the pending history next time */
+	bool history;              /* agents: read the whole pending history next time */
 	char hcursor[OMR_SEQ_MAX]; /* agents: how far the history pass being made has read */
-	uint64_t history_ms;       /* agents: when the history was last read to its end */
+	uint64_t history_ms;       /* agents: when the history was last read (periodic page) */
 	bool waiting;              /* customers: the conversation waits for an agent (positions) */
 	struct omr_router *router; /* set while a position query is in flight */
 	unsigned refs;

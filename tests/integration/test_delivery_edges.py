@@ -24,6 +24,10 @@ goes to the wrong desktop:
    fires the "lost" timers before any heartbeat, the agent goes offline
    with its desktop still connected, the heartbeat's "replaced" answer is
    ignored, and the desktop is never told (its requests fail).
+5. test_periodic_recheck_of_a_desktop_that_never_acks_is_bounded: a desktop
+   that acks nothing (a stuck tab, a broken client) while its customer keeps
+   writing got its whole unacknowledged list again with every 5-second
+   re-read of the pending history: up to the inbox's 10,000 items every 5 s.
 """
 
 import asyncio
@@ -42,6 +46,27 @@ FAST_WS = {"websocket": {"max_messages_per_second": 100000}}
 
 # --------------------------------------------------------------------------
 
+async def unacked_desktop(d, agent_id, name, prefix, count):
+    """An agent whose desktop acks nothing, assigned a customer who then
+    sends `count` messages (ids PREFIX0...) that reach the desktop.
+    Returns (token, desktop, customer, conversation id)."""
+    token = add_agent(d, agent_id, name, "en", 2)
+    desk = Agent(d.url, agent_id, token, label="desktop (no acks)", auto_ack=False)
+    await desk.login()
+    await desk.presence("available")
+    cust = Customer(d.url)
+    await cust.hello(language="en")
+    await desk.wait_item(lambda f: f.get("type") == "assigned", 10, "the assignment")
+    start = len(cust.conn.frames)
+    for n in range(count):
+        await cust.conn.send({"type": "message", "id": f"{prefix}{n}", "text": f"unacked {n}"})
+    last = f"{prefix}{count - 1}"
+    await cust.conn.wait_for(lambda f: f.get("type") == "ack" and f.get("id") == last, 30,
+                             "the last ack", start)
+    await desk.wait_item(lambda f: f.get("id") == last, 30, "the last message at the desktop")
+    return token, desk, cust, cust.conversation_id
+
+
 PENDING = 250  # more than OMR_READ_COUNT (200) items the last desktop never acked
 LATE = 5       # items stored while no desktop was connected
 
@@ -50,24 +75,9 @@ LATE = 5       # items stored while no desktop was connected
 async def test_pending_history_over_one_read_is_not_skipped(env):
     r = env.redis()
     d = env.daemon(r, config=FAST_WS)
-    token = add_agent(d, "h1", "Hana", "en", 2)
-    first = Agent(d.url, "h1", token, label="desktop 1 (no acks)", auto_ack=False)
-    await first.login()
-    await first.presence("available")
-    cust = Customer(d.url)
-    await cust.hello(language="en")
-    conv = cust.conversation_id
-    await first.wait_item(lambda f: f.get("type") == "assigned", 10, "the assignment")
-
     # The desktop receives many items and acks none (a frozen tab, a
     # half-open TCP connection): they stay pending for consumer h1.
-    start = len(cust.conn.frames)
-    for n in range(PENDING):
-        await cust.conn.send({"type": "message", "id": f"p{n}", "text": f"pending {n}"})
-    await cust.conn.wait_for(lambda f: f.get("type") == "ack" and f.get("id") == f"p{PENDING - 1}",
-                             30, "the last ack", start)
-    await first.wait_item(lambda f: f.get("id") == f"p{PENDING - 1}", 30,
-                          "the last pending message at desktop 1")
+    token, first, cust, conv = await unacked_desktop(d, "h1", "Hana", "p", PENDING)
     await first.close()
     got = await wait_field(r, agent_key("h1"), "presence", "offline", 10)
     assert got == "offline", f"agent not offline after its desktop closed: {got}"
@@ -254,8 +264,43 @@ async def test_connected_desktop_stays_online_after_a_redis_outage(env):
         f"presence request got {p}, and a new chat is {w.get('state')!r}")
 
 
+# --------------------------------------------------------------------------
+
+UNACKED = 1000  # items a broken desktop never acks
+
+
+@time_limit(120)
+async def test_periodic_recheck_of_a_desktop_that_never_acks_is_bounded(env):
+    r = env.redis()
+    d = env.daemon(r, config={**FAST_WS, "chat": {"max_messages": 5000}})
+    _, desk, cust, conv = await unacked_desktop(d, "n1", "Nico", "u", UNACKED)
+
+    # The customer writes on, one line a second, for 16 s: three or four
+    # periodic re-reads of the pending history happen meanwhile.
+    before = len(desk.conn.frames)
+    for n in range(16):
+        await cust.send(f"more {n}", id=f"m{n}")
+        await asyncio.sleep(1.0)
+    await desk.wait_item(lambda f: f.get("id") == "m15", 10, "the last new message")
+    frames = desk.conn.frames[before:]
+    resent = sum(1 for f in frames if f.get("type") == "message"
+                 and str(f.get("id", "")).startswith("u"))
+    log(f"in 16 s the non-acking desktop got {len(frames)} frames, {resent} of them resends "
+        f"of its {UNACKED} unacknowledged items")
+    # One page (200 items) per re-read at most; the new messages are 16.
+    assert resent <= 4 * 200, (
+        f"a desktop that acks nothing got {resent} resent items in 16 s ({len(frames)} frames): "
+        f"each periodic re-read sends its whole pending list ({UNACKED}) again")
+    # It still gets every new message once.
+    new = [f.get("id") for f in frames if str(f.get("id", "")).startswith("m")]
+    assert sorted(set(new)) == sorted(f"m{n}" for n in range(16)), f"new messages: {new}"
+    await cust.close()
+    await desk.close()
+
+
 if __name__ == "__main__":
     run_tests([test_pending_history_over_one_read_is_not_skipped,
                test_agent_gone_survives_a_lost_redis_reply,
                test_replaced_desktop_is_told_after_a_missed_notification,
-               test_connected_desktop_stays_online_after_a_redis_outage])
+               test_connected_desktop_stays_online_after_a_redis_outage,
+               test_periodic_recheck_of_a_desktop_that_never_acks_is_bounded])
