@@ -750,6 +750,55 @@ int omr_cfg_queues_load(omr_cfg_cursor_t *c, omr_cfg_qstate_t *st, omr_config_t 
 	return 0;
 }
 
+/* The queue a conversation goes to when its maximum wait in q runs out, or
+ * NULL (it is closed, or q has no maximum wait). */
+static const omr_queue_t *max_wait_next(const omr_config_t *cfg, const omr_queue_t *q)
+{
+	if (q->max_wait_s <= 0 || !q->max_wait_overflow)
+		return NULL;
+	return omr_config_find_queue(cfg, q->max_wait_overflow);
+}
+
+/* Maximum waits that overflow round in a circle (a -> b -> a) never end:
+ * each queue counts its maximum wait from the overflow, so a conversation
+ * in the circle would wait forever and never reach a final action. Called
+ * once every target exists. Each queue has one max_wait_action, so
+ * following it from each queue for n_queues steps finds any circle. */
+static int check_max_wait_cycles(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
+                                 const omr_config_t *cfg)
+{
+	for (size_t r = 0; r < st->nrefs; r++) {
+		const omr_cfg_qref_t *ref = &st->refs[r];
+		if (ref->step != NO_STEP)
+			continue;
+		const omr_queue_t *start = &cfg->queues[ref->queue], *q = start;
+		size_t i = 0;
+		while (i < cfg->n_queues && (q = max_wait_next(cfg, q)) && q != start)
+			i++;
+		if (q != start)
+			continue;
+		char where[WHERE_MAX], circle[256];
+		size_t len = 0;
+		q = start;
+		do {
+			int n = snprintf(circle + len, sizeof(circle) - len, "%s -> ", q->name);
+			if (n < 0 || (size_t)n >= sizeof(circle) - len)
+				break;
+			len += (size_t)n;
+			q = max_wait_next(cfg, q);
+		} while (q != start);
+		snprintf(circle + len, sizeof(circle) - len, "%s", start->name);
+		path(where, "queues[%zu].max_wait_action", ref->queue);
+		return omr_cfg_fail_at(
+		        c, ref->mark,
+		        "%s: maximum waits overflow in a circle (%s): a conversation "
+		        "there would wait forever; end it with a queue whose "
+		        "max_wait_action is close",
+		        where, circle);
+	}
+	return 0;
+}
+
 int omr_cfg_queues_check_refs(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
                               const omr_config_t *cfg)
 {
@@ -782,7 +831,7 @@ int omr_cfg_queues_check_refs(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
 		}
 		return omr_cfg_fail_at(c, ref->mark, "%s: there is no queue '%s'", where, target);
 	}
-	return 0;
+	return check_max_wait_cycles(c, st, cfg);
 }
 
 /* ---- queues no new conversation reaches ---- */

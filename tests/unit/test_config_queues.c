@@ -587,6 +587,25 @@ static void test_overflow_references(void **state)
 	REJECT(Q("    max_wait_action: overflow:zz\n") "colours: 1\n",
 	       "t.yaml:4:1: unknown section 'colours'");
 	/* and a queue may name one defined after it. */
+	/* Maximum waits that overflow in a circle would never end. */
+	REJECT("queues:\n  - name: a\n    max_wait_s: 60\n    max_wait_action: overflow:b\n"
+	       "  - name: b\n    max_wait_s: 30\n    max_wait_action: overflow:c\n"
+	       "  - name: c\n    max_wait_s: 30\n    max_wait_action: overflow:a\n",
+	       "t.yaml:4:22: queues[0].max_wait_action: maximum waits overflow in a circle "
+	       "(a -> b -> c -> a): a conversation there would wait forever; end it with a queue "
+	       "whose max_wait_action is close");
+	/* (a circle further down the chain is named at its own queue) */
+	REJECT("queues:\n  - name: a\n    max_wait_s: 60\n    max_wait_action: overflow:b\n"
+	       "  - name: b\n    max_wait_s: 30\n    max_wait_action: overflow:c\n"
+	       "  - name: c\n    max_wait_s: 30\n    max_wait_action: overflow:b\n",
+	       "t.yaml:7:22: queues[1].max_wait_action: maximum waits overflow in a circle "
+	       "(b -> c -> b): a conversation there would wait forever; end it with a queue "
+	       "whose max_wait_action is close");
+	/* A queue without a maximum wait ends the chain: no circle. */
+	omr_config_t *open_end =
+	        ACCEPT("queues:\n  - name: a\n    max_wait_s: 60\n    max_wait_action: overflow:b\n"
+	               "  - name: b\n    max_wait_action: overflow:a\n");
+	omr_config_destroy(&open_end);
 	omr_config_t *cfg = ACCEPT("queues:\n  - name: a\n    max_wait_action: overflow:c\n"
 	                           "    steps:\n      - after_s: 5\n        overflow: b\n"
 	                           "  - name: b\n    max_wait_action: overflow:a\n  - name: c\n");
