@@ -443,18 +443,24 @@ static void notify_agent(omr_router_t *r, const char *group, const char *agent)
 		read_watch(r, w);
 }
 
-/* "r:AGENT|SESSION": a newer login replaced that session; close our
- * connection if it is that session. */
-static void notify_replaced(omr_router_t *r, const char *group, const char *rest)
+/* "r:AGENT|SESSION": a newer login replaced that session; "o:AGENT|SESSION|
+ * REASON": it was logged out. Close our connection if it is that session. */
+static void notify_ended(omr_router_t *r, const char *group, const char *rest, bool logged_out)
 {
-	char agent[OMR_ENV_ID_MAX + 1];
-	const char *session;
-	if (split_bar(rest, agent, sizeof(agent), &session))
-		omr_delivery_replaced(r, group, agent, session);
+	char agent[OMR_ENV_ID_MAX + 1], session[OMR_SESSION_MAX];
+	const char *after, *reason = NULL;
+	if (!split_bar(rest, agent, sizeof(agent), &after))
+		return;
+	if (!logged_out) {
+		omr_delivery_ended(r, group, agent, after, NULL);
+		return;
+	}
+	if (split_bar(after, session, sizeof(session), &reason))
+		omr_delivery_ended(r, group, agent, session, reason);
 }
 
-void omr_delivery_replaced(omr_router_t *r, const char *group, const char *agent,
-                           const char *session)
+void omr_delivery_ended(omr_router_t *r, const char *group, const char *agent, const char *session,
+                        const char *reason)
 {
 	omr_watch_t *w = omr_delivery_find_agent(r, group, agent);
 	if (!w || !w->session || strcmp(w->session, session) != 0)
@@ -462,7 +468,9 @@ void omr_delivery_replaced(omr_router_t *r, const char *group, const char *agent
 	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
 	if (d) {
 		d->conn = w->conn;
-		omr_envelope_set(&d->event, "replaced");
+		omr_envelope_set(&d->event, reason ? "logged-out" : "replaced");
+		if (reason)
+			omr_envelope_set(&d->text, reason);
 		omr_router_send(r, &w->peer, d);
 		omr_envelope_destroy(&d);
 	}
@@ -577,8 +585,8 @@ void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, 
 		notify_typing(r, group, body);
 	} else if (body[0] == 'a') {
 		notify_agent(r, group, body + 2);
-	} else if (body[0] == 'r') {
-		notify_replaced(r, group, body + 2);
+	} else if (body[0] == 'r' || body[0] == 'o') {
+		notify_ended(r, group, body + 2, body[0] == 'o');
 	} else if (body[0] == 'c') {
 		char key[2 * OMR_ENV_ID_MAX + 2];
 		watch_key(group, body + 2, key, sizeof(key));

@@ -106,13 +106,17 @@ typedef struct vouch {
 	char session[OMR_SESSION_MAX];
 } vouch_t;
 
-/* "replaced": Redis knows a newer login (or no agent): a desktop that missed
- * the notification (this instance was resubscribing) learns it here. */
+/* "replaced" (Redis knows a newer login) or "logged-out REASON" (no login
+ * now, or no such agent): a desktop that missed the notification (this
+ * instance was resubscribing) learns it here. */
 static void on_vouched(void *ud, const redisReply *rep)
 {
 	vouch_t *v = ud;
 	if (rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "replaced") == 0)
-		omr_delivery_replaced(v->r, v->group, v->agent, v->session);
+		omr_delivery_ended(v->r, v->group, v->agent, v->session, NULL);
+	else if (rep && rep->type == REDIS_REPLY_STRING &&
+	         strncmp(rep->str, "logged-out ", 11) == 0)
+		omr_delivery_ended(v->r, v->group, v->agent, v->session, rep->str + 11);
 	free(v);
 }
 

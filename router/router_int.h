@@ -75,10 +75,13 @@ omr_watch_t *omr_delivery_add_agent(omr_router_t *r, const char *group, const ch
                                     const char *session, const omr_bus_peer_t *peer, uint64_t conn);
 omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *group, const char *agent);
 void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w);
-/* A newer login replaced the agent's session `session`: if this instance
- * holds that desktop, tell it ("replaced") and forget it. */
-void omr_delivery_replaced(omr_router_t *r, const char *group, const char *agent,
-                           const char *session);
+/* The agent's session `session` ended: a newer login replaced it (reason
+ * NULL), or it was logged out (reason: token-revoked, token-reissued,
+ * agent-removed, agent-unknown, session-ended). If this instance holds that
+ * desktop, tell it ("replaced", or "logged-out" with the reason in text)
+ * and forget it. */
+void omr_delivery_ended(omr_router_t *r, const char *group, const char *agent, const char *session,
+                        const char *reason);
 int omr_delivery_add_customer(omr_router_t *r, const char *group, const char *conv,
                               const char *cursor, const omr_bus_peer_t *peer, uint64_t conn,
                               bool waiting);

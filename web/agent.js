@@ -376,6 +376,15 @@
 			setStatus("logged in elsewhere: this window is disconnected");
 			return;
 		}
+		if (msg.code === "logged-out") {
+			/* The token no longer works (revoked, reissued) or the agent is
+			 * gone: log in again with a new token (the chats held stay
+			 * this agent's for the grace period). */
+			stopped = true;
+			sessionStorage.removeItem(KEY);
+			showLogin("Signed out: " + (msg.reason || "this session was ended") + ".");
+			return;
+		}
 		if (msg.code === "unauthorized" && !loggedIn) {
 			stopped = true;
 			sessionStorage.removeItem(KEY);

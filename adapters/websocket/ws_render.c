@@ -314,9 +314,28 @@ static char *render_agent_item(const omr_envelope_t *env)
 	return finish(obj, ok);
 }
 
+/* What an agent is told when its session was ended without a new login
+ * (the reason codes of omr_delivery_ended). */
+static const char *logged_out_reason(const char *why)
+{
+	static const struct {
+		const char *why, *text;
+	} texts[] = {
+	        {"token-revoked", "this agent's token was revoked"},
+	        {"token-reissued", "a new token was issued for this agent"},
+	        {"agent-removed", "this agent was removed"},
+	        {"agent-unknown", "this agent no longer exists (removed, or Redis lost its data)"},
+	};
+	for (size_t i = 0; why && i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (strcmp(why, texts[i].why) == 0)
+			return texts[i].text;
+	return "this session was ended";
+}
+
 bool omr_ws_deliver_is_acked(const omr_envelope_t *env)
 {
-	static const char *const not_items[] = {"typing", "history", "monitor", "team", "replaced"};
+	static const char *const not_items[] = {"typing", "history",  "monitor",
+	                                        "team",   "replaced", "logged-out"};
 	if (!env || !env->event)
 		return false;
 	for (size_t i = 0; i < sizeof(not_items) / sizeof(not_items[0]); i++)
@@ -334,6 +353,11 @@ int omr_ws_render_deliver(const omr_ws_session_t *s, const omr_envelope_t *env, 
 		return -EINVAL;
 	if (s->role == OMR_WS_ROLE_AGENT && strcmp(env->event, "replaced") == 0) {
 		omr_ws_error_set(err, "replaced", "a newer login for this agent took over",
+		                 OMR_WS_CLOSE_POLICY);
+		return 0;
+	}
+	if (s->role == OMR_WS_ROLE_AGENT && strcmp(env->event, "logged-out") == 0) {
+		omr_ws_error_set(err, "logged-out", logged_out_reason(env->text),
 		                 OMR_WS_CLOSE_POLICY);
 		return 0;
 	}

@@ -90,11 +90,12 @@ local function valid_levels(t, what)
 end
 
 -- The desktop logged in with a token that no longer works is logged out:
--- told it was replaced, and its work re-queued after the grace period
--- unless the agent logs in again (with its new token) before.
+-- told why ("o:AGENT|SESSION|REASON": token-revoked, token-reissued), and
+-- its work re-queued after the grace period unless the agent logs in again
+-- (with its new token) before.
 local function log_out(P, a, reason)
   if (a.session or '') ~= '' then
-    notify(P, 'r:' .. a.id .. '|' .. a.session)
+    notify(P, 'o:' .. a.id .. '|' .. a.session .. '|' .. reason)
     session_ended(P, rules(P), a, a.session, reason, now_ms())
     a.session = ''
   elseif (a.lost_session or '') ~= '' and a.presence == 'offline' then
@@ -267,7 +268,7 @@ local function agent_remove(keys, args)
   end_waits_for(P, R, id, now_ms())
   redis.call('SREM', P .. ':agents', id)
   if a.session ~= nil and a.session ~= '' then
-    notify(P, 'r:' .. id .. '|' .. a.session)
+    notify(P, 'o:' .. id .. '|' .. a.session .. '|agent-removed')
   end
   return 'removed'
 end

@@ -176,24 +176,34 @@ local function offer_reject(keys, args)
   return 'rejected'
 end
 
--- omr_agent_seen P agent session [timeout_s] -> "ok" | "replaced"
+-- Why a session ended that no other login replaced, as agent_seen tells
+-- its desktop ("logged-out REASON").
+local LOGGED_OUT = {['token-revoked'] = true, ['token-reissued'] = true}
+
+-- omr_agent_seen P agent session [timeout_s]
+--   -> "ok" | "replaced" | "logged-out REASON"
 -- (timeout_s: the vouching instance's routing.heartbeat_timeout_s; it
 -- vouches every third of it)
 -- The desktop of this session is alive: push its loss timer forward. A
 -- desktop taken for lost (its instance could not vouch for it in time, as
 -- when Redis was away longer than the timeout) and still connected is back:
 -- its session and presence are restored, its work was never re-queued.
+-- Otherwise the desktop missed the notification of its end: "replaced" when
+-- another login took over, else "logged-out" with the reason (REASON
+-- agent-unknown: no such agent now; it was removed, or Redis lost its data).
 local function agent_seen(keys, args)
   local P, id, session = keys[1], args[1], args[2]
   local a = agent_read(P, id)
   if a == nil then
-    return 'replaced'
+    return 'logged-out agent-unknown'
   end
   local now = now_ms()
   if a.session ~= session then
-    if (a.session or '') ~= '' or a.lost_session ~= session or a.presence ~= 'offline'
-      or a.reason ~= 'lost' then
+    if (a.session or '') ~= '' then
       return 'replaced'
+    end
+    if a.lost_session ~= session or a.presence ~= 'offline' or a.reason ~= 'lost' then
+      return 'logged-out ' .. (LOGGED_OUT[a.reason or ''] and a.reason or 'session-ended')
     end
     local R = rules(P)
     redis.call('HSET', P .. ':agent:' .. id, 'session', session)

@@ -773,8 +773,41 @@ async function acceptLostInDrop(browser) {
 	o.quit();
 }
 
+// A supervisor issues the agent a new token mid-chat (PROTOCOL.md `logged-out`): the desktop
+// says why it was signed out, shows the login form (not "logged in elsewhere", which sends the
+// agent looking for another window), and a login with the new token keeps the chat.
+async function tokenReissued(browser) {
+	const { page } = await openPage(browser, "desktop");
+	await desktopLogin(page);
+	await desktopPresence(page, "available");
+	const c = await new Customer({ name: "Rosa" }).start();
+	await c.send("hola");
+	await waitText(page, "hola");
+	const token = ctl("token", "issue", AGENT_ID).trim();
+	await page.locator("#login").waitFor({ state: "visible", timeout: WAIT_MS })
+		.catch(() => {});
+	const st = await page.evaluate(() => ({
+		login: !document.getElementById("login").hidden,
+		error: document.getElementById("login-error").textContent,
+		status: document.getElementById("status").textContent,
+	}));
+	log(`after the token was reissued: ${JSON.stringify(st)}`);
+	check(st.login && /new token/.test(st.error), `the desktop of a reissued token shows ` +
+	      `${JSON.stringify(st)}, not the login form saying why it was signed out`);
+	await page.locator("#agent-id").fill(AGENT_ID);
+	await page.locator("#token").fill(token);
+	await page.locator("#token").press("Enter");
+	await page.locator("#presence").waitFor({ state: "visible", timeout: WAIT_MS });
+	await c.send("sigo aqui");
+	await waitText(page, "sigo aqui");
+	await selectConv(page, "Rosa");
+	await reply(page, "Aqui estoy");
+	await until(() => c.agentTexts().includes("Aqui estoy"), "reply after the new login");
+	c.quit();
+}
+
 const SCENARIOS = {
-	acceptLostInDrop,
+	acceptLostInDrop, tokenReissued,
 	presenceReasons, breakHolding, wrapupReload, wrapupLong, wrapupNext, rejectCapacity,
 	historySameCustomer, transferNoteDisposition, keyboardOnly, layoutLong, typingUnread,
 	daemonRestart,

@@ -418,7 +418,10 @@ async def test_token_issue_and_revoke(env):
     desk = Agent(d.url, "ana", second)
     await desk.login()
     assert ctl(d, "token", "revoke", "ana").stdout.strip() == "revoked ana"
-    await desk.conn.wait_closed(10, "the logged-in desktop is logged out")
+    code, why = await desk.conn.wait_closed(10, "the logged-in desktop is logged out")
+    err = desk.conn.find(lambda f: f.get("type") == "error")
+    assert (code, why) == (1008, "logged-out") and err and err.get("code") == "logged-out" \
+        and "revoked" in err.get("reason", ""), (code, why, err)
     assert not await can_login(d, "ana", second), "a revoked token must not log in"
     shown = ctl_json(d, "agent", "show", "ana")
     assert (shown["presence"], shown["reason"]) == ("offline", "token-revoked"), shown

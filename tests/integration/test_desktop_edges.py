@@ -211,8 +211,16 @@ def test_daemon_restart_mid_day(env):
     run_browser(env, "daemonRestart")
 
 
+@time_limit(300)
+def test_token_reissued_mid_chat(env):
+    """PROTOCOL.md `logged-out`: a desktop whose token is reissued is told why, shows the
+    login form, and a login with the new token within the grace period keeps the chat."""
+    run_browser(env, "tokenReissued")
+
+
 if __name__ == "__main__":
-    run_tests([test_presence_break_reasons_stored_and_kept_across_reload,
+    run_tests([test_token_reissued_mid_chat,
+               test_presence_break_reasons_stored_and_kept_across_reload,
                test_break_while_holding_chats,
                test_wrapup_state_survives_reload,
                test_wrapup_longer_than_a_minute_can_be_ended,

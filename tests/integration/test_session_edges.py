@@ -18,7 +18,7 @@ import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import log, run_tests, time_limit  # noqa: E402
+from omr_harness import Agent, add_agent, ctl, log, run_tests, time_limit  # noqa: E402
 from lua_harness import P, T, LuaTestCase  # noqa: E402
 import websockets  # noqa: E402  (Debian's, found by omr_harness)
 import websockets.exceptions  # noqa: E402
@@ -68,6 +68,41 @@ async def test_upgrade_to_the_http_protocol_is_not_a_free_connection(env):
 
 
 # ----------------------------------------------------------------------------
+# Sessions that end without a new login
+
+@time_limit(90)
+async def test_desktop_is_told_why_it_was_logged_out(env):
+    """PROTOCOL.md error codes: `replaced` is "a newer login for the same agent took
+    over"; `logged-out` is "the session ended without a new login: the agent's token was
+    revoked or reissued, or the agent was removed (or no longer exists: Redis lost its
+    data); `reason` says which". Before, every one of these closed the desktop with
+    `replaced`, and the desktop said "logged in elsewhere" to an agent whose token a
+    supervisor had just revoked, or whose Redis had been restarted without its data."""
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"heartbeat_timeout_s": 3}})
+
+    async def ended_by(action, agent_id, want_reason):
+        token = add_agent(d, agent_id, agent_id.upper(), "en", 1)
+        desk = Agent(d.url, agent_id, token)
+        await desk.login()
+        await desk.presence("available")
+        action(agent_id)
+        code, why = await desk.conn.wait_closed(10, f"{agent_id}'s desktop closed")
+        err = desk.conn.find(lambda f: f.get("type") == "error") or {}
+        log(f"{agent_id}: closed {code} {why!r} after {err}")
+        assert (code, why, err.get("code")) == (1008, "logged-out", "logged-out") \
+            and want_reason in err.get("reason", ""), (
+                f"{agent_id}'s desktop was closed with {code} {why!r} after {err}, not "
+                f"logged-out ({want_reason!r})")
+
+    await ended_by(lambda a: ctl(d, "token", "revoke", a), "rv1", "revoked")
+    await ended_by(lambda a: ctl(d, "token", "issue", a), "ri1", "new token")
+    await ended_by(lambda a: ctl(d, "agent", "remove", "--id", a), "rm1", "removed")
+    # Redis restarted without its data: the next heartbeat finds no agent.
+    await ended_by(lambda a: r.client().cmd("FLUSHALL"), "fl1", "no longer exists")
+
+
+# ----------------------------------------------------------------------------
 # Routing Functions (Lua)
 
 class ReviewLua(LuaTestCase):
@@ -97,7 +132,7 @@ class ReviewLua(LuaTestCase):
         texts = [dict(zip(e[1][::2], e[1][1::2])).get("text") for e in got]
         self.assertIn("my order never came", texts)
 
-    def _lost_then(self, take_token_away):
+    def _lost_then(self, take_token_away, why):
         self.rules({"name": "q"}, heartbeat_timeout_s=1, agent_grace_s=60)
         self.agent("a", "en", 1)
         self.assertEqual(self.fcall("omr_agent_seen", "a", "s-a"), "ok")
@@ -112,7 +147,7 @@ class ReviewLua(LuaTestCase):
         reply = self.fcall("omr_conv_message", "c1", "agent", "a", "r-1", "still here", "",
                            "100")
         self.assertEqual(
-            (seen, a.get("session")), ("replaced", ""),
+            (seen, a.get("session")), ("logged-out " + why, ""),
             f"the desktop of a token taken away got its session back at the next heartbeat "
             f"(presence {a.get('presence')}, its reply stored: {reply})")
 
@@ -123,12 +158,13 @@ class ReviewLua(LuaTestCase):
         # log_out (30_agents.lua: only when session ~= ''), and agent_seen
         # (50_desktops.lua) then restores its session: it works on with no token.
         self._lost_then(lambda: self.assertEqual(self.fcall("omr_agent_revoke", "a"),
-                                                 "revoked"))
+                                                 "revoked"), "token-revoked")
 
     def test_token_reissue_while_lost_is_not_undone_by_the_next_heartbeat(self):
         # README: `omnirouterctl agent token --id ana` - "Issue a new token; the old one
         # stops working, and a desktop logged in with it is logged out."
-        self._lost_then(lambda: self.update("a", token_sha="sha-a-new", must_exist=True))
+        self._lost_then(lambda: self.update("a", token_sha="sha-a-new", must_exist=True),
+                        "token-reissued")
 
 
 def _lua(name):
@@ -144,6 +180,7 @@ def _lua(name):
 
 if __name__ == "__main__":
     run_tests([test_upgrade_to_the_http_protocol_is_not_a_free_connection,
+               test_desktop_is_told_why_it_was_logged_out,
                _lua("test_monitor_reads_an_offered_conversation_team_lists"),
                _lua("test_revoke_while_lost_is_not_undone_by_the_next_heartbeat"),
                _lua("test_token_reissue_while_lost_is_not_undone_by_the_next_heartbeat")])

@@ -373,6 +373,20 @@ static void test_deliver_agent(void **state)
 	assert_int_equal(err.close_code, OMR_WS_CLOSE_POLICY);
 	omr_envelope_destroy(&d);
 
+	d = deliver("logged-out");
+	omr_envelope_set(&d->text, "token-revoked");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	assert_null(out);
+	assert_string_equal(err.code, "logged-out");
+	assert_string_equal(err.reason, "this agent's token was revoked");
+	assert_int_equal(err.close_code, OMR_WS_CLOSE_POLICY);
+	omr_envelope_destroy(&d);
+	d = deliver("logged-out"); /* a reason this version does not know */
+	omr_envelope_set(&d->text, "some-new-reason");
+	assert_int_equal(omr_ws_render_deliver(&s, d, &out, &err), 0);
+	assert_string_equal(err.reason, "this session was ended");
+	omr_envelope_destroy(&d);
+
 	omr_envelope_t *notdeliver = omr_envelope_new(OMR_ENV_ACK);
 	assert_int_equal(omr_ws_render_deliver(&s, notdeliver, &out, &err), -EINVAL);
 	omr_envelope_destroy(&notdeliver);
@@ -387,9 +401,10 @@ static void test_deliver_is_acked(void **state)
 	static const struct {
 		const char *event;
 		bool acked;
-	} cases[] = {{"assigned", true}, {"message", true},  {"offer", true},    {"revoked", true},
-	             {"closed", true},   {"typing", false},  {"history", false}, {"monitor", false},
-	             {"team", false},    {"replaced", false}};
+	} cases[] = {{"assigned", true},  {"message", true},    {"offer", true},
+	             {"revoked", true},   {"closed", true},     {"typing", false},
+	             {"history", false},  {"monitor", false},   {"team", false},
+	             {"replaced", false}, {"logged-out", false}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
 		omr_envelope_set(&d->event, cases[i].event);
