@@ -489,7 +489,8 @@
 			var mine = item.from === "agent";
 			li.className = mine ? "me" : "them";
 			who.textContent = mine ? (item.name || "You") : (item.name || "Customer");
-			text.textContent = item.text;
+			var c = convs[item.conversation_id];
+			omrText.show(text, item.text, c && c.lang);
 		} else {
 			li.className = "event";
 			if (item.type === "assigned")
@@ -1077,7 +1078,7 @@
 			var agent = it.from === "agent";
 			li.className = agent ? "me" : "them";
 			who.textContent = it.name || (agent ? "Agent" : "Customer");
-			text.textContent = it.text || "";
+			omrText.show(text, it.text || ""); /* (that conversation's language is not known) */
 		}
 		li.appendChild(who);
 		li.appendChild(text);
@@ -1432,7 +1433,7 @@
 			return;
 		omrText.parts(text).forEach(function (part) {
 			var item = { type: "message", from: "agent", id: newId("a"), text: part,
-				     name: "You", status: "pending" };
+				     name: "You", status: "pending", conversation_id: c.id };
 			item.li = lineFor(item);
 			c.items.push(item);
 			ui.messages.appendChild(item.li);

@@ -220,12 +220,16 @@
 		if (who) {
 			var w = document.createElement("span");
 			w.className = "who";
-			w.textContent = who;
+			omrText.show(w, who);
 			li.appendChild(w);
 		}
 		var t = document.createElement("span");
 		t.className = "text";
-		t.textContent = text;
+		/* people's words in the conversation's language; the page's own in English */
+		if (cls === "event")
+			t.textContent = text;
+		else
+			omrText.show(t, text, state && state.language);
 		li.appendChild(t);
 		var m = document.createElement("time");
 		m.textContent = timeOf(ts);
@@ -357,6 +361,7 @@
 		if (!state) {
 			state = { conversation_id: msg.conversation_id, resume_token: msg.resume_token,
 				  tenant: msg.tenant, tenant_given: !!(wantHello && wantHello.tenant),
+				  language: wantHello ? wantHello.language : "",
 				  last_seq: "", pending: [], next: 1, closed: false };
 			saveHello(null);
 		}

@@ -28,5 +28,21 @@
 		return out;
 	}
 
-	window.omrText = { MAX_TEXT_BYTES: MAX_TEXT_BYTES, utf8Length: utf8Length, parts: parts };
+	var LANG_TAG = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
+
+	/* Puts people's text (a message, a name, a note) into el. Its direction
+	 * comes from the text itself (dir=auto): Arabic or Hebrew shown left to
+	 * right reads scrambled at its numbers and punctuation. lang, when a
+	 * language tag, is the conversation's language: screen readers use it,
+	 * and it picks the right glyphs for Chinese or Japanese text. */
+	function show(el, text, lang) {
+		el.textContent = text;
+		el.dir = "auto";
+		if (lang && LANG_TAG.test(lang))
+			el.lang = lang;
+		return el;
+	}
+
+	window.omrText = { MAX_TEXT_BYTES: MAX_TEXT_BYTES, utf8Length: utf8Length, parts: parts,
+		show: show };
 }());

@@ -344,6 +344,40 @@ async function longNonAscii(browser, agent) {
 	await ctx.close();
 }
 
+// Arabic is on the page's language list. Arabic and Hebrew run right to left: a line of
+// Arabic that ends in a number or punctuation, shown left to right, reads scrambled (the "!"
+// and the order number jump to the wrong end). Each message, the agent's too, and the text
+// box must take its direction from its own text, and the messages carry the conversation's
+// language (which also picks the right glyphs for CJK text).
+async function rightToLeft(browser, agent) {
+	const { ctx, page } = await openPage(browser, "customer");
+	await page.goto(`${BASE}/chat.html`);
+	await startChat(page, "ar", "سارة");
+	const conv = await agent.assignedConv();
+	const mine = "مرحبا، رقم طلبي 4521!";
+	await page.locator("#text").fill(mine);
+	const box = await page.locator("#text").evaluate((el) => el.matches(":dir(rtl)"));
+	await page.locator("#send").click();
+	await waitText(page, mine);
+	const theirs = "أهلا سارة، سأتحقق من الطلب 4521.";
+	await agent.reply(conv, theirs);
+	await waitText(page, theirs);
+	await agent.reply(conv, "Order 4521 shipped today.");
+	await waitText(page, "Order 4521 shipped today.");
+	const lines = await page.evaluate(() => Array.from(
+		document.querySelectorAll("#messages li .text")).map((el) => ({ text: el.textContent,
+		rtl: el.matches(":dir(rtl)"), lang: el.closest("[lang]").getAttribute("lang") })));
+	log(`box rtl ${box}; lines ${JSON.stringify(lines)}`);
+	check(box, "the message box shows Arabic typed into it left to right");
+	for (const [text, rtl] of [[mine, true], [theirs, true], ["Order 4521 shipped today.", false]]) {
+		const l = lines.find((x) => x.text === text);
+		check(l && l.rtl === rtl && l.lang === "ar", `"${text}" is shown ` +
+		      `${JSON.stringify(l)}: want ${rtl ? "right to left" : "left to right"}, lang ar`);
+	}
+	await agent.close(conv);
+	await ctx.close();
+}
+
 // The network drops while the hello is answered (the welcome never reaches the page). The
 // page reconnects by itself and says hello again. The customer asked for one chat: the daemon
 // must not end up with two conversations for it, one of them taking an agent's capacity for a
@@ -458,7 +492,7 @@ async function layoutKeyboard(browser, agent) {
 // All with the protocol agent logged in; available, except while waitingAndTyping starts.
 const SCENARIOS = Object.fromEntries(Object.entries({ reloadPending, surveyAfterReload,
 	networkDrop, widgetCrossOrigin, widgetNoStorage, waitingAndTyping, longNonAscii,
-	dropDuringHello, duplicatedTab, layoutKeyboard }).map(([name, fn]) =>
+	dropDuringHello, duplicatedTab, layoutKeyboard, rightToLeft }).map(([name, fn]) =>
 	[name, { fn, agent: true, available: name !== "waitingAndTyping" }]));
 
 runScenario("customer_edges.js", SCENARIOS);

@@ -806,8 +806,55 @@ async function tokenReissued(browser) {
 	c.quit();
 }
 
+// Arabic runs right to left: shown left to right, a line ending in a number or "!" reads
+// scrambled. Each message takes its direction from its text, and carries its conversation's
+// language (screen readers; Japanese glyphs for Japanese text rather than Chinese ones).
+async function rightToLeft(browser) {
+	const { page } = await openPage(browser, "desktop");
+	await desktopLogin(page);
+	await desktopPresence(page, "available");
+	const ar = await new Customer({ name: "سارة", language: "ar" }).start();
+	const line = "مرحبا، رقم طلبي 4521!";
+	await ar.send(line);
+	await waitText(page, line);
+	await selectConv(page, "سارة");
+	await page.locator("#text").fill("أهلا سارة، سأتحقق 4521.");
+	const box = await page.locator("#text").evaluate((el) => el.matches(":dir(rtl)"));
+	await page.locator("#text").press("Enter");
+	await until(() => ar.agentTexts().includes("أهلا سارة، سأتحقق 4521."), "Arabic reply");
+	await ar.send("Order 4521?");
+	await waitText(page, "Order 4521?");
+	const ja = await new Customer({ name: "Yuki", language: "ja" }).start();
+	await ja.send("注文番号は4521です");
+	await page.locator("#conv-list li", { hasText: "Yuki" }).waitFor({ timeout: WAIT_MS });
+	await selectConv(page, "Yuki");
+	await waitText(page, "注文番号は4521です");
+	await selectConv(page, "سارة");
+	const shown = async () => page.evaluate(() => Array.from(
+		document.querySelectorAll("#messages li .text")).map((el) => ({ text: el.textContent,
+		rtl: el.matches(":dir(rtl)"), lang: (el.closest("[lang]") || {}).lang })));
+	const lines = await shown();
+	await selectConv(page, "Yuki");
+	const jaLines = await shown();
+	await selectConv(page, "سارة");
+	if (process.env.OMR_SHOTS)
+		await page.screenshot({ path: `${process.env.OMR_SHOTS}/desktop-arabic.png` });
+	log(`box rtl ${box}; Arabic chat ${JSON.stringify(lines)}; Japanese ${JSON.stringify(jaLines)}`);
+	check(box, "the reply box shows Arabic typed into it left to right");
+	for (const [text, rtl] of [[line, true], ["أهلا سارة، سأتحقق 4521.", true],
+		["Order 4521?", false]]) {
+		const l = lines.find((x) => x.text === text);
+		check(l && l.rtl === rtl && l.lang === "ar", `"${text}" is shown ${JSON.stringify(l)}: ` +
+		      `want ${rtl ? "right to left" : "left to right"}, lang ar`);
+	}
+	const j = jaLines.find((x) => x.text === "注文番号は4521です");
+	check(j && j.lang === "ja", `the Japanese line is shown ${JSON.stringify(j)}, not lang ja`);
+	ar.quit();
+	ja.quit();
+}
+
 const SCENARIOS = {
-	acceptLostInDrop, tokenReissued,
+	acceptLostInDrop, tokenReissued, rightToLeft,
 	presenceReasons, breakHolding, wrapupReload, wrapupLong, wrapupNext, rejectCapacity,
 	historySameCustomer, transferNoteDisposition, keyboardOnly, layoutLong, typingUnread,
 	daemonRestart,

@@ -24,7 +24,7 @@ def run_browser(env, scenario, config=None, queues=None):
         with open(d.cfg_path, "a") as f:
             f.write(queues)
     d.start()
-    token = add_agent(d, "luis", "Luis Ortega", "es,en,hi", 4)
+    token = add_agent(d, "luis", "Luis Ortega", "es,en,hi,ar", 4)
     return d, redis, run_edges_scenario("customer_edges.js", scenario, d, token)
 
 
@@ -79,6 +79,14 @@ def test_long_message_in_hindi_reaches_agent(env):
     2,000-character Hindi message (about 5,300 bytes) that the box accepts must reach the
     agent."""
     run_browser(env, "longNonAscii")
+
+
+@time_limit(240)
+def test_right_to_left_text_reads_right(env):
+    """chat.html offers Arabic. Arabic messages, the agent's and the customer's, and the text
+    box take their direction from their text (a line ending in a number or "!" shown left to
+    right reads scrambled); a Latin line stays left to right; messages carry the language."""
+    run_browser(env, "rightToLeft")
 
 
 @time_limit(240)
@@ -354,6 +362,7 @@ TESTS = [
     test_layout_and_keyboard,
     test_waiting_position_and_typing,
     test_long_message_in_hindi_reaches_agent,
+    test_right_to_left_text_reads_right,
     test_network_drop_during_hello_makes_one_conversation,
     test_duplicated_tab_loses_no_message,
     test_position_counts_escalated_customers_ahead,

@@ -14,7 +14,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (CTL_BIN, SOURCE_DIR, _sanitizer_env, add_agent, conv_key,  # noqa: E402
                          log, run_tests, time_limit)
-from test_browser import BROWSER_DIR, CHROMIUM, ensure_playwright  # noqa: E402
+from test_browser import BROWSER_DIR, CHROMIUM, SCREENSHOT_DIR, ensure_playwright  # noqa: E402
 
 FLOW_TIMEOUT = 400
 
@@ -35,7 +35,8 @@ queues:
 FAST = {"routing": {"tick_ms": 100}}
 
 
-def run_browser(env, scenario, capacity=4, wrapup_s=8, second_agent=False, config=None):
+def run_browser(env, scenario, capacity=4, wrapup_s=8, second_agent=False, config=None,
+                languages="es,en"):
     """luis (capacity `capacity`) is the desktop agent; second_agent: maria too (capacity 2).
     The scenario may print "RESTART DAEMON": the daemon is stopped and started again, then
     "restarted" is written to its stdin."""
@@ -52,12 +53,13 @@ def run_browser(env, scenario, capacity=4, wrapup_s=8, second_agent=False, confi
     if second_agent:
         extra = {"OMR_AGENT2_ID": "maria",
                  "OMR_AGENT2_TOKEN": add_agent(d, "maria", "Maria Gil", "es,en", 2)}
-    token = add_agent(d, "luis", "Luis Ortega", "es,en", capacity)
+    token = add_agent(d, "luis", "Luis Ortega", languages, capacity)
     san = _sanitizer_env()
     flow_env = dict(os.environ, OMR_BASE=f"http://127.0.0.1:{d.port}", OMR_AGENT_ID="luis",
                     OMR_AGENT_TOKEN=token, OMR_CHROMIUM=CHROMIUM, OMR_CTL=CTL_BIN,
                     OMR_CFG=d.cfg_path, OMR_CTL_ASAN=san["ASAN_OPTIONS"],
-                    OMR_CTL_UBSAN=san["UBSAN_OPTIONS"], **extra)
+                    OMR_CTL_UBSAN=san["UBSAN_OPTIONS"], OMR_SHOTS=SCREENSHOT_DIR, **extra)
+    os.makedirs(SCREENSHOT_DIR, exist_ok=True)
     for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         flow_env.pop(k, None)
     script = os.path.join(BROWSER_DIR, "desktop_edges.js")
@@ -212,6 +214,14 @@ def test_daemon_restart_mid_day(env):
 
 
 @time_limit(300)
+def test_right_to_left_and_cjk_text(env):
+    """A multilingual floor: an Arabic customer's messages (and a reply typed in Arabic) read
+    right to left on the desktop, a Latin line left to right, and messages carry their
+    conversation's language (Japanese text gets Japanese glyphs, not Chinese ones)."""
+    run_browser(env, "rightToLeft", languages="es,en,ar,ja")
+
+
+@time_limit(300)
 def test_token_reissued_mid_chat(env):
     """PROTOCOL.md `logged-out`: a desktop whose token is reissued is told why, shows the
     login form, and a login with the new token within the grace period keeps the chat."""
@@ -219,7 +229,7 @@ def test_token_reissued_mid_chat(env):
 
 
 if __name__ == "__main__":
-    run_tests([test_token_reissued_mid_chat,
+    run_tests([test_token_reissued_mid_chat, test_right_to_left_and_cjk_text,
                test_presence_break_reasons_stored_and_kept_across_reload,
                test_break_while_holding_chats,
                test_wrapup_state_survives_reload,
