@@ -485,8 +485,11 @@ local function pull_waiting(P, R, a, now)
     local c = conv_read(P, best)
     if c ~= nil and c.state == 'queued' then
       local q = queue_named(R, c.queue)
+      -- The language it is served in: the agent's best one the step accepts
+      -- (the slot that found it may be a fallback the agent also speaks).
+      local matched = q ~= nil and serves(a, q, num(c.step, 1), c) or best_lang
       local why = {queue = c.queue, step = num(c.step, 1), strategy = q and q.strategy or '',
-        language = c.lang, language_matched = best_lang, agent = a.id, at_ms = now,
+        language = c.lang, language_matched = matched, agent = a.id, at_ms = now,
         trigger = 'agent became free', candidates = {{agent = a.id}}}
       if q ~= nil then
         why.skills = explain_skills(q, num(c.step, 1), a)

@@ -248,3 +248,17 @@ class LuaTestCase(unittest.TestCase):
                 if key.split(":avail:")[1] not in (a.get("idx") or "").split(","):
                     problems.append(f"{key} holds {aid} but its idx does not list it")
         self.assertEqual(problems, [])
+
+
+def as_run_test(case_class, name):
+    """Test method `name` of LuaTestCase subclass case_class as a test for
+    omr_harness.run_tests (named test_lua_..., 60 s), so a file can mix Lua
+    and daemon tests."""
+    def run(env):
+        suite = unittest.TestSuite([case_class(name)])
+        res = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
+        if not res.wasSuccessful():
+            raise AssertionError(f"{name} failed")
+    run.__name__ = "test_lua_" + name[len("test_"):]
+    run.time_limit = 60
+    return run

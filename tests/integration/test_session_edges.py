@@ -14,12 +14,11 @@ import json
 import os
 import sys
 import time
-import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import Agent, add_agent, ctl, log, run_tests, time_limit  # noqa: E402
-from lua_harness import P, T, LuaTestCase  # noqa: E402
+from lua_harness import P, T, LuaTestCase, as_run_test  # noqa: E402
 import websockets  # noqa: E402  (Debian's, found by omr_harness)
 import websockets.exceptions  # noqa: E402
 
@@ -168,14 +167,7 @@ class ReviewLua(LuaTestCase):
 
 
 def _lua(name):
-    def run(env):
-        suite = unittest.TestSuite([ReviewLua(name)])
-        res = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
-        if not res.wasSuccessful():
-            raise AssertionError(f"{name} failed")
-    run.__name__ = "test_lua_" + name[len("test_"):]
-    run.time_limit = 60
-    return run
+    return as_run_test(ReviewLua, name)
 
 
 if __name__ == "__main__":
