@@ -417,8 +417,9 @@
 			} else if (p.kind === "transfer") {
 				ui.transferSend.disabled = false;
 				ui.transferError.textContent = msg.code === "bad-request"
-					? "Not transferred: there is no " + (p.to === "agent" ? "agent" : "queue") +
-					  " \u201c" + p.target + "\u201d you can transfer to."
+					? "Not transferred to " + (p.to === "agent" ? "agent" : "queue") +
+					  " \u201c" + p.target + "\u201d: there is none by that name, or it " +
+					  "cannot take this conversation (its language, skills or channel)."
 					: "Not transferred: " + (msg.reason || msg.code);
 				ui.transferError.hidden = false;
 				return;

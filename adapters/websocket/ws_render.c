@@ -142,6 +142,9 @@ static void fill_failure(const omr_ws_request_t *rq, int status, omr_ws_error_t 
 		reason = "the router did not answer in time; resend";
 	else if (status == -ENOSPC) /* (TOOMANY: only a message gets it) */
 		reason = "the conversation holds chat.max_messages messages already";
+	else if (status == -EINVAL && rq->kind == OMR_WS_TRANSFER)
+		reason = "no such queue or agent, or it cannot take this conversation (tenant, "
+		         "channel, language or skills)";
 	omr_ws_error_set(err, code, reason, close_code);
 	snprintf(err->id, sizeof(err->id), "%s", rq->id);
 }

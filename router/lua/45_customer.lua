@@ -169,6 +169,13 @@ local function conv_transfer(keys, args)
     if not contains(t.tenants_t, c.tenant) then
       return err('BADARG', 'that agent does not serve this tenant')
     end
+    -- One who cannot take it (language, skills at its step, channel) would
+    -- never get it: it would wait for them, then go elsewhere unseen.
+    local cq = queue_named(R, c.queue or '')
+    if cq ~= nil and serves(t, cq, num(c.step, 1), c) == nil then
+      return err('BADARG', 'that agent cannot take this conversation (language, skills or '
+        .. 'channel)')
+    end
   else
     return err('BADARG', 'transfer to a queue or an agent')
   end

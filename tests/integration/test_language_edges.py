@@ -1,7 +1,7 @@
 """test_language_edges.py - language as a routing dimension, and supervisors.
 
 Each test asserts documented behaviour (docs/ROUTING.md, docs/PROTOCOL.md, README);
-the first three failed against the build they were written for:
+the first four failed against the build they were written for:
 
 1. explain named the fallback language (en) when a bilingual agent (es:10, en:10) that
    freed up took a Spanish chat at the ladder step that also accepts English: the
@@ -108,6 +108,25 @@ class ReviewLua(LuaTestCase):
         time.sleep(0.01)
         self.assertEqual(self.start("s2", "es"), "queued")
         self.assertEqual(self.fcall("omr_conv_position", "s2")[1], 2)
+
+    def test_transfer_to_an_agent_who_cannot_take_the_chat_is_refused(self):
+        # PROTOCOL.md `bad-request`: "a transfer to a queue or agent that ... cannot take
+        # the conversation". A Spanish chat transferred to an English-only colleague was
+        # acked `transferred`, then waited for them (up to 120 s) and went to someone else
+        # unseen: the agent who passed it on believed the colleague had it.
+        self.rules({"name": "q", "languages": ["es", "en"]}, blocking={})
+        self.agent("es1", "es", 2)
+        self.agent("en1", "en", 2)
+        self.agent("bi", {"es": 6, "en": 10}, 2, available=False)
+        self.assertEqual(self.start("c1", "es-MX"), "assigned")
+        self.assertEqual(self.conv("c1")["agent"], "es1")
+        got = self.fcall("omr_conv_transfer", "c1", "es1", "agent", "en1", "note")
+        self.assertTrue(str(got).startswith("BADARG"), f"transfer to en1 answered {got!r}")
+        self.assertEqual((self.conv("c1")["state"], self.conv("c1")["agent"]), ("assigned", "es1"))
+        # one who speaks it (away now: it waits for them) is fine
+        self.assertEqual(self.fcall("omr_conv_transfer", "c1", "es1", "agent", "bi", "note"),
+                         "transferred")
+        self.check_invariants()
 
     # =====================================================================
     # What held (cheap regression tests)
@@ -227,6 +246,30 @@ async def test_ctl_explain_names_the_chats_language_for_a_bilingual_agent(env):
             f"{out.get('language_matched')!r}:\n{text}")
     finally:
         for x in (ana, cust):
+            await x.close()
+
+
+@time_limit(60)
+async def test_transfer_refusal_says_why(env):
+    # PROTOCOL.md `bad-request` for a transfer to an agent "that cannot take the
+    # conversation"; `reason` is for people: the desktop shows it.
+    d = daemon_with_queues(env, ES_THEN_EN_YAML)
+    ana = Agent(d.url, "ana", add_agent(d, "ana", "Ana", "es", 2))
+    ed = Agent(d.url, "ed", add_agent(d, "ed", "Ed", "en", 2))
+    cust = Customer(d.url, "customer (es)")
+    try:
+        for a in (ana, ed):
+            await a.login()
+        await ana.presence("available")
+        await cust.hello(language="es", name="María")
+        await ana.wait_item(is_for(cust.conversation_id, "assigned"), 10, "assigned")
+        r = await ana.conn.request({"type": "transfer", "conversation_id": cust.conversation_id,
+                                    "agent": "ed", "note": "he can help", "id": "t1"})
+        assert r.get("code") == "bad-request" and "cannot take" in r.get("reason", ""), r
+        await cust.send("sigo aqui")
+        await ana.wait_item(lambda f: f.get("text") == "sigo aqui", 10, "still Ana's chat")
+    finally:
+        for x in (ana, ed, cust):
             await x.close()
 
 
@@ -353,7 +396,8 @@ def _lua(name):
 
 
 LUA_FIXED = ["test_explain_language_matched_is_the_agents_own_for_a_native_speaker",
-             "test_position_counts_chats_ahead_in_the_fallback_language"]
+             "test_position_counts_chats_ahead_in_the_fallback_language",
+             "test_transfer_to_an_agent_who_cannot_take_the_chat_is_refused"]
 LUA_HELD = ["test_fallback_language_never_before_its_step",
             "test_best_agent_path_matches_the_native_language",
             "test_min_proficiency_applies_to_the_fallback_language",
@@ -362,7 +406,8 @@ LUA_HELD = ["test_fallback_language_never_before_its_step",
 
 if __name__ == "__main__":
     run_tests([_lua(n) for n in LUA_FIXED]
-              + [test_ctl_explain_names_the_chats_language_for_a_bilingual_agent]
+              + [test_ctl_explain_names_the_chats_language_for_a_bilingual_agent,
+                 test_transfer_refusal_says_why]
               + [_lua(n) for n in LUA_HELD]
               + [test_hello_language_tags, test_ctl_languages_values,
                  test_config_queue_language_errors,
