@@ -17,6 +17,7 @@
 #define OMR_READ_COUNT 200          /* stream entries per read */
 #define OMR_SESSION_MAX 160         /* "instance:conn" */
 #define OMR_HISTORY_RECHECK_MS 5000 /* agents: re-read the pending history at least this often */
+#define OMR_INBOX_TRIM_MS 60000     /* agents: drop acknowledged inbox items at most this often */
 #define OMR_MSG_BATCH 64            /* chat messages per omr_conv_messages call */
 /* Acks remembered for resends: more than the requests of one resend window
  * (bus.ack_timeout_ms x bus.max_attempts) at a few thousand per second. */
@@ -37,7 +38,8 @@ typedef struct omr_watch {
 	bool history;              /* agents: read the whole pending history next time */
 	char hcursor[OMR_SEQ_MAX]; /* agents: how far the history pass being made has read */
 	uint64_t history_ms;       /* agents: when the history was last read (periodic page) */
-	bool waiting;              /* customers: the conversation waits for an agent (positions) */
+	uint64_t trim_ms; /* agents: when acknowledged items were last dropped (0: never) */
+	bool waiting;     /* customers: the conversation waits for an agent (positions) */
 	struct omr_router *router; /* set while a position query is in flight */
 	unsigned refs;
 } omr_watch_t;

@@ -77,6 +77,20 @@ end
 -- acknowledged (a desktop acks each item as it arrives). An offer still
 -- pending, or never read at all, was not seen: a slow server or a dropped
 -- connection must not count as the agent missing it.
+-- The last entry of an agent's inbox that group "desktop" read, or nil.
+local function inbox_last_delivered(inbox)
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', inbox)) do
+    local f = {}
+    for i = 1, #g, 2 do
+      f[g[i]] = g[i + 1]
+    end
+    if f.name == 'desktop' then
+      return f['last-delivered-id']
+    end
+  end
+  return nil
+end
+
 local function offer_seen(P, c, agent)
   local item = c.offer_item or ''
   if item == '' then
@@ -86,16 +100,8 @@ local function offer_seen(P, c, agent)
   if #redis.call('XPENDING', inbox, 'desktop', item, item, 1) > 0 then
     return false
   end
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', inbox)) do
-    local f = {}
-    for i = 1, #g, 2 do
-      f[g[i]] = g[i + 1]
-    end
-    if f.name == 'desktop' then
-      return stream_id_le(item, f['last-delivered-id'])
-    end
-  end
-  return false
+  local last = inbox_last_delivered(inbox)
+  return last ~= nil and stream_id_le(item, last)
 end
 
 -- Takes an offer back from agent `agent`: frees the reserved capacity,
@@ -237,4 +243,26 @@ local function agent_wrapup_end(keys, args)
   end
   end_wrapup(P, rules(P), a, args[3], now_ms())
   return 'ok'
+end
+
+-- omr_inbox_trim P agent -> entries removed
+-- An item the desktop acknowledged is never read again (a login reads the
+-- pending ones; transcripts come from the conversation's log), so the
+-- inbox drops what comes before its oldest pending item, or before the
+-- last item read when none is pending: items not read yet stay. The router
+-- calls it after an agent's acks, at most once a minute per desktop.
+local function inbox_trim(keys, args)
+  local inbox = keys[1] .. ':agent:' .. args[1] .. ':inbox'
+  if redis.call('EXISTS', inbox) == 0 then
+    return 0
+  end
+  local ok, p = pcall(redis.call, 'XPENDING', inbox, 'desktop')
+  if not ok then
+    return 0 -- no group (yet)
+  end
+  local keep = p[2] or inbox_last_delivered(inbox)
+  if not keep or keep == '0-0' then
+    return 0
+  end
+  return redis.call('XTRIM', inbox, 'MINID', '~', keep)
 end

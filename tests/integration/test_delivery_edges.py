@@ -28,6 +28,10 @@ goes to the wrong desktop:
    that acks nothing (a stuck tab, a broken client) while its customer keeps
    writing got its whole unacknowledged list again with every 5-second
    re-read of the pending history: up to the inbox's 10,000 items every 5 s.
+6. test_acknowledged_inbox_items_do_not_stay_in_redis: every item a desktop
+   acknowledged stayed in the agent's inbox stream until 10,000 had piled up
+   (about 3 MB of Redis memory per agent, 2.4 GB for a floor of 800), though
+   nothing reads an acknowledged item again.
 """
 
 import asyncio
@@ -298,9 +302,61 @@ async def test_periodic_recheck_of_a_desktop_that_never_acks_is_bounded(env):
     await desk.close()
 
 
+# --------------------------------------------------------------------------
+
+ACKED = 300
+
+
+@time_limit(120)
+async def test_acknowledged_inbox_items_do_not_stay_in_redis(env):
+    r = env.redis()
+    d = env.daemon(r, config=FAST_WS)
+    token = add_agent(d, "k1", "Kai", "en", 2)
+    desk = Agent(d.url, "k1", token, label="desktop 1")
+    await desk.login()
+    await desk.presence("available")
+    cust = Customer(d.url)
+    await cust.hello(language="en")
+    conv = cust.conversation_id
+    await desk.wait_item(lambda f: f.get("type") == "assigned", 10, "the assignment")
+    for n in range(ACKED):
+        await cust.conn.send({"type": "message", "id": f"k{n}", "text": f"line {n}"})
+    await desk.wait_item(lambda f: f.get("id") == f"k{ACKED - 1}", 30, "the last message")
+    c = r.client()
+    inbox = agent_key("k1") + ":inbox"
+
+    def pending():
+        return int(c.cmd("XPENDING", inbox, "desktop")[0])
+    deadline = time.monotonic() + 10
+    while pending() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert pending() == 0, f"{pending()} items still pending after the desktop acked them all"
+    # The desktop reloads (a new connection; it acks what comes next).
+    await desk.close()
+    desk = Agent(d.url, "k1", token, label="desktop 2")
+    await desk.login()
+    await cust.send("after the reload", id="k-last")
+    await desk.wait_item(lambda f: f.get("id") == "k-last", 10, "the message after the reload")
+    deadline = time.monotonic() + 10
+    while int(c.cmd("XLEN", inbox)) > 50 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    length, mem = int(c.cmd("XLEN", inbox)), c.cmd("MEMORY", "USAGE", inbox)
+    log(f"inbox of k1: {length} entries, {mem} bytes, none pending; {ACKED + 2} items acked")
+    c.close()
+    assert length <= 50, (
+        f"the inbox of agent k1 still holds {length} entries ({mem} bytes) that its desktop "
+        f"acknowledged and nothing reads again")
+    # Nothing the desktop still needs went: the conversation goes on.
+    await cust.send("still here?", id="k-more")
+    await desk.wait_item(lambda f: f.get("id") == "k-more", 10, "a later message")
+    await cust.close()
+    await desk.close()
+
+
 if __name__ == "__main__":
     run_tests([test_pending_history_over_one_read_is_not_skipped,
                test_agent_gone_survives_a_lost_redis_reply,
                test_replaced_desktop_is_told_after_a_missed_notification,
                test_connected_desktop_stays_online_after_a_redis_outage,
-               test_periodic_recheck_of_a_desktop_that_never_acks_is_bounded])
+               test_periodic_recheck_of_a_desktop_that_never_acks_is_bounded,
+               test_acknowledged_inbox_items_do_not_stay_in_redis])
