@@ -189,8 +189,12 @@ static int handle_agent_login(omr_request_t *q)
 		return -EINVAL;
 	omr_sha256_hex(e->token, strlen(e->token), sha);
 	conn_session(q);
-	const char *args[] = {e->agent, sha, q->session};
-	return omr_request_fcall(q, on_login, "omr_agent_login", 3, args, NULL);
+	/* The conversations the desktop shows (when it says): the others it
+	 * holds are sent again. */
+	const char *known = omr_envelope_attr(e, "known");
+	const char *args[] = {e->agent, sha, q->session, known ? "1" : "0",
+	                      omr_str_or_empty(known)};
+	return omr_request_fcall(q, on_login, "omr_agent_login", 5, args, NULL);
 }
 
 static void on_presence(void *ud, const redisReply *rep)

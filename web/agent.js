@@ -217,13 +217,30 @@
 
 	/* ---- connection ---------------------------------------------------- */
 
+	/* The conversations and offers this desktop shows: at login the server
+	 * sends again what the agent holds that is not among them (one taken
+	 * in another browser, a new browser). At most 1024 bytes of ids: any
+	 * left out come again, and are shown once. */
+	function shownIds() {
+		var out = [], len = 0;
+		order.filter(function (id) { return convs[id] && !convs[id].closed; })
+			.concat(Object.keys(offers)).forEach(function (id) {
+				if (len + id.length + 1 <= 1024) {
+					out.push(id);
+					len += id.length + 1;
+				}
+			});
+		return out;
+	}
+
 	function connect() {
 		clearTimeout(retryTimer);
 		var proto = location.protocol === "https:" ? "wss://" : "ws://";
 		ws = new WebSocket(proto + location.host + "/ws/agent");
 		setStatus("connecting…");
 		ws.onopen = function () {
-			send({ type: "login", v: 1, agent_id: creds.agent, token: creds.token });
+			send({ type: "login", v: 1, agent_id: creds.agent, token: creds.token,
+			       conversations: shownIds() });
 		};
 		ws.onmessage = function (ev) {
 			var msg;

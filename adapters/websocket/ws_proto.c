@@ -482,6 +482,38 @@ static int parse_message(const omr_ws_session_t *s, const omr_ws_limits_t *lim, 
 	               : 0;
 }
 
+/* login's optional "conversations": the ids of the conversations the
+ * desktop shows now (the server sends again those the agent holds that are
+ * not among them), joined with commas into attr "known". 0, -EINVAL (err
+ * set), -ENOMEM. */
+static int take_known(const cJSON *obj, omr_envelope_t *env, omr_ws_error_t *err)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(obj, "conversations");
+	if (!list)
+		return 0;
+	char known[OMR_ENV_ATTR_VALUE_MAX + 1];
+	size_t len = 0;
+	known[0] = '\0';
+	const cJSON *it;
+	if (!cJSON_IsArray(list))
+		goto bad;
+	cJSON_ArrayForEach(it, list)
+	{
+		if (!cJSON_IsString(it) || !omr_id_is_valid(it->valuestring, OMR_WS_ID_MAX))
+			goto bad;
+		size_t n = strlen(it->valuestring);
+		if (len + (len ? 1 : 0) + n > OMR_ENV_ATTR_VALUE_MAX)
+			goto bad;
+		len += (size_t)snprintf(known + len, sizeof(known) - len, "%s%s", len ? "," : "",
+		                        it->valuestring);
+	}
+	return omr_envelope_add_attr(env, "known", known) ? -ENOMEM : 0;
+bad:
+	omr_ws_error_set(err, "bad-request",
+	                 "conversations must be a list of ids (1024 bytes in all at most)", 0);
+	return -EINVAL;
+}
+
 static int parse_login(const omr_ws_session_t *s, const omr_ws_limits_t *lim, const cJSON *obj,
                        omr_ws_request_t *rq, omr_ws_error_t *err)
 {
@@ -497,9 +529,9 @@ static int parse_login(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 	rq->env = env_for(s, OMR_ENV_AGENT_LOGIN, rq->tenant);
 	if (!rq->env)
 		return -ENOMEM;
-	return env_set_all(&rq->env->agent, rq->agent, &rq->env->token, rq->token, NULL, NULL)
-	               ? -ENOMEM
-	               : 0;
+	if (env_set_all(&rq->env->agent, rq->agent, &rq->env->token, rq->token, NULL, NULL))
+		return -ENOMEM;
+	return take_known(obj, rq->env, err);
 }
 
 /* presence: available, away, or break with an optional reason code. */

@@ -145,6 +145,11 @@ static void fill_failure(const omr_ws_request_t *rq, int status, omr_ws_error_t 
 	else if (status == -EINVAL && rq->kind == OMR_WS_TRANSFER)
 		reason = "no such queue or agent, or it cannot take this conversation (tenant, "
 		         "channel, language or skills)";
+	else if (status == -EINVAL && rq->kind == OMR_WS_HELLO)
+		reason = "no queue takes this conversation (its tenant, channel, language or "
+		         "attributes)";
+	else if (status == -EINVAL && rq->kind == OMR_WS_RATE)
+		reason = "the survey comes after the conversation is closed";
 	omr_ws_error_set(err, code, reason, close_code);
 	snprintf(err->id, sizeof(err->id), "%s", rq->id);
 }

@@ -28,14 +28,10 @@ local function wait_score(c, q)
   return (9 - num(q.priority, 0)) * 1e13 + num(c.enqueued_ms, 0)
 end
 
--- Sends the assignment and the transcript so far (the messages, and the notes
--- of earlier transfers) to the agent's inbox and an "assigned" event to the
--- customer's transcript.
-local function deliver_assignment(P, c, a, now, state_written)
+-- Puts the assignment (time ts) and the transcript so far (the messages,
+-- and the notes of earlier transfers) in the agent's inbox.
+local function send_assignment(P, c, a, ts)
   local ckey = P .. ':conv:' .. c.id
-  if not state_written then
-    redis.call('HSET', ckey, 'state', 'assigned', 'assigned_ms', int(now))
-  end
   local earlier = {}
   if (c.customer or '') ~= '' then
     for _, id in ipairs(redis.call('LRANGE', customer_convs_key(P, c.tenant, c.customer), 0,
@@ -47,7 +43,7 @@ local function deliver_assignment(P, c, a, now, state_written)
   end
   inbox_add(P, a.id, 'kind', 'assigned', 'conv', c.id, 'lang', c.lang or '', 'name', c.name or '',
     'tenant', c.tenant or '', 'queue', c.queue or '', 'customer', c.customer or '',
-    'history', table.concat(earlier, ','), 'ts', int(now))
+    'history', table.concat(earlier, ','), 'ts', int(ts))
   -- (a conversation started in this call has no transcript yet)
   local log = c.fresh and {} or transcript(ckey .. ':log')
   for _, entry in ipairs(log) do
@@ -64,10 +60,30 @@ local function deliver_assignment(P, c, a, now, state_written)
         f.text or '', 'ts', f.ts or '')
     end
   end
+end
+
+-- Delivers the assignment: the agent's inbox gets it with the transcript,
+-- the customer's transcript an "assigned" event.
+local function deliver_assignment(P, c, a, now, state_written)
+  local ckey = P .. ':conv:' .. c.id
+  if not state_written then
+    redis.call('HSET', ckey, 'state', 'assigned', 'assigned_ms', int(now))
+  end
+  send_assignment(P, c, a, now)
   redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'assigned', 'name',
     a.name or '', 'ts', int(now))
   notify(P, 'a:' .. a.id)
   notify(P, 'c:' .. c.id)
+end
+
+-- Offers conversation c to agent a until `expires`: its inbox item, whose
+-- id the conversation keeps (offer_seen).
+local function send_offer(P, c, a, expires, now)
+  local item = inbox_add(P, a.id, 'kind', 'offer', 'conv', c.id, 'lang', c.lang or '', 'name',
+    c.name or '', 'tenant', c.tenant or '', 'queue', c.queue or '', 'expires', int(expires), 'ts',
+    int(now))
+  redis.call('HSET', P .. ':conv:' .. c.id, 'offer_item', item)
+  return item
 end
 
 -- Gives conversation c to agent a: one unit of the channel's capacity is
@@ -117,11 +133,8 @@ local function assign(P, R, c, a, why, now)
     return 'assigned'
   end
   local expires = now + num(q.offer_timeout_s, 30) * 1000
-  local item = inbox_add(P, a.id, 'kind', 'offer', 'conv', c.id, 'lang', c.lang or '', 'name',
-    c.name or '', 'tenant', c.tenant or '', 'queue', c.queue or '', 'expires', int(expires), 'ts',
-    int(now))
-  redis.call('HSET', ckey, 'offered_ms', int(now), 'offer_expires_ms', int(expires), 'offer_item',
-    item)
+  send_offer(P, c, a, expires, now)
+  redis.call('HSET', ckey, 'offered_ms', int(now), 'offer_expires_ms', int(expires))
   timer_add(P, expires, 'offer|' .. c.id .. '|' .. a.id)
   notify(P, 'a:' .. a.id)
   return 'offered'
@@ -210,6 +223,8 @@ local function try_assign(P, R, c, q, now)
     return false
   end
   why.agent, why.at_ms, why.skills = id, now, explain_skills(q, num(c.step, 1), a)
+  why.trigger = c.fresh and 'new conversation'
+    or 'routed again (escalated, overflowed, transferred, declined or its agent lost)'
   return assign(P, R, c, a, why, now) -- "assigned" or "offered"
 end
 

@@ -5,8 +5,38 @@
 
 -- ---- functions: desktops ---------------------------------------------------
 
--- omr_agent_login P agent token_sha session
+-- What the agent holds and a desktop does not show (a new browser, or
+-- another one that took and acked the items) would stay out of sight while
+-- the customer waits: each held conversation not in `known` (the ids the
+-- desktop shows, comma-separated; nil: it did not say) is sent again, an
+-- assignment with its transcript, an open offer as an offer.
+local function resend_held(P, a, known, now)
+  local shown = {}
+  for cid in string.gmatch(known or '', '[^,]+') do
+    shown[cid] = true
+  end
+  local sent = false
+  for _, cid in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')) do
+    local c = not shown[cid] and conv_read(P, cid) or nil
+    if c ~= nil and c.agent == a.id and held_by_this_agent(c, a) then
+      if c.state == 'assigned' then
+        send_assignment(P, c, a, num(c.assigned_ms, now))
+        sent = true
+      elseif c.state == 'offered' and num(c.offer_expires_ms, 0) > now then
+        send_offer(P, c, a, num(c.offer_expires_ms, 0), num(c.offered_ms, now))
+        sent = true
+      end
+    end
+  end
+  if sent then
+    notify(P, 'a:' .. a.id)
+  end
+end
+
+-- omr_agent_login P agent token_sha session given known
 --   -> {name, presence, languages csv, chat capacity, previous session}
+-- given "1": known lists the conversations the desktop shows; else it did
+-- not say (resend_held sends everything held again).
 local function agent_login(keys, args)
   local P, id = keys[1], args[1]
   local akey = P .. ':agent:' .. id
@@ -22,6 +52,7 @@ local function agent_login(keys, args)
   if previous ~= '' and previous ~= args[3] then
     notify(P, 'r:' .. id .. '|' .. previous)
   end
+  resend_held(P, a, args[4] == '1' and args[5] or nil, now_ms())
   local langs = {}
   for l in pairs(a.langs_t) do
     langs[#langs + 1] = l

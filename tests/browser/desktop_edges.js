@@ -853,8 +853,50 @@ async function rightToLeft(browser) {
 	ja.quit();
 }
 
+// The agent's browser dies mid-chat and the agent logs in from another one (PROTOCOL.md login
+// `conversations`): the new desktop shows the chat it holds, with its transcript, and the
+// conversation goes on; a reload of that desktop shows each line once.
+async function newBrowser(browser) {
+	const first = await openPage(browser, "desktop");
+	await desktopLogin(first.page);
+	await desktopPresence(first.page, "available");
+	const c = await new Customer({ name: "Rosa" }).start();
+	await c.send("mi pedido no llego");
+	await waitText(first.page, "mi pedido no llego");
+	await reply(first.page, "Lo reviso ahora");
+	await first.ctx.close();
+	const { page } = await openPage(browser, "desktop");
+	await desktopLogin(page);
+	let shown = true;
+	try {
+		await page.locator("#conv-list li", { hasText: "Rosa" }).waitFor({ timeout: 10000 });
+	} catch (e) {
+		shown = false;
+	}
+	const st = await desktopState(page);
+	log(`the new browser shows ${JSON.stringify(st.list)}`);
+	check(shown, `the agent still holds Rosa's chat, but the desktop in a new browser shows ` +
+	      `${JSON.stringify(st.list)}: Rosa waits for an agent who cannot see her`);
+	if (!shown)
+		return;
+	await selectConv(page, "Rosa");
+	await waitText(page, "mi pedido no llego");
+	await waitText(page, "Lo reviso ahora");
+	await reply(page, "Ya lo encontre");
+	await until(() => c.agentTexts().includes("Ya lo encontre"), "reply from the new browser");
+	await page.reload();
+	await page.locator("#presence").waitFor({ state: "visible", timeout: WAIT_MS });
+	await selectConv(page, "Rosa");
+	await c.send("gracias");
+	await waitText(page, "gracias");
+	const all = await lines(page);
+	const twice = all.filter((t, i) => all.indexOf(t) !== i);
+	check(!twice.length, `after a reload the chat shows lines twice: ${JSON.stringify(all)}`);
+	c.quit();
+}
+
 const SCENARIOS = {
-	acceptLostInDrop, tokenReissued, rightToLeft,
+	acceptLostInDrop, tokenReissued, rightToLeft, newBrowser,
 	presenceReasons, breakHolding, wrapupReload, wrapupLong, wrapupNext, rejectCapacity,
 	historySameCustomer, transferNoteDisposition, keyboardOnly, layoutLong, typingUnread,
 	daemonRestart,

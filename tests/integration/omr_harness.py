@@ -412,9 +412,13 @@ class Env:
         self.redises.append(r)
         return r.start()
 
-    def daemon(self, redis, name="d1", config=None, start=True):
+    def daemon(self, redis, name="d1", config=None, start=True, queues=None):
+        """queues: YAML text of a queues section, appended to the config."""
         d = Daemon(self, redis, name, config)
         self.daemons.append(d)
+        if queues:
+            with open(d.cfg_path, "a") as f:
+                f.write(queues)
         return d.start() if start else d
 
     def finish(self, ok):
@@ -821,12 +825,16 @@ class Agent:
         except Exception as e:  # noqa: BLE001
             self.task_errors.append(f"{self.label}: on_item({f}) failed: {e!r}")
 
-    async def login(self, timeout=10, token=None):
+    async def login(self, timeout=10, token=None, conversations=None):
+        """conversations: the ids the desktop shows (PROTOCOL.md login), or
+        None to leave the member out."""
         self.conn = await Conn.open(self.base_url + "/ws/agent", self.label, self.cond,
                                     self._on_frame)
         start = len(self.conn.frames)
-        await self.conn.send({"type": "login", "v": 1, "agent_id": self.agent_id,
-                              "token": token or self.token})
+        frame = {"type": "login", "v": 1, "agent_id": self.agent_id, "token": token or self.token}
+        if conversations is not None:
+            frame["conversations"] = conversations
+        await self.conn.send(frame)
         w = await self.conn.wait_for(lambda f: f.get("type") in ("welcome", "error"), timeout,
                                      "welcome after login", start)
         if w.get("type") != "welcome" or w.get("agent_id") != self.agent_id:

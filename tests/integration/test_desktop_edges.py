@@ -222,6 +222,13 @@ def test_right_to_left_and_cjk_text(env):
 
 
 @time_limit(300)
+def test_login_from_a_new_browser_shows_the_chats_held(env):
+    """The agent's browser dies mid-chat; a login from another browser shows the chat the
+    agent still holds, with its transcript, and a reload of it shows each line once."""
+    run_browser(env, "newBrowser")
+
+
+@time_limit(300)
 def test_token_reissued_mid_chat(env):
     """PROTOCOL.md `logged-out`: a desktop whose token is reissued is told why, shows the
     login form, and a login with the new token within the grace period keeps the chat."""
@@ -229,7 +236,8 @@ def test_token_reissued_mid_chat(env):
 
 
 if __name__ == "__main__":
-    run_tests([test_token_reissued_mid_chat, test_right_to_left_and_cjk_text,
+    run_tests([test_login_from_a_new_browser_shows_the_chats_held,
+               test_token_reissued_mid_chat, test_right_to_left_and_cjk_text,
                test_presence_break_reasons_stored_and_kept_across_reload,
                test_break_while_holding_chats,
                test_wrapup_state_survives_reload,

@@ -23,6 +23,11 @@ binary it was written for:
    resent after its ack was lost (PROTOCOL.md: "resending is always safe") is
    refused `not-assigned` once the conversation was transferred, so the
    desktop marks a delivered reply as failed.
+5. test_login_from_a_new_browser_shows_the_chats_held: an agent whose
+   browser died logs in from another one within the grace period; it still
+   holds its chats (and an offer), but the new desktop got nothing: every
+   item had been acknowledged by the old browser. The customer saw "joined
+   the chat" and nobody answered.
 """
 
 import asyncio
@@ -256,10 +261,7 @@ queues:
 @time_limit(60)
 async def test_agent_reply_resent_after_transfer_is_acked(env):
     r = env.redis()
-    d = env.daemon(r, start=False)
-    with open(d.cfg_path, "a") as f:
-        f.write(QUEUES_TWO)
-    d.start()
+    d = env.daemon(r, queues=QUEUES_TWO)
     ta = add_agent(d, "a1", "Alex", "en", 1)
     a1 = Agent(d.url, "a1", ta)
     await a1.login()
@@ -292,8 +294,76 @@ async def test_agent_reply_resent_after_transfer_is_acked(env):
     await again.close()
 
 
+# --------------------------------------------------------------------------
+# 5. A login from a new browser gets what the agent holds.
+
+QUEUES_OFFER = """
+queues:
+  - name: offers
+    attributes: {kind: offer}
+    auto_accept: false
+    offer_timeout_s: 60
+  - name: general
+"""
+
+
+@time_limit(90)
+async def test_login_from_a_new_browser_shows_the_chats_held(env):
+    r = env.redis()
+    d = env.daemon(r, queues=QUEUES_OFFER)
+    token = add_agent(d, "a1", "Alex", "en", 3)
+    old = Agent(d.url, "a1", token, label="old browser")
+    await old.login()
+    await old.presence("available")
+    cust = Customer(d.url, "customer")
+    await cust.hello(language="en", name="Kim")
+    conv = cust.conversation_id
+    await old.wait_item(lambda f: f.get("type") == "assigned", 10, "assigned")
+    await cust.send("my parcel is lost", id="m1")
+    await old.wait_item(lambda f: f.get("id") == "m1", 10, "m1")
+    await old.reply(conv, "let me check", id="r1")
+    offered = Customer(d.url, "customer with an offer")
+    await offered.hello(language="en", name="Lee", attributes={"kind": "offer"})
+    await old.wait_item(lambda f: f.get("type") == "offer", 10, "the offer")
+    await asyncio.sleep(0.5)  # the old browser's acks reach Redis
+    await old.close()  # the browser dies; the agent opens another one at once
+
+    fresh = Agent(d.url, "a1", token, label="new browser")
+    await fresh.login()
+    try:
+        a = await fresh.wait_item(lambda f: f.get("type") == "assigned"
+                                  and f.get("conversation_id") == conv, 5, "the chat held")
+        o = await fresh.wait_item(lambda f: f.get("type") == "offer"
+                                  and f.get("conversation_id") == offered.conversation_id, 5,
+                                  "the open offer")
+    except AssertionError:
+        raise AssertionError(
+            f"agent a1 holds chat {conv} and an open offer, but a login from a new browser "
+            f"got {[(f.get('type'), f.get('conversation_id')) for f in fresh.order]}: the "
+            f"customer waits for an agent who cannot see the chat") from None
+    await fresh.wait_item(lambda f: f.get("id") == "m1", 5, "the transcript with it")
+    await fresh.wait_item(lambda f: f.get("id") == "r1" and f.get("from") == "agent", 5,
+                          "the agent's own reply")
+    assert a.get("customer_name") == "Kim" and o.get("expires_ms"), (a, o)
+    await fresh.reply(conv, "found it", id="r2")
+    await cust.wait_item(lambda f: f.get("text") == "found it", 10, "the reply")
+    await fresh.accept(offered.conversation_id)
+    await offered.wait_item(lambda f: f.get("event") == "assigned", 10, "assigned")
+    # A desktop that says what it shows gets nothing again.
+    await fresh.close()
+    same = Agent(d.url, "a1", token, label="reloaded tab")
+    await same.login(conversations=[conv, offered.conversation_id])
+    await asyncio.sleep(1.5)
+    again = [f for f in same.order if f.get("type") in ("assigned", "offer")]
+    assert not again, f"a desktop that showed both chats got them again: {again}"
+    for c in (cust, offered):
+        await c.close()
+    await same.close()
+
+
 if __name__ == "__main__":
     run_tests([test_hello_resent_after_unavailable_makes_no_ghost,
                test_requeued_long_chat_reaches_new_agent_whole,
                test_item_taken_by_replaced_desktop_reaches_the_new_one,
-               test_agent_reply_resent_after_transfer_is_acked])
+               test_agent_reply_resent_after_transfer_is_acked,
+               test_login_from_a_new_browser_shows_the_chats_held])

@@ -145,6 +145,7 @@ class ReviewLua(LuaTestCase):
         self.escalate("c1", 2)
         self.assertEqual(self.conv("c1").get("agent"), "en1")
         self.assertEqual(self.explain("c1").get("language_matched"), "en")
+        self.assertIn("escalated", self.explain("c1").get("trigger", ""))
         self.check_invariants()
 
     def test_best_agent_path_matches_the_native_language(self):
@@ -156,6 +157,8 @@ class ReviewLua(LuaTestCase):
         self.fcall("omr_conv_close", "c1", "bi")
         self.assertEqual(self.start("c2", "ES-mx"), "assigned")
         self.assertEqual(self.explain("c2").get("language_matched"), "es")
+        # ROUTING.md: explain shows "what triggered the decision (a new conversation, ...)"
+        self.assertEqual(self.explain("c2").get("trigger"), "new conversation")
 
     def test_min_proficiency_applies_to_the_fallback_language(self):
         self.rules(es_then_en(min_proficiency=5), blocking={})
@@ -209,10 +212,7 @@ ES_THEN_EN_YAML = """queues:
 
 
 def daemon_with_queues(env, yaml_text, config=None):
-    d = env.daemon(env.redis(), config=config, start=False)
-    with open(d.cfg_path, "a") as f:
-        f.write(yaml_text)
-    return d.start()
+    return env.daemon(env.redis(), config=config, queues=yaml_text)
 
 
 def is_for(conv, kind=None):

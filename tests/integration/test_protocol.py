@@ -769,11 +769,12 @@ async def test_assigned_items_and_redelivery(env):
                and m.get("seq") == cm.get("seq") and isinstance(m.get("ts"), int),
                f"agent's message item: {m} (customer ack {cm})")
     log(f"message item name: {m.get('name')!r}")
-    # Ack only the assigned; the message must come again at the next login.
+    # Ack only the assigned; the message must come again at the next login
+    # (a desktop that says it shows the conversation gets nothing else).
     await conn.send({"type": "ack", "seq": a["seq"]})
     await asyncio.sleep(0.5)
     await conn.close()
-    conn2, w2 = await login(d, "ana", tok, label="relogin")
+    conn2, w2 = await login(d, "ana", tok, label="relogin", conversations=[conv])
     m2 = await item(conn2, "message", conv, timeout=5)
     env.expect(m2.get("seq") == m.get("seq"), f"redelivered message: {m2}")
     await asyncio.sleep(0.5)
@@ -783,10 +784,19 @@ async def test_assigned_items_and_redelivery(env):
     await conn2.send({"type": "ack", "seq": m2["seq"]})
     await asyncio.sleep(0.5)
     await conn2.close()
-    conn3, _ = await login(d, "ana", tok, label="third")
+    conn3, _ = await login(d, "ana", tok, label="third", conversations=[conv])
     await asyncio.sleep(1.0)
     env.expect(not [f for f in conn3.frames if "seq" in f],
                f"everything acked, nothing should come again: {conn3.frames}")
+    await conn3.close()
+    # A desktop that does not say what it shows (a new browser: []) gets what
+    # the agent holds again: the assignment (its first ts) and the transcript.
+    conn4, _ = await login(d, "ana", tok, label="new browser", conversations=[])
+    a4 = await item(conn4, "assigned", conv, timeout=5)
+    m4 = await item(conn4, "message", conv, timeout=5)
+    env.expect(a4.get("seq") != a.get("seq") and a4.get("ts") == a.get("ts")
+               and a4.get("customer_name") == "Carla" and m4.get("id") == "c-1",
+               f"held conversation sent again: {a4} {m4}")
 
 
 @time_limit(40)

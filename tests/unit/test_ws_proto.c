@@ -109,7 +109,33 @@ static void test_login(void **state)
 	assert_string_equal(rq.env->token, "4f1c");
 	assert_string_equal(rq.env->tenant, "acme");
 	assert_int_equal(rq.env->conn, 42);
+	assert_null(omr_envelope_attr(rq.env, "known")); /* did not say what it shows */
 	omr_ws_request_cleanup(&rq);
+
+	/* the conversations the desktop shows: attr "known" */
+	rq = ok(&s, "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"t\","
+	            "\"conversations\":[\"c1\",\"c2\"]}");
+	assert_string_equal(omr_envelope_attr(rq.env, "known"), "c1,c2");
+	omr_ws_request_cleanup(&rq);
+	rq = ok(&s, "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"t\","
+	            "\"conversations\":[]}");
+	assert_string_equal(omr_envelope_attr(rq.env, "known"), "");
+	omr_ws_request_cleanup(&rq);
+	refused(&s,
+	        "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"t\","
+	        "\"conversations\":\"c1\"}",
+	        "bad-request", 0);
+	refused(&s,
+	        "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"t\","
+	        "\"conversations\":[\"c 1\"]}",
+	        "bad-request", 0);
+	char big[2048] = "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"t\","
+	                 "\"conversations\":[";
+	for (int i = 0; i < 40; i++) /* 40 ids of 32 bytes: over 1024 */
+		strcat(big, i ? ",\"0123456789abcdef0123456789abcdef\""
+		              : "\"0123456789abcdef0123456789abcdef\"");
+	strcat(big, "]}");
+	refused(&s, big, "bad-request", 0);
 }
 
 static void test_agent_requests(void **state)

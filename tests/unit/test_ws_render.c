@@ -80,6 +80,10 @@ static void test_reply_failures(void **state)
 	assert_string_equal(err.code, "unavailable");
 	assert_string_equal(err.id, "h1");
 	assert_int_equal(err.close_code, 0);
+	/* refused by the router: the reason says why, not "Invalid argument" */
+	assert_int_equal(omr_ws_reply(&s, &rq, -EINVAL, NULL, &out, &err), 0);
+	assert_string_equal(err.code, "bad-request");
+	assert_non_null(strstr(err.reason, "no queue takes this conversation"));
 	omr_ws_request_cleanup(&rq);
 
 	omr_ws_session_t ag = agent(true);
