@@ -34,9 +34,11 @@ async def wait_pending_zero(r, agent_id, timeout=10):
     return pending(r, agent_id)
 
 
-async def relogin_gets_nothing_again(d, agent_id, token):
+async def relogin_gets_nothing_again(d, agent_id, token, shows):
+    """A login of a desktop that shows the conversations `shows` (PROTOCOL.md
+    login `conversations`): what was acked must not come again."""
     again = Agent(d.url, agent_id, token, label=f"{agent_id} again")
-    await again.login()
+    await again.login(conversations=shows)
     await asyncio.sleep(1.0)  # the login's history read has come and gone
     redelivered = [f for f in again.order if f.get("type") == "message"]
     await again.close()
@@ -60,7 +62,7 @@ async def test_batched_acks_are_all_applied(env):
     left = await wait_pending_zero(r, "ak1")
     assert left == 0, f"{left} items the desktop acked are still pending in Redis"
     await agent.close()
-    redelivered = await relogin_gets_nothing_again(d, "ak1", token)
+    redelivered = await relogin_gets_nothing_again(d, "ak1", token, [cust.conversation_id])
     assert not redelivered, f"{len(redelivered)} acked items delivered again at login"
     log(f"{BURST} items acked in batches: none pending, none delivered again")
     await cust.close()
@@ -82,7 +84,7 @@ async def test_acks_sent_just_before_a_close_count(env):
     await agent.close()  # right after its ack, well within the batching delay
     left = await wait_pending_zero(r, "ak2")
     assert left == 0, f"{left} items acked just before the close are still pending"
-    redelivered = await relogin_gets_nothing_again(d, "ak2", token)
+    redelivered = await relogin_gets_nothing_again(d, "ak2", token, [cust.conversation_id])
     assert not redelivered, f"acked before the close, delivered again: {redelivered}"
     await cust.close()
 

@@ -331,10 +331,11 @@ async def test_acknowledged_inbox_items_do_not_stay_in_redis(env):
     while pending() and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert pending() == 0, f"{pending()} items still pending after the desktop acked them all"
-    # The desktop reloads (a new connection; it acks what comes next).
+    # The desktop reloads (a new connection; it shows the conversation and
+    # acks what comes next).
     await desk.close()
     desk = Agent(d.url, "k1", token, label="desktop 2")
-    await desk.login()
+    await desk.login(conversations=[conv])
     await cust.send("after the reload", id="k-last")
     await desk.wait_item(lambda f: f.get("id") == "k-last", 10, "the message after the reload")
     deadline = time.monotonic() + 10
