@@ -750,53 +750,95 @@ int omr_cfg_queues_load(omr_cfg_cursor_t *c, omr_cfg_qstate_t *st, omr_config_t 
 	return 0;
 }
 
-/* The queue a conversation goes to when its maximum wait in q runs out, or
- * NULL (it is closed, or q has no maximum wait). */
-static const omr_queue_t *max_wait_next(const omr_config_t *cfg, const omr_queue_t *q)
+/* The queue overflow reference ref sends conversations to, or NULL: a
+ * max_wait_action fires only with a max_wait_s. */
+static const omr_queue_t *ref_target(const omr_config_t *cfg, const omr_cfg_qref_t *ref)
 {
-	if (q->max_wait_s <= 0 || !q->max_wait_overflow)
-		return NULL;
-	return omr_config_find_queue(cfg, q->max_wait_overflow);
+	const omr_queue_t *q = &cfg->queues[ref->queue];
+	if (ref->step != NO_STEP)
+		return omr_config_find_queue(cfg, q->steps[ref->step].overflow);
+	return q->max_wait_s > 0 ? omr_config_find_queue(cfg, q->max_wait_overflow) : NULL;
 }
 
-/* Maximum waits that overflow round in a circle (a -> b -> a) never end:
- * each queue counts its maximum wait from the overflow, so a conversation
- * in the circle would wait forever and never reach a final action. Called
- * once every target exists. Each queue has one max_wait_action, so
- * following it from each queue for n_queues steps finds any circle. */
-static int check_max_wait_cycles(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
-                                 const omr_config_t *cfg)
+/* Depth-first search from queue u over the overflow references (trail:
+ * the queues of the current path, in order, n_path of them); returns the
+ * reference that closes a circle, or NULL. */
+static const omr_cfg_qref_t *find_circle(const omr_cfg_qstate_t *st, const omr_config_t *cfg,
+                                         size_t u, unsigned char *state, size_t *trail,
+                                         size_t *n_path)
 {
+	state[u] = 1; /* on the path */
+	trail[(*n_path)++] = u;
 	for (size_t r = 0; r < st->nrefs; r++) {
-		const omr_cfg_qref_t *ref = &st->refs[r];
-		if (ref->step != NO_STEP)
+		if (st->refs[r].queue != u)
 			continue;
-		const omr_queue_t *start = &cfg->queues[ref->queue], *q = start;
-		size_t i = 0;
-		while (i < cfg->n_queues && (q = max_wait_next(cfg, q)) && q != start)
-			i++;
-		if (q != start)
+		const omr_queue_t *to = ref_target(cfg, &st->refs[r]);
+		if (!to)
 			continue;
+		size_t v = (size_t)(to - cfg->queues);
+		if (state[v] == 1)
+			return &st->refs[r];
+		if (state[v] == 0) {
+			const omr_cfg_qref_t *hit = find_circle(st, cfg, v, state, trail, n_path);
+			if (hit)
+				return hit;
+		}
+	}
+	state[u] = 2; /* done: no circle through it */
+	(*n_path)--;
+	return NULL;
+}
+
+/* Overflows that go round in a circle (a -> b -> a, by ladder steps or
+ * maximum waits) never end: a ladder step counts from the original enqueue
+ * time, so once due it sends the conversation on at every tick, and each
+ * queue counts its maximum wait from the overflow, so the conversation
+ * never reaches a final action. Called once every target exists. */
+static int check_overflow_circles(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
+                                  const omr_config_t *cfg)
+{
+	unsigned char *state = calloc(cfg->n_queues, 1);
+	size_t *trail = calloc(cfg->n_queues, sizeof(*trail));
+	if (!state || !trail) {
+		free(state);
+		free(trail);
+		return -ENOMEM;
+	}
+	const omr_cfg_qref_t *hit = NULL;
+	size_t n_path = 0;
+	for (size_t u = 0; u < cfg->n_queues && !hit; u++)
+		if (state[u] == 0)
+			hit = find_circle(st, cfg, u, state, trail, &n_path);
+	int rc = 0;
+	if (hit) {
+		/* the circle: from the target of hit along the path back to hit's queue */
+		size_t to = (size_t)(ref_target(cfg, hit) - cfg->queues), first = 0;
+		while (trail[first] != to)
+			first++;
 		char where[WHERE_MAX], circle[256];
 		size_t len = 0;
-		q = start;
-		do {
-			int n = snprintf(circle + len, sizeof(circle) - len, "%s -> ", q->name);
+		for (size_t k = first; k < n_path; k++) {
+			int n = snprintf(circle + len, sizeof(circle) - len, "%s -> ",
+			                 cfg->queues[trail[k]].name);
 			if (n < 0 || (size_t)n >= sizeof(circle) - len)
 				break;
 			len += (size_t)n;
-			q = max_wait_next(cfg, q);
-		} while (q != start);
-		snprintf(circle + len, sizeof(circle) - len, "%s", start->name);
-		path(where, "queues[%zu].max_wait_action", ref->queue);
-		return omr_cfg_fail_at(
-		        c, ref->mark,
-		        "%s: maximum waits overflow in a circle (%s): a conversation "
-		        "there would wait forever; end it with a queue whose "
-		        "max_wait_action is close",
+		}
+		snprintf(circle + len, sizeof(circle) - len, "%s", cfg->queues[to].name);
+		if (hit->step == NO_STEP)
+			path(where, "queues[%zu].max_wait_action", hit->queue);
+		else
+			path(where, "queues[%zu].steps[%zu].overflow", hit->queue, hit->step);
+		rc = omr_cfg_fail_at(
+		        c, hit->mark,
+		        "%s: overflows go round in a circle (%s): a conversation there "
+		        "would move between these queues forever; end the chain with a "
+		        "queue that does not overflow back",
 		        where, circle);
 	}
-	return 0;
+	free(state);
+	free(trail);
+	return rc;
 }
 
 int omr_cfg_queues_check_refs(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
@@ -831,7 +873,7 @@ int omr_cfg_queues_check_refs(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
 		}
 		return omr_cfg_fail_at(c, ref->mark, "%s: there is no queue '%s'", where, target);
 	}
-	return check_max_wait_cycles(c, st, cfg);
+	return check_overflow_circles(c, st, cfg);
 }
 
 /* ---- queues no new conversation reaches ---- */

@@ -79,7 +79,7 @@ omr_watch_t *omr_delivery_find_agent(omr_router_t *r, const char *group, const c
 void omr_delivery_remove_agent(omr_router_t *r, omr_watch_t *w);
 /* The agent's session `session` ended: a newer login replaced it (reason
  * NULL), or it was logged out (reason: token-revoked, token-reissued,
- * agent-removed, agent-unknown, session-ended). If this instance holds that
+ * agent-removed, agent-unknown). If this instance holds that
  * desktop, tell it ("replaced", or "logged-out" with the reason in text)
  * and forget it. */
 void omr_delivery_ended(omr_router_t *r, const char *group, const char *agent, const char *session,

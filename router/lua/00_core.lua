@@ -114,14 +114,16 @@ local function hgetall(key)
   return h
 end
 
--- The transcript at key, oldest first: whole, or its newest COPY_MAX entries
--- (an agent must above all see what the customer said last).
-local function transcript(key)
-  local log = redis.call('XRANGE', key, '-', '+', 'COUNT', COPY_MAX + 1)
-  if #log <= COPY_MAX then
+-- The transcript at key, oldest first: whole, or its newest max (default
+-- COPY_MAX) entries (an agent must above all see what the customer said
+-- last).
+local function transcript(key, max)
+  max = max or COPY_MAX
+  local log = redis.call('XRANGE', key, '-', '+', 'COUNT', max + 1)
+  if #log <= max then
     return log
   end
-  log = redis.call('XREVRANGE', key, '+', '-', 'COUNT', COPY_MAX)
+  log = redis.call('XREVRANGE', key, '+', '-', 'COUNT', max)
   local n = #log
   for i = 1, math.floor(n / 2) do
     log[i], log[n + 1 - i] = log[n + 1 - i], log[i]

@@ -29,8 +29,9 @@ local function wait_score(c, q)
 end
 
 -- Puts the assignment (time ts) and the transcript so far (the messages,
--- and the notes of earlier transfers) in the agent's inbox.
-local function send_assignment(P, c, a, ts)
+-- and the notes of earlier transfers; its newest max entries, default
+-- COPY_MAX) in the agent's inbox.
+local function send_assignment(P, c, a, ts, max)
   local ckey = P .. ':conv:' .. c.id
   local earlier = {}
   if (c.customer or '') ~= '' then
@@ -45,7 +46,7 @@ local function send_assignment(P, c, a, ts)
     'tenant', c.tenant or '', 'queue', c.queue or '', 'customer', c.customer or '',
     'history', table.concat(earlier, ','), 'ts', int(ts))
   -- (a conversation started in this call has no transcript yet)
-  local log = c.fresh and {} or transcript(ckey .. ':log')
+  local log = c.fresh and {} or transcript(ckey .. ':log', max)
   for _, entry in ipairs(log) do
     local f = {}
     for i = 1, #entry[2], 2 do
@@ -440,7 +441,9 @@ local function pull_preferred(P, R, a, now)
         assign(P, R, c, a, {queue = c.queue, step = step, agent = a.id, at_ms = now,
           strategy = q.strategy, skills = explain_skills(q, step, a), language = c.lang,
           language_matched = serves(a, q, step, c),
-          trigger = 'sticky: the agent who last served this customer',
+          trigger = c.transferred_to == 'agent|' .. a.id
+            and 'transferred to this agent by ' .. (c.transferred_from or '?')
+            or 'sticky: the agent who last served this customer',
           candidates = {{agent = a.id}}}, now)
         return true
       end

@@ -7,9 +7,10 @@
 -- omr_conv_position P conv -> {state, position (1-based, 0 when not
 -- waiting), estimated wait in ms}
 -- The position counts conversations ahead in the queue (its steps, for the
--- same channel and tenant) in its language and in the languages its ladder
--- step also accepts (the agents of a fallback language serve the
--- conversations of that language waiting ahead first); the estimate is the
+-- same channel, tenant and language): a lower bound, since agents who also
+-- serve other languages (a fallback step's, bilingual ones) may take a
+-- conversation of another language waiting ahead first, and counting those
+-- would count some no agent of this one serves first; the estimate is the
 -- queue's recent average wait less what was already waited since it was
 -- last queued.
 local TRANSFER_WAIT_S = 120
@@ -28,18 +29,16 @@ local function conv_position(keys, args)
     pos = (redis.call('ZRANK', P .. ':pref:' .. c.pref_agent, c.id) or 0) + 1
   elseif (c.wait_key or '') ~= '' then
     pos = (redis.call('ZRANK', c.wait_key, c.id) or 0) + 1
-    -- Those waiting in the queue's other steps with a better score are
-    -- served first too (pull_waiting takes the lowest score across the
-    -- steps), in its language and in those its step accepts.
+    -- Those waiting in the queue's other steps (same channel, tenant and
+    -- language) with a better score are served first too (pull_waiting
+    -- takes the lowest score across the steps).
     local score = redis.call('ZSCORE', c.wait_key, c.id)
     local q = queue_named(rules(P), c.queue or '')
     if score and q then
-      for _, l in ipairs(step_langs(q, num(c.step, 1), c.rlang)) do
-        for s = 1, #q.steps do
-          local k = wait_key(P, q.name, s, c.channel, c.tenant, l)
-          if k ~= c.wait_key then
-            pos = pos + redis.call('ZCOUNT', k, '-inf', '(' .. score)
-          end
+      for s = 1, #q.steps do
+        local k = wait_key(P, q.name, s, c.channel, c.tenant, c.rlang)
+        if k ~= c.wait_key then
+          pos = pos + redis.call('ZCOUNT', k, '-inf', '(' .. score)
         end
       end
     end

@@ -10,22 +10,32 @@
 -- the customer waits: each held conversation not in `known` (the ids the
 -- desktop shows, comma-separated; nil: it did not say) is sent again, an
 -- assignment with its transcript, an open offer as an offer.
+-- The transcripts sent again fit in this many inbox entries together (the
+-- inbox keeps INBOX_MAXLEN: what is sent must not push itself out).
+local RESEND_MAX = 5000
+
 local function resend_held(P, a, known, now)
   local shown = {}
   for cid in string.gmatch(known or '', '[^,]+') do
     shown[cid] = true
   end
-  local sent = false
+  local held = {}
   for _, cid in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')) do
     local c = not shown[cid] and conv_read(P, cid) or nil
     if c ~= nil and c.agent == a.id and held_by_this_agent(c, a) then
-      if c.state == 'assigned' then
-        send_assignment(P, c, a, num(c.assigned_ms, now))
-        sent = true
-      elseif c.state == 'offered' and num(c.offer_expires_ms, 0) > now then
-        send_offer(P, c, a, num(c.offer_expires_ms, 0), num(c.offered_ms, now))
-        sent = true
-      end
+      held[#held + 1] = c
+    end
+  end
+  -- each transcript's newest entries, an equal share of RESEND_MAX
+  local share = math.min(COPY_MAX, math.floor(RESEND_MAX / math.max(1, #held)))
+  local sent = false
+  for _, c in ipairs(held) do
+    if c.state == 'assigned' then
+      send_assignment(P, c, a, num(c.assigned_ms, now), share)
+      sent = true
+    elseif c.state == 'offered' and num(c.offer_expires_ms, 0) > now then
+      send_offer(P, c, a, num(c.offer_expires_ms, 0), num(c.offered_ms, now))
+      sent = true
     end
   end
   if sent then
@@ -225,9 +235,10 @@ local LOGGED_OUT = {['token-revoked'] = true, ['token-reissued'] = true}
 -- desktop taken for lost (its instance could not vouch for it in time, as
 -- when Redis was away longer than the timeout) and still connected is back:
 -- its session and presence are restored, its work was never re-queued.
--- Otherwise the desktop missed the notification of its end: "replaced" when
--- another login took over, else "logged-out" with the reason (REASON
--- agent-unknown: no such agent now; it was removed, or Redis lost its data).
+-- Otherwise the desktop missed the notification of its end: "logged-out"
+-- with the reason when its token was revoked or reissued (REASON
+-- agent-unknown: no such agent now; it was removed, or Redis lost its
+-- data), else "replaced" (another login took over).
 local function agent_seen(keys, args)
   local P, id, session = keys[1], args[1], args[2]
   local a = agent_read(P, id)
@@ -240,7 +251,9 @@ local function agent_seen(keys, args)
       return 'replaced'
     end
     if a.lost_session ~= session or a.presence ~= 'offline' or a.reason ~= 'lost' then
-      return 'logged-out ' .. (LOGGED_OUT[a.reason or ''] and a.reason or 'session-ended')
+      -- Logged out by its token's revocation or reissue; else a newer login
+      -- took over (and may have ended since).
+      return LOGGED_OUT[a.reason or ''] and 'logged-out ' .. a.reason or 'replaced'
     end
     local R = rules(P)
     redis.call('HSET', P .. ':agent:' .. id, 'session', session)
@@ -280,7 +293,8 @@ end
 -- An item the desktop acknowledged is never read again (a login reads the
 -- pending ones; transcripts come from the conversation's log), so the
 -- inbox drops what comes before its oldest pending item, or before the
--- last item read when none is pending: items not read yet stay. The router
+-- last item read when none is pending: items not read yet stay. Pending
+-- items the cap dropped are acknowledged first. The router
 -- calls it after an agent's acks, at most once a minute per desktop.
 local function inbox_trim(keys, args)
   local inbox = keys[1] .. ':agent:' .. args[1] .. ':inbox'
@@ -290,6 +304,22 @@ local function inbox_trim(keys, args)
   local ok, p = pcall(redis.call, 'XPENDING', inbox, 'desktop')
   if not ok then
     return 0 -- no group (yet)
+  end
+  -- Pending items the inbox's cap dropped can never be delivered (nor
+  -- acked): they would hold the trim back for good.
+  local first = redis.call('XRANGE', inbox, '-', '+', 'COUNT', 1)[1]
+  local before = first and '(' .. first[1] or '+'
+  for _ = 1, 10 do
+    local gone = redis.call('XPENDING', inbox, 'desktop', '-', before, 100)
+    if #gone == 0 then
+      break
+    end
+    local ids = {}
+    for i, e in ipairs(gone) do
+      ids[i] = e[1]
+    end
+    redis.call('XACK', inbox, 'desktop', unpack(ids))
+    p = redis.call('XPENDING', inbox, 'desktop')
   end
   local keep = p[2] or inbox_last_delivered(inbox)
   if not keep or keep == '0-0' then

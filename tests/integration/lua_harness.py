@@ -146,6 +146,16 @@ class LuaTestCase(unittest.TestCase):
         msgid = msgid or f"m{time.monotonic_ns()}"
         return self.fcall("omr_conv_message", conv, frm, agent, msgid, text, "", "1000")
 
+    def explain(self, conv):
+        """omr_explain's JSON of conv, decoded."""
+        return json.loads(self.fcall("omr_explain", conv))
+
+    def escalate(self, conv, step):
+        """Fires conv's escalation to `step` now (as omr_tick would when it is due)."""
+        self.r("ZADD", f"{P}:timers", 0, f"esc|{conv}|{step}")
+        self.fcall("omr_tick")
+        self.assertEqual(self.conv(conv)["step"], str(step))
+
     def tick_after(self, seconds):
         time.sleep(seconds)
         return self.fcall("omr_tick")
@@ -248,6 +258,15 @@ class LuaTestCase(unittest.TestCase):
                 if key.split(":avail:")[1] not in (a.get("idx") or "").split(","):
                     problems.append(f"{key} holds {aid} but its idx does not list it")
         self.assertEqual(problems, [])
+
+
+def es_then_en(**extra):
+    """Rules for a Spanish and English queue whose second step (after 1 s) also accepts
+    English speakers for Spanish chats."""
+    q = {"name": "q", "languages": ["es", "en"],
+         "steps": [{"after_s": 0}, {"after_s": 1, "languages": ["en"]}]}
+    q.update(extra)
+    return q
 
 
 def as_run_test(case_class, name):

@@ -587,20 +587,33 @@ static void test_overflow_references(void **state)
 	REJECT(Q("    max_wait_action: overflow:zz\n") "colours: 1\n",
 	       "t.yaml:4:1: unknown section 'colours'");
 	/* and a queue may name one defined after it. */
-	/* Maximum waits that overflow in a circle would never end. */
+	/* Overflows that go round in a circle would never end: maximum waits, */
 	REJECT("queues:\n  - name: a\n    max_wait_s: 60\n    max_wait_action: overflow:b\n"
 	       "  - name: b\n    max_wait_s: 30\n    max_wait_action: overflow:c\n"
 	       "  - name: c\n    max_wait_s: 30\n    max_wait_action: overflow:a\n",
-	       "t.yaml:4:22: queues[0].max_wait_action: maximum waits overflow in a circle "
-	       "(a -> b -> c -> a): a conversation there would wait forever; end it with a queue "
-	       "whose max_wait_action is close");
-	/* (a circle further down the chain is named at its own queue) */
+	       "t.yaml:10:22: queues[2].max_wait_action: overflows go round in a circle "
+	       "(a -> b -> c -> a): a conversation there would move between these queues "
+	       "forever; end the chain with a queue that does not overflow back");
+	/* (a circle further down the chain is named from where it starts) */
 	REJECT("queues:\n  - name: a\n    max_wait_s: 60\n    max_wait_action: overflow:b\n"
 	       "  - name: b\n    max_wait_s: 30\n    max_wait_action: overflow:c\n"
 	       "  - name: c\n    max_wait_s: 30\n    max_wait_action: overflow:b\n",
-	       "t.yaml:7:22: queues[1].max_wait_action: maximum waits overflow in a circle "
-	       "(b -> c -> b): a conversation there would wait forever; end it with a queue "
-	       "whose max_wait_action is close");
+	       "t.yaml:10:22: queues[2].max_wait_action: overflows go round in a circle "
+	       "(b -> c -> b): a conversation there would move between these queues "
+	       "forever; end the chain with a queue that does not overflow back");
+	/* a maximum wait and a ladder step (due from the enqueue time: every tick), */
+	REJECT("queues:\n  - name: general\n    max_wait_s: 3\n"
+	       "    max_wait_action: overflow:sales\n"
+	       "  - name: sales\n    steps:\n      - after_s: 5\n        overflow: general\n",
+	       "t.yaml:8:19: queues[1].steps[0].overflow: overflows go round in a circle "
+	       "(general -> sales -> general): a conversation there would move between these "
+	       "queues forever; end the chain with a queue that does not overflow back");
+	/* ladder steps alone. */
+	REJECT("queues:\n  - name: a\n    steps:\n      - after_s: 5\n        overflow: b\n"
+	       "  - name: b\n    steps:\n      - after_s: 5\n        overflow: a\n",
+	       "t.yaml:9:19: queues[1].steps[0].overflow: overflows go round in a circle "
+	       "(a -> b -> a): a conversation there would move between these queues forever; "
+	       "end the chain with a queue that does not overflow back");
 	/* A queue without a maximum wait ends the chain: no circle. */
 	omr_config_t *open_end =
 	        ACCEPT("queues:\n  - name: a\n    max_wait_s: 60\n    max_wait_action: overflow:b\n"
