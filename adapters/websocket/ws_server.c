@@ -773,6 +773,11 @@ static void on_sweep(uv_timer_t *t)
 {
 	omr_ws_server_t *srv = t->data;
 	uint64_t now = uv_now(srv->loop);
+	/* Room on the bus also comes back when something without a reply here
+	 * is answered (the adapter.hello): held requests must not wait for the
+	 * next reply that comes here, which may never come. */
+	if (srv->stalled.head || srv->gone.head)
+		release_stalled(srv);
 	ws_conn_t *c = srv->unauth.head;
 	while (c && now - c->opened_ms >= srv->set.auth_timeout_ms) {
 		ws_conn_t *next = c->links[WS_LIST_UNAUTH].next;
