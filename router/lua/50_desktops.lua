@@ -5,15 +5,16 @@
 
 -- ---- functions: desktops ---------------------------------------------------
 
+-- The transcripts sent again at a login fit in this many inbox entries
+-- together (the inbox keeps INBOX_MAXLEN: what is sent must not push itself
+-- out).
+local RESEND_MAX = 5000
+
 -- What the agent holds and a desktop does not show (a new browser, or
 -- another one that took and acked the items) would stay out of sight while
 -- the customer waits: each held conversation not in `known` (the ids the
 -- desktop shows, comma-separated; nil: it did not say) is sent again, an
 -- assignment with its transcript, an open offer as an offer.
--- The transcripts sent again fit in this many inbox entries together (the
--- inbox keeps INBOX_MAXLEN: what is sent must not push itself out).
-local RESEND_MAX = 5000
-
 local function resend_held(P, a, known, now)
   local shown = {}
   for cid in string.gmatch(known or '', '[^,]+') do
