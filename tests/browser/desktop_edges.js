@@ -161,6 +161,20 @@ async function closeCurrent(page, disposition = "resolved") {
 		      /closed/.test(li.textContent)), title, { timeout: WAIT_MS });
 }
 
+// The desktop logged in and available; Rosa's chat in the wrap-up queue closed: the desktop
+// shows "Wrap-up done".
+async function closedIntoWrapup(browser) {
+	const { page } = await openPage(browser, "desktop");
+	await desktopLogin(page);
+	await desktopPresence(page, "available");
+	const c1 = await new Customer({ name: "Rosa", kind: "wrap" }).start();
+	await c1.send("hola");
+	await waitText(page, "hola");
+	await closeCurrent(page);
+	await page.locator("#wrapup-done").waitFor({ state: "visible", timeout: WAIT_MS });
+	return { page, c1 };
+}
+
 // ---- scenarios -------------------------------------------------------------------------------
 
 // PROTOCOL.md "presence": break with a reason code. The server stores what the desktop chose;
@@ -242,14 +256,7 @@ async function breakHolding(browser) {
 // Wrap-up: close in a queue with wrapup_s 120, reload: the server still holds the wrap-up; the
 // desktop must still let the agent end it.
 async function wrapupReload(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
-	const c1 = await new Customer({ name: "Rosa", kind: "wrap" }).start();
-	await c1.send("hola");
-	await waitText(page, "hola");
-	await closeCurrent(page);
-	await page.locator("#wrapup-done").waitFor({ state: "visible", timeout: WAIT_MS });
+	const { page, c1 } = await closedIntoWrapup(browser);
 	let a = agentShow();
 	log(`after the close: wrapup_until_ms ${JSON.stringify(a.wrapup_until_ms)}`);
 	check(a.wrapup_until_ms && a.wrapup_until_ms.chat > Date.now(), "server not in wrap-up");
@@ -270,14 +277,7 @@ async function wrapupReload(browser) {
 
 // Wrap-up longer than the desktop's fixed 60 s.
 async function wrapupLong(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
-	const c1 = await new Customer({ name: "Rosa", kind: "wrap" }).start();
-	await c1.send("hola");
-	await waitText(page, "hola");
-	await closeCurrent(page);
-	await page.locator("#wrapup-done").waitFor({ state: "visible", timeout: WAIT_MS });
+	const { page, c1 } = await closedIntoWrapup(browser);
 	const c2 = await new Customer({ name: "Tomas" }).start();
 	await c2.send("espero");
 	log("waiting 70 s of wrap-up (wrapup_s 120)");
@@ -302,14 +302,7 @@ async function wrapupLong(browser) {
 
 // Wrap-up of 8 s: no new chat meanwhile, then one arrives; "Wrap-up done" ends it at once.
 async function wrapupNext(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
-	const c1 = await new Customer({ name: "Rosa", kind: "wrap" }).start();
-	await c1.send("hola");
-	await waitText(page, "hola");
-	await closeCurrent(page);
-	await page.locator("#wrapup-done").waitFor({ state: "visible", timeout: WAIT_MS });
+	const { page, c1 } = await closedIntoWrapup(browser);
 	const t0 = Date.now();
 	const c2 = await new Customer({ name: "Tomas" }).start();
 	await c2.send("espero");

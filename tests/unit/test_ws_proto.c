@@ -129,12 +129,14 @@ static void test_login(void **state)
 	        "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"t\","
 	        "\"conversations\":[\"c 1\"]}",
 	        "bad-request", 0);
-	char big[2048] = "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"t\","
-	                 "\"conversations\":[";
+	char big[2048];
+	int n = snprintf(big, sizeof(big),
+	                 "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"t\","
+	                 "\"conversations\":[");
 	for (int i = 0; i < 40; i++) /* 40 ids of 32 bytes: over 1024 */
-		strcat(big, i ? ",\"0123456789abcdef0123456789abcdef\""
-		              : "\"0123456789abcdef0123456789abcdef\"");
-	strcat(big, "]}");
+		n += snprintf(big + n, sizeof(big) - (size_t)n,
+		              "%s\"0123456789abcdef0123456789abcdef\"", i ? "," : "");
+	snprintf(big + n, sizeof(big) - (size_t)n, "]}");
 	refused(&s, big, "bad-request", 0);
 }
 
