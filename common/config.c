@@ -53,14 +53,23 @@ const omr_cfg_opt_t omr_cfg_opts[OMR_CFG_NOPTS] = {
 #define OPT_COUNT ((size_t)OMR_CFG_NOPTS)
 static const omr_cfg_opt_t *const opts = omr_cfg_opts;
 
-/* Pairs whose first option must not be greater than the second. */
+/* Pairs where times x the first + plus must not be greater than the second; why (or "") is
+ * said after the numbers. */
 static const struct {
 	size_t lo, hi;
+	int64_t times, plus;
+	const char *why;
 } order_rules[] = {
         {offsetof(omr_config_t, redis_reconnect_min_ms),
-         offsetof(omr_config_t, redis_reconnect_max_ms)},
+         offsetof(omr_config_t, redis_reconnect_max_ms), 1, 0, ""},
         {offsetof(omr_config_t, redis_ping_interval_ms),
-         offsetof(omr_config_t, redis_ping_timeout_ms)},
+         offsetof(omr_config_t, redis_ping_timeout_ms), 1, 0, ""},
+        /* the longest text, every byte escaped (a quote, a line break) as JSON does */
+        {offsetof(omr_config_t, chat_max_text_bytes), offsetof(omr_config_t, ws_max_frame_bytes), 2,
+         256, ": a message of the longest text must fit in one websocket frame"},
+        /* the longest text, with the ids and names an envelope carries with it */
+        {offsetof(omr_config_t, chat_max_text_bytes), offsetof(omr_config_t, bus_max_frame_bytes),
+         1, 4096, ": an envelope with the longest text must fit on the bus"},
 };
 
 static void *opt_ptr(omr_config_t *cfg, const omr_cfg_opt_t *o)
@@ -382,18 +391,65 @@ static int check_language(const char *s, size_t len, char *why, size_t whylen)
 	return -EINVAL;
 }
 
+static bool is_ip_address(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
 /* A numeric IPv4 or IPv6 address: libwebsockets takes anything else for an interface name
  * and, when there is none, listens nowhere while the daemon reports ready. */
 static int check_listen(const char *s, size_t len, char *why, size_t whylen)
 {
 	char buf[OMR_CFG_SUGGEST_MAX + 8];
-	struct in6_addr a6;
-	struct in_addr a4;
-	if (inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1)
+	if (is_ip_address(s))
 		return 0;
 	snprintf(why, whylen,
 	         "'%s' is not an IP address (such as 127.0.0.1, 0.0.0.0 or ::1; host names are "
 	         "not resolved)",
+	         omr_cfg_echo(buf, sizeof(buf), s, len));
+	return -EINVAL;
+}
+
+/* An instance name begins every desktop session ("NAME-RANDOM:CONN") that notifications carry
+ * between '|'s: an id, or empty for the host name. */
+static int check_instance_name(const char *s, size_t len, char *why, size_t whylen)
+{
+	return len == 0 ? 0 : check_id(s, len, why, whylen);
+}
+
+/* The router binds it and the adapters connect to it, so it must work both ways: inproc://NAME,
+ * ipc://PATH or tcp://IP:PORT (not "*", which zmq binds but cannot connect to, and no host
+ * names, which it does not resolve for a bind). Checked here: the daemon would only fail at
+ * start, without a line number. */
+static int check_endpoint(const char *s, size_t len, char *why, size_t whylen)
+{
+	char buf[OMR_CFG_SUGGEST_MAX + 8], host[64];
+	size_t n;
+	if ((strncmp(s, "inproc://", 9) == 0 && len > 9) ||
+	    (strncmp(s, "ipc://", 6) == 0 && len > 6))
+		return 0;
+	if (strncmp(s, "tcp://", 6) == 0) {
+		const char *h = s + 6, *colon = strrchr(h, ':');
+		char *end = NULL;
+		long port = colon ? strtol(colon + 1, &end, 10) : 0;
+		n = colon ? (size_t)(colon - h) : 0;
+		if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { /* [IPv6] */
+			h++;
+			n -= 2;
+		}
+		if (colon && n > 0 && n < sizeof(host) && end && end != colon + 1 && *end == '\0' &&
+		    port >= 1 && port <= 65535) {
+			memcpy(host, h, n);
+			host[n] = '\0';
+			if (is_ip_address(host))
+				return 0;
+		}
+	}
+	snprintf(why, whylen,
+	         "'%s' is not inproc://NAME, ipc://PATH or tcp://IP:PORT (such as "
+	         "tcp://127.0.0.1:5555; not *, not a host name)",
 	         omr_cfg_echo(buf, sizeof(buf), s, len));
 	return -EINVAL;
 }
@@ -409,6 +465,8 @@ static const struct {
         {offsetof(omr_config_t, ws_listen), check_listen},
         {offsetof(omr_config_t, routing_blocking_channels), check_blocking},
         {offsetof(omr_config_t, chat_identity_secret), check_identity_secret},
+        {offsetof(omr_config_t, instance_name), check_instance_name},
+        {offsetof(omr_config_t, bus_endpoint), check_endpoint},
 };
 
 /* Strings end up in logs, Redis keys and URLs: one line of valid UTF-8. Never echoed (but by
@@ -619,7 +677,8 @@ static int check_order_rules(loader_t *ld)
 		const omr_cfg_opt_t *hi = &opts[opt_by_offset(order_rules[r].hi)];
 		int64_t a = *(const int64_t *)omr_cfg_opt_cptr(ld->cfg, lo);
 		int64_t b = *(const int64_t *)omr_cfg_opt_cptr(ld->cfg, hi);
-		if (a <= b)
+		int64_t need = order_rules[r].times * a + order_rules[r].plus;
+		if (need <= b)
 			continue;
 		yaml_mark_t m = {0, 0, 0};
 		bool found = false;
@@ -630,9 +689,16 @@ static int check_order_rules(loader_t *ld)
 				found = true;
 			}
 		}
+		if (order_rules[r].times == 1 && order_rules[r].plus == 0)
+			return omr_cfg_fail_at(&ld->cur, m,
+			                       "%s (%" PRId64
+			                       ") must not be greater than %s (%" PRId64 ")%s",
+			                       lo->name, a, hi->name, b, order_rules[r].why);
 		return omr_cfg_fail_at(&ld->cur, m,
-		                       "%s (%" PRId64 ") must not be greater than %s (%" PRId64 ")",
-		                       lo->name, a, hi->name, b);
+		                       "%" PRId64 " x %s + %" PRId64 " (%" PRId64
+		                       ") must not be greater than %s (%" PRId64 ")%s",
+		                       order_rules[r].times, lo->name, order_rules[r].plus, need,
+		                       hi->name, b, order_rules[r].why);
 	}
 	return 0;
 }

@@ -652,7 +652,7 @@ static int load_value(qloader_t *ql, int k, const char *sub, omr_queue_t *q)
 	case QK_MAX_WAIT_ACTION:
 		return get_wait_action(ql, sub, q);
 	case QK_OFFER_TIMEOUT_S:
-		return get_int(ql, sub, 0, 3600, &q->offer_timeout_s);
+		return get_int(ql, sub, 1, 3600, &q->offer_timeout_s);
 	case QK_AUTO_ACCEPT:
 		return get_bool(ql, sub, &q->auto_accept);
 	case QK_WRAPUP_S:

@@ -19,6 +19,13 @@
 
 /* ---- customers ---------------------------------------------------------- */
 
+/* The session of the request's connection: "instance:conn". */
+static void conn_session(omr_request_t *q)
+{
+	snprintf(q->session, sizeof(q->session), "%s:%llu", q->r->instance,
+	         (unsigned long long)q->env->conn);
+}
+
 static void on_conv_state(void *ud, const redisReply *rep)
 {
 	omr_request_t *q = ud;
@@ -47,6 +54,7 @@ static int handle_conv_start(omr_request_t *q)
 	omr_sha256_hex(e->token, strlen(e->token), sha);
 	/* Customer attributes and requested skills travel as JSON: the queue
 	 * rules match them inside the routing function. */
+	conn_session(q); /* the customer's connection: it is here (omr_conv_left) */
 	cJSON *attrs = cJSON_CreateObject(), *skills = cJSON_CreateArray();
 	for (size_t i = 0; attrs && i < e->n_attrs; i++)
 		cJSON_AddStringToObject(attrs, e->attrs[i].key, e->attrs[i].value);
@@ -67,8 +75,9 @@ static int handle_conv_start(omr_request_t *q)
 		                      e->tenant,
 		                      omr_str_or_empty(e->customer),
 		                      attrs_json,
-		                      skills_json};
-		rc = omr_request_fcall(q, on_conv_state, "omr_conv_start", 10, args, NULL);
+		                      skills_json,
+		                      q->session};
+		rc = omr_request_fcall(q, on_conv_state, "omr_conv_start", 11, args, NULL);
 	}
 	cJSON_free(attrs_json);
 	cJSON_free(skills_json);
@@ -82,8 +91,26 @@ static int handle_conv_resume(omr_request_t *q)
 	if (!e->token || (e->seq && !omr_id_is_valid(e->seq, OMR_SEQ_MAX)))
 		return -EINVAL;
 	omr_sha256_hex(e->token, strlen(e->token), sha);
-	const char *args[] = {e->conv, sha, omr_str_or_empty(e->tenant)};
-	return omr_request_fcall(q, on_conv_state, "omr_conv_resume", 3, args, NULL);
+	conn_session(q);
+	const char *args[] = {e->conv, sha, omr_str_or_empty(e->tenant), q->session};
+	return omr_request_fcall(q, on_conv_state, "omr_conv_resume", 4, args, NULL);
+}
+
+/* The customer's connection closed: this instance stops delivering there,
+ * and the conversation learns its customer may be gone (omr_conv_left). A
+ * connection the adapter closed because it is stopping is not the customer
+ * leaving: the customer comes back when an instance is there again. */
+static int handle_customer_gone(omr_request_t *q)
+{
+	const omr_envelope_t *e = q->env;
+	omr_delivery_remove_customer(q->r, q->r->cfg->routing_group, e->conv, e->conn);
+	if (e->reason && strcmp(e->reason, "shutdown") == 0) {
+		omr_request_reply(q, 0, NULL);
+		return 0;
+	}
+	conn_session(q);
+	const char *args[] = {e->conv, q->session};
+	return omr_request_fcall(q, omr_request_on_simple, "omr_conv_left", 2, args, NULL);
 }
 
 void omr_request_on_message(void *ud, const redisReply *rep)
@@ -135,13 +162,6 @@ static const char *element_str(const redisReply *rep, size_t i)
 	    rep->element[i]->type != REDIS_REPLY_STRING)
 		return "";
 	return rep->element[i]->str;
-}
-
-/* The session of the request's connection: "instance:conn". */
-static void conn_session(omr_request_t *q)
-{
-	snprintf(q->session, sizeof(q->session), "%s:%llu", q->r->instance,
-	         (unsigned long long)q->env->conn);
 }
 
 static void on_login(void *ud, const redisReply *rep)
@@ -382,9 +402,7 @@ static int dispatch(omr_request_t *q)
 	case OMR_ENV_AGENT_TEAM:
 		return omr_handle_agent_team(q);
 	case OMR_ENV_CUSTOMER_GONE:
-		omr_delivery_remove_customer(q->r, q->r->cfg->routing_group, e->conv, e->conn);
-		omr_request_reply(q, 0, NULL);
-		return 0;
+		return handle_customer_gone(q);
 	case OMR_ENV_AGENT_LOGIN:
 		return handle_agent_login(q);
 	case OMR_ENV_AGENT_PRESENCE:

@@ -279,12 +279,22 @@ fail:
 	return rc;
 }
 
+/* A new period applies now, not after one more run at the old one (a
+ * reload from 10 s to 100 ms would otherwise wait out the 10 s). */
+static void timer_set_period(uv_timer_t *t, uint64_t period_ms)
+{
+	if (uv_timer_get_repeat(t) == period_ms)
+		return;
+	uv_timer_set_repeat(t, period_ms);
+	uv_timer_again(t);
+}
+
 void omr_router_reload(omr_router_t *r, const omr_config_t *cfg)
 {
 	r->cfg = cfg;
 	omr_store_reload(r->store, cfg);
-	uv_timer_set_repeat(r->tick, (uint64_t)cfg->routing_tick_ms);
-	uv_timer_set_repeat(r->heartbeat, heartbeat_interval_ms(cfg));
+	timer_set_period(r->tick, (uint64_t)cfg->routing_tick_ms);
+	timer_set_period(r->heartbeat, heartbeat_interval_ms(cfg));
 	start_positions(r);
 	if (omr_store_is_ready(r->store))
 		push_rules(r);

@@ -61,9 +61,14 @@ static void set_ready(omr_store_t *s, bool ready)
 		s->cbs.on_state(s->cbs.ud, ready);
 }
 
+/* Ready when both connections answered, unless a reset is pending: the
+ * replies of a connection whose AUTH, SELECT or FUNCTION LOAD failed still
+ * come in (PING pipelined after them), and taking that connection for ready
+ * would send work to the wrong database and restart the backoff at its
+ * minimum on every attempt. */
 static void check_ready(omr_store_t *s)
 {
-	if (s->cmd_ok && s->sub_ok)
+	if (s->cmd_ok && s->sub_ok && !uv_is_active((uv_handle_t *)&s->reconnect))
 		set_ready(s, true);
 }
 
@@ -367,7 +372,11 @@ int omr_store_start(omr_store_t *s)
 void omr_store_reload(omr_store_t *s, const omr_config_t *cfg)
 {
 	copy_timings(s, cfg);
-	uv_timer_set_repeat(&s->watchdog, s->ping_interval_ms);
+	if (uv_timer_get_repeat(&s->watchdog) != s->ping_interval_ms) {
+		/* now, not after one more run at the old period */
+		uv_timer_set_repeat(&s->watchdog, s->ping_interval_ms);
+		uv_timer_again(&s->watchdog);
+	}
 }
 
 int omr_store_command(omr_store_t *s, omr_store_reply_fn cb, void *ud, int argc, const char **argv,

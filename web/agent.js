@@ -99,7 +99,7 @@
 			var c = convs[id];
 			return { id: c.id, name: c.name, lang: c.lang, queue: c.queue, closed: c.closed,
 				 customer_id: c.customerId, history: c.history,
-				 transferred: c.transferred, unread: c.unread,
+				 transferred: c.transferred, unread: c.unread, away: c.away,
 				 items: c.items.slice(-KEEP_ITEMS).map(function (it) {
 					 return { type: it.type, seq: it.seq, id: it.id, from: it.from,
 						  name: it.name, text: it.text, ts: it.ts,
@@ -141,6 +141,7 @@
 			c.customerId = saved.customer_id || "";
 			c.history = Array.isArray(saved.history) ? saved.history : [];
 			c.transferred = !!saved.transferred;
+			c.away = !!saved.away;
 			c.unread = saved.unread || 0;
 			saved.items.forEach(function (it) {
 				if (it.seq)
@@ -462,7 +463,7 @@
 		if (convs[id])
 			return convs[id];
 		var c = { id: id, name: "", lang: "", queue: "", items: [], unread: 0,
-			  closed: false, customerId: "", history: [], transferred: false,
+			  closed: false, customerId: "", history: [], transferred: false, away: false,
 			  typing: false, typingTimer: null, lastTypingSent: 0 };
 		var li = document.createElement("li");
 		li.tabIndex = 0;
@@ -487,7 +488,8 @@
 		var meta = document.createElement("span");
 		meta.className = "meta";
 		meta.textContent = (c.lang || "?") + (c.queue ? " · " + c.queue : "") +
-			(c.transferred ? " · transferred" : c.closed ? " · closed" : "") +
+			(c.transferred ? " · transferred" : c.closed ? " · closed" :
+			 c.away ? " · customer left" : "") +
 			(c.typing ? " · typing…" : "") +
 			(c.unread ? " · " + c.unread + " new" : "");
 		c.li.appendChild(n);
@@ -525,6 +527,12 @@
 			else if (item.event === "transferred")
 				text.textContent = "Transferred to you by " + (item.name || "another agent") +
 					(item.text ? ". Note: " + item.text : " (no note)");
+			else if (item.event === "customer-left")
+				text.textContent = "The customer left: the chat page was closed or lost " +
+					"its connection. They may come back; close the conversation when " +
+					"you are done";
+			else if (item.event === "customer-back")
+				text.textContent = "The customer is back";
 			else
 				text.textContent = "Event: " + (item.event || "?");
 		}
@@ -596,6 +604,7 @@
 				c.customerId = item.customer_id || c.customerId;
 				c.closed = false; /* it may come back, e.g. transferred to us */
 				c.transferred = false;
+				c.away = false;
 				if (Array.isArray(item.history))
 					c.history = item.history.filter(function (h) {
 						return typeof h === "string" && ID_RE.test(h) && h !== c.id;
@@ -609,6 +618,9 @@
 				c.closed = true;
 				clearTyping(c);
 			} else if (item.type === "message" && item.from === "customer") {
+				clearTyping(c);
+			} else if (item.event === "customer-left" || item.event === "customer-back") {
+				c.away = item.event === "customer-left";
 				clearTyping(c);
 			}
 			/* A message shown already (the agent's own reply; or, when the

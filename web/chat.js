@@ -429,6 +429,16 @@
 		requeued: "Your agent was disconnected; finding you another one"
 	};
 
+	/* A conversation closed before any agent took it (PROTOCOL.md, `closed`
+	 * reasons): said so, and no survey, since nobody served it. */
+	var CLOSE_TEXT = {
+		abandoned: "This chat ended while you were away, before an agent took it. " +
+			"Start a new chat to try again",
+		"max-wait": "No agent could take your chat in time. Please start a new chat " +
+			"or try again later",
+		"no-queue": "This chat can no longer be answered here. Please start a new chat"
+	};
+
 	function onItem(msg) {
 		if (!msg.seq || seen[msg.seq])
 			return;
@@ -454,8 +464,9 @@
 				setWaiting(false);
 				addLine("event", "", (msg.name || "An agent") + " joined the chat", msg.ts);
 			} else if (msg.event === "closed") {
-				addLine("event", "", "The conversation was closed", msg.ts);
-				endConversation();
+				var unserved = CLOSE_TEXT[msg.reason];
+				addLine("event", "", unserved || "The conversation was closed", msg.ts);
+				endConversation(!unserved);
 			} else if (EVENT_TEXT[msg.event]) {
 				/* a transfer's note is for the next agent: never shown here */
 				setWaiting(true);
@@ -519,7 +530,7 @@
 			shownIds[msg.id].title = msg.reason || msg.code;
 			dropPending(msg.id);
 			if (msg.code === "closed")
-				endConversation();
+				endConversation(true);
 			return;
 		}
 		if (msg.code === "unavailable" && wantHello) {
@@ -561,11 +572,13 @@
 	}
 
 	/* The conversation is over: the survey, on the same connection (it is
-	 * closed once the answer is stored, or when a new chat starts). */
-	function endConversation() {
+	 * closed once the answer is stored, or when a new chat starts). One that
+	 * no agent served has no survey, and nothing is kept of it. */
+	function endConversation(survey) {
 		if (state) {
 			state.closed = true;
 			state.pending = [];
+			state.rated = state.rated || !survey;
 		}
 		assigned = false;
 		save();
@@ -574,7 +587,12 @@
 		setStatus("conversation closed");
 		ui.compose.hidden = true;
 		ui.ended.hidden = false;
-		if (!rating) {
+		if (!survey) {
+			ui.survey.hidden = true;
+			ui.thanks.hidden = true;
+			if (ws)
+				ws.close(1000); /* nothing more to send */
+		} else if (!rating) {
 			ui.survey.hidden = false;
 			ui.thanks.hidden = true;
 		}

@@ -25,7 +25,8 @@ omr_envelope_t *ws_gone_envelope(const ws_gone_t *g)
 	env->conn = g->conn;
 	env->channel = OMR_CHANNEL_CHAT;
 	if (omr_envelope_set(&env->tenant, g->tenant) ||
-	    omr_envelope_set(g->agent ? &env->agent : &env->conv, g->id))
+	    omr_envelope_set(g->agent ? &env->agent : &env->conv, g->id) ||
+	    (g->shutdown && omr_envelope_set(&env->reason, "shutdown")))
 		omr_envelope_destroy(&env);
 	return env;
 }

@@ -15,6 +15,7 @@
 typedef struct ws_gone {
 	struct ws_gone *next;
 	bool agent;
+	bool shutdown; /* closed because this adapter stops (drain): not a client leaving */
 	uint64_t conn;
 	char tenant[OMR_ENV_ID_MAX + 1], id[OMR_ENV_ID_MAX + 1];
 } ws_gone_t;
@@ -28,8 +29,8 @@ typedef struct ws_gone_queue {
  * ENOMEM. */
 ws_gone_t *ws_gone_new(bool agent, uint64_t conn, const char *tenant, const char *id);
 
-/* The envelope that tells the router, or NULL on ENOMEM (the caller
- * destroys it). */
+/* The envelope that tells the router (reason "shutdown" when g->shutdown),
+ * or NULL on ENOMEM (the caller destroys it). */
 omr_envelope_t *ws_gone_envelope(const ws_gone_t *g);
 
 void ws_gone_queue_init(ws_gone_queue_t *q);

@@ -149,8 +149,7 @@ static bool write_now(ws_conn_t *c, const char *text, size_t len)
 	memcpy(buf + LWS_PRE, text, len);
 	if (lws_write(c->wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT) < 0) {
 		/* The socket is gone; lws closes it from its own loop. */
-		omr_info("ws", "write failed conn=%llu ip=%s", (unsigned long long)c->sess.conn,
-		         c->ip);
+		omr_info("ws", "write failed conn=%llu", (unsigned long long)c->sess.conn);
 		c->closing = true;
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 	}
@@ -177,13 +176,18 @@ static void send_text(ws_conn_t *c, const char *text)
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
-/* Sends an error frame; a close-worthy one also closes after the flush. */
+/* Sends an error frame; a close-worthy one also closes after the flush. The
+ * address is logged (warn) only with a close, for an operator to block an
+ * abusive client; a customer's mistakes stay anonymous (info). */
 static void refuse(ws_conn_t *c, const omr_ws_error_t *err)
 {
 	char *json = omr_ws_render_error(err);
-	omr_log(err->close_code ? OMR_LOG_WARN : OMR_LOG_INFO, "ws",
-	        "refused conn=%llu ip=%s code=%s reason=\"%s\"%s", (unsigned long long)c->sess.conn,
-	        c->ip, err->code, err->reason, err->close_code ? " closing" : "");
+	if (err->close_code)
+		omr_warn("ws", "refused conn=%llu ip=%s code=%s reason=\"%s\" closing",
+		         (unsigned long long)c->sess.conn, c->ip, err->code, err->reason);
+	else
+		omr_info("ws", "refused conn=%llu code=%s reason=\"%s\"",
+		         (unsigned long long)c->sess.conn, err->code, err->reason);
 	if (json)
 		send_text(c, json);
 	free(json);
@@ -303,9 +307,10 @@ static void report_failed(ws_gone_t *g, int rc)
 }
 
 /* Tells the router a connection closed (it stops delivering there; an
- * agent goes offline). Never dropped for a full bus or a router that did not
- * answer in time: the report waits, ahead of held requests (release_stalled),
- * and goes again. */
+ * agent goes offline; a customer may have left). Never dropped for a full
+ * bus or a router that did not answer in time: the report waits, ahead of
+ * held requests (release_stalled), and goes again. While draining, the
+ * close is ours, not the client's: the report says so. */
 static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const char *tenant,
                       const char *id)
 {
@@ -315,6 +320,7 @@ static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const cha
 		         (unsigned long long)conn, omr_strerror(-ENOMEM));
 		return;
 	}
+	g->shutdown = srv->draining;
 	int rc = srv->gone.head ? -EAGAIN : try_send_gone(srv, g);
 	if (rc == -EAGAIN) {
 		ws_gone_push(&srv->gone, g);

@@ -29,7 +29,7 @@ OMR_OPT(INT, redis_reconnect_max_ms, "redis.reconnect_max_ms", 5000, 10, 600000,
 
 OMR_OPT(STR, bus_endpoint, "bus.endpoint", "inproc://omnirouter-bus", 1, 255, false,
         "ZeroMQ endpoint the router binds and adapters connect to")
-OMR_OPT(INT, bus_max_frame_bytes, "bus.max_frame_bytes", 65536, 1024, 16777216, false,
+OMR_OPT(INT, bus_max_frame_bytes, "bus.max_frame_bytes", 65536, 8192, 16777216, false,
         "largest envelope accepted on the bus (also ZMQ_MAXMSGSIZE)")
 OMR_OPT(INT, bus_ack_timeout_ms, "bus.ack_timeout_ms", 2000, 50, 60000, true,
         "an adapter resends a request not acknowledged within this time")
@@ -44,7 +44,7 @@ OMR_OPT(INT, ws_port, "websocket.port", 8080, 1, 65535, false,
         "websocket/HTTP port (customer chat page, agent desktop, /healthz)")
 OMR_OPT(STR, ws_static_dir, "websocket.static_dir", "web", 1, 4095, false,
         "directory of the customer and agent pages; relative to the working directory")
-OMR_OPT(INT, ws_max_frame_bytes, "websocket.max_frame_bytes", 16384, 256, 1048576, true,
+OMR_OPT(INT, ws_max_frame_bytes, "websocket.max_frame_bytes", 16384, 512, 1048576, true,
         "largest websocket message accepted from a client")
 OMR_OPT(INT, ws_max_connections, "websocket.max_connections", 20000, 1, 1000000, false,
         "total websocket connections; more get an error frame and a close")
@@ -83,6 +83,8 @@ OMR_OPT(INT, chat_max_messages, "chat.max_messages", 1000, 10, 100000, true,
         "messages one conversation may hold; more are refused")
 OMR_OPT(INT, chat_position_interval_s, "chat.position_interval_s", 5, 0, 600, true,
         "how often a waiting customer is told its queue position and estimated wait; 0 = never")
+OMR_OPT(INT, chat_abandon_after_s, "chat.abandon_after_s", 60, 0, 86400, true,
+        "a waiting conversation whose customer left this long ago is closed (abandoned); 0 = never")
 OMR_OPT(INT, chat_retention_days, "chat.retention_days", 30, 0, 3650, true,
         "days a closed conversation (transcript, survey, explanation) is kept; 0 = forever")
 OMR_OPT(STR, chat_identity_secret, "chat.identity_secret", "", 0, 256, true,

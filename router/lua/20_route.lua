@@ -61,6 +61,10 @@ local function send_assignment(P, c, a, ts, max)
         f.text or '', 'ts', f.ts or '')
     end
   end
+  if (c.left_ms or '') ~= '' then
+    -- its customer has no connection open now (omr_conv_left)
+    inbox_add(P, a.id, 'kind', 'customer-left', 'conv', c.id, 'ts', c.left_ms)
+  end
 end
 
 -- Delivers the assignment: the agent's inbox gets it with the transcript,
@@ -229,6 +233,16 @@ local function try_assign(P, R, c, q, now)
   return assign(P, R, c, a, why, now) -- "assigned" or "offered"
 end
 
+-- When c's maximum wait in queue `queue` started: its original enqueue time,
+-- or when a maximum wait moved it there (`maxw_from` "QUEUE|MS").
+local function max_wait_from(c, queue, now)
+  local q, ms = string.match(c.maxw_from or '', '^(.*)|(%d+)$')
+  if q == queue then
+    return tonumber(ms)
+  end
+  return num(c.enqueued_ms, now)
+end
+
 -- Puts c on the waiting set of its current slot and arms its next timer.
 local function enqueue(P, R, c, q, now)
   local s = num(c.step, 1)
@@ -241,10 +255,11 @@ local function enqueue(P, R, c, q, now)
   c.state, c.queue, c.wait_key = 'queued', q.name, wk
   -- The queue's maximum wait, from the original enqueue time, whichever way
   -- the conversation came here (started, declined, its agent lost,
-  -- escalated, transferred). NX: a deadline already set (a max-wait overflow
-  -- counts the new queue's wait from the overflow) is kept.
+  -- escalated, transferred; a max-wait overflow counts the new queue's wait
+  -- from the overflow). Armed again each time, at the rules' current value
+  -- (a reload that changed it re-queues what waits).
   if num(q.max_wait_s, 0) > 0 then
-    redis.call('ZADD', P .. ':timers', 'NX', num(c.enqueued_ms, now) + q.max_wait_s * 1000,
+    timer_add(P, max_wait_from(c, q.name, now) + q.max_wait_s * 1000,
       'max|' .. c.id .. '|' .. q.name)
   end
   local nxt = q.steps[s + 1]

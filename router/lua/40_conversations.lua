@@ -1,6 +1,6 @@
 --
 -- 40_conversations.lua - Functions for conversations: start (with sticky
--- routing), resume, messages, close, explain.
+-- routing), resume, the customer leaving, messages, close, explain.
 --
 
 -- ---- functions: conversations ---------------------------------------------
@@ -25,7 +25,7 @@ local function expire_closed(P, R, c)
   end
   local ckey = P .. ':conv:' .. c.id
   for _, key in ipairs({ckey, ckey .. ':log', ckey .. ':ids', ckey .. ':declined',
-    ckey .. ':explain'}) do
+    ckey .. ':explain', ckey .. ':cust'}) do
     redis.call('EXPIRE', key, int(ttl))
   end
   expire_customer(P, R, c)
@@ -42,6 +42,33 @@ close_waiting = function(P, R, c, reason, now)
   c.state = 'closed'
   expire_closed(P, R, c)
   notify(P, 'c:' .. c.id)
+end
+
+-- The customer's connections to a conversation, one "instance:conn" each, are
+-- the set P:conv:ID:cust. When the last one closes the customer is away
+-- (`left_ms`): the agent who holds the conversation is told, and one that
+-- still waits R.abandon_s later is closed as abandoned (the `gone` timer,
+-- 60_timers.lua) unless the customer came back. An instance that stops
+-- without reporting its customers gone (a crash, a drain: they are not
+-- leaving) leaves their members behind, and those conversations wait for an
+-- agent as they always did.
+local function tell_agent(P, c, kind, now)
+  if c.state == 'assigned' and (c.agent or '') ~= '' then
+    inbox_add(P, c.agent, 'kind', kind, 'conv', c.id, 'ts', int(now))
+    notify(P, 'a:' .. c.agent)
+  end
+end
+
+local function customer_here(P, c, session)
+  if (session or '') == '' or c.state == 'closed' then
+    return
+  end
+  local ckey = P .. ':conv:' .. c.id
+  if redis.call('SADD', ckey .. ':cust', session) == 1 and (c.left_ms or '') ~= '' then
+    redis.call('HDEL', ckey, 'left_ms')
+    c.left_ms = nil
+    tell_agent(P, c, 'customer-back', now_ms())
+  end
 end
 
 -- Sticky routing: a returning customer goes first to the agent who last
@@ -80,8 +107,9 @@ sticky_route = function(P, R, c, q, customer, now)
 end
 
 -- omr_conv_start P conv token_sha lang rlang name channel tenant customer
---                attrs_json skills_json -> "assigned" | "offered" | "queued"
+--                attrs_json skills_json [session] -> "assigned" | "offered" | "queued"
 -- Stores a new conversation and routes it. Idempotent for a resent request.
+-- session: the customer's connection ("instance:conn"; customer_here).
 local function conv_start(keys, args)
   local P, conv = keys[1], args[1]
   local ckey = P .. ':conv:' .. conv
@@ -90,6 +118,7 @@ local function conv_start(keys, args)
     if c.token_sha ~= args[2] then
       return err('BADTOKEN', 'conversation id taken')
     end
+    customer_here(P, c, args[11])
     return c.state
   end
   local R = rules(P)
@@ -123,18 +152,47 @@ local function conv_start(keys, args)
     redis.call('LTRIM', lkey, 0, HISTORY_CONVS - 1)
     expire_customer(P, R, c)
   end
+  if (args[11] or '') ~= '' then
+    redis.call('SADD', ckey .. ':cust', args[11])
+  end
   local state = sticky_route(P, R, c, q, args[8], now) or route(P, R, c, q, now)
   return state
 end
 
--- omr_conv_resume P conv token_sha [tenant] -> state (the tenant must be the
--- conversation's, as the hello gave it)
+-- omr_conv_resume P conv token_sha [tenant [session]] -> state (the tenant
+-- must be the conversation's, as the hello gave it; session: the customer's
+-- connection, "instance:conn")
 local function conv_resume(keys, args)
   local c = conv_read(keys[1], args[1])
   if c == nil or c.token_sha ~= args[2] or ((args[3] or '') ~= '' and c.tenant ~= args[3]) then
     return err('BADTOKEN', 'unknown conversation or wrong token')
   end
+  customer_here(keys[1], c, args[4])
   return c.state
+end
+
+-- omr_conv_left P conv session -> "away" (that was the customer's last
+-- connection) or "here" (another is open, or this one was reported already)
+local function conv_left(keys, args)
+  local P, conv, session = keys[1], args[1], args[2]
+  local c = conv_read(P, conv)
+  if c == nil or c.state == 'closed' then
+    return 'here'
+  end
+  local cust = P .. ':conv:' .. conv .. ':cust'
+  if redis.call('SREM', cust, session) == 0 or redis.call('SCARD', cust) > 0 then
+    return 'here'
+  end
+  local ckey = P .. ':conv:' .. conv
+  local now = now_ms()
+  redis.call('HSET', ckey, 'left_ms', int(now))
+  tell_agent(P, c, 'customer-left', now)
+  local R = rules(P)
+  if num(R.abandon_s, 0) > 0 then
+    -- (set whatever the state: one that waits by then is closed)
+    timer_add(P, now + R.abandon_s * 1000, 'gone|' .. conv .. '|' .. int(now))
+  end
+  return 'away'
 end
 
 -- One chat message: stored in the transcript (once per sender and msgid), and into

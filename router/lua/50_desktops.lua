@@ -146,10 +146,10 @@ local function offer_seen(P, c, agent)
   return last ~= nil and stream_id_le(item, last)
 end
 
--- Takes an offer back from agent `agent`: frees the reserved capacity,
--- remembers the agent declined, and routes the conversation again with its
--- original enqueue time and ladder step.
-local function withdraw(P, R, c, agent, reason, now)
+-- Takes an offer back from agent `agent`: tells its desktop, frees the
+-- reserved capacity and remembers the agent declined. The conversation is
+-- left queued in no waiting set; returns the agent (nil when gone).
+local function take_back(P, R, c, agent, reason, now)
   local ckey = P .. ':conv:' .. c.id
   if reason ~= 'agent-lost' then
     -- (a lost agent did not decline: back later, it may take it again)
@@ -176,6 +176,13 @@ local function withdraw(P, R, c, agent, reason, now)
   if a ~= nil then
     reindex(P, R, a)
   end
+  return a
+end
+
+-- Takes an offer back (take_back) and routes the conversation again with
+-- its original enqueue time and ladder step.
+local function withdraw(P, R, c, agent, reason, now)
+  local a = take_back(P, R, c, agent, reason, now)
   reroute(P, R, c, now, false)
   if a ~= nil then
     pull_waiting(P, R, a, now)

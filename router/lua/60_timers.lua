@@ -1,6 +1,7 @@
 --
 -- 60_timers.lua - the timers in P:timers and omr_tick, which every instance
--- calls: escalation, maximum wait, offers, sticky windows, wrap-up, agent loss.
+-- calls: escalation, maximum wait, offers, sticky windows, customers who
+-- left while waiting, wrap-up, agent loss.
 --
 
 -- ---- functions: timers -----------------------------------------------------
@@ -32,6 +33,11 @@ local function fire_max_wait(P, R, c, queue, now)
   if q == nil or num(q.max_wait_s, 0) <= 0 then
     return -- the rules no longer have a maximum wait there
   end
+  local due = max_wait_from(c, queue, now) + q.max_wait_s * 1000
+  if due > now then
+    timer_add(P, due, 'max|' .. c.id .. '|' .. queue) -- the rules gave it longer since
+    return
+  end
   local action = q.max_wait_action or 'close'
   unqueue(P, c)
   if (c.pref_agent or '') ~= '' then
@@ -41,13 +47,10 @@ local function fire_max_wait(P, R, c, queue, now)
   local target = string.match(action, '^overflow:(.+)$')
   if target and queue_named(R, target) and takes(queue_named(R, target), c) then
     c.step = 1
-    redis.call('HSET', P .. ':conv:' .. c.id, 'step', 1)
-    local q2 = queue_named(R, target)
-    if num(q2.max_wait_s, 0) > 0 then
-      -- the next queue's wait counts from now (enqueue keeps this deadline)
-      timer_add(P, now + q2.max_wait_s * 1000, 'max|' .. c.id .. '|' .. q2.name)
-    end
-    route(P, R, c, q2, now)
+    -- the next queue's wait counts from now (enqueue arms it)
+    c.maxw_from = target .. '|' .. int(now)
+    redis.call('HSET', P .. ':conv:' .. c.id, 'step', 1, 'maxw_from', c.maxw_from)
+    route(P, R, c, queue_named(R, target), now)
     return
   end
   close_waiting(P, R, c, 'max-wait', now)
@@ -62,6 +65,29 @@ local function fire_sticky(P, R, c, agent, now)
   redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
   c.pref_agent = nil
   reroute(P, R, c, now, false)
+end
+
+-- The customer left a conversation that still waits and did not come back
+-- in R.abandon_s (omr_conv_left): it is closed as abandoned, and an open
+-- offer is taken back.
+local function fire_gone(P, R, c, left, now)
+  if c.left_ms ~= left or (c.state ~= 'queued' and c.state ~= 'offered') then
+    return
+  end
+  local a = nil
+  if c.state == 'offered' then
+    a = take_back(P, R, c, c.agent, 'abandoned', now)
+  else
+    unqueue(P, c)
+  end
+  if (c.pref_agent or '') ~= '' then
+    redis.call('ZREM', P .. ':pref:' .. c.pref_agent, c.id)
+    redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
+  end
+  close_waiting(P, R, c, 'abandoned', now)
+  if a ~= nil then
+    pull_waiting(P, R, a, now)
+  end
 end
 
 -- The agent's desktop stopped answering: offline now, its work re-queued
@@ -105,7 +131,7 @@ local function tick(keys, args)
   for _, t in ipairs(due) do
     redis.call('ZREM', P .. ':timers', t)
     local kind, id, arg = string.match(t, '^(%a+)|([^|]+)|(.+)$')
-    if kind == 'esc' or kind == 'max' or kind == 'offer' or kind == 'sticky' then
+    if kind == 'esc' or kind == 'max' or kind == 'offer' or kind == 'sticky' or kind == 'gone' then
       local c = conv_read(P, id)
       if c ~= nil then
         if kind == 'esc' then
@@ -116,6 +142,8 @@ local function tick(keys, args)
           withdraw(P, R, c, arg, 'timeout', now)
         elseif kind == 'sticky' then
           fire_sticky(P, R, c, arg, now)
+        elseif kind == 'gone' then
+          fire_gone(P, R, c, arg, now)
         end
       end
     elseif kind == 'wrapup' or kind == 'lost' or kind == 'requeue' then

@@ -489,10 +489,43 @@ async function layoutKeyboard(browser, agent) {
 	}
 }
 
-// All with the protocol agent logged in; available, except while waitingAndTyping starts.
+// The customer leaves the page while waiting and comes back after chat.abandon_after_s (1 s
+// here): PROTOCOL.md `closed` reason `abandoned`. The page says the chat ended while the
+// customer was away, offers a new chat and no survey (nobody served it), and no agent is
+// handed the abandoned chat.
+async function awayTooLong(browser, agent) {
+	const { ctx, page } = await openPage(browser, "customer");
+	await page.goto(`${BASE}/chat.html`);
+	await startChat(page);
+	await page.locator("#position").waitFor({ state: "visible", timeout: WAIT_MS });
+	log("customer: leaves the page while waiting");
+	await page.goto("about:blank");
+	await sleep(3000);
+	await page.goto(`${BASE}/chat.html`); // same tab: the conversation is resumed
+	await waitText(page, "ended while you were away");
+	await sleep(SETTLE_MS);
+	const v = await page.evaluate(() => ({
+		survey: !document.getElementById("survey").hidden,
+		ended: !document.getElementById("ended").hidden,
+	}));
+	check(v.ended && !v.survey, `abandoned chat: ended box ${v.ended}, survey ${v.survey}`);
+	await agent.request({ type: "presence", presence: "available" });
+	await sleep(1500);
+	check(agent.assignedConvs().length === 0,
+	      `the agent was handed ${JSON.stringify(agent.assignedConvs())}`);
+	await page.locator("#restart").click();
+	await page.locator("#start").waitFor({ state: "visible", timeout: WAIT_MS });
+	await startChat(page);
+	await agent.assignedConv(); // a new chat goes through
+	await ctx.close();
+}
+
+// All with the protocol agent logged in; available, except while waitingAndTyping and
+// awayTooLong start.
 const SCENARIOS = Object.fromEntries(Object.entries({ reloadPending, surveyAfterReload,
 	networkDrop, widgetCrossOrigin, widgetNoStorage, waitingAndTyping, longNonAscii,
-	dropDuringHello, duplicatedTab, layoutKeyboard, rightToLeft }).map(([name, fn]) =>
-	[name, { fn, agent: true, available: name !== "waitingAndTyping" }]));
+	dropDuringHello, duplicatedTab, layoutKeyboard, rightToLeft, awayTooLong }).map(([name, fn]) =>
+	[name, { fn, agent: true,
+		 available: name !== "waitingAndTyping" && name !== "awayTooLong" }]));
 
 runScenario("customer_edges.js", SCENARIOS);

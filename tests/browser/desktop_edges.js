@@ -53,13 +53,17 @@ class Customer {
 		this.label = opts.name || `customer ${++custN}`;
 	}
 
-	async start() {
+	async open() {
 		this.ws = new WebSocket(`${WS_BASE}/ws/customer`);
 		this.ws.onmessage = (ev) => this.frames.push(JSON.parse(ev.data));
 		await new Promise((res, rej) => {
 			this.ws.onopen = res;
 			this.ws.onerror = rej;
 		});
+	}
+
+	async start() {
+		await this.open();
 		const hello = { type: "hello", v: 1, language: this.opts.language || "es",
 			name: this.opts.name || "Rosa",
 			key: "k" + Math.random().toString(36).slice(2) + Date.now().toString(36) +
@@ -74,6 +78,20 @@ class Customer {
 		if (w.type !== "welcome")
 			fail(`${this.label}: hello refused: ${JSON.stringify(w)}`);
 		this.conv = w.conversation_id;
+		this.resumeToken = w.resume_token;
+		return this;
+	}
+
+	/* A new connection to the same conversation (a reload of the chat page). */
+	async resume() {
+		this.frames = [];
+		await this.open();
+		this.ws.send(JSON.stringify({ type: "resume", v: 1, conversation_id: this.conv,
+			resume_token: this.resumeToken }));
+		const w = await until(() => this.frames.find((f) => f.type === "welcome" ||
+			f.type === "error"), `${this.label} welcome after resume`);
+		if (w.type !== "welcome")
+			fail(`${this.label}: resume refused: ${JSON.stringify(w)}`);
 		return this;
 	}
 
@@ -161,15 +179,21 @@ async function closeCurrent(page, disposition = "resolved") {
 		      /closed/.test(li.textContent)), title, { timeout: WAIT_MS });
 }
 
-// The desktop logged in and available; Rosa's chat in the wrap-up queue closed: the desktop
-// shows "Wrap-up done".
-async function closedIntoWrapup(browser) {
+// The desktop logged in and available, with Rosa's chat open (in the queue for `kind`) and her
+// "hola" shown.
+async function chatOnDesk(browser, kind) {
 	const { page } = await openPage(browser, "desktop");
 	await desktopLogin(page);
 	await desktopPresence(page, "available");
-	const c1 = await new Customer({ name: "Rosa", kind: "wrap" }).start();
+	const c1 = await new Customer({ name: "Rosa", kind }).start();
 	await c1.send("hola");
 	await waitText(page, "hola");
+	return { page, c1 };
+}
+
+// Rosa's chat in the wrap-up queue closed: the desktop shows "Wrap-up done".
+async function closedIntoWrapup(browser) {
+	const { page, c1 } = await chatOnDesk(browser, "wrap");
 	await closeCurrent(page);
 	await page.locator("#wrapup-done").waitFor({ state: "visible", timeout: WAIT_MS });
 	return { page, c1 };
@@ -611,12 +635,7 @@ async function layoutLong(browser) {
 
 // Typing both ways; unread counts.
 async function typingUnread(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
-	const c1 = await new Customer({ name: "Rosa" }).start();
-	await c1.send("hola");
-	await waitText(page, "hola");
+	const { page, c1 } = await chatOnDesk(browser);
 	c1.typing();
 	await page.locator("#typing").waitFor({ state: "visible", timeout: 5000 }).catch(() => {});
 	let st = await page.evaluate(() => !document.getElementById("typing").hidden);
@@ -658,6 +677,27 @@ async function typingUnread(browser) {
 	check(st.title === "Rosa", `after a reload the desktop shows ${st.title}, not Rosa, the ` +
 	      `conversation the agent was in`);
 	c1.quit(); c2.quit(); c3.quit();
+}
+
+// The customer closes the chat page mid-conversation, then comes back (PROTOCOL.md, agent
+// events customer-left and customer-back): the desktop says so in the conversation and in the
+// list, and still after a reload.
+async function customerLeft(browser) {
+	const { page, c1 } = await chatOnDesk(browser);
+	c1.quit();
+	await waitText(page, "The customer left");
+	const entry = async () => (await desktopState(page)).list.find((l) => l.includes("Rosa")) || "";
+	await until(async () => /customer left/.test(await entry()), "the list marks Rosa left");
+	await page.reload();
+	await page.locator("#presence").waitFor({ state: "visible", timeout: WAIT_MS });
+	await waitText(page, "The customer left");
+	check(/customer left/.test(await entry()), `after a reload: ${await entry()}`);
+	await c1.resume();
+	await waitText(page, "The customer is back");
+	await until(async () => !/customer left/.test(await entry()), "the mark gone");
+	await c1.send("sigo aquí");
+	await waitText(page, "sigo aquí");
+	c1.quit();
 }
 
 // The daemon restarts mid-day.
@@ -892,7 +932,7 @@ const SCENARIOS = {
 	acceptLostInDrop, tokenReissued, rightToLeft, newBrowser,
 	presenceReasons, breakHolding, wrapupReload, wrapupLong, wrapupNext, rejectCapacity,
 	historySameCustomer, transferNoteDisposition, keyboardOnly, layoutLong, typingUnread,
-	daemonRestart,
+	daemonRestart, customerLeft,
 };
 
 runScenario("desktop_edges.js", Object.fromEntries(Object.entries(SCENARIOS).map(

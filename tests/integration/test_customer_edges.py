@@ -51,6 +51,14 @@ def test_survey_survives_reload_after_close(env):
 
 
 @time_limit(240)
+def test_customer_away_too_long(env):
+    """config chat.abandon_after_s; PROTOCOL.md `closed` reason `abandoned`: a customer who left
+    while waiting and comes back too late is told so, without a survey, and no agent gets it."""
+    run_browser(env, "awayTooLong", config={"chat": {"abandon_after_s": 1},
+                                            "routing": {"tick_ms": 50}})
+
+
+@time_limit(240)
 def test_network_drop_resumes(env):
     run_browser(env, "networkDrop")
 
@@ -357,6 +365,7 @@ TESTS = [
     test_reload_with_unacked_message_keeps_order,
     test_survey_survives_reload_after_close,
     test_network_drop_resumes,
+    test_customer_away_too_long,
     test_widget_on_another_origin,
     test_widget_third_party_site_without_storage,
     test_layout_and_keyboard,

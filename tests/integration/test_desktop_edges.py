@@ -206,6 +206,13 @@ def test_typing_and_unread(env):
     run_browser(env, "typingUnread")
 
 
+@time_limit(240)
+def test_customer_left_and_came_back(env):
+    """PROTOCOL.md agent events customer-left / customer-back: the desktop shows that the
+    customer closed the chat page and came back, in the conversation and the list."""
+    run_browser(env, "customerLeft")
+
+
 @time_limit(400)
 def test_daemon_restart_mid_day(env):
     """The daemon restarts (PROTOCOL.md: "Clients reconnect and resume"): the desktop logs in
@@ -250,4 +257,5 @@ if __name__ == "__main__":
                test_keyboard_only_day,
                test_no_horizontal_scroll_long_names,
                test_typing_and_unread,
+               test_customer_left_and_came_back,
                test_daemon_restart_mid_day])

@@ -337,18 +337,20 @@ async def test_customer_hello_welcome_and_message_limits(env):
 
 @time_limit(30)
 async def test_too_big_closes_1009(env):
-    _, d = start(env, {"websocket": {"max_frame_bytes": 1024}})
+    _, d = start(env, {"websocket": {"max_frame_bytes": 1024}, "chat": {"max_text_bytes": 384}})
     c = await cust_conn(d)
     await hello(c)
-    # Exactly at the limit is read (and refused only for what it says).
-    frame = {"type": "message", "id": "m1", "text": ""}
-    pad = 1024 - len(json.dumps(frame))
-    frame["text"] = "x" * pad
-    assert len(json.dumps(frame)) == 1024
-    a = await req(c, frame)
+    # Exactly at the limit is read (and refused only for what it says). The text stays under
+    # chat.max_text_bytes (which must leave room in a frame): JSON whitespace fills the rest.
+    def padded(mid, size):
+        head, tail = '{"type":"message","id":"%s",' % mid, '"text":"%s"}' % ("x" * 300)
+        return head + " " * (size - len(head) - len(tail)) + tail
+    start_n = len(c.frames)
+    await c.send_text(padded("m1", 1024))
+    a = await c.wait_for(lambda f: f.get("id") == "m1", 5, "ack m1", start_n)
     env.expect(a.get("type") == "ack", f"a 1024-byte message at the limit: {a}")
-    frame2 = dict(frame, id="m2", text="x" * (pad + 1))
-    await refused(env, c, frame2, "too-big", close=1009, echo=False, what="1025 bytes")
+    await refused(env, c, None, "too-big", close=1009, echo=False, raw=padded("m2", 1025),
+                  what="1025 bytes")
     # Fragments: the limit applies to the whole message.
     c2 = await cust_conn(d)
     await hello(c2)
@@ -372,7 +374,7 @@ async def test_too_big_closes_1009(env):
     # Fragmented under the limit works.
     c3 = await cust_conn(d)
     await hello(c3)
-    body = json.dumps({"type": "message", "id": "m4", "text": "z" * 500})
+    body = json.dumps({"type": "message", "id": "m4", "text": "z" * 380})
 
     async def parts3():
         for i in range(0, len(body), 100):
@@ -1307,6 +1309,7 @@ async def test_sighup_limits_apply_to_open_connections(env):
     with open(d.cfg_path) as f:
         text = f.read()
     text = text.replace("websocket:\n", "websocket:\n  max_frame_bytes: 512\n", 1)
+    text += "chat:\n  max_text_bytes: 128\n"  # (the frame must hold the longest text)
     with open(d.cfg_path, "w") as f:
         f.write(text)
     d.proc.send_signal(1)  # SIGHUP

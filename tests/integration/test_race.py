@@ -210,6 +210,10 @@ class EventChecker:
                     self.v.add(f"{agent}: got a message of {conv} while "
                                f"{held.get(conv) or 'not holding it'}")
                 self.msg_seen.add((agent, conv))
+        elif kind == "event" and f.get("event") in ("customer-left", "customer-back"):
+            if held.get(conv) != "assigned":  # (told only about what it holds)
+                self.v.add(f"{agent}: {f['event']} of {conv} while "
+                           f"{held.get(conv) or 'not holding it'}")
         else:
             self.v.add(f"{agent}: unexpected item {f}")
         n = len(held)

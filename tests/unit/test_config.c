@@ -39,7 +39,8 @@ static const struct topt topts[] = {
 /* String options with a syntax of their own (config.c str_checks): a run of 'a's is not
  * valid, so the length tests expect the syntax error where they expect success. */
 static const char *const syntax_checked[] = {"routing.blocking_channels",
-                                             "routing.default_language", "websocket.listen"};
+                                             "routing.default_language", "websocket.listen",
+                                             "bus.endpoint"};
 
 static bool has_syntax(const char *name)
 {
@@ -50,10 +51,13 @@ static bool has_syntax(const char *name)
 	return false;
 }
 
-/* Pairs the loader requires in order (first <= second); see config.c order_rules. */
+/* Pairs the loader requires in order (a multiple of the first, plus a margin, <= second);
+ * see config.c order_rules. */
 static const char *const order_pairs[][2] = {
         {"redis.reconnect_min_ms", "redis.reconnect_max_ms"},
         {"redis.ping_interval_ms", "redis.ping_timeout_ms"},
+        {"chat.max_text_bytes", "websocket.max_frame_bytes"},
+        {"chat.max_text_bytes", "bus.max_frame_bytes"},
 };
 
 /* ---- helpers ---- */
@@ -144,9 +148,10 @@ static const struct topt *topt_find(const char *name)
 	return NULL;
 }
 
-/* "section:\n  key: value\n" for name = value, plus the partner of an order rule set to a
- * value that satisfies the rule whatever value is (ranges allow it: lo.max <= hi.max and
- * lo.min <= hi.min), so bound tests do not trip the cross-field check. */
+/* "section:\n  key: value\n" for name = value, plus the partners of its order rules set to a
+ * value that satisfies the rule whatever value is (the ranges allow it: the rule holds for
+ * both minimums and for both maximums), in a section of their own when theirs differs, so
+ * bound tests do not trip the cross-field checks. */
 static void build_doc(char *out, size_t outsize, const char *name, const char *value)
 {
 	const char *dot = strchr(name, '.');
@@ -161,9 +166,15 @@ static void build_doc(char *out, size_t outsize, const char *name, const char *v
 			assert_non_null(other);
 			int64_t v = k == 0 ? other->max : other->min;
 			const char *key = strchr(other->name, '.') + 1;
-			int m = snprintf(out + n, outsize - (size_t)n, "  %s: %lld\n", key,
-			                 (long long)v);
+			int slen = (int)(key - 1 - other->name);
+			bool same =
+			        slen == (int)(dot - name) && strncmp(other->name, name, slen) == 0;
+			int m = same ? snprintf(out + n, outsize - (size_t)n, "  %s: %lld\n", key,
+			                        (long long)v)
+			             : snprintf(out + n, outsize - (size_t)n, "%.*s:\n  %s: %lld\n",
+			                        slen, other->name, key, (long long)v);
 			assert_true(m > 0 && (size_t)m < outsize - (size_t)n);
+			n += m;
 		}
 	}
 }
@@ -666,8 +677,8 @@ static void test_rejects_bad_strings(void **state)
 	                 -EINVAL);
 	assert_null(strstr(err, "hunter2"));
 	/* Valid multi-byte UTF-8 is fine. */
-	cfg = ACCEPT("daemon:\n  instance_name: \"caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80\"\n");
-	assert_string_equal(cfg->instance_name, "caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80");
+	cfg = ACCEPT("websocket:\n  static_dir: \"caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80\"\n");
+	assert_string_equal(cfg->ws_static_dir, "caf\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x98\x80");
 	omr_config_destroy(&cfg);
 }
 
@@ -745,6 +756,18 @@ static void test_cross_field_rules(void **state)
 	/* The whole file is read before the cross-field rules: a later error wins. */
 	REJECT_EXACT("redis:\n  ping_timeout_ms: 500\nlog: {}\nredis2: 1\n",
 	             "t.yaml:4:1: unknown section 'redis2' (did you mean 'redis'?)");
+	/* The longest chat text must fit in a websocket frame and in a bus envelope. */
+	REJECT_EXACT("chat:\n  max_text_bytes: 65536\n",
+	             "t.yaml:2:19: 2 x chat.max_text_bytes + 256 (131328) must not be greater than "
+	             "websocket.max_frame_bytes (16384): a message of the longest text must fit in "
+	             "one websocket frame");
+	REJECT_EXACT("websocket:\n  max_frame_bytes: 131328\nchat:\n  max_text_bytes: 65536\n",
+	             "t.yaml:4:19: 1 x chat.max_text_bytes + 4096 (69632) must not be greater than "
+	             "bus.max_frame_bytes (65536): an envelope with the longest text must fit on "
+	             "the bus");
+	omr_config_t *big = ACCEPT("websocket:\n  max_frame_bytes: 131328\nchat:\n"
+	                           "  max_text_bytes: 65536\nbus:\n  max_frame_bytes: 69632\n");
+	omr_config_destroy(&big);
 	/* Equal is fine. */
 	omr_config_t *cfg = ACCEPT("redis:\n  ping_interval_ms: 2000\n  ping_timeout_ms: 2000\n"
 	                           "  reconnect_min_ms: 700\n  reconnect_max_ms: 700\n");
@@ -889,14 +912,14 @@ static void test_diff_static(void **state)
 static void test_dump(void **state)
 {
 	omr_config_t *cfg = ACCEPT("redis:\n  password: \"s3cr3t-pw\"\n  port: 6381\n"
-	                           "daemon:\n  instance_name: 'say \"hi\"'\n");
+	                           "websocket:\n  static_dir: 'say \"hi\"'\n");
 	static char dump[64 * 1024];
 	assert_int_equal(omr_config_dump(cfg, dump, sizeof(dump)), 0);
 	assert_null(strstr(dump, "s3cr3t"));
 	assert_non_null(strstr(dump, "\nredis.password = \"********\"\n"));
 	assert_non_null(strstr(dump, "\nredis.port = 6381\n"));
 	assert_non_null(strstr(dump, "\nredis.host = \"127.0.0.1\"\n"));
-	assert_non_null(strstr(dump, "\ndaemon.instance_name = \"say \\\"hi\\\"\"\n"));
+	assert_non_null(strstr(dump, "\nwebsocket.static_dir = \"say \\\"hi\\\"\"\n"));
 	assert_int_equal(strncmp(dump, "log.level = info\n", 17), 0);
 
 	/* One line per option, in table order, then one per queue (here the implicit one). */

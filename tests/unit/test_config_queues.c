@@ -276,10 +276,10 @@ static void test_flow_style_bounds_and_empty_values(void **state)
 
 	cfg = ACCEPT(Q("    tenants: []\n    channels:\n    languages: []\n    skills: {}\n"
 	               "    attributes:\n    steps: []\n    priority: 0\n    min_proficiency: 1\n"
-	               "    max_wait_s: 0\n    offer_timeout_s: 0\n    wrapup_s: 0\n"
+	               "    max_wait_s: 0\n    offer_timeout_s: 1\n    wrapup_s: 0\n"
 	               "    sticky_window_s: 0\n"));
 	q = &cfg->queues[0];
-	assert_int_equal(q->offer_timeout_s, 0);
+	assert_int_equal(q->offer_timeout_s, 1);
 	cfg->queues[0].offer_timeout_s = 30; /* the one value given away from its default */
 	assert_queue_defaults(q);
 	omr_config_destroy(&cfg);
@@ -502,7 +502,10 @@ static void test_rejects_bad_scalars(void **state)
 	REJECT(Q("    max_wait_s: -1\n"),
 	       "t.yaml:3:17: queues[0].max_wait_s: -1 is out of range [0, 86400]");
 	REJECT(Q("    offer_timeout_s: 3601\n"),
-	       "t.yaml:3:22: queues[0].offer_timeout_s: 3601 is out of range [0, 3600]");
+	       "t.yaml:3:22: queues[0].offer_timeout_s: 3601 is out of range [1, 3600]");
+	/* 0 would take every offer back the moment it is made: nobody could accept one. */
+	REJECT(Q("    offer_timeout_s: 0\n"),
+	       "t.yaml:3:22: queues[0].offer_timeout_s: 0 is out of range [1, 3600]");
 	REJECT(Q("    wrapup_s: 3601\n"),
 	       "t.yaml:3:15: queues[0].wrapup_s: 3601 is out of range [0, 3600]");
 	REJECT(Q("    sticky_window_s: 86401\n"),

@@ -1,0 +1,254 @@
+"""test_customer_left.py - a customer who leaves (chat.abandon_after_s).
+
+A waiting conversation whose customer closed every connection and did not
+come back within chat.abandon_after_s is closed as `abandoned`, and an open
+offer of it is taken back, so no agent is handed a chat nobody is in. The
+agent who holds a conversation is told when its customer leaves and comes
+back. A reload (resume) in time keeps the place in line; connections closed
+by a daemon that stops are not the customer leaving.
+
+The first tests call the Functions on a real redis-server (lua_harness);
+the others run the real daemon with real websocket clients.
+
+    OMR_BUILD_DIR=build/asan python3 tests/integration/test_customer_left.py [NAME...]
+"""
+
+import asyncio
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from omr_harness import (Agent, Customer, add_agent, conv_key, log, run_tests,  # noqa: E402
+                         time_limit)
+from lua_harness import P, T, LuaTestCase, as_run_test  # noqa: E402
+
+
+class LeftLua(LuaTestCase):
+    def start_with(self, conv, session, lang="en"):
+        return self.fcall("omr_conv_start", conv, "tok", lang, lang, "cust", "chat", T,
+                          "", "{}", "[]", session)
+
+    def gone_timers(self, conv):
+        return [t for t in self.r("ZRANGE", f"{P}:timers", 0, -1)
+                if t.startswith(f"gone|{conv}|")]
+
+    def fire_gone(self, conv):
+        """Makes conv's abandonment timers due now and ticks."""
+        for t in self.gone_timers(conv):
+            self.r("ZADD", f"{P}:timers", 0, t)
+        self.fcall("omr_tick")
+
+    def test_waiting_customer_gone_is_abandoned(self):
+        self.rules({"name": "q"}, blocking={}, abandon_s=60)
+        self.assertEqual(self.start_with("c1", "i1:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "away")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "here")  # resent
+        self.assertEqual(len(self.gone_timers("c1")), 1)
+        self.fcall("omr_tick")  # not due yet
+        self.assertEqual(self.conv("c1")["state"], "queued")
+        self.fire_gone("c1")
+        c = self.conv("c1")
+        self.assertEqual((c["state"], c.get("close_reason")), ("closed", "abandoned"))
+        self.assertEqual(self.waiting(queue="q"), [])
+        self.assertNotIn("c1", self.r("SMEMBERS", f"{P}:queued"))
+        log_ = [dict(zip(e[1][::2], e[1][1::2])) for e in self.r("XRANGE", f"{P}:conv:c1:log",
+                                                                  "-", "+")]
+        self.assertEqual([(f.get("event"), f.get("reason")) for f in log_],
+                         [("closed", "abandoned")])
+        # An agent who frees up later is not handed it.
+        self.agent("a1", "en", 1)
+        self.assertEqual(self.load("a1"), 0)
+        self.check_invariants()
+
+    def test_customer_back_in_time_keeps_the_place(self):
+        self.rules({"name": "q"}, blocking={}, abandon_s=60)
+        self.assertEqual(self.start_with("c1", "i1:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "away")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "i1:2"),
+                         "queued")
+        self.assertNotIn("left_ms", self.conv("c1"))
+        self.fire_gone("c1")
+        self.assertEqual(self.conv("c1")["state"], "queued")
+        # Leaves again: a new clock, and the old timer does not count.
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:2"), "away")
+        self.fire_gone("c1")
+        self.assertEqual(self.conv("c1")["state"], "closed")
+
+    def test_another_tab_still_open_is_not_gone(self):
+        self.rules({"name": "q"}, blocking={}, abandon_s=60)
+        self.assertEqual(self.start_with("c1", "i1:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "i2:7"),
+                         "queued")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "here")
+        self.assertEqual(self.gone_timers("c1"), [])
+        self.assertNotIn("left_ms", self.conv("c1"))
+
+    def test_offer_of_an_abandoned_chat_is_taken_back(self):
+        self.rules({"name": "q", "auto_accept": False, "offer_timeout_s": 30}, blocking={},
+                   abandon_s=60)
+        self.agent("a1", "en", 1)
+        self.agent("a2", "en", 1)
+        self.assertEqual(self.start_with("c1", "i1:1"), "offered")
+        self.assertEqual(self.start("w2"), "offered")  # the other agent
+        self.assertEqual(self.start("w3"), "queued")  # waits for whoever frees up
+        holder = self.conv("c1")["agent"]
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "away")
+        self.fire_gone("c1")
+        self.assertEqual(self.conv("c1")["state"], "closed")
+        revoked = [f for k, f in self.inbox_fields(holder) if k == "revoked"]
+        self.assertEqual([(f["conv"], f["reason"]) for f in revoked], [("c1", "abandoned")])
+        # Its capacity went to the next waiting chat, not to nothing.
+        self.assertEqual((self.conv("w3")["state"], self.conv("w3").get("agent")),
+                         ("offered", holder))
+        self.assertEqual(self.load(holder), 1)
+        self.check_invariants()
+
+    def test_assigned_chat_tells_its_agent_and_is_not_closed(self):
+        self.rules({"name": "q"}, blocking={}, abandon_s=60)
+        self.agent("a1", "en", 1)
+        self.assertEqual(self.start_with("c1", "i1:1"), "assigned")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "away")
+        self.fire_gone("c1")
+        self.assertEqual(self.conv("c1")["state"], "assigned")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "i1:5"),
+                         "assigned")
+        kinds = [k for k, conv in self.inbox_kinds("a1") if conv == "c1"]
+        self.assertEqual(kinds, ["assigned", "customer-left", "customer-back"])
+        self.assertEqual(self.load("a1"), 1)
+
+    def test_chat_taken_after_its_customer_left_says_so(self):
+        self.rules({"name": "q", "auto_accept": False, "offer_timeout_s": 30}, blocking={},
+                   abandon_s=0)
+        self.agent("a1", "en", 1)
+        self.assertEqual(self.start_with("c1", "i1:1"), "offered")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "away")
+        self.assertEqual(self.fcall("omr_offer_accept", "c1", "a1"), "assigned")
+        kinds = [k for k, conv in self.inbox_kinds("a1") if conv == "c1"]
+        self.assertEqual(kinds, ["offer", "assigned", "customer-left"])
+
+    def test_zero_never_abandons(self):
+        self.rules({"name": "q"}, blocking={}, abandon_s=0)
+        self.assertEqual(self.start_with("c1", "i1:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "away")
+        self.assertEqual(self.gone_timers("c1"), [])
+        self.assertEqual(self.conv("c1")["state"], "queued")
+
+    def test_closed_conversation_keys_expire(self):
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, retention_s=100)
+        self.agent("a1", "en", 1)
+        self.assertEqual(self.start_with("c1", "i1:1"), "assigned")
+        self.fcall("omr_conv_close", "c1", "a1")
+        self.assertGreater(self.r("TTL", f"{P}:conv:c1:cust"), 0)
+
+
+FAST = {"chat": {"abandon_after_s": 1}, "routing": {"tick_ms": 50}}
+
+
+async def poll(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@time_limit(60)
+async def test_customer_who_closes_the_page_is_not_handed_to_an_agent(env):
+    r = env.redis()
+    d = env.daemon(r, config=FAST)
+    gone = Customer(d.url, "customer who leaves")
+    await gone.hello(language="en")
+    stays = Customer(d.url, "customer who reloads")
+    await stays.hello(language="en")
+    await stays.send("still here")
+    await gone.close()
+    await stays.close()
+    await stays.resume()  # back within the second
+    admin = r.client()
+    await poll(lambda: admin.cmd("HGET", conv_key(gone.conversation_id), "state")
+               == "closed", 10, "the abandoned conversation to close")
+    assert admin.cmd("HGET", conv_key(gone.conversation_id), "close_reason") == "abandoned"
+    await asyncio.sleep(1.5)
+    assert admin.cmd("HGET", conv_key(stays.conversation_id), "state") == "queued"
+    token = add_agent(d, "ana", "Ana", "en", capacity=2)
+    agent = Agent(d.url, "ana", token)
+    await agent.login()
+    await agent.presence("available")
+    await agent.wait_item(lambda f: f.get("type") == "assigned", 10, "the assignment")
+    await asyncio.sleep(0.5)
+    got = [f["conversation_id"] for f in agent.assigned()]
+    assert got == [stays.conversation_id], f"agent was handed {got}"
+    await agent.wait_item(lambda f: f.get("type") == "message" and f.get("text") ==
+                          "still here", 5, "the message of the one who stayed")
+    # The one who left finds its chat ended when it comes back.
+    await gone.resume()
+    ev = await gone.wait_item(lambda f: f.get("event") == "closed", 5, "closed")
+    assert ev.get("reason") == "abandoned", ev
+    await agent.close()
+    await stays.close()
+    await gone.close()
+
+
+@time_limit(60)
+async def test_agent_is_told_the_customer_left_and_came_back(env):
+    r = env.redis()
+    d = env.daemon(r, config=FAST)
+    token = add_agent(d, "ana", "Ana", "en")
+    agent = Agent(d.url, "ana", token)
+    await agent.login()
+    await agent.presence("available")
+    cust = Customer(d.url)
+    await cust.hello(language="en")
+    await agent.wait_item(lambda f: f.get("type") == "assigned", 10, "assigned")
+    await cust.close()
+    left = await agent.wait_item(lambda f: f.get("event") == "customer-left", 10,
+                                 "customer-left")
+    assert left.get("conversation_id") == cust.conversation_id, left
+    await asyncio.sleep(1.5)  # past abandon_after_s: an assigned chat stays
+    assert r.client().cmd("HGET", conv_key(cust.conversation_id), "state") == "assigned"
+    await cust.resume()
+    await agent.wait_item(lambda f: f.get("event") == "customer-back", 10, "customer-back")
+    await cust.send("sorry, my wifi")
+    await agent.wait_item(lambda f: f.get("text") == "sorry, my wifi", 5, "the message")
+    await agent.close()
+    await cust.close()
+
+
+@time_limit(90)
+async def test_daemon_restart_is_not_the_customer_leaving(env):
+    r = env.redis()
+    d = env.daemon(r, config=FAST)
+    cust = Customer(d.url)
+    await cust.hello(language="en")
+    d.stop()  # SIGTERM: drains, closing the customer's connection
+    await asyncio.sleep(2.5)  # longer than abandon_after_s
+    d.start()
+    await asyncio.sleep(1.5)  # its timers have run
+    admin = r.client()
+    state = admin.cmd("HGET", conv_key(cust.conversation_id), "state")
+    assert state == "queued", f"conversation of a customer the daemon disconnected: {state}"
+    log("a drained daemon's customer still waits after the restart")
+    await cust.resume()
+    await cust.close()
+
+
+def _lua(name):
+    return as_run_test(LeftLua, name)
+
+
+LUA = ["test_waiting_customer_gone_is_abandoned",
+       "test_customer_back_in_time_keeps_the_place",
+       "test_another_tab_still_open_is_not_gone",
+       "test_offer_of_an_abandoned_chat_is_taken_back",
+       "test_assigned_chat_tells_its_agent_and_is_not_closed",
+       "test_chat_taken_after_its_customer_left_says_so",
+       "test_zero_never_abandons",
+       "test_closed_conversation_keys_expire"]
+
+if __name__ == "__main__":
+    run_tests([_lua(n) for n in LUA] +
+              [test_customer_who_closes_the_page_is_not_handed_to_an_agent,
+               test_agent_is_told_the_customer_left_and_came_back,
+               test_daemon_restart_is_not_the_customer_leaving])
