@@ -306,6 +306,28 @@ static int send_read(omr_router_t *r, read_op_t *op, const char *last)
 	return omr_store_command(r->store, on_read_reply, op, 6, argv, lens);
 }
 
+static void on_trimmed(void *ud, const redisReply *rep)
+{
+	(void)ud;
+	if (rep && rep->type == REDIS_REPLY_ERROR)
+		omr_warn("router", "inbox trim failed error=\"%s\"", rep->str);
+}
+
+void omr_delivery_trim_inbox(omr_router_t *r, omr_watch_t *w)
+{
+	uint64_t now = uv_now(r->loop);
+	if (w->trim_ms && now - w->trim_ms < OMR_INBOX_TRIM_MS)
+		return;
+	w->trim_ms = now;
+	char prefix[OMR_ENV_ID_MAX + 8];
+	omr_router_group_prefix(w->group, prefix, sizeof(prefix));
+	const char *argv[] = {"FCALL", "omr_inbox_trim", "1", prefix, w->id};
+	size_t lens[5];
+	for (int i = 0; i < 5; i++)
+		lens[i] = strlen(argv[i]);
+	omr_store_command(r->store, on_trimmed, NULL, 5, argv, lens);
+}
+
 static void read_watch(omr_router_t *r, omr_watch_t *w)
 {
 	if (w->removed)
@@ -325,6 +347,8 @@ static void read_watch(omr_router_t *r, omr_watch_t *w)
 	op->periodic = w->is_agent && !w->history &&
 	               uv_now(r->loop) - w->history_ms >= OMR_HISTORY_RECHECK_MS;
 	op->history = w->is_agent && (w->history || op->periodic);
+	if (w->is_agent) /* a desktop that never acks too: what the inbox's cap dropped */
+		omr_delivery_trim_inbox(r, w);
 	const char *from = !w->is_agent ? w->cursor : op->history ? w->hcursor : ">";
 	if (send_read(r, op, from) != 0) {
 		free(op);

@@ -269,32 +269,6 @@ static int handle_wrapup_end(omr_request_t *q)
 	return omr_request_fcall(q, omr_request_on_simple, "omr_agent_wrapup_end", 3, args, NULL);
 }
 
-static void on_trimmed(void *ud, const redisReply *rep)
-{
-	(void)ud;
-	if (rep && rep->type == REDIS_REPLY_ERROR)
-		omr_warn("router", "inbox trim failed error=\"%s\"", rep->str);
-}
-
-/* Drops what the agent's desktop acknowledged from its inbox (nothing reads
- * it again: omr_inbox_trim), after its first acks and then at most every
- * OMR_INBOX_TRIM_MS: Redis memory stays with what is pending, not the
- * inbox's last 10,000 items. */
-static void trim_inbox(omr_router_t *r, omr_watch_t *w)
-{
-	uint64_t now = uv_now(r->loop);
-	if (w->trim_ms && now - w->trim_ms < OMR_INBOX_TRIM_MS)
-		return;
-	w->trim_ms = now;
-	char prefix[OMR_ENV_ID_MAX + 8];
-	omr_router_group_prefix(w->group, prefix, sizeof(prefix));
-	const char *argv[] = {"FCALL", "omr_inbox_trim", "1", prefix, w->id};
-	size_t lens[5];
-	for (int i = 0; i < 5; i++)
-		lens[i] = strlen(argv[i]);
-	omr_store_command(r->store, on_trimmed, NULL, 5, argv, lens);
-}
-
 /* The desktop received items: seq, and the comma-separated seqs of attr
  * "more" (the adapter batches an agent's acks), in one XACK. */
 static int handle_agent_ack(omr_request_t *q)
@@ -325,7 +299,8 @@ static int handle_agent_ack(omr_request_t *q)
 	}
 	int rc = omr_store_command(q->r->store, omr_request_on_simple, q, n, argv, lens);
 	if (rc == 0)
-		trim_inbox(q->r, w); /* after the XACK: the same connection, in order */
+		omr_delivery_trim_inbox(q->r,
+		                        w); /* after the XACK: the same connection, in order */
 	return rc;
 }
 

@@ -92,6 +92,12 @@ void omr_delivery_poll_positions(omr_router_t *r);
 void omr_delivery_remove_customer(omr_router_t *r, const char *group, const char *conv,
                                   uint64_t conn);
 void omr_delivery_free_all(omr_router_t *r);
+/* Drops what the agent's desktop acknowledged from its inbox, and the pending
+ * items its cap dropped (omr_inbox_trim), after its acks and when its inbox
+ * is read, at most every OMR_INBOX_TRIM_MS: Redis memory stays with what
+ * is pending, not the inbox's last 10,000 items, even for a desktop that
+ * never acks. */
+void omr_delivery_trim_inbox(omr_router_t *r, omr_watch_t *w);
 
 /* One request from an adapter while it is handled (request.c). */
 typedef struct omr_request {

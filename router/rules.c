@@ -137,6 +137,7 @@ int omr_rules_json(const omr_config_t *cfg, char **out)
 	                        (double)cfg->routing_heartbeat_timeout_s);
 	cJSON_AddNumberToObject(root, "agent_grace_s", (double)cfg->routing_agent_grace_s);
 	cJSON_AddNumberToObject(root, "max_missed_offers", (double)cfg->routing_max_missed_offers);
+	cJSON_AddNumberToObject(root, "decline_hold_s", (double)cfg->routing_decline_hold_s);
 	cJSON_AddNumberToObject(root, "abandon_s", (double)cfg->chat_abandon_after_s);
 	cJSON_AddNumberToObject(root, "retention_s", (double)cfg->chat_retention_days * 86400.0);
 	blocking = NULL;

@@ -77,6 +77,9 @@ OMR_OPT(INT, routing_agent_grace_s, "routing.agent_grace_s", 60, 0, 86400, true,
         "a lost or disconnected agent keeps its conversations this long, then they are re-queued")
 OMR_OPT(INT, routing_max_missed_offers, "routing.max_missed_offers", 3, 1, 100, true,
         "offers an agent may let time out in a row before it is put on break (missed-offers)")
+OMR_OPT(INT, routing_decline_hold_s, "routing.decline_hold_s", 300, 10, 86400, true,
+        "an agent who rejected, missed or transferred a conversation is not offered it again "
+        "for this long")
 OMR_OPT(INT, chat_max_text_bytes, "chat.max_text_bytes", 4096, 1, 65536, true,
         "longest chat message text")
 OMR_OPT(INT, chat_max_messages, "chat.max_messages", 1000, 10, 100000, true,

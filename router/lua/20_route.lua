@@ -145,23 +145,52 @@ local function assign(P, R, c, a, why, now)
   return 'offered'
 end
 
+-- An agent who declined a conversation (rejected or missed an offer it
+-- received, or transferred it away) is not offered it again for
+-- R.decline_hold_s: P:conv:ID:decl, agent -> when. Then it may come back
+-- to them (the `decl` timer makes the agent look at the waiting work), so a
+-- conversation only they can serve does not wait for good.
+local function decline_hold_ms(R)
+  return num(R.decline_hold_s, 300) * 1000
+end
+
+local function declined_by(P, R, conv, now)
+  local out, n, hold = {}, 0, decline_hold_ms(R)
+  local flat = redis.call('HGETALL', P .. ':conv:' .. conv .. ':decl')
+  for i = 1, #flat, 2 do
+    if now - num(flat[i + 1], 0) < hold then
+      out[flat[i]] = true
+      n = n + 1
+    end
+  end
+  return out, n
+end
+
+local function has_declined(P, R, conv, agent, now)
+  local t = redis.call('HGET', P .. ':conv:' .. conv .. ':decl', agent)
+  return t ~= false and now - num(t, 0) < decline_hold_ms(R)
+end
+
+local function decline(P, R, conv, agent, now)
+  redis.call('HSET', P .. ':conv:' .. conv .. ':decl', agent, int(now))
+  if decline_hold_ms(R) > 0 then
+    timer_add(P, now + decline_hold_ms(R), 'decl|' .. agent .. '|' .. conv)
+  end
+end
+
 -- The best available agent for conversation c where it waits now (queue,
 -- step): the lowest score across the availability sets of every language the
 -- step accepts and every tier up to the step's. Returns agent id (or nil),
 -- the explanation and the set it was found in.
-local function best_agent(P, R, c, q)
+local function best_agent(P, R, c, q, now)
   local s = num(c.step, 1)
   local best, best_score, best_lang, best_key = nil, nil, nil, nil
   local considered = {}
   -- Agents who declined or missed this conversation's offer are skipped;
   -- reading that many more heads per set still finds the best other one.
-  local declined = {}
-  local n = 0
+  local declined, n = {}, 0
   if not c.fresh then
-    for _, id in ipairs(redis.call('SMEMBERS', P .. ':conv:' .. c.id .. ':declined')) do
-      declined[id] = true
-      n = n + 1
-    end
+    declined, n = declined_by(P, R, c.id, now)
   end
   local tier = q.step_tier[s] or #q.tiers -- read tiers 1..tier
   for _, l in ipairs(step_langs(q, s, c.rlang)) do
@@ -213,7 +242,7 @@ local function explain_skills(q, s, a)
 end
 
 local function try_assign(P, R, c, q, now)
-  local id, why, key = best_agent(P, R, c, q)
+  local id, why, key = best_agent(P, R, c, q, now)
   if id == nil then
     return false
   end
@@ -401,14 +430,14 @@ end
 -- Fills the agent's free capacity from the waiting sets it can serve, the
 -- highest priority then the longest waiting first, across all its queues.
 -- Cost: one ZRANGE per (slot, language) the agent is indexed in.
--- The head of waiting set wk that agent id may take (not one that declined
--- it).
-local function wait_head(P, wk, id)
+-- The head of waiting set wk that agent id may take (not one it declined
+-- within R.decline_hold_s).
+local function wait_head(P, R, wk, id, now)
   local from = 0
   while true do
     local head = redis.call('ZRANGE', wk, from, from + 9, 'WITHSCORES')
     for i = 1, #head, 2 do
-      if redis.call('SISMEMBER', P .. ':conv:' .. head[i] .. ':declined', id) == 0 then
+      if not has_declined(P, R, head[i], id, now) then
         return head[i], tonumber(head[i + 1])
       end
     end
@@ -497,7 +526,7 @@ local function pull_waiting(P, R, a, now)
                 local wk = wait_key(P, queue.name, s, ch, t, wl)
                 if not seen[wk] then
                   seen[wk] = true
-                  local conv, sc = wait_head(P, wk, a.id)
+                  local conv, sc = wait_head(P, R, wk, a.id, now)
                   if conv ~= nil then
                     if best == nil or sc < best_score or (sc == best_score and conv < best) then
                       -- l: the agent's language that takes it (wl, or a fallback)

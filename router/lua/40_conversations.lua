@@ -24,7 +24,8 @@ local function expire_closed(P, R, c)
     return
   end
   local ckey = P .. ':conv:' .. c.id
-  for _, key in ipairs({ckey, ckey .. ':log', ckey .. ':ids', ckey .. ':declined',
+  -- (':declined': the set that ':decl' replaced in 2026-12)
+  for _, key in ipairs({ckey, ckey .. ':log', ckey .. ':ids', ckey .. ':decl', ckey .. ':declined',
     ckey .. ':explain', ckey .. ':cust'}) do
     redis.call('EXPIRE', key, int(ttl))
   end

@@ -185,7 +185,7 @@ local function conv_transfer(keys, args)
   inbox_add(P, agent, 'kind', 'closed', 'conv', conv, 'reason', 'transferred', 'ts', now)
   redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'transferred_from', agent,
     'transferred_to', kind .. '|' .. target)
-  redis.call('SADD', ckey .. ':declined', agent) -- not routed back to who passed it on
+  decline(P, R, conv, agent, now) -- not routed back at once to who passed it on
   notify(P, 'c:' .. conv)
   notify(P, 'a:' .. agent)
   c.state, c.agent, c.queued_ms = 'queued', '', now

@@ -147,13 +147,16 @@ local function offer_seen(P, c, agent)
 end
 
 -- Takes an offer back from agent `agent`: tells its desktop, frees the
--- reserved capacity and remembers the agent declined. The conversation is
--- left queued in no waiting set; returns the agent (nil when gone).
+-- reserved capacity and remembers the agent declined (a reject, or a
+-- timeout of an offer its desktop received). The conversation is left
+-- queued in no waiting set; returns the agent (nil when gone).
 local function take_back(P, R, c, agent, reason, now)
   local ckey = P .. ':conv:' .. c.id
-  if reason ~= 'agent-lost' then
-    -- (a lost agent did not decline: back later, it may take it again)
-    redis.call('SADD', ckey .. ':declined', agent)
+  local seen = reason == 'timeout' and offer_seen(P, c, agent)
+  if reason ~= 'agent-lost' and reason ~= 'abandoned' and (reason ~= 'timeout' or seen) then
+    -- (a lost agent did not decline, nor one whose desktop never got the
+    -- offer: back later, it may take it at once)
+    decline(P, R, c.id, agent, now)
   end
   redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'last_decline', agent .. ':' .. reason)
   redis.call('HDEL', ckey, 'offered_ms', 'offer_expires_ms', 'offer_item')
@@ -167,7 +170,7 @@ local function take_back(P, R, c, agent, reason, now)
     a.load = istr(math.max(0, num(a.load, 1) - 1))
     redis.call('HSET', P .. ':agent:' .. agent, 'load_' .. ch, a['load_' .. ch], 'load', a.load)
   end
-  if a ~= nil and reason == 'timeout' and a.presence ~= 'offline' and offer_seen(P, c, agent) then
+  if a ~= nil and seen and a.presence ~= 'offline' then
     local missed = redis.call('HINCRBY', P .. ':agent:' .. agent, 'missed_offers', 1)
     if missed >= num(R.max_missed_offers, 3) then
       set_presence(P, a, 'break', 'missed-offers', now)
@@ -302,8 +305,9 @@ end
 -- pending ones; transcripts come from the conversation's log), so the
 -- inbox drops what comes before its oldest pending item, or before the
 -- last item read when none is pending: items not read yet stay. Pending
--- items the cap dropped are acknowledged first. The router
--- calls it after an agent's acks, at most once a minute per desktop.
+-- items the cap dropped are acknowledged first (up to 5,000 a call). The
+-- router calls it after an agent's acks and when it reads the agent's
+-- inbox, at most once a minute per desktop.
 local function inbox_trim(keys, args)
   local inbox = keys[1] .. ':agent:' .. args[1] .. ':inbox'
   if redis.call('EXISTS', inbox) == 0 then
@@ -317,7 +321,7 @@ local function inbox_trim(keys, args)
   -- acked): they would hold the trim back for good.
   local first = redis.call('XRANGE', inbox, '-', '+', 'COUNT', 1)[1]
   local before = first and '(' .. first[1] or '+'
-  for _ = 1, 10 do
+  for _ = 1, 50 do
     local gone = redis.call('XPENDING', inbox, 'desktop', '-', before, 100)
     if #gone == 0 then
       break

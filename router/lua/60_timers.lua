@@ -146,13 +146,17 @@ local function tick(keys, args)
           fire_gone(P, R, c, arg, now)
         end
       end
-    elseif kind == 'wrapup' or kind == 'lost' or kind == 'requeue' then
+    elseif kind == 'wrapup' or kind == 'lost' or kind == 'requeue' or kind == 'decl' then
       local a = agent_read(P, id)
       if a ~= nil then
         if kind == 'wrapup' then
           end_wrapup(P, R, a, arg, now)
         elseif kind == 'lost' then
           fire_lost(P, R, a, arg, now)
+        elseif kind == 'decl' then
+          -- its hold on a conversation it declined is over: the agent, if
+          -- free, looks at what waits (that one may be the oldest there)
+          pull_waiting(P, R, a, now)
         else
           fire_requeue(P, R, a, arg, now)
         end

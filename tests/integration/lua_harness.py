@@ -182,8 +182,9 @@ class LuaTestCase(unittest.TestCase):
             agents[aid] = dict(zip(flat[::2], flat[1::2]))
         convs = {}
         for key in self.keys(f"{P}:conv:*"):
-            # (a conversation's message-id hash and explanation are not conversations)
-            if self.r("TYPE", key) != "hash" or key.endswith((":ids", ":explain")):
+            # (a conversation's message-id and decline hashes and explanation are not
+            # conversations)
+            if self.r("TYPE", key) != "hash" or key.endswith((":ids", ":explain", ":decl")):
                 continue
             cid = key[len(P) + 6:]
             flat = self.r("HGETALL", key)

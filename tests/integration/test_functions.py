@@ -516,9 +516,11 @@ class FunctionsTest(LuaTestCase):
         self.assertEqual((c["state"], c["agent"]), ("offered", other))
         self.assertEqual(self.load(first), 0)
         self.assertIn(("revoked", "c1"), self.inbox_kinds(first))
-        # The other agent lets it time out: it goes back to the first agent? No:
-        # both declined, so it waits, keeping its enqueue time.
+        # The other agent's desktop gets the offer and lets it time out: it goes
+        # back to the first agent? No: both declined (for routing.decline_hold_s),
+        # so it waits, keeping its enqueue time.
         enq = c["enqueued_ms"]
+        self.desktop_reads(other)
         self.tick_after(1.05)
         c = self.conv("c1")
         self.assertEqual((c["state"], c["enqueued_ms"]), ("queued", enq))
@@ -558,8 +560,10 @@ class FunctionsTest(LuaTestCase):
         self.tick_after(1.05)
         got = json.loads(self.fcall("omr_agent_get", "a"))
         self.assertEqual((got["presence"], got["missed_offers"]), ("available", 0))
+        # Not held against it either (ROUTING.md, Offers): offered to it again.
         self.assertEqual((self.conv("c1")["state"], self.conv("c2")["state"]),
-                         ("queued", "queued"))  # a declined them both: nobody else
+                         ("offered", "offered"))
+        self.assertEqual(self.r("EXISTS", f"{P}:conv:c1:decl"), 0)
         # An offer the desktop did get (read and acked) and let expire counts.
         self.start("c3")
         self.desktop_reads("a")

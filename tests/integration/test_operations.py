@@ -273,7 +273,7 @@ async def test_lost_agent_back_after_grace_can_take_its_chat_again(env):
                          "its requeued chat back (it is the only agent)")
     except AssertionError as e:
         h = rc.hgetall(conv_key(c.conversation_id))
-        dec = rc.cmd("SMEMBERS", conv_key(c.conversation_id) + ":declined")
+        dec = rc.cmd("HGETALL", conv_key(c.conversation_id) + ":decl")
         raise AssertionError(f"{e}\nconversation: state={h.get('state')} queue={h.get('queue')} "
                              f"last_decline={h.get('last_decline')} declined={dec}") from None
     await c.close()
@@ -599,7 +599,7 @@ async def test_mismatched_heartbeat_requeues_connected_agents(env):
     log(f"conversation events: {evs}")
     h = rc.hgetall(conv_key(c.conversation_id))
     log(f"conversation now: state={h.get('state')} agent={h.get('agent')!r} "
-        f"declined={rc.cmd('SMEMBERS', conv_key(c.conversation_id) + ':declined')}")
+        f"declined={rc.cmd('HGETALL', conv_key(c.conversation_id) + ':decl')}")
     env.expect(not any(p["reason"] == "lost" for p in pres),
                "a connected agent of d1 was taken for lost (rules of d2 carry "
                "heartbeat_timeout_s 3, d1 vouches every 10 s)")

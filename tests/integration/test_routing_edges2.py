@@ -384,6 +384,8 @@ class RoutingEdges2Test(LuaTestCase):
             time.sleep(0.003)
         self.agent("b", "en", 1)
         self.start("d")  # b
+        self.desktop_reads("a")  # (offers their desktops got: missed ones count as declined)
+        self.desktop_reads("b")
         self.tick_after(1.05)  # the three offers to a and the one to b time out
         c = {x: self.conv(x) for x in ("c0", "c1", "c2", "d")}
         # b took the oldest it had not declined; a got d
