@@ -39,6 +39,9 @@
 
 	var ws = null;
 	var backoff = 500;
+	/* The connection's hello or resume was answered: until then the server
+	 * refuses anything else, so messages wait in state.pending. */
+	var welcomed = false;
 	var retryTimer = null;
 	var resendTimer = null;
 	var typingTimer = null;
@@ -284,6 +287,7 @@
 		clearTimeout(retryTimer);
 		var proto = location.protocol === "https:" ? "wss://" : "ws://";
 		ws = new WebSocket(proto + location.host + "/ws/customer");
+		welcomed = false;
 		setStatus("connecting…");
 		ws.onopen = onOpen;
 		ws.onmessage = function (ev) {
@@ -325,6 +329,7 @@
 
 	function onClose(ev) {
 		ws = null;
+		welcomed = false;
 		if (ev.code === 1008 && ev.reason === "unauthorized") {
 			if (anonRetry) {
 				anonRetry = false;
@@ -347,8 +352,8 @@
 	}
 
 	function resendPending() {
-		if (!state)
-			return;
+		if (!state || !welcomed)
+			return; /* the welcome sends them */
 		state.pending.forEach(function (p) {
 			if (!shownIds[p.id])
 				shownIds[p.id] = addLine("me", "You", p.text, null, true);
@@ -358,6 +363,7 @@
 
 	function onWelcome(msg) {
 		backoff = 500;
+		welcomed = true;
 		if (!state) {
 			state = { conversation_id: msg.conversation_id, resume_token: msg.resume_token,
 				  tenant: msg.tenant, tenant_given: !!(wantHello && wantHello.tenant),
@@ -707,7 +713,8 @@
 			var id = "c-" + pageId + "-" + state.next++;
 			state.pending.push({ id: id, text: part });
 			shownIds[id] = addLine("me", "You", part, null, true);
-			send({ type: "message", id: id, text: part });
+			if (welcomed) /* else sent on the welcome (resendPending) */
+				send({ type: "message", id: id, text: part });
 		});
 		save();
 	}

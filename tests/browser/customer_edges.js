@@ -36,14 +36,31 @@ async function checkTranscript(frame, who, expected) {
 }
 
 // Routes the page's customer websocket through a proxy we control: `drop(text)` frames from the
-// page are swallowed (as if the network lost them), and `cut()` closes the connection to the
-// page (a network drop).
+// page are swallowed (as if the network lost them), `cut()` closes the connection to the page
+// (a network drop), `holdUp` (ms) holds what the page sends on its next connection that long,
+// then sends it all at once (a slow network).
 async function proxy(page) {
-	const p = { dropIds: new Set(), dropText: null, pages: [] };
+	const p = { dropIds: new Set(), dropText: null, pages: [], connections: 0 };
 	await page.routeWebSocket(/\/ws\/customer$/, (ws) => {
 		const server = ws.connectToServer();
 		p.pages.push(ws);
+		p.connections++;
+		let up = null;
+		if (p.holdUp) {
+			log(`proxy: what the page sends is held ${p.holdUp} ms`);
+			up = [];
+			setTimeout(() => {
+				const held = up;
+				up = null;
+				held.forEach((m) => server.send(m));
+			}, p.holdUp);
+			p.holdUp = 0;
+		}
 		ws.onMessage((m) => {
+			if (up) {
+				up.push(m);
+				return;
+			}
 			if (p.dropText) {
 				try {
 					const f = JSON.parse(m);
@@ -81,16 +98,22 @@ const B_TEXT = "Hola Rosa, lo reviso ahora";
 const C_TEXT = "Tercero: escrito cuando la red falló";
 const D_TEXT = "Cuarto: después de recargar";
 
-// A message the server never acknowledged (lost on the way) is resent after a reload; it must
-// be shown once, after what was said before it (PROTOCOL.md "Delivery guarantees"; issue 4: "no
-// message lost, none shown twice, order kept").
-async function reloadPending(browser, agent) {
+// A customer page behind proxy(), in a chat an agent took, that said A_TEXT.
+async function proxiedChat(browser, agent) {
 	const { ctx, page } = await openPage(browser, "customer");
 	const p = await proxy(page);
 	await page.goto(`${BASE}/chat.html`);
 	await startChat(page);
 	const conv = await agent.assignedConv();
 	await customerSend(page, A_TEXT);
+	return { ctx, page, p, conv };
+}
+
+// A message the server never acknowledged (lost on the way) is resent after a reload; it must
+// be shown once, after what was said before it (PROTOCOL.md "Delivery guarantees"; issue 4: "no
+// message lost, none shown twice, order kept").
+async function reloadPending(browser, agent) {
+	const { ctx, page, p, conv } = await proxiedChat(browser, agent);
 	await agent.reply(conv, B_TEXT);
 	await waitText(page, B_TEXT);
 	p.dropText = C_TEXT; // this one never reaches the server
@@ -152,12 +175,7 @@ async function surveyAfterReload(browser, agent) {
 // A network drop while talking: the agent writes during the drop, the customer types during
 // the drop; after the page reconnects everything is shown once and reaches the other side.
 async function networkDrop(browser, agent) {
-	const { ctx, page } = await openPage(browser, "customer");
-	const p = await proxy(page);
-	await page.goto(`${BASE}/chat.html`);
-	await startChat(page);
-	const conv = await agent.assignedConv();
-	await customerSend(page, A_TEXT);
+	const { ctx, page, p, conv } = await proxiedChat(browser, agent);
 	await agent.reply(conv, B_TEXT);
 	await waitText(page, B_TEXT);
 	p.dropText = "\u0001never"; // nothing dropped; cut instead
@@ -180,6 +198,28 @@ async function networkDrop(browser, agent) {
 	await page.locator("#compose").waitFor({ state: "visible", timeout: WAIT_MS });
 	await checkTranscript(page, "customer after drop and reload",
 			      [A_TEXT, B_TEXT, "Agente durante el corte", C_TEXT]);
+	await agent.close(conv);
+	await ctx.close();
+}
+
+// The network drops and the page reconnects over a slow network; the customer sends a message
+// before the server's welcome came back, so it reaches the server right behind the resume. The
+// server refuses anything before the welcome, so the page must hold the message until then: it
+// must reach the agent, acknowledged, not be shown as failed (seen in CI as a timing-dependent
+// failure of networkDrop).
+async function sendBeforeWelcome(browser, agent) {
+	const { ctx, page, p, conv } = await proxiedChat(browser, agent);
+	p.holdUp = 2000;
+	const before = p.connections;
+	await p.cut();
+	await until(() => p.connections > before, "the page reconnects");
+	await sleep(500); // its resume is on its way
+	await page.locator("#text").fill(C_TEXT);
+	await page.locator("#send").click();
+	await waitAcked(page, C_TEXT);
+	await until(() => agent.customerTexts(conv).includes(C_TEXT), "C at the agent");
+	const failed = await page.locator("#messages li.failed").count();
+	check(failed === 0, `${failed} message(s) shown as failed`);
 	await agent.close(conv);
 	await ctx.close();
 }
@@ -523,7 +563,7 @@ async function awayTooLong(browser, agent) {
 // All with the protocol agent logged in; available, except while waitingAndTyping and
 // awayTooLong start.
 const SCENARIOS = Object.fromEntries(Object.entries({ reloadPending, surveyAfterReload,
-	networkDrop, widgetCrossOrigin, widgetNoStorage, waitingAndTyping, longNonAscii,
+	networkDrop, sendBeforeWelcome, widgetCrossOrigin, widgetNoStorage, waitingAndTyping, longNonAscii,
 	dropDuringHello, duplicatedTab, layoutKeyboard, rightToLeft, awayTooLong }).map(([name, fn]) =>
 	[name, { fn, agent: true,
 		 available: name !== "waitingAndTyping" && name !== "awayTooLong" }]));

@@ -51,6 +51,14 @@ def test_survey_survives_reload_after_close(env):
 
 
 @time_limit(240)
+def test_message_sent_before_the_welcome_after_a_drop(env):
+    """PROTOCOL.md "Delivery guarantees": at-least-once, nothing lost. A message typed while
+    the page reconnects, sent before the server's welcome, was refused (say hello first) and
+    shown as failed: the page now holds it until the welcome."""
+    run_browser(env, "sendBeforeWelcome")
+
+
+@time_limit(240)
 def test_customer_away_too_long(env):
     """config chat.abandon_after_s; PROTOCOL.md `closed` reason `abandoned`: a customer who left
     while waiting and comes back too late is told so, without a survey, and no agent gets it."""
@@ -366,6 +374,7 @@ TESTS = [
     test_survey_survives_reload_after_close,
     test_network_drop_resumes,
     test_customer_away_too_long,
+    test_message_sent_before_the_welcome_after_a_drop,
     test_widget_on_another_origin,
     test_widget_third_party_site_without_storage,
     test_layout_and_keyboard,
