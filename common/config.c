@@ -420,36 +420,33 @@ static int check_instance_name(const char *s, size_t len, char *why, size_t whyl
 }
 
 /* The router binds it and the adapters connect to it, so it must work both ways: inproc://NAME,
- * ipc://PATH or tcp://IP:PORT (not "*", which zmq binds but cannot connect to, and no host
- * names, which it does not resolve for a bind). Checked here: the daemon would only fail at
- * start, without a line number. */
+ * ipc://PATH (at most 107 bytes, a unix socket's limit) or tcp://IPV4:PORT (not "*", which zmq
+ * binds but cannot connect to; no host names, which it does not resolve for a bind; no IPv6,
+ * which the bus sockets do not enable). Checked here: the daemon would only fail at start,
+ * without a line number. */
 static int check_endpoint(const char *s, size_t len, char *why, size_t whylen)
 {
 	char buf[OMR_CFG_SUGGEST_MAX + 8], host[64];
-	size_t n;
+	struct in_addr a4;
 	if ((strncmp(s, "inproc://", 9) == 0 && len > 9) ||
-	    (strncmp(s, "ipc://", 6) == 0 && len > 6))
+	    (strncmp(s, "ipc://", 6) == 0 && len > 6 && len - 6 <= 107))
 		return 0;
 	if (strncmp(s, "tcp://", 6) == 0) {
 		const char *h = s + 6, *colon = strrchr(h, ':');
 		char *end = NULL;
 		long port = colon ? strtol(colon + 1, &end, 10) : 0;
-		n = colon ? (size_t)(colon - h) : 0;
-		if (n >= 2 && h[0] == '[' && h[n - 1] == ']') { /* [IPv6] */
-			h++;
-			n -= 2;
-		}
+		size_t n = colon ? (size_t)(colon - h) : 0;
 		if (colon && n > 0 && n < sizeof(host) && end && end != colon + 1 && *end == '\0' &&
 		    port >= 1 && port <= 65535) {
 			memcpy(host, h, n);
 			host[n] = '\0';
-			if (is_ip_address(host))
+			if (inet_pton(AF_INET, host, &a4) == 1)
 				return 0;
 		}
 	}
 	snprintf(why, whylen,
-	         "'%s' is not inproc://NAME, ipc://PATH or tcp://IP:PORT (such as "
-	         "tcp://127.0.0.1:5555; not *, not a host name)",
+	         "'%s' is not inproc://NAME, ipc://PATH (up to 107 bytes) or tcp://IPV4:PORT (such "
+	         "as tcp://127.0.0.1:5555; not *, a host name or IPv6)",
 	         omr_cfg_echo(buf, sizeof(buf), s, len));
 	return -EINVAL;
 }

@@ -90,9 +90,10 @@ static void on_tick(uv_timer_t *t)
 		return;
 	char prefix[OMR_ENV_ID_MAX + 8];
 	omr_router_group_prefix(r->cfg->routing_group, prefix, sizeof(prefix));
-	const char *argv[] = {"FCALL", "omr_tick", "1", prefix};
-	size_t lens[] = {5, 8, 1, strlen(prefix)};
-	if (omr_store_command(r->store, on_tick_reply, r, 4, argv, lens) == 0)
+	/* (the instance: it is alive, for the customers' connections it holds) */
+	const char *argv[] = {"FCALL", "omr_tick", "1", prefix, r->instance};
+	size_t lens[] = {5, 8, 1, strlen(prefix), strlen(r->instance)};
+	if (omr_store_command(r->store, on_tick_reply, r, 5, argv, lens) == 0)
 		r->ticking = true;
 }
 

@@ -539,7 +539,9 @@
 				endConversation(true);
 			return;
 		}
-		if (msg.code === "unavailable" && wantHello) {
+		if (msg.code === "unavailable" && (wantHello || (!welcomed && state))) {
+			/* the hello or resume was not taken in time: again (messages
+			 * written meanwhile wait for the welcome) */
 			setStatus("the service is busy, retrying…");
 			setTimeout(onOpen, 3000);
 			return;

@@ -11,10 +11,16 @@
 		return new TextEncoder().encode(s).length;
 	}
 
-	/* text in parts of at most MAX_TEXT_BYTES bytes, cut between characters. */
+	/* Control characters but tab and line breaks (pasted terminal colours,
+	 * say) show as nothing, and JSON sends each as six bytes: the frame
+	 * limit leaves room for text that JSON at most doubles. */
+	var CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g;
+
+	/* text, without control characters, in parts of at most MAX_TEXT_BYTES
+	 * bytes, cut between characters. */
 	function parts(text) {
 		var out = [], cur = "", bytes = 0;
-		Array.from(text).forEach(function (ch) {
+		Array.from(text.replace(CONTROL, "")).forEach(function (ch) {
 			var n = utf8Length(ch);
 			if (bytes + n > MAX_TEXT_BYTES) {
 				out.push(cur);

@@ -158,7 +158,8 @@ local function declined_by(P, R, conv, now)
   local out, n, hold = {}, 0, decline_hold_ms(R)
   local flat = redis.call('HGETALL', P .. ':conv:' .. conv .. ':decl')
   for i = 1, #flat, 2 do
-    if now - num(flat[i + 1], 0) < hold then
+    -- ('?AGENT': an offer its desktop never got timed out once, take_back)
+    if string.byte(flat[i], 1) ~= 63 and now - num(flat[i + 1], 0) < hold then
       out[flat[i]] = true
       n = n + 1
     end
@@ -262,6 +263,24 @@ local function try_assign(P, R, c, q, now)
   return assign(P, R, c, a, why, now) -- "assigned" or "offered"
 end
 
+-- Every instance says it is alive at each omr_tick (P:instances, instance
+-- -> ms); one silent for longer than routing.heartbeat_timeout_s stopped.
+local function instance_alive(P, R, instance, now)
+  local at = redis.call('ZSCORE', P .. ':instances', instance)
+  return at ~= false and now - num(at, 0) < num(R.heartbeat_timeout_s, 30) * 1000
+end
+
+-- When c, whose customer left (`left_ms`, omr_conv_left), is taken for
+-- abandoned under the rules now (nil: never, chat.abandon_after_s 0, or the
+-- customer is here).
+local function abandon_due(R, c)
+  local s = num(R.abandon_s, 0)
+  if s <= 0 or (c.left_ms or '') == '' then
+    return nil
+  end
+  return num(c.left_ms, 0) + s * 1000
+end
+
 -- When c's maximum wait in queue `queue` started: its original enqueue time,
 -- or when a maximum wait moved it there (`maxw_from` "QUEUE|MS").
 local function max_wait_from(c, queue, now)
@@ -291,6 +310,12 @@ local function enqueue(P, R, c, q, now)
     timer_add(P, max_wait_from(c, q.name, now) + q.max_wait_s * 1000,
       'max|' .. c.id .. '|' .. q.name)
   end
+  -- Waiting again (transferred, its agent lost, a reload) while its
+  -- customer is away: the abandonment clock of that departure (fire_gone).
+  local gone = abandon_due(R, c)
+  if gone ~= nil then
+    timer_add(P, gone, 'gone|' .. c.id .. '|' .. c.left_ms)
+  end
   local nxt = q.steps[s + 1]
   if nxt ~= nil then
     timer_add(P, num(c.enqueued_ms, now) + num(nxt.after_s, 0) * 1000,
@@ -314,8 +339,14 @@ local function unqueue(P, c)
   end
 end
 
--- Routes c in queue q from step c.step: to an agent now, else to waiting.
+-- Routes c in queue q from step c.step: to an agent now, else to waiting;
+-- closed as abandoned instead when its customer left long enough ago.
 local function route(P, R, c, q, now)
+  local gone = abandon_due(R, c)
+  if gone ~= nil and gone <= now then
+    close_waiting(P, R, c, 'abandoned', now) -- nobody is handed a chat nobody is in
+    return 'closed'
+  end
   -- A step is kept only in its own queue and while the ladder has it (a
   -- rules reload may have shortened or removed the ladder it was on).
   if c.queue ~= q.name or num(c.step, 1) > #q.steps then

@@ -50,9 +50,11 @@ end
 -- (`left_ms`): the agent who holds the conversation is told, and one that
 -- still waits R.abandon_s later is closed as abandoned (the `gone` timer,
 -- 60_timers.lua) unless the customer came back. An instance that stops
--- without reporting its customers gone (a crash, a drain: they are not
--- leaving) leaves their members behind, and those conversations wait for an
--- agent as they always did.
+-- (a crash, a drain) does not report its customers gone: they are not
+-- leaving, and may come back elsewhere. Its members stop counting once it
+-- is silent (customer_connected); a customer who never comes back after
+-- such a stop is not taken for gone, and the conversation waits for an
+-- agent as it always did.
 local function tell_agent(P, c, kind, now)
   if c.state == 'assigned' and (c.agent or '') ~= '' then
     inbox_add(P, c.agent, 'kind', kind, 'conv', c.id, 'ts', int(now))
@@ -172,6 +174,20 @@ local function conv_resume(keys, args)
   return c.state
 end
 
+-- Whether the customer has a connection open on conv: one of an instance
+-- that is alive (a drain or a crash never reports its customers gone; the
+-- members of an instance that stopped ticking are dropped).
+local function customer_connected(P, R, conv, now)
+  local cust = P .. ':conv:' .. conv .. ':cust'
+  for _, m in ipairs(redis.call('SMEMBERS', cust)) do
+    if instance_alive(P, R, string.match(m, '^(.*):[^:]*$') or m, now) then
+      return true
+    end
+    redis.call('SREM', cust, m)
+  end
+  return false
+end
+
 -- omr_conv_left P conv session -> "away" (that was the customer's last
 -- connection) or "here" (another is open, or this one was reported already)
 local function conv_left(keys, args)
@@ -181,17 +197,26 @@ local function conv_left(keys, args)
     return 'here'
   end
   local cust = P .. ':conv:' .. conv .. ':cust'
-  if redis.call('SREM', cust, session) == 0 or redis.call('SCARD', cust) > 0 then
+  if redis.call('SREM', cust, session) == 0 then
     return 'here'
   end
-  local ckey = P .. ':conv:' .. conv
   local now = now_ms()
-  redis.call('HSET', ckey, 'left_ms', int(now))
-  tell_agent(P, c, 'customer-left', now)
   local R = rules(P)
-  if num(R.abandon_s, 0) > 0 then
+  if customer_connected(P, R, conv, now) then
+    if num(R.abandon_s, 0) > 0 then
+      -- (looked at again then: the other may be of an instance that stopped
+      -- just now and still looks alive; fire_gone)
+      timer_add(P, now + R.abandon_s * 1000, 'gone|' .. conv .. '|' .. int(now))
+    end
+    return 'here'
+  end
+  c.left_ms = int(now)
+  redis.call('HSET', P .. ':conv:' .. conv, 'left_ms', c.left_ms)
+  tell_agent(P, c, 'customer-left', now)
+  local due = abandon_due(R, c)
+  if due ~= nil then
     -- (set whatever the state: one that waits by then is closed)
-    timer_add(P, now + R.abandon_s * 1000, 'gone|' .. conv .. '|' .. int(now))
+    timer_add(P, due, 'gone|' .. conv .. '|' .. c.left_ms)
   end
   return 'away'
 end

@@ -153,9 +153,15 @@ end
 local function take_back(P, R, c, agent, reason, now)
   local ckey = P .. ':conv:' .. c.id
   local seen = reason == 'timeout' and offer_seen(P, c, agent)
-  if reason ~= 'agent-lost' and reason ~= 'abandoned' and (reason ~= 'timeout' or seen) then
-    -- (a lost agent did not decline, nor one whose desktop never got the
-    -- offer: back later, it may take it at once)
+  -- (a lost agent did not decline: back later, it may take it at once)
+  local declined = reason ~= 'agent-lost' and reason ~= 'abandoned'
+  if reason == 'timeout' and not seen then
+    -- Its desktop never got the offer: not held against the agent the first
+    -- time; the second time it is (a desktop connected but not reading would
+    -- get it back at every timeout, for ever).
+    declined = redis.call('HSETNX', ckey .. ':decl', '?' .. agent, int(now)) == 0
+  end
+  if declined then
     decline(P, R, c.id, agent, now)
   end
   redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'last_decline', agent .. ':' .. reason)
@@ -185,8 +191,15 @@ end
 -- Takes an offer back (take_back) and routes the conversation again with
 -- its original enqueue time and ladder step.
 local function withdraw(P, R, c, agent, reason, now)
-  local a = take_back(P, R, c, agent, reason, now)
+  if take_back(P, R, c, agent, reason, now) == nil then
+    reroute(P, R, c, now, false)
+    return
+  end
   reroute(P, R, c, now, false)
+  -- Read again: the reroute may have given it back to this agent (an offer
+  -- its desktop never got is not a decline), and filling it from what it
+  -- held before would put it over its capacity.
+  local a = agent_read(P, agent)
   if a ~= nil then
     pull_waiting(P, R, a, now)
   end

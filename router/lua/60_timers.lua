@@ -47,8 +47,11 @@ local function fire_max_wait(P, R, c, queue, now)
   local target = string.match(action, '^overflow:(.+)$')
   if target and queue_named(R, target) and takes(queue_named(R, target), c) then
     c.step = 1
-    -- the next queue's wait counts from now (enqueue arms it)
-    c.maxw_from = target .. '|' .. int(now)
+    -- The next queue's wait counts from now (enqueue arms it); from the first
+    -- time, when a rules reload sent it back here and it overflows again.
+    if string.match(c.maxw_from or '', '^(.*)|%d+$') ~= target then
+      c.maxw_from = target .. '|' .. int(now)
+    end
     redis.call('HSET', P .. ':conv:' .. c.id, 'step', 1, 'maxw_from', c.maxw_from)
     route(P, R, c, queue_named(R, target), now)
     return
@@ -71,12 +74,34 @@ end
 -- in R.abandon_s (omr_conv_left): it is closed as abandoned, and an open
 -- offer is taken back.
 local function fire_gone(P, R, c, left, now)
-  if c.left_ms ~= left or (c.state ~= 'queued' and c.state ~= 'offered') then
+  if c.state ~= 'queued' and c.state ~= 'offered' then
+    return
+  end
+  if (c.left_ms or '') == '' then
+    -- Another connection was open when this one left (omr_conv_left): if it
+    -- was of an instance that stopped, the customer left at `left`.
+    if customer_connected(P, R, c.id, now) then
+      if num(R.abandon_s, 0) > 0 then
+        timer_add(P, now + num(R.heartbeat_timeout_s, 30) * 1000, 'gone|' .. c.id .. '|' .. left)
+      end
+      return
+    end
+    c.left_ms = left
+    redis.call('HSET', P .. ':conv:' .. c.id, 'left_ms', left)
+  elseif c.left_ms ~= left then
+    return -- (a later departure has its own timer)
+  end
+  local due = abandon_due(R, c)
+  if due == nil then
+    return -- (chat.abandon_after_s reloaded to 0)
+  elseif due > now then
+    timer_add(P, due, 'gone|' .. c.id .. '|' .. left) -- (reloaded to a longer time)
     return
   end
   local a = nil
   if c.state == 'offered' then
-    a = take_back(P, R, c, c.agent, 'abandoned', now)
+    a = c.agent -- (take_back clears c.agent)
+    take_back(P, R, c, a, 'abandoned', now)
   else
     unqueue(P, c)
   end
@@ -85,7 +110,8 @@ local function fire_gone(P, R, c, left, now)
     redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
   end
   close_waiting(P, R, c, 'abandoned', now)
-  if a ~= nil then
+  a = a and agent_read(P, a) -- (as it is now)
+  if a then
     pull_waiting(P, R, a, now)
   end
 end
@@ -118,11 +144,17 @@ local function fire_requeue(P, R, a, session, now)
   end
 end
 
--- omr_tick P -> number of timers fired. Every instance calls it; whichever
+-- omr_tick P [instance] -> number of timers fired. Every instance calls it; whichever
 -- runs first fires a due timer, exactly once.
 local function tick(keys, args)
   local P = keys[1]
   local now = now_ms()
+  if (args[1] or '') ~= '' then
+    -- this instance is alive (instance_alive); a restarted one has a new
+    -- name, so the names of those that stopped go after a day
+    redis.call('ZADD', P .. ':instances', now, args[1])
+    redis.call('ZREMRANGEBYSCORE', P .. ':instances', '-inf', now - 86400000)
+  end
   local due = redis.call('ZRANGEBYSCORE', P .. ':timers', '-inf', now, 'LIMIT', 0, 200)
   if #due == 0 then
     return 0
@@ -154,9 +186,15 @@ local function tick(keys, args)
         elseif kind == 'lost' then
           fire_lost(P, R, a, arg, now)
         elseif kind == 'decl' then
-          -- its hold on a conversation it declined is over: the agent, if
-          -- free, looks at what waits (that one may be the oldest there)
-          pull_waiting(P, R, a, now)
+          -- Its hold on a conversation it declined is over (or was made
+          -- longer by a reload: then later): the agent, if free, looks at
+          -- what waits (that one may be the oldest there).
+          local at = redis.call('HGET', P .. ':conv:' .. arg .. ':decl', id)
+          if at and num(at, 0) + decline_hold_ms(R) > now then
+            timer_add(P, num(at, 0) + decline_hold_ms(R), t)
+          else
+            pull_waiting(P, R, a, now)
+          end
         else
           fire_requeue(P, R, a, arg, now)
         end

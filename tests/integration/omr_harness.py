@@ -947,6 +947,17 @@ async def wait_field(redis, key, field, want, timeout):
         c.close()
 
 
+async def poll(check, timeout, interval=0.1):
+    """Calls check() until it returns something true or `timeout` s passed;
+    returns its last value (the caller asserts on it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(interval)
+
+
 async def wait_hash(rc, key, pred, timeout, what):
     """Polls hash `key` through client rc until pred(its fields) holds; returns them."""
     deadline = time.monotonic() + timeout

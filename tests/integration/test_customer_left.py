@@ -20,8 +20,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (Agent, Customer, add_agent, conv_key, log, run_tests,  # noqa: E402
-                         time_limit)
+from omr_harness import (Agent, Customer, add_agent, conv_key, log, poll,  # noqa: E402
+                         run_tests, time_limit)
 from lua_harness import P, T, LuaTestCase, as_run_test  # noqa: E402
 
 
@@ -35,9 +35,15 @@ class LeftLua(LuaTestCase):
                 if t.startswith(f"gone|{conv}|")]
 
     def fire_gone(self, conv):
-        """Makes conv's abandonment timers due now and ticks."""
+        """As if an hour passed since the customer left: conv's abandonment
+        timers are due, and so is what they check (left_ms), then a tick."""
         for t in self.gone_timers(conv):
-            self.r("ZADD", f"{P}:timers", 0, t)
+            self.r("ZREM", f"{P}:timers", t)
+            left = t.split("|")[2]
+            earlier = str(int(left) - 3600000)
+            if self.conv(conv).get("left_ms") == left:
+                self.r("HSET", f"{P}:conv:{conv}", "left_ms", earlier)
+            self.r("ZADD", f"{P}:timers", 0, f"gone|{conv}|{earlier}")
         self.fcall("omr_tick")
 
     def test_waiting_customer_gone_is_abandoned(self):
@@ -64,6 +70,7 @@ class LeftLua(LuaTestCase):
 
     def test_customer_back_in_time_keeps_the_place(self):
         self.rules({"name": "q"}, blocking={}, abandon_s=60)
+        self.fcall("omr_tick", "i1")  # the instance is alive
         self.assertEqual(self.start_with("c1", "i1:1"), "queued")
         self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "away")
         self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "i1:2"),
@@ -78,12 +85,21 @@ class LeftLua(LuaTestCase):
 
     def test_another_tab_still_open_is_not_gone(self):
         self.rules({"name": "q"}, blocking={}, abandon_s=60)
+        self.fcall("omr_tick", "i1")  # both instances are alive
+        self.fcall("omr_tick", "i2")
         self.assertEqual(self.start_with("c1", "i1:1"), "queued")
         self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "i2:7"),
                          "queued")
         self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "here")
-        self.assertEqual(self.gone_timers("c1"), [])
         self.assertNotIn("left_ms", self.conv("c1"))
+        self.fire_gone("c1")  # looked at again: the other tab is still there
+        self.assertEqual(self.conv("c1")["state"], "queued")
+        # That tab's instance stops (a crash: nothing reported); its connection no longer
+        # counts once the instance is silent for routing.heartbeat_timeout_s.
+        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, "i2")
+        self.fire_gone("c1")
+        self.assertEqual((self.conv("c1")["state"], self.conv("c1").get("close_reason")),
+                         ("closed", "abandoned"))
 
     def test_offer_of_an_abandoned_chat_is_taken_back(self):
         self.rules({"name": "q", "auto_accept": False, "offer_timeout_s": 30}, blocking={},
@@ -128,6 +144,55 @@ class LeftLua(LuaTestCase):
         kinds = [k for k, conv in self.inbox_kinds("a1") if conv == "c1"]
         self.assertEqual(kinds, ["offer", "assigned", "customer-left"])
 
+    def test_connection_of_a_stopped_instance_does_not_count(self):
+        # A drain or a crash never reports its customers gone; once that
+        # instance stopped ticking, its members do not keep a chat alive.
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, "old")
+        self.fcall("omr_tick", "new")
+        self.assertEqual(self.start_with("c1", "old:3"), "queued")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "new:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "new:1"), "away")
+        self.assertEqual(self.r("SMEMBERS", f"{P}:conv:c1:cust"), [])
+        self.fire_gone("c1")
+        self.assertEqual(self.conv("c1")["state"], "closed")
+
+    def test_waiting_again_after_the_customer_left_is_abandoned(self):
+        # Assigned when its customer left; transferred to a queue later: it
+        # waits again, and its customer's absence still counts.
+        self.rules({"name": "q"}, {"name": "q2"}, blocking={}, abandon_s=60)
+        self.agent("a1", "en", 1)
+        self.assertEqual(self.start_with("c1", "i1:1"), "assigned")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "away")
+        self.assertEqual(self.fcall("omr_conv_transfer", "c1", "a1", "queue", "q2", ""),
+                         "transferred")
+        self.assertEqual(self.conv("c1")["state"], "queued")
+        self.fire_gone("c1")
+        self.assertEqual((self.conv("c1")["state"], self.conv("c1").get("close_reason")),
+                         ("closed", "abandoned"))
+        # Routed again long after: closed at once rather than handed to an agent.
+        self.assertEqual(self.start_with("c2", "i1:2"), "assigned")  # a1 again
+        self.assertEqual(self.fcall("omr_conv_left", "c2", "i1:2"), "away")
+        self.r("HSET", f"{P}:conv:c2", "left_ms", int(time.time() * 1000) - 120000)
+        self.agent("b1", "en", 1)
+        self.assertEqual(self.fcall("omr_conv_transfer", "c2", "a1", "queue", "q2", ""),
+                         "transferred")
+        self.assertEqual(self.conv("c2")["state"], "closed")
+        self.assertNotIn(("assigned", "c2"), self.inbox_kinds("b1"))
+        self.check_invariants()
+
+    def test_reloaded_abandon_time_applies_to_who_left(self):
+        self.rules({"name": "q"}, blocking={}, abandon_s=60)
+        self.assertEqual(self.start_with("c1", "i1:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "away")
+        self.rules({"name": "q"}, blocking={}, abandon_s=0)  # never
+        self.fire_gone("c1")
+        self.assertEqual(self.conv("c1")["state"], "queued")
+        self.rules({"name": "q"}, blocking={}, abandon_s=1)  # a reload re-queues it
+        time.sleep(1.1)
+        self.fire_gone("c1")
+        self.assertEqual(self.conv("c1")["state"], "closed")
+
     def test_zero_never_abandons(self):
         self.rules({"name": "q"}, blocking={}, abandon_s=0)
         self.assertEqual(self.start_with("c1", "i1:1"), "queued")
@@ -146,14 +211,6 @@ class LeftLua(LuaTestCase):
 FAST = {"chat": {"abandon_after_s": 1}, "routing": {"tick_ms": 50}}
 
 
-async def poll(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @time_limit(60)
 async def test_customer_who_closes_the_page_is_not_handed_to_an_agent(env):
     r = env.redis()
@@ -167,8 +224,8 @@ async def test_customer_who_closes_the_page_is_not_handed_to_an_agent(env):
     await stays.close()
     await stays.resume()  # back within the second
     admin = r.client()
-    await poll(lambda: admin.cmd("HGET", conv_key(gone.conversation_id), "state")
-               == "closed", 10, "the abandoned conversation to close")
+    await poll(lambda: admin.cmd("HGET", conv_key(gone.conversation_id), "state") == "closed",
+               10)
     assert admin.cmd("HGET", conv_key(gone.conversation_id), "close_reason") == "abandoned"
     await asyncio.sleep(1.5)
     assert admin.cmd("HGET", conv_key(stays.conversation_id), "state") == "queued"
@@ -244,6 +301,9 @@ LUA = ["test_waiting_customer_gone_is_abandoned",
        "test_offer_of_an_abandoned_chat_is_taken_back",
        "test_assigned_chat_tells_its_agent_and_is_not_closed",
        "test_chat_taken_after_its_customer_left_says_so",
+       "test_connection_of_a_stopped_instance_does_not_count",
+       "test_waiting_again_after_the_customer_left_is_abandoned",
+       "test_reloaded_abandon_time_applies_to_who_left",
        "test_zero_never_abandons",
        "test_closed_conversation_keys_expire"]
 

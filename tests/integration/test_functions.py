@@ -563,7 +563,7 @@ class FunctionsTest(LuaTestCase):
         # Not held against it either (ROUTING.md, Offers): offered to it again.
         self.assertEqual((self.conv("c1")["state"], self.conv("c2")["state"]),
                          ("offered", "offered"))
-        self.assertEqual(self.r("EXISTS", f"{P}:conv:c1:decl"), 0)
+        self.assertEqual(self.r("HKEYS", f"{P}:conv:c1:decl"), ["?a"])  # (once)
         # An offer the desktop did get (read and acked) and let expire counts.
         self.start("c3")
         self.desktop_reads("a")

@@ -69,7 +69,7 @@ RULESETS = {
         {"name": "general", "wrapup_s": 1, "sticky_window_s": 20, "max_wait_s": 4,
          "steps": [{"after_s": 0}]},
     ], blocking=BLOCKING, extra=dict(max_missed_offers=2, agent_grace_s=2,
-                                     heartbeat_timeout_s=1)),
+                                     heartbeat_timeout_s=1, abandon_s=1, decline_hold_s=1)),
     "B": dict(queues=[
         {"name": "mail", "channels": ["email"], "auto_accept": False, "offer_timeout_s": 1,
          "steps": [{"after_s": 0}]},
@@ -80,14 +80,14 @@ RULESETS = {
          "steps": [{"after_s": 0}]},
         {"name": "general", "tenants": ["t1", "t2"], "wrapup_s": 1, "max_wait_s": 4,
          "steps": [{"after_s": 0}]},
-    ], blocking={}, extra=dict(max_missed_offers=3, agent_grace_s=2)),
+    ], blocking={}, extra=dict(max_missed_offers=3, agent_grace_s=2, abandon_s=2)),
     "C": dict(queues=[
         {"name": "general", "auto_accept": False, "offer_timeout_s": 1, "max_wait_s": 2,
          "max_wait_action": "overflow:late", "wrapup_s": 1, "sticky_window_s": 20,
          "steps": [{"after_s": 0}, {"after_s": 1, "languages": ["en"]}]},
         {"name": "late", "priority": 1, "max_wait_s": 3, "steps": [{"after_s": 0}]},
     ], blocking={"voice": ["chat", "email"], "email": ["voice"]},
-        extra=dict(max_missed_offers=2, agent_grace_s=2)),
+        extra=dict(max_missed_offers=2, agent_grace_s=2, abandon_s=1, decline_hold_s=2)),
 }
 
 
@@ -166,9 +166,23 @@ class RandomRoutingTest(LuaTestCase):
         lang = rnd.choice(LANGS)
         attrs = {"vip": "1"} if rnd.random() < 0.2 else {}
         skills = ["billing"] if rnd.random() < 0.2 else []
+        tenant = rnd.choice(TENANTS)
+        self.tenant_of[cid] = tenant
         self.call("omr_conv_start", cid, "tok", lang, lang.split("-")[0], "cust",
-                  rnd.choice(CHANNELS), rnd.choice(TENANTS), rnd.choice(CUSTOMERS),
-                  json.dumps(attrs), json.dumps(skills))
+                  rnd.choice(CHANNELS), tenant, rnd.choice(CUSTOMERS),
+                  json.dumps(attrs), json.dumps(skills), f"i1:{cid}-0")
+
+    def op_customer_left(self, rnd):
+        # the customer's page closes (chat.abandon_after_s: abandon_s)
+        cid = rnd.choice(sorted(self.tenant_of) or ["none"])
+        for m in self.r("SMEMBERS", f"{P}:conv:{cid}:cust"):
+            self.call("omr_conv_left", cid, m)
+
+    def op_customer_back(self, rnd):
+        cid = rnd.choice(sorted(self.tenant_of) or ["none"])
+        if cid in self.tenant_of:
+            self.nsess += 1
+            self.call("omr_conv_resume", cid, "tok", self.tenant_of[cid], f"i1:{cid}-{self.nsess}")
 
     def op_presence(self, rnd):
         aid = rnd.choice(self.existing_agents() or ["a"])
@@ -305,7 +319,7 @@ class RandomRoutingTest(LuaTestCase):
         ("op_start", 22), ("op_presence", 8), ("op_login", 4), ("op_gone", 3), ("op_seen", 3),
         ("op_read_inbox", 5), ("op_answer_offer", 10), ("op_close", 12), ("op_transfer", 6),
         ("op_wrapup_end", 4), ("op_update", 5), ("op_remove_or_add", 2), ("op_revoke", 1),
-        ("op_rules", 3),
+        ("op_rules", 3), ("op_customer_left", 4), ("op_customer_back", 2),
         ("op_tick", 14),
     ]
 
@@ -316,6 +330,7 @@ class RandomRoutingTest(LuaTestCase):
         rnd = random.Random(seed)
         self.log = deque(maxlen=15)
         self.sessions, self.nsess, self.nconv, self.nrules = {}, 0, 0, 0
+        self.tenant_of = {}
         self.load_rules("A")
         for aid in ("a", "b", "c", "d"):
             self.create_agent(aid)

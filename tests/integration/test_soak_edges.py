@@ -23,7 +23,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import Agent, Customer, add_agent, log, run_tests, time_limit  # noqa: E402
+from omr_harness import (Agent, Customer, add_agent, log, poll, run_tests,  # noqa: E402
+                         time_limit)
 
 P = "omr:{default}"
 
@@ -37,15 +38,6 @@ def key_report(rc, cid):
         if t != "none":
             out[suf or "hash"] = (t, rc.cmd("PTTL", k))
     return out
-
-
-async def poll(check, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got or time.monotonic() > deadline:
-            return got
-        await asyncio.sleep(0.2)
 
 
 @time_limit(120)
