@@ -482,6 +482,7 @@ static void gen_start_args(struct cmd *c, const char *conv, size_t kind, const c
 	cmd_add_ref(c, "", 0); /* no customer: no sticky routing */
 	cmd_add(c, "%s", attrs[kind % 4]);
 	cmd_add(c, "%s", skills[kind % 4]);
+	cmd_add(c, "bench:%s", conv); /* the customer's connection, as the daemon passes it */
 }
 
 struct run {
