@@ -264,10 +264,11 @@ local function try_assign(P, R, c, q, now)
 end
 
 -- Every instance says it is alive at each omr_tick (P:instances, instance
--- -> ms); one silent for longer than routing.heartbeat_timeout_s stopped.
+-- -> ms); one silent for longer than routing.heartbeat_timeout_s, plus the
+-- longest routing.tick_ms (10 s) between two ticks of a live one, stopped.
 local function instance_alive(P, R, instance, now)
   local at = redis.call('ZSCORE', P .. ':instances', instance)
-  return at ~= false and now - num(at, 0) < num(R.heartbeat_timeout_s, 30) * 1000
+  return at ~= false and now - num(at, 0) < num(R.heartbeat_timeout_s, 30) * 1000 + 10000
 end
 
 -- When c, whose customer left (`left_ms`, omr_conv_left), is taken for

@@ -223,8 +223,9 @@ async def test_customer_who_leaves_after_a_rolling_restart_is_abandoned(env):
     rolling restart (SIGTERM drain, start again), the customer's page resumes on the new
     instance, then the customer closes the page for good. PROTOCOL.md: gone = "no connection
     of the customer is open on it"; none is. Expected: closed as abandoned after
-    abandon_after_s (1 s), once the drained instance is silent for heartbeat_timeout_s (3 s). Actual: the drained instance's member stays in conv:ID:cust, the
-    chat waits for good."""
+    abandon_after_s (1 s), once the drained instance is silent for heartbeat_timeout_s (3 s)
+    + 10 s. Was: the drained instance's member stayed in conv:ID:cust, the chat waited for
+    good."""
     r = env.redis()
     # (the drained instance's connections count until it is silent for heartbeat_timeout_s)
     d = env.daemon(r, config=dict(FAST, routing={"tick_ms": 50, "heartbeat_timeout_s": 3}))
@@ -236,7 +237,7 @@ async def test_customer_who_leaves_after_a_rolling_restart_is_abandoned(env):
     await cust.close()  # and then the customer leaves for good
     rc = r.client()
     key = conv_key(cust.conversation_id)
-    await poll(lambda: rc.cmd("HGET", key, "state") == "closed", 12)
+    await poll(lambda: rc.cmd("HGET", key, "state") == "closed", 25)
     state = rc.cmd("HGET", key, "state")
     members = rc.cmd("SMEMBERS", key + ":cust")
     assert state == "closed" and rc.cmd("HGET", key, "close_reason") == "abandoned", (
