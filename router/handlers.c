@@ -299,8 +299,8 @@ static int handle_agent_ack(omr_request_t *q)
 	}
 	int rc = omr_store_command(q->r->store, omr_request_on_simple, q, n, argv, lens);
 	if (rc == 0)
-		omr_delivery_trim_inbox(q->r,
-		                        w); /* after the XACK: the same connection, in order */
+		/* after the XACK: the same connection, in order */
+		omr_delivery_trim_inbox(q->r, w);
 	return rc;
 }
 
