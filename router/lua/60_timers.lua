@@ -25,6 +25,17 @@ local function fire_escalation(P, R, c, step, now)
   route(P, R, c, q, now)
 end
 
+-- c stops waiting: out of its waiting set, and no longer waiting for one
+-- agent in particular (sticky, a transfer: P:pref:AGENT).
+local function stop_waiting(P, c)
+  unqueue(P, c)
+  if (c.pref_agent or '') ~= '' then
+    redis.call('ZREM', P .. ':pref:' .. c.pref_agent, c.id)
+    redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
+    c.pref_agent = nil
+  end
+end
+
 local function fire_max_wait(P, R, c, queue, now)
   if c.state ~= 'queued' or c.queue ~= queue then
     return
@@ -39,11 +50,7 @@ local function fire_max_wait(P, R, c, queue, now)
     return
   end
   local action = q.max_wait_action or 'close'
-  unqueue(P, c)
-  if (c.pref_agent or '') ~= '' then
-    redis.call('ZREM', P .. ':pref:' .. c.pref_agent, c.id)
-    redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
-  end
+  stop_waiting(P, c)
   local target = string.match(action, '^overflow:(.+)$')
   if target and queue_named(R, target) and takes(queue_named(R, target), c) then
     c.step = 1
@@ -102,13 +109,8 @@ local function fire_gone(P, R, c, left, now)
   if c.state == 'offered' then
     a = c.agent -- (take_back clears c.agent)
     take_back(P, R, c, a, 'abandoned', now)
-  else
-    unqueue(P, c)
   end
-  if (c.pref_agent or '') ~= '' then
-    redis.call('ZREM', P .. ':pref:' .. c.pref_agent, c.id)
-    redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
-  end
+  stop_waiting(P, c)
   close_waiting(P, R, c, 'abandoned', now)
   a = a and agent_read(P, a) -- (as it is now)
   if a then
