@@ -519,6 +519,8 @@
 					(item.queue ? " from queue " + item.queue : "");
 			else if (item.type === "closed")
 				text.textContent = item.reason === "transferred" ? "Conversation transferred"
+					: item.reason === "admin" ? "Conversation ended by the site" +
+						(item.note ? ": " + item.note : "")
 					: "Conversation closed";
 			else if (item.event === "taken-back")
 				text.textContent = "Taken back" + (item.reason ? " (" + item.reason + ")" : "") +
@@ -610,8 +612,9 @@
 						return typeof h === "string" && ID_RE.test(h) && h !== c.id;
 					});
 			} else if (item.type === "closed") {
-				/* a transfer frees no wrap-up: nothing to end early */
-				if (!c.closed && item.reason !== "transferred")
+				/* a transfer, or an end by the site, gives no wrap-up:
+				 * nothing to end early */
+				if (!c.closed && item.reason !== "transferred" && item.reason !== "admin")
 					showWrapup(item.wrapup_until_ms);
 				if (item.reason === "transferred")
 					c.transferred = true;

@@ -445,6 +445,10 @@
 		"no-queue": "This chat can no longer be answered here. Please start a new chat"
 	};
 
+	/* Ended by the site (omnirouterctl conversation close): said so; the
+	 * survey only if an agent had served the chat. */
+	var ADMIN_TEXT = "This chat was ended by the support team";
+
 	function onItem(msg) {
 		if (!msg.seq || seen[msg.seq])
 			return;
@@ -471,8 +475,13 @@
 				addLine("event", "", (msg.name || "An agent") + " joined the chat", msg.ts);
 			} else if (msg.event === "closed") {
 				var unserved = CLOSE_TEXT[msg.reason];
-				addLine("event", "", unserved || "The conversation was closed", msg.ts);
-				endConversation(!unserved);
+				if (msg.reason === "admin") {
+					addLine("event", "", ADMIN_TEXT, msg.ts);
+					endConversation(assigned);
+				} else {
+					addLine("event", "", unserved || "The conversation was closed", msg.ts);
+					endConversation(!unserved);
+				}
 			} else if (EVENT_TEXT[msg.event]) {
 				/* a transfer's note is for the next agent: never shown here */
 				setWaiting(true);

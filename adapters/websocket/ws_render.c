@@ -310,7 +310,8 @@ static char *render_agent_item(const omr_envelope_t *env)
 		       add_list(obj, "history", omr_envelope_attr(env, "history"))));
 	else if (ok && (revoked || closed))
 		ok = add_str(obj, "reason", env->reason) &&
-		     (!closed || add_int_attr(obj, "wrapup_until_ms", env, "wrapup_until_ms"));
+		     (!closed || (add_int_attr(obj, "wrapup_until_ms", env, "wrapup_until_ms") &&
+		                  add_str(obj, "note", env->text))); /* (reason admin) */
 	else if (ok && msg)
 		ok = add_str(obj, "id", env->msgid) &&
 		     add_str(obj, "from", env->from ? omr_role_name(env->from) : NULL) &&

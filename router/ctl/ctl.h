@@ -35,10 +35,35 @@ typedef struct omr_ctl {
 	const char *skills_set, *skills_add, *skills_remove;
 } omr_ctl_t;
 
+/* The options a command word takes (omr_ctl_check_options). */
+enum {
+	F_ID = 1 << 0,
+	F_NAME = 1 << 1,
+	F_LANGUAGES = 1 << 2,
+	F_SKILLS = 1 << 3,
+	F_CAPACITY = 1 << 4,
+	F_TENANTS = 1 << 5,
+	F_TOKEN = 1 << 6,
+	F_REASON = 1 << 7,
+	F_SET = 1 << 8,
+	F_ADD = 1 << 9,
+	F_REMOVE = 1 << 10,
+	F_DRY_RUN = 1 << 11,
+	F_SUPERVISES = 1 << 12,
+	F_TENANT = 1 << 13, /* --tenant: new agents' tenant (add, import), the tenant listed */
+	F_FIELDS = F_NAME | F_LANGUAGES | F_SKILLS | F_CAPACITY | F_TENANTS | F_SUPERVISES,
+};
+
 /* Prints "omnirouterctl: MESSAGE" on stderr and returns OMR_CTL_USAGE
  * (omr_ctl_usage_error) or OMR_CTL_FAIL (omr_ctl_error). */
 int omr_ctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int omr_ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* OMR_CTL_OK when every option given is in `allowed` (F_ bits), else a
+ * usage error naming the first one that is not ("--name does not apply to
+ * COMMAND VERB"). */
+int omr_ctl_check_options(const omr_ctl_t *ctl, const char *command, const char *verb,
+                          unsigned allowed);
 
 /* FCALL fn 1 PREFIX args... (connecting first if needed). Returns OMR_CTL_OK
  * and *reply (never an error reply; the caller frees it), or prints one line
@@ -67,6 +92,7 @@ void omr_ctl_print_json(const cJSON *j);
 int omr_ctl_agent(omr_ctl_t *ctl, int argc, char **argv);
 int omr_ctl_import(omr_ctl_t *ctl, const char *path);
 int omr_ctl_explain(omr_ctl_t *ctl, int argc, char **argv);
+int omr_ctl_conversation(omr_ctl_t *ctl, int argc, char **argv);
 
 /* Writes "k:v,k:v" of a JSON object of numbers, highest value first, then by
  * key, or "-" when empty, to out: every member, however many. */

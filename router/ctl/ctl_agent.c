@@ -18,52 +18,9 @@
 #define TOKEN_MIN 16u
 #define TOKEN_BYTES 24u /* 48 hex characters */
 
-/* Which options a verb takes. */
-enum {
-	F_ID = 1 << 0,
-	F_NAME = 1 << 1,
-	F_LANGUAGES = 1 << 2,
-	F_SKILLS = 1 << 3,
-	F_CAPACITY = 1 << 4,
-	F_TENANTS = 1 << 5,
-	F_TOKEN = 1 << 6,
-	F_REASON = 1 << 7,
-	F_SET = 1 << 8,
-	F_ADD = 1 << 9,
-	F_REMOVE = 1 << 10,
-	F_DRY_RUN = 1 << 11,
-	F_SUPERVISES = 1 << 12,
-	F_TENANT = 1 << 13, /* --tenant: new agents' tenant (add, import), the tenant listed */
-	F_FIELDS = F_NAME | F_LANGUAGES | F_SKILLS | F_CAPACITY | F_TENANTS | F_SUPERVISES,
-};
-
 static int check_options(const omr_ctl_t *ctl, const char *verb, unsigned allowed)
 {
-	const struct {
-		const char *name;
-		bool given;
-		unsigned bit;
-	} o[] = {
-	        {"id", ctl->id != NULL, F_ID},
-	        {"name", ctl->name != NULL, F_NAME},
-	        {"languages", ctl->languages != NULL, F_LANGUAGES},
-	        {"skills", ctl->skills != NULL, F_SKILLS},
-	        {"capacity", ctl->capacity != NULL, F_CAPACITY},
-	        {"tenants", ctl->tenants != NULL, F_TENANTS},
-	        {"token", ctl->token != NULL, F_TOKEN},
-	        {"reason", ctl->reason != NULL, F_REASON},
-	        {"set", ctl->skills_set != NULL, F_SET},
-	        {"add", ctl->skills_add != NULL, F_ADD},
-	        {"remove", ctl->skills_remove != NULL, F_REMOVE},
-	        {"dry-run", ctl->dry_run, F_DRY_RUN},
-	        {"supervises", ctl->supervises != NULL, F_SUPERVISES},
-	        {"tenant", ctl->tenant_given, F_TENANT},
-	};
-	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
-		if (o[i].given && !(allowed & o[i].bit))
-			return omr_ctl_usage_error("--%s does not apply to agent %s", o[i].name,
-			                           verb);
-	return 0;
+	return omr_ctl_check_options(ctl, "agent", verb, allowed);
 }
 
 /* The agent id: --id, or the word after the verb (`agent show ana`).

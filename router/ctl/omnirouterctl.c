@@ -1,13 +1,13 @@
 /* omnirouterctl - site administration: agents, roster import, routing
- * explanations. Talks to the same Redis as the daemons (from the same
- * configuration file) and changes routing state only through the Functions
- * library, so a change takes effect on the next routing decision of every
- * instance, without a restart.
+ * explanations, ending conversations. Talks to the same Redis as the
+ * daemons (from the same configuration file) and changes routing state only
+ * through the Functions library, so a change takes effect on the next
+ * routing decision of every instance, without a restart.
  *
  * This file: the command line, the Redis connection and the Functions calls
  * every command shares (ctl.h). The commands live in ctl_agent.c,
- * ctl_import.c and ctl_explain.c; the pure parsers in ctl_spec.c and
- * ctl_csv.c. Single-threaded. */
+ * ctl_import.c, ctl_explain.c and ctl_conv.c; the pure parsers in
+ * ctl_spec.c and ctl_csv.c. Single-threaded. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -52,6 +52,9 @@ static void usage(FILE *f)
 	        "        separated by |);\n"
 	        "        prints id,token for each new agent\n"
 	        "  explain CONVERSATION          why a conversation went where it went\n"
+	        "  conversation close CONVERSATION [--reason TEXT]\n"
+	        "        end a conversation in any state: the customer and its agent are\n"
+	        "        told (reason admin), the agent gets no wrap-up; TEXT goes to the agent\n"
 	        "A language without :N has proficiency 10; levels are 1-10; --capacity N means\n"
 	        "chat:N. Options: -c FILE (default /etc/omnirouter/omnirouter.yaml); --tenant T:\n"
 	        "tenant of new agents given no --tenants (default routing.default_tenant), and\n"
@@ -83,6 +86,36 @@ int omr_ctl_error(const char *fmt, ...)
 	int rc = vreport(OMR_CTL_FAIL, fmt, ap);
 	va_end(ap);
 	return rc;
+}
+
+int omr_ctl_check_options(const omr_ctl_t *ctl, const char *command, const char *verb,
+                          unsigned allowed)
+{
+	const struct {
+		const char *name;
+		bool given;
+		unsigned bit;
+	} o[] = {
+	        {"id", ctl->id != NULL, F_ID},
+	        {"name", ctl->name != NULL, F_NAME},
+	        {"languages", ctl->languages != NULL, F_LANGUAGES},
+	        {"skills", ctl->skills != NULL, F_SKILLS},
+	        {"capacity", ctl->capacity != NULL, F_CAPACITY},
+	        {"tenants", ctl->tenants != NULL, F_TENANTS},
+	        {"token", ctl->token != NULL, F_TOKEN},
+	        {"reason", ctl->reason != NULL, F_REASON},
+	        {"set", ctl->skills_set != NULL, F_SET},
+	        {"add", ctl->skills_add != NULL, F_ADD},
+	        {"remove", ctl->skills_remove != NULL, F_REMOVE},
+	        {"dry-run", ctl->dry_run, F_DRY_RUN},
+	        {"supervises", ctl->supervises != NULL, F_SUPERVISES},
+	        {"tenant", ctl->tenant_given, F_TENANT},
+	};
+	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++)
+		if (o[i].given && !(allowed & o[i].bit))
+			return omr_ctl_usage_error("--%s does not apply to %s %s", o[i].name,
+			                           command, verb);
+	return 0;
 }
 
 void omr_ctl_json_array(cJSON *obj, const char *key)
@@ -341,10 +374,13 @@ int main(int argc, char **argv)
 		pos = alias;
 	}
 	if (npos < 1)
-		return omr_ctl_usage_error("give a command: agent, token, explain (see --help)");
-	if (strcmp(pos[0], "agent") != 0 && strcmp(pos[0], "explain") != 0)
 		return omr_ctl_usage_error(
-		        "unknown command '%s': agent, token, explain (see --help)", pos[0]);
+		        "give a command: agent, token, explain, conversation (see --help)");
+	if (strcmp(pos[0], "agent") != 0 && strcmp(pos[0], "explain") != 0 &&
+	    strcmp(pos[0], "conversation") != 0)
+		return omr_ctl_usage_error(
+		        "unknown command '%s': agent, token, explain, conversation (see --help)",
+		        pos[0]);
 	if (tenant && !omr_id_is_valid(tenant, OMR_CTL_TENANT_MAX))
 		return omr_ctl_usage_error("--tenant: ids are 1-64 of A-Z a-z 0-9 . _ : @ -");
 	char err[512];
@@ -360,6 +396,8 @@ int main(int argc, char **argv)
 	snprintf(ctl.prefix, sizeof(ctl.prefix), "omr:{%s}", group);
 	if (strcmp(pos[0], "agent") == 0)
 		rc = omr_ctl_agent(&ctl, npos, pos);
+	else if (strcmp(pos[0], "conversation") == 0)
+		rc = omr_ctl_conversation(&ctl, npos, pos);
 	else
 		rc = omr_ctl_explain(&ctl, npos, pos);
 	redisFree(ctl.redis);

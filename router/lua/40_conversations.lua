@@ -324,10 +324,37 @@ local function release(P, R, c, agent, now)
   pull_waiting(P, R, a, now)
 end
 
+-- Closes conversation c, which agent `id` holds: `fields` are more fields of
+-- the conversation's hash; `reason` (nil for the agent's own close) goes on
+-- the log and, with `note`, on the agent's `closed` item; `ends` is the end
+-- of the agent's wrap-up (0: none). The customer's next visit is sticky to
+-- the agent, and its capacity takes the next work.
+close_held = function(P, R, c, id, now, fields, reason, note, ends)
+  local ckey = P .. ':conv:' .. c.id
+  redis.call('HSET', ckey, 'state', 'closed', 'closed_ms', now, unpack(fields))
+  local item = {'kind', 'closed', 'conv', c.id, 'wrapup', int(ends), 'ts', now}
+  if reason then
+    redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'closed', 'reason', reason,
+      'ts', now)
+    item[#item + 1], item[#item + 2], item[#item + 3], item[#item + 4] =
+      'reason', reason, 'text', note or ''
+  else
+    redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'closed', 'ts', now)
+  end
+  inbox_add(P, id, unpack(item))
+  notify(P, 'c:' .. c.id)
+  notify(P, 'a:' .. id)
+  if (c.customer or '') ~= '' then
+    redis.call('HSET', customer_key(P, c.tenant, c.customer), 'agent', id, 'at_ms', now)
+  end
+  c.state = 'closed'
+  expire_closed(P, R, c)
+  release(P, R, c, id, now)
+end
+
 -- omr_conv_close P conv agent [disposition] -> "closed"
 local function conv_close(keys, args)
   local P, conv, id = keys[1], args[1], args[2]
-  local ckey = P .. ':conv:' .. conv
   local c = conv_read(P, conv)
   if c == nil then
     return err('NOCONV', 'no such conversation')
@@ -341,8 +368,6 @@ local function conv_close(keys, args)
   end
   local now = now_ms()
   local R = rules(P)
-  redis.call('HSET', ckey, 'state', 'closed', 'closed_ms', now, 'disposition', args[3] or '')
-  redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'closed', 'ts', now)
   -- Wrap-up: no new work of this channel until it ends (timer or the agent);
   -- the desktop is told when (the closed item's `wrapup`, 0 = none).
   local q = queue_named(R, c.queue)
@@ -355,14 +380,7 @@ local function conv_close(keys, args)
     redis.call('HSET', P .. ':agent:' .. id, 'wrapup_' .. ch, int(ends))
     timer_add(P, ends, 'wrapup|' .. id .. '|' .. ch)
   end
-  inbox_add(P, id, 'kind', 'closed', 'conv', conv, 'wrapup', int(ends), 'ts', now)
-  notify(P, 'c:' .. conv)
-  notify(P, 'a:' .. id)
-  if (c.customer or '') ~= '' then
-    redis.call('HSET', customer_key(P, c.tenant, c.customer), 'agent', id, 'at_ms', now)
-  end
-  expire_closed(P, R, c)
-  release(P, R, c, id, now)
+  close_held(P, R, c, id, now, {'disposition', args[3] or ''}, nil, nil, ends)
   return 'closed'
 end
 

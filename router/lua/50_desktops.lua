@@ -153,8 +153,9 @@ end
 local function take_back(P, R, c, agent, reason, now)
   local ckey = P .. ':conv:' .. c.id
   local seen = reason == 'timeout' and offer_seen(P, c, agent)
-  -- (a lost agent did not decline: back later, it may take it at once)
-  local declined = reason ~= 'agent-lost' and reason ~= 'abandoned'
+  -- (a lost agent did not decline: back later, it may take it at once;
+  -- nor did one whose offer ended because the conversation did)
+  local declined = reason ~= 'agent-lost' and reason ~= 'abandoned' and reason ~= 'admin'
   if reason == 'timeout' and not seen then
     -- Its desktop never got the offer: not held against the agent the first
     -- time; the second time it is (a desktop connected but not reading would

@@ -36,6 +36,23 @@ local function stop_waiting(P, c)
   end
 end
 
+-- Closes c, which waits or is offered, for `reason`: an open offer is taken
+-- back (not held against the agent: take_back) and the agent's freed
+-- capacity goes to the next work.
+local function end_waiting(P, R, c, reason, now)
+  local a = nil
+  if c.state == 'offered' and (c.agent or '') ~= '' then
+    a = c.agent -- (take_back clears c.agent)
+    take_back(P, R, c, a, reason, now)
+  end
+  stop_waiting(P, c)
+  close_waiting(P, R, c, reason, now)
+  a = a and agent_read(P, a) -- (as it is now)
+  if a then
+    pull_waiting(P, R, a, now)
+  end
+end
+
 local function fire_max_wait(P, R, c, queue, now)
   if c.state ~= 'queued' or c.queue ~= queue then
     return
@@ -105,17 +122,7 @@ local function fire_gone(P, R, c, left, now)
     timer_add(P, due, 'gone|' .. c.id .. '|' .. left) -- (reloaded to a longer time)
     return
   end
-  local a = nil
-  if c.state == 'offered' then
-    a = c.agent -- (take_back clears c.agent)
-    take_back(P, R, c, a, 'abandoned', now)
-  end
-  stop_waiting(P, c)
-  close_waiting(P, R, c, 'abandoned', now)
-  a = a and agent_read(P, a) -- (as it is now)
-  if a then
-    pull_waiting(P, R, a, now)
-  end
+  end_waiting(P, R, c, 'abandoned', now)
 end
 
 -- The agent's desktop stopped answering: offline now, its work re-queued

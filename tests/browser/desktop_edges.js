@@ -16,7 +16,8 @@ const { execFileSync } = require("child_process");
 const readline = require("readline");
 
 const { WAIT_MS, BASE, AGENT_ID, AGENT_TOKEN, WS_BASE, log, check, fail, sleep,
-	until, openPage, lines, waitText, runScenario } = require("./edges_lib");
+	until, openPage, lines, waitText, startChat, customerSend, runScenario } =
+	require("./edges_lib");
 
 function ctl(...args) {
 	const env = Object.assign({}, process.env, { ASAN_OPTIONS: process.env.OMR_CTL_ASAN,
@@ -700,6 +701,44 @@ async function customerLeft(browser) {
 	c1.quit();
 }
 
+// The site ends chats (omnirouterctl conversation close): a chat from the chat page, which says
+// so and still offers the survey (an agent served it), and one in the wrap-up queue, which
+// starts no wrap-up. The desktop shows the note; the customer never sees it.
+async function endedBySite(browser) {
+	const { page } = await openPage(browser, "desktop");
+	await desktopLogin(page);
+	await desktopPresence(page, "available");
+	const cust = (await openPage(browser, "customer")).page;
+	await cust.goto(`${BASE}/chat.html`);
+	await startChat(cust);
+	await customerSend(cust, "necesito ayuda");
+	await waitText(page, "necesito ayuda");
+	const conv = await until(() => agentShow().conversations[0], "the chat's id");
+	ctl("conversation", "close", conv, "--reason", "duplicate of a call");
+	await waitText(page, "Conversation ended by the site: duplicate of a call");
+	await waitText(cust, "This chat was ended by the support team");
+	await cust.locator("#survey").waitFor({ state: "visible", timeout: WAIT_MS })
+		.catch(() => fail("no survey on the chat page after the site ended a served chat"));
+	const shown = (await lines(cust)).join(" | ");
+	check(!shown.includes("duplicate"), `the note reached the customer: ${shown}`);
+	const c2 = await new Customer({ name: "Tomas", kind: "wrap" }).start();
+	await c2.send("hola");
+	await waitText(page, "hola");
+	ctl("conversation", "close", c2.conv);
+	await until(() => c2.frames.find((f) => f.event === "closed"), "Tomas's closed event");
+	const ev = c2.frames.find((f) => f.event === "closed");
+	check(ev.reason === "admin", `closed event: ${JSON.stringify(ev)}`);
+	await waitText(page, "Conversation ended by the site");
+	await sleep(1000);
+	check(await page.locator("#wrapup-done").isHidden(),
+	      "the desktop shows a wrap-up after a chat the site ended");
+	const a = agentShow();
+	check(Object.keys(a.wrapup_until_ms).length === 0 && a.load.chat === 0,
+	      `server after the ends: wrap-up ${JSON.stringify(a.wrapup_until_ms)}, load ` +
+	      `${JSON.stringify(a.load)}`);
+	c2.quit();
+}
+
 // The daemon restarts mid-day.
 async function daemonRestart(browser) {
 	const { page } = await openPage(browser, "desktop");
@@ -932,7 +971,7 @@ const SCENARIOS = {
 	acceptLostInDrop, tokenReissued, rightToLeft, newBrowser,
 	presenceReasons, breakHolding, wrapupReload, wrapupLong, wrapupNext, rejectCapacity,
 	historySameCustomer, transferNoteDisposition, keyboardOnly, layoutLong, typingUnread,
-	daemonRestart, customerLeft,
+	daemonRestart, customerLeft, endedBySite,
 };
 
 runScenario("desktop_edges.js", Object.fromEntries(Object.entries(SCENARIOS).map(

@@ -213,6 +213,13 @@ def test_customer_left_and_came_back(env):
     run_browser(env, "customerLeft")
 
 
+@time_limit(180)
+def test_ended_by_site(env):
+    """omnirouterctl conversation close: the desktop shows the note and starts no wrap-up; the
+    chat page says the team ended it and offers the survey of a served chat."""
+    run_browser(env, "endedBySite")
+
+
 @time_limit(400)
 def test_daemon_restart_mid_day(env):
     """The daemon restarts (PROTOCOL.md: "Clients reconnect and resume"): the desktop logs in
@@ -258,4 +265,5 @@ if __name__ == "__main__":
                test_no_horizontal_scroll_long_names,
                test_typing_and_unread,
                test_customer_left_and_came_back,
+               test_ended_by_site,
                test_daemon_restart_mid_day])
