@@ -19,6 +19,13 @@
  * Customers: the transcript stream is read with XRANGE from the connection's
  * cursor; the customer resumes with the last id it saw.
  *
+ * A desktop that moves (a newer login, maybe on another instance) must not
+ * lose what the watch of its old connection read: those entries are pending
+ * under the agent, but the new watch only reads new ones after its login's
+ * history read. So the instance that ends the old session, and one whose
+ * read for a watch already gone brought entries, publish "h:AGENT": the
+ * instance with the agent's watch reads the whole history again.
+ *
  * Reads are triggered by the pub/sub notifications the Functions publish
  * ("a:AGENT", "c:CONV"), and for every watch when Redis becomes ready again
  * (notifications are lost while the subscription is down). One read per
@@ -255,6 +262,39 @@ static void read_done(read_op_t *op)
 	watch_unref(w);
 }
 
+static void on_published(void *ud, const redisReply *rep)
+{
+	(void)ud;
+	if (rep && rep->type == REDIS_REPLY_ERROR)
+		omr_warn("delivery", "re-read notification failed error=\"%s\"", rep->str);
+}
+
+/* "h:AGENT" to every instance: the one with the agent's watch reads its
+ * whole history again (the file's comment). */
+static void publish_reread(omr_router_t *r, const char *group, const char *agent)
+{
+	char channel[OMR_ENV_ID_MAX + 16], msg[OMR_ENV_ID_MAX + 3];
+	snprintf(channel, sizeof(channel), "omr:{%s}:notify", group);
+	snprintf(msg, sizeof(msg), "h:%s", agent);
+	const char *argv[] = {"PUBLISH", channel, msg};
+	size_t lens[] = {7, strlen(channel), strlen(msg)};
+	omr_store_command(r->store, on_published, NULL, 3, argv, lens);
+}
+
+/* An XREADGROUP reply with at least one entry. */
+static bool xread_has_entries(const redisReply *rep)
+{
+	if (rep->type != REDIS_REPLY_ARRAY)
+		return false;
+	for (size_t i = 0; i < rep->elements; i++) {
+		const redisReply *s = rep->element[i];
+		if (s->type == REDIS_REPLY_ARRAY && s->elements == 2 &&
+		    s->element[1]->type == REDIS_REPLY_ARRAY && s->element[1]->elements > 0)
+			return true;
+	}
+	return false;
+}
+
 static void on_read_reply(void *ud, const redisReply *rep)
 {
 	read_op_t *op = ud;
@@ -279,6 +319,9 @@ static void on_read_reply(void *ud, const redisReply *rep)
 			op->w->history_ms = uv_now(op->r->loop);
 			op->w->dirty = true;
 		}
+	} else if (op->w->is_agent && xread_has_entries(rep)) {
+		/* Read for a desktop that is gone from here: nobody sent them. */
+		publish_reread(op->r, op->w->group, op->w->id);
 	}
 	read_done(op);
 }
@@ -344,6 +387,11 @@ static void read_watch(omr_router_t *r, omr_watch_t *w)
 	op->r = r;
 	op->w = w;
 	w->dirty = false;
+	if (w->reread) {
+		w->reread = false;
+		w->history = true;
+		snprintf(w->hcursor, sizeof(w->hcursor), "0");
+	}
 	op->periodic = w->is_agent && !w->history &&
 	               uv_now(r->loop) - w->history_ms >= OMR_HISTORY_RECHECK_MS;
 	op->history = w->is_agent && (w->history || op->periodic);
@@ -499,6 +547,8 @@ void omr_delivery_ended(omr_router_t *r, const char *group, const char *agent, c
 		omr_envelope_destroy(&d);
 	}
 	omr_delivery_remove_agent(r, w);
+	if (!reason) /* replaced: what this desktop was sent but did not ack is the new one's */
+		publish_reread(r, group, agent);
 }
 
 static void send_event(omr_router_t *r, const omr_watch_t *w, const char *event, const char *conv,
@@ -609,6 +659,14 @@ void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, 
 		notify_typing(r, group, body);
 	} else if (body[0] == 'a') {
 		notify_agent(r, group, body + 2);
+	} else if (body[0] == 'h') {
+		omr_watch_t *w = strlen(body + 2) <= OMR_ENV_ID_MAX
+		                         ? omr_delivery_find_agent(r, group, body + 2)
+		                         : NULL;
+		if (w) {
+			w->reread = true;
+			read_watch(r, w);
+		}
 	} else if (body[0] == 'r' || body[0] == 'o') {
 		notify_ended(r, group, body + 2, body[0] == 'o');
 	} else if (body[0] == 'c') {

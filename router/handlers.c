@@ -92,8 +92,9 @@ static int handle_conv_resume(omr_request_t *q)
 		return -EINVAL;
 	omr_sha256_hex(e->token, strlen(e->token), sha);
 	conn_session(q);
-	const char *args[] = {e->conv, sha, omr_str_or_empty(e->tenant), q->session};
-	return omr_request_fcall(q, on_conv_state, "omr_conv_resume", 4, args, NULL);
+	const char *args[] = {e->conv, sha, omr_str_or_empty(e->tenant), q->session,
+	                      omr_str_or_empty(e->seq)};
+	return omr_request_fcall(q, on_conv_state, "omr_conv_resume", 5, args, NULL);
 }
 
 /* The customer's connection closed: this instance stops delivering there,

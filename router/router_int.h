@@ -36,6 +36,7 @@ typedef struct omr_watch {
 	char cursor[OMR_SEQ_MAX]; /* last stream id delivered */
 	bool reading, dirty, removed;
 	bool history;              /* agents: read the whole pending history next time */
+	bool reread;               /* agents: asked to ("h:AGENT"): history at the next read */
 	char hcursor[OMR_SEQ_MAX]; /* agents: how far the history pass being made has read */
 	uint64_t history_ms;       /* agents: when the history was last read (periodic page) */
 	uint64_t trim_ms; /* agents: when acknowledged items were last dropped (0: never) */

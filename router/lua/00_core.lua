@@ -132,6 +132,17 @@ local function transcript(key, max)
   return log
 end
 
+-- Stream id a is at or before b ("ms-seq").
+local function stream_id_le(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b or '', '^(%d+)-(%d+)$')
+  if am == nil or bm == nil then
+    return false
+  end
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as <= bs)
+end
+
 local function err(code, msg)
   return redis.error_reply(code .. ' ' .. msg)
 end

@@ -162,28 +162,46 @@ local function conv_start(keys, args)
   return state
 end
 
--- omr_conv_resume P conv token_sha [tenant [session]] -> state (the tenant
--- must be the conversation's, as the hello gave it; session: the customer's
--- connection, "instance:conn")
+-- omr_conv_resume P conv token_sha [tenant [session [after]]] -> state (the
+-- tenant must be the conversation's, as the hello gave it; session: the
+-- customer's connection, "instance:conn"; after: the last seq the customer
+-- saw, "" or "0" for none)
 local function conv_resume(keys, args)
   local c = conv_read(keys[1], args[1])
   if c == nil or c.token_sha ~= args[2] or ((args[3] or '') ~= '' and c.tenant ~= args[3]) then
     return err('BADTOKEN', 'unknown conversation or wrong token')
+  end
+  -- The connection reads the transcript after `after`: one that is not a
+  -- seq makes every read fail, and one in the future (later than the clock
+  -- and than the last entry) gets nothing until then. A seq the transcript
+  -- lost (Redis restarted without its last second) is in the past: taken.
+  local after = args[5] or ''
+  if after ~= '' and after ~= '0' then
+    local ms, sq = string.match(after, '^(%d+)-(%d+)$')
+    if ms == nil or #ms > 19 or #sq > 19 then
+      return err('BADARG', 'after is not a seq')
+    end
+    local last = redis.call('XREVRANGE', keys[1] .. ':conv:' .. c.id .. ':log', '+', '-',
+      'COUNT', 1)[1]
+    if tonumber(ms) > now_ms() and not stream_id_le(after, last and last[1]) then
+      return err('BADARG', 'after is a seq this conversation does not have yet')
+    end
   end
   customer_here(keys[1], c, args[4])
   return c.state
 end
 
 -- Whether the customer has a connection open on conv: one of an instance
--- that is alive (a drain or a crash never reports its customers gone; the
--- members of an instance that stopped ticking are dropped).
+-- that is alive (a drain or a crash never reports its customers gone). The
+-- members of an instance that stopped ticking are not counted, and kept: one
+-- that was only frozen or cut off from Redis for a while ticks again, and
+-- its connections count again (fire_gone looks before it closes anything).
+-- They go with the conversation's other keys.
 local function customer_connected(P, R, conv, now)
-  local cust = P .. ':conv:' .. conv .. ':cust'
-  for _, m in ipairs(redis.call('SMEMBERS', cust)) do
+  for _, m in ipairs(redis.call('SMEMBERS', P .. ':conv:' .. conv .. ':cust')) do
     if instance_alive(P, R, string.match(m, '^(.*):[^:]*$') or m, now) then
       return true
     end
-    redis.call('SREM', cust, m)
   end
   return false
 end

@@ -104,17 +104,6 @@ end
 
 -- ---- functions: offers, heartbeats, wrap-up -------------------------------
 
--- Stream id a is at or before b ("ms-seq").
-local function stream_id_le(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b or '', '^(%d+)-(%d+)$')
-  if am == nil or bm == nil then
-    return false
-  end
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as <= bs)
-end
-
 -- The agent's desktop received offer c: its inbox entry was read and then
 -- acknowledged (a desktop acks each item as it arrives). An offer still
 -- pending, or never read at all, was not seen: a slow server or a dropped

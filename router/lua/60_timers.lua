@@ -98,22 +98,32 @@ end
 -- in R.abandon_s (omr_conv_left): it is closed as abandoned, and an open
 -- offer is taken back.
 local function fire_gone(P, R, c, left, now)
+  if c.state == 'closed' or ((c.left_ms or '') ~= '' and c.left_ms ~= left) then
+    return -- (a later departure has its own timer)
+  end
+  if customer_connected(P, R, c.id, now) then
+    if (c.left_ms or '') ~= '' then
+      -- The instance of a connection taken for gone (frozen, cut off from
+      -- Redis) ticks again: the customer never left.
+      redis.call('HDEL', P .. ':conv:' .. c.id, 'left_ms')
+      c.left_ms = nil
+      tell_agent(P, c, 'customer-back', now)
+    end
+    -- Another connection is open: looked at again, it may be of an instance
+    -- that stopped just now and still looks alive.
+    if (c.state == 'queued' or c.state == 'offered') and num(R.abandon_s, 0) > 0 then
+      timer_add(P, now + num(R.heartbeat_timeout_s, 30) * 1000, 'gone|' .. c.id .. '|' .. left)
+    end
+    return
+  end
   if c.state ~= 'queued' and c.state ~= 'offered' then
     return
   end
   if (c.left_ms or '') == '' then
     -- Another connection was open when this one left (omr_conv_left): if it
     -- was of an instance that stopped, the customer left at `left`.
-    if customer_connected(P, R, c.id, now) then
-      if num(R.abandon_s, 0) > 0 then
-        timer_add(P, now + num(R.heartbeat_timeout_s, 30) * 1000, 'gone|' .. c.id .. '|' .. left)
-      end
-      return
-    end
     c.left_ms = left
     redis.call('HSET', P .. ':conv:' .. c.id, 'left_ms', left)
-  elseif c.left_ms ~= left then
-    return -- (a later departure has its own timer)
   end
   local due = abandon_due(R, c)
   if due == nil then

@@ -153,9 +153,39 @@ class LeftLua(LuaTestCase):
         self.assertEqual(self.start_with("c1", "old:3"), "queued")
         self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "new:1"), "queued")
         self.assertEqual(self.fcall("omr_conv_left", "c1", "new:1"), "away")
-        self.assertEqual(self.r("SMEMBERS", f"{P}:conv:c1:cust"), [])
+        # (kept, not counted: the instance may only be frozen; next test)
+        self.assertEqual(self.r("SMEMBERS", f"{P}:conv:c1:cust"), ["old:3"])
         self.fire_gone("c1")
         self.assertEqual(self.conv("c1")["state"], "closed")
+
+    def test_connection_of_a_thawed_instance_counts_again(self):
+        # An instance frozen (SIGSTOP) or cut off from Redis past the
+        # heartbeat timeout looked stopped when the customer's other tab
+        # closed; it ticks again with the customer's tab still open there:
+        # the chat is not closed as abandoned (a review of 2026-12-07 found
+        # it closed under a customer who was writing).
+        self.rules({"name": "q"}, {"name": "q2"}, blocking={}, abandon_s=60,
+                   heartbeat_timeout_s=30)
+        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, "frozen")
+        self.fcall("omr_tick", "live")
+        self.assertEqual(self.start_with("c1", "frozen:3"), "queued")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "live:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "live:1"), "away")
+        self.fcall("omr_tick", "frozen")  # thawed
+        self.fire_gone("c1")
+        c = self.conv("c1")
+        self.assertEqual((c["state"], c.get("left_ms")), ("queued", None))
+        # The same for an assigned chat: its agent is told the customer is back.
+        self.agent("a1", "en", 1)
+        self.assertEqual(self.conv("c1")["state"], "assigned")
+        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, "frozen")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "live:2"), "assigned")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "live:2"), "away")
+        self.fcall("omr_tick", "frozen")
+        self.fire_gone("c1")
+        kinds = [k for k, f in self.inbox_fields("a1") if k.startswith("customer-")]
+        self.assertEqual(kinds, ["customer-left", "customer-back"])
+        self.assertNotIn("left_ms", self.conv("c1"))
 
     def test_waiting_again_after_the_customer_left_is_abandoned(self):
         # Assigned when its customer left; transferred to a queue later: it
@@ -302,6 +332,7 @@ LUA = ["test_waiting_customer_gone_is_abandoned",
        "test_assigned_chat_tells_its_agent_and_is_not_closed",
        "test_chat_taken_after_its_customer_left_says_so",
        "test_connection_of_a_stopped_instance_does_not_count",
+       "test_connection_of_a_thawed_instance_counts_again",
        "test_waiting_again_after_the_customer_left_is_abandoned",
        "test_reloaded_abandon_time_applies_to_who_left",
        "test_zero_never_abandons",
