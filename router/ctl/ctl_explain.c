@@ -60,6 +60,20 @@ static void print_skills(const cJSON *e)
 	printf("%s\n", n ? "" : "none required");
 }
 
+/* An agent that became free chose among these (the lowest score first). */
+static void print_waiting(const cJSON *list)
+{
+	const cJSON *c;
+	size_t n = 0;
+	cJSON_ArrayForEach(c, list)
+	{
+		printf("%s  %s  score %s", n++ ? "\n            " : "waiting     ",
+		       str_or(c, "conversation", "?"), str_or(c, "score", "?"));
+	}
+	if (n)
+		printf("\n");
+}
+
 static void print_explain(const cJSON *e)
 {
 	char buf[64];
@@ -74,10 +88,21 @@ static void print_explain(const cJSON *e)
 		printf(", step %g", step->valuedouble);
 	printf("\n");
 	if (!cJSON_IsNumber(at)) {
-		/* No decision yet: the conversation waits. */
+		/* It waits: no decision yet, or waiting again after one (previous). */
+		const cJSON *prev = cJSON_GetObjectItemCaseSensitive(e, "previous");
 		omr_ctl_format_time(cJSON_IsNumber(since) ? since->valuedouble : 0, buf,
 		                    sizeof(buf));
-		printf("agent         none: no routing decision yet (waiting since %s)\n", buf);
+		printf("agent         none: waiting since %s%s%s\n", buf,
+		       str_or(e, "waiting_for", NULL) ? ", for agent " : "",
+		       str_or(e, "waiting_for", ""));
+		if (cJSON_IsObject(prev)) {
+			const cJSON *pat = cJSON_GetObjectItemCaseSensitive(prev, "at_ms");
+			omr_ctl_format_time(cJSON_IsNumber(pat) ? pat->valuedouble : 0, buf,
+			                    sizeof(buf));
+			printf("previous      %s in queue %s at %s (%s)\n",
+			       str_or(prev, "agent", "?"), str_or(prev, "queue", "-"), buf,
+			       str_or(prev, "trigger", "-"));
+		}
 		return;
 	}
 	printf("strategy      %s\n", str_or(e, "strategy", "-"));
@@ -88,6 +113,7 @@ static void print_explain(const cJSON *e)
 	       str_or(e, "language_matched", "-"));
 	print_skills(e);
 	print_candidates(cJSON_GetObjectItemCaseSensitive(e, "candidates"));
+	print_waiting(cJSON_GetObjectItemCaseSensitive(e, "waiting"));
 	omr_ctl_format_time(at->valuedouble, buf, sizeof(buf));
 	printf("at            %s\n", buf);
 }
@@ -112,6 +138,7 @@ int omr_ctl_explain(omr_ctl_t *ctl, int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	omr_ctl_json_array(e, "candidates");
+	omr_ctl_json_array(e, "waiting");
 	if (ctl->json)
 		omr_ctl_print_json(e);
 	else

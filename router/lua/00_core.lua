@@ -62,6 +62,7 @@ local INDEX_FORMAT = '2'
 local sticky_route
 local close_waiting -- (40_conversations.lua)
 local close_held -- (40_conversations.lua)
+local withdraw -- (50_desktops.lua)
 
 local DEFAULT_RULES = {
   version = 'default',

@@ -277,6 +277,13 @@ local function set_presence(P, a, state, reason, now)
     'state', state, 'reason', a.reason, 'ts', now)
 end
 
+-- Wrap-up of channel ch until `ends` (ms; 0: it ended) in the agent's
+-- presence history, beside the presence changes (ROUTING.md, Agents).
+local function wrapup_history(P, id, ch, ends, now)
+  redis.call('XADD', P .. ':agent:' .. id .. ':presence', 'MAXLEN', '~', HISTORY_MAXLEN, '*',
+    'wrapup', ch, 'until', int(ends), 'ts', now)
+end
+
 local function inbox_add(P, agent, ...)
   return redis.call('XADD', P .. ':agent:' .. agent .. ':inbox', 'MAXLEN', '~', INBOX_MAXLEN, '*',
     ...)

@@ -258,8 +258,8 @@ local function try_assign(P, R, c, q, now)
     return false
   end
   why.agent, why.at_ms, why.skills = id, now, explain_skills(q, num(c.step, 1), a)
-  why.trigger = c.fresh and 'new conversation'
-    or 'routed again (escalated, overflowed, transferred, declined or its agent lost)'
+  -- (c.trigger: what routed it again, set by whoever did)
+  why.trigger = c.fresh and 'new conversation' or c.trigger or 'routed again'
   return assign(P, R, c, a, why, now) -- "assigned" or "offered"
 end
 
@@ -283,13 +283,21 @@ local function abandon_due(R, c)
 end
 
 -- When c's maximum wait in queue `queue` started: its original enqueue time,
--- or when a maximum wait moved it there (`maxw_from` "QUEUE|MS").
+-- or when a maximum wait moved it there (`maxw_from` "QUEUE|MS"), or when an
+-- agent who held it gave it back (`requeued_ms`: a transfer, its agent
+-- lost), whichever is last: time with an agent is not waiting.
 local function max_wait_from(c, queue, now)
   local q, ms = string.match(c.maxw_from or '', '^(.*)|(%d+)$')
-  if q == queue then
-    return tonumber(ms)
+  local from = q == queue and tonumber(ms) or num(c.enqueued_ms, now)
+  return math.max(from, num(c.requeued_ms, 0))
+end
+
+-- Arms c's maximum wait in queue q (if it has one), at the rules' value.
+local function arm_max_wait(P, c, q, now)
+  if num(q.max_wait_s, 0) > 0 then
+    timer_add(P, max_wait_from(c, q.name, now) + q.max_wait_s * 1000,
+      'max|' .. c.id .. '|' .. q.name)
   end
-  return num(c.enqueued_ms, now)
 end
 
 -- Puts c on the waiting set of its current slot and arms its next timer.
@@ -307,10 +315,7 @@ local function enqueue(P, R, c, q, now)
   -- escalated, transferred; a max-wait overflow counts the new queue's wait
   -- from the overflow). Armed again each time, at the rules' current value
   -- (a reload that changed it re-queues what waits).
-  if num(q.max_wait_s, 0) > 0 then
-    timer_add(P, max_wait_from(c, q.name, now) + q.max_wait_s * 1000,
-      'max|' .. c.id .. '|' .. q.name)
-  end
+  arm_max_wait(P, c, q, now)
   -- Waiting again (transferred, its agent lost, a reload) while its
   -- customer is away: the abandonment clock of that departure (fire_gone).
   local gone = abandon_due(R, c)
@@ -433,6 +438,7 @@ local function end_waits_for(P, R, id, now)
     if c ~= nil and c.state == 'queued' and c.pref_agent == id then
       redis.call('HDEL', P .. ':conv:' .. conv, 'pref_agent')
       c.pref_agent = nil
+      c.trigger = 'agent ' .. id .. ', whom it waited for, went offline'
       reroute(P, R, c, now, false)
     end
   end
@@ -501,6 +507,7 @@ local function pull_preferred(P, R, a, now)
         redis.call('ZREM', pkey, conv)
         redis.call('HDEL', P .. ':conv:' .. conv, 'pref_agent')
         c.pref_agent = nil
+        c.trigger = 'agent ' .. a.id .. ', whom it waited for, no longer serves it'
         reroute(P, R, c, now, false)
         -- That may have given it to this very agent: read it again.
         local fresh = agent_read(P, a.id)
@@ -531,6 +538,20 @@ local function pull_preferred(P, R, a, now)
   end
 end
 
+-- The heads of the waiting sets an agent that became free looked at, the
+-- lowest score (highest priority, then longest waiting) first, as many as
+-- an explanation keeps.
+local function waiting_explained(considered)
+  table.sort(considered, function(x, y)
+    return x.score < y.score or (x.score == y.score and x.conversation < y.conversation)
+  end)
+  local out = {}
+  for i = 1, math.min(#considered, EXPLAIN_MAX) do
+    out[i] = {conversation = considered[i].conversation, score = int(considered[i].score)}
+  end
+  return out
+end
+
 local function pull_waiting(P, R, a, now)
   local assigned = 0
   while a.presence == 'available' and pull_preferred(P, R, a, now) do
@@ -538,7 +559,7 @@ local function pull_waiting(P, R, a, now)
   end
   while a.presence == 'available' do
     local best, best_score, best_key, best_lang = nil, nil, nil, nil
-    local seen = {}
+    local seen, considered = {}, {}
     -- Each slot the agent is in (chain, tier, channel, tenant, language)
     -- serves the steps of the chain's queues at that tier or a later one.
     for slot in string.gmatch(a.idx or '', '[^,]+') do
@@ -560,6 +581,7 @@ local function pull_waiting(P, R, a, now)
                   seen[wk] = true
                   local conv, sc = wait_head(P, R, wk, a.id, now)
                   if conv ~= nil then
+                    considered[#considered + 1] = {conversation = conv, score = sc}
                     if best == nil or sc < best_score or (sc == best_score and conv < best) then
                       -- l: the agent's language that takes it (wl, or a fallback)
                       best, best_score, best_key, best_lang = conv, sc, wk, l
@@ -584,7 +606,8 @@ local function pull_waiting(P, R, a, now)
       local matched = q ~= nil and serves(a, q, num(c.step, 1), c) or best_lang
       local why = {queue = c.queue, step = num(c.step, 1), strategy = q and q.strategy or '',
         language = c.lang, language_matched = matched, agent = a.id, at_ms = now,
-        trigger = 'agent became free', candidates = {{agent = a.id}}}
+        trigger = 'agent became free', candidates = {{agent = a.id}},
+        waiting = waiting_explained(considered)}
       if q ~= nil then
         why.skills = explain_skills(q, num(c.step, 1), a)
       end

@@ -296,6 +296,22 @@ local function change_state(P, a, state, reason)
   local R = rules(P)
   set_presence(P, a, state, reason, now)
   reindex(P, R, a)
+  if state == 'offline' then
+    -- Set offline by the site: not waited for (sticky, a transfer), and an
+    -- offer it has open goes to the next agent (not as its decline).
+    end_waits_for(P, R, a.id, now)
+    for _, conv in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')) do
+      local c = conv_read(P, conv)
+      if c ~= nil and c.state == 'offered' and c.agent == a.id then
+        withdraw(P, R, c, a.id, 'agent-offline', now)
+      end
+    end
+  elseif state == 'available' and num(a.missed_offers, 0) > 0 then
+    -- Back (from the break missed offers put it on, or any other): the
+    -- offers it misses in a row count from zero again.
+    redis.call('HSET', P .. ':agent:' .. a.id, 'missed_offers', 0)
+    a.missed_offers = '0'
+  end
   pull_waiting(P, R, a, now)
   return state
 end

@@ -106,6 +106,7 @@ sticky_route = function(P, R, c, q, customer, now)
   redis.call('SADD', P .. ':queued', c.id)
   redis.call('ZADD', P .. ':pref:' .. a.id, num(c.enqueued_ms, now), c.id)
   timer_add(P, now + q.sticky_window_s * 1000, 'sticky|' .. c.id .. '|' .. a.id)
+  arm_max_wait(P, c, q, now) -- (the window may be longer than the queue's maximum wait)
   return 'queued'
 end
 
@@ -397,6 +398,7 @@ local function conv_close(keys, args)
       num(redis.call('HGET', P .. ':agent:' .. id, 'wrapup_' .. ch), 0))
     redis.call('HSET', P .. ':agent:' .. id, 'wrapup_' .. ch, int(ends))
     timer_add(P, ends, 'wrapup|' .. id .. '|' .. ch)
+    wrapup_history(P, id, ch, ends, now)
   end
   close_held(P, R, c, id, now, {'disposition', args[3] or ''}, nil, nil, ends)
   return 'closed'
@@ -411,9 +413,13 @@ local function explain(keys, args)
   -- (before 2026-12 the explanation was a field of the conversation's hash)
   local why = decode(redis.call('GET', keys[1] .. ':conv:' .. c.id .. ':explain') or c.explain,
     nil)
-  if why == nil then
+  if why == nil or c.state == 'queued' then
+    -- Waiting (again): where it waits now; the decision that gave it to an
+    -- agent before, if any, as `previous`.
+    local pref = c.pref_agent or ''
     return cjson.encode({conversation = c.id, state = c.state, queue = c.queue or '',
-      step = num(c.step, 1), waiting_since_ms = num(c.enqueued_ms, 0)})
+      step = num(c.step, 1), waiting_since_ms = num(c.enqueued_ms, 0),
+      waiting_for = pref ~= '' and pref or nil, previous = why})
   end
   why.conversation, why.state = c.id, c.state
   return cjson.encode(why)

@@ -183,15 +183,17 @@ local function conv_transfer(keys, args)
   redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'transferred', 'name',
     redis.call('HGET', P .. ':agent:' .. agent, 'name') or '', 'text', note or '', 'ts', now)
   inbox_add(P, agent, 'kind', 'closed', 'conv', conv, 'reason', 'transferred', 'ts', now)
+  -- (requeued_ms: its maximum wait counts from now, max_wait_from)
   redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'transferred_from', agent,
-    'transferred_to', kind .. '|' .. target)
+    'transferred_to', kind .. '|' .. target, 'requeued_ms', now)
   decline(P, R, conv, agent, now) -- not routed back at once to who passed it on
   notify(P, 'c:' .. conv)
   notify(P, 'a:' .. agent)
-  c.state, c.agent, c.queued_ms = 'queued', '', now
+  c.state, c.agent, c.queued_ms, c.requeued_ms = 'queued', '', now, now
   release(P, R, c, agent, now)
   if kind == 'queue' then
     c.step = 1
+    c.trigger = 'transferred to queue ' .. q.name .. ' by ' .. agent
     route(P, R, c, q, now)
   else
     redis.call('HSET', ckey, 'pref_agent', target)
@@ -199,6 +201,10 @@ local function conv_transfer(keys, args)
     redis.call('ZADD', P .. ':pref:' .. target, num(c.enqueued_ms, now), conv)
     -- Not forever: after TRANSFER_WAIT_S it takes the normal route of its queue.
     timer_add(P, now + TRANSFER_WAIT_S * 1000, 'sticky|' .. conv .. '|' .. target)
+    local cq = queue_named(R, c.queue or '')
+    if cq ~= nil then
+      arm_max_wait(P, c, cq, now)
+    end
     local t = agent_read(P, target)
     pull_waiting(P, R, t, now)
   end

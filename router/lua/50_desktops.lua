@@ -135,6 +135,10 @@ local function offer_seen(P, c, agent)
   return last ~= nil and stream_id_le(item, last)
 end
 
+-- Why an offer may be taken back without the agent declining it.
+local NOT_DECLINES = {['agent-lost'] = true, ['agent-offline'] = true, abandoned = true,
+  admin = true}
+
 -- Takes an offer back from agent `agent`: tells its desktop, frees the
 -- reserved capacity and remembers the agent declined (a reject, or a
 -- timeout of an offer its desktop received). The conversation is left
@@ -143,8 +147,8 @@ local function take_back(P, R, c, agent, reason, now)
   local ckey = P .. ':conv:' .. c.id
   local seen = reason == 'timeout' and offer_seen(P, c, agent)
   -- (a lost agent did not decline: back later, it may take it at once;
-  -- nor did one whose offer ended because the conversation did)
-  local declined = reason ~= 'agent-lost' and reason ~= 'abandoned' and reason ~= 'admin'
+  -- nor did one set offline, nor one whose offer ended with the conversation)
+  local declined = not NOT_DECLINES[reason]
   if reason == 'timeout' and not seen then
     -- Its desktop never got the offer: not held against the agent the first
     -- time; the second time it is (a desktop connected but not reading would
@@ -180,7 +184,10 @@ end
 
 -- Takes an offer back (take_back) and routes the conversation again with
 -- its original enqueue time and ladder step.
-local function withdraw(P, R, c, agent, reason, now)
+withdraw = function(P, R, c, agent, reason, now)
+  c.trigger = c.trigger or (reason == 'timeout' and 'the offer to ' .. agent .. ' timed out'
+    or reason == 'agent-offline' and agent .. ' went offline with the offer open'
+    or 'the offer to ' .. agent .. ' was ' .. reason)
   if take_back(P, R, c, agent, reason, now) == nil then
     reroute(P, R, c, now, false)
     return
@@ -288,6 +295,7 @@ local function end_wrapup(P, R, a, ch, now)
   end
   a['wrapup_' .. ch] = '0'
   redis.call('HSET', P .. ':agent:' .. a.id, 'wrapup_' .. ch, 0)
+  wrapup_history(P, a.id, ch, 0, now)
   reindex(P, R, a)
   pull_waiting(P, R, a, now)
 end

@@ -16,10 +16,12 @@ local function fire_escalation(P, R, c, step, now)
   local overflow = q.steps[step].overflow
   local oq = overflow ~= nil and overflow ~= '' and queue_named(R, overflow) or nil
   if oq ~= nil and takes(oq, c) then -- (one that does not take it: the step, in place)
+    c.trigger = 'overflowed from queue ' .. q.name .. ' at step ' .. step .. ' of its ladder'
     q = oq
     c.step = 1
   else
     c.step = step
+    c.trigger = 'escalated to step ' .. step .. ' of queue ' .. q.name
   end
   redis.call('HSET', P .. ':conv:' .. c.id, 'step', c.step)
   route(P, R, c, q, now)
@@ -71,6 +73,7 @@ local function fire_max_wait(P, R, c, queue, now)
   local target = string.match(action, '^overflow:(.+)$')
   if target and queue_named(R, target) and takes(queue_named(R, target), c) then
     c.step = 1
+    c.trigger = 'overflowed from queue ' .. queue .. ' after its maximum wait'
     -- The next queue's wait counts from now (enqueue arms it); from the first
     -- time, when a rules reload sent it back here and it overflows again.
     if string.match(c.maxw_from or '', '^(.*)|%d+$') ~= target then
@@ -91,6 +94,7 @@ local function fire_sticky(P, R, c, agent, now)
   redis.call('ZREM', P .. ':pref:' .. agent, c.id)
   redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
   c.pref_agent = nil
+  c.trigger = 'it waited for agent ' .. agent .. ' as long as it may'
   reroute(P, R, c, now, false)
 end
 
@@ -158,6 +162,12 @@ local function fire_requeue(P, R, a, session, now)
       redis.call('XADD', P .. ':conv:' .. conv .. ':log', '*', 'kind', 'event', 'event',
         'requeued', 'reason', 'agent-lost', 'ts', now)
       notify(P, 'c:' .. conv)
+      if c.state == 'assigned' then
+        -- (its maximum wait counts from now: max_wait_from)
+        redis.call('HSET', P .. ':conv:' .. conv, 'requeued_ms', now)
+        c.requeued_ms = now
+      end
+      c.trigger = 'its agent ' .. a.id .. ' was lost'
       withdraw(P, R, c, a.id, 'agent-lost', now)
     end
   end
