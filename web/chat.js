@@ -446,7 +446,8 @@
 	};
 
 	/* Ended by the site (omnirouterctl conversation close): said so; the
-	 * survey only if an agent had served the chat. */
+	 * survey only if an agent had served the chat (state.served: an
+	 * `assigned` event came, even if it waited again since). */
 	var ADMIN_TEXT = "This chat was ended by the support team";
 
 	function onItem(msg) {
@@ -472,12 +473,14 @@
 		} else if (msg.type === "event") {
 			if (msg.event === "assigned") {
 				setWaiting(false);
+				if (state)
+					state.served = true; /* (kept: the survey of a chat the site ends) */
 				addLine("event", "", (msg.name || "An agent") + " joined the chat", msg.ts);
 			} else if (msg.event === "closed") {
 				var unserved = CLOSE_TEXT[msg.reason];
 				if (msg.reason === "admin") {
 					addLine("event", "", ADMIN_TEXT, msg.ts);
-					endConversation(assigned);
+					endConversation(!!(state && state.served));
 				} else {
 					addLine("event", "", unserved || "The conversation was closed", msg.ts);
 					endConversation(!unserved);

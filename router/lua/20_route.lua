@@ -322,10 +322,13 @@ local function enqueue(P, R, c, q, now)
   if gone ~= nil then
     timer_add(P, gone, 'gone|' .. c.id .. '|' .. c.left_ms)
   end
+  -- The ladder counts from the enqueue time too, or from when an agent who
+  -- held it gave it back (a transfer to this queue is not overflowed away at
+  -- once for the time the customer spent with the agent).
   local nxt = q.steps[s + 1]
   if nxt ~= nil then
-    timer_add(P, num(c.enqueued_ms, now) + num(nxt.after_s, 0) * 1000,
-      'esc|' .. c.id .. '|' .. (s + 1))
+    timer_add(P, math.max(num(c.enqueued_ms, now), num(c.requeued_ms, 0))
+      + num(nxt.after_s, 0) * 1000, 'esc|' .. c.id .. '|' .. (s + 1))
   end
 end
 

@@ -294,6 +294,7 @@ local function change_state(P, a, state, reason)
   end
   local now = now_ms()
   local R = rules(P)
+  local was = a.presence
   set_presence(P, a, state, reason, now)
   reindex(P, R, a)
   if state == 'offline' then
@@ -306,7 +307,7 @@ local function change_state(P, a, state, reason)
         withdraw(P, R, c, a.id, 'agent-offline', now)
       end
     end
-  elseif state == 'available' and num(a.missed_offers, 0) > 0 then
+  elseif state == 'available' and was ~= 'available' and num(a.missed_offers, 0) > 0 then
     -- Back (from the break missed offers put it on, or any other): the
     -- offers it misses in a row count from zero again.
     redis.call('HSET', P .. ':agent:' .. a.id, 'missed_offers', 0)

@@ -246,7 +246,7 @@ end
 local function store_message(P, conv, from, agent, msgid, text, name, max)
   local ckey = P .. ':conv:' .. conv
   -- Only the fields a message needs: the hash also holds the explanation.
-  local f = redis.call('HMGET', ckey, 'state', 'agent', 'nmsg', 'name')
+  local f = redis.call('HMGET', ckey, 'state', 'agent', 'nmsg', 'name', 'left_ms')
   local state, holder = f[1], f[2]
   if not state then
     return err('NOCONV', 'no such conversation')
@@ -292,6 +292,13 @@ local function store_message(P, conv, from, agent, msgid, text, name, max)
     redis.call('HSET', ids, idkey, id)
   end
   redis.call('HINCRBY', ckey, 'nmsg', 1)
+  if from == 'customer' and f[5] and f[5] ~= ''
+    and customer_connected(P, rules(P), conv, now_ms()) then
+    -- Taken for gone while its connection was on an instance that looked
+    -- stopped (frozen, cut off from Redis) and ticks again: it writes.
+    redis.call('HDEL', ckey, 'left_ms')
+    tell_agent(P, {id = conv, state = state, agent = holder}, 'customer-back', now_ms())
+  end
   if from == 'customer' and state == 'assigned' then
     inbox_add(P, holder, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,
       'text', text, 'name', name, 'ts', ts)

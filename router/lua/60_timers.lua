@@ -75,8 +75,10 @@ local function fire_max_wait(P, R, c, queue, now)
     c.step = 1
     c.trigger = 'overflowed from queue ' .. queue .. ' after its maximum wait'
     -- The next queue's wait counts from now (enqueue arms it); from the first
-    -- time, when a rules reload sent it back here and it overflows again.
-    if string.match(c.maxw_from or '', '^(.*)|%d+$') ~= target then
+    -- time, when a rules reload sent it back here and it overflows again,
+    -- unless an agent held it since (requeued_ms: a transfer, its agent lost).
+    local mq, mms = string.match(c.maxw_from or '', '^(.*)|(%d+)$')
+    if mq ~= target or tonumber(mms) < num(c.requeued_ms, 0) then
       c.maxw_from = target .. '|' .. int(now)
     end
     redis.call('HSET', P .. ':conv:' .. c.id, 'step', 1, 'maxw_from', c.maxw_from)

@@ -701,9 +701,10 @@ async function customerLeft(browser) {
 	c1.quit();
 }
 
-// The site ends chats (omnirouterctl conversation close): a chat from the chat page, which says
-// so and still offers the survey (an agent served it), and one in the wrap-up queue, which
-// starts no wrap-up. The desktop shows the note; the customer never sees it.
+// The site ends chats (omnirouterctl conversation close). One from the chat page that luis
+// transferred to a queue where it waits: the page says the team ended it and still offers the
+// survey (an agent served it). One in the wrap-up queue that luis holds: the desktop shows the
+// note and starts no wrap-up; the customer never sees the note.
 async function endedBySite(browser) {
 	const { page } = await openPage(browser, "desktop");
 	await desktopLogin(page);
@@ -714,21 +715,27 @@ async function endedBySite(browser) {
 	await customerSend(cust, "necesito ayuda");
 	await waitText(page, "necesito ayuda");
 	const conv = await until(() => agentShow().conversations[0], "the chat's id");
+	await page.locator("#transfer-conv").click();
+	await page.locator("#transfer-target").fill("second");
+	await page.locator("#transfer-send").click();
+	await page.locator("#transfer-dialog").waitFor({ state: "hidden", timeout: WAIT_MS });
+	await waitText(cust, "You are being transferred");
 	ctl("conversation", "close", conv, "--reason", "duplicate of a call");
-	await waitText(page, "Conversation ended by the site: duplicate of a call");
 	await waitText(cust, "This chat was ended by the support team");
 	await cust.locator("#survey").waitFor({ state: "visible", timeout: WAIT_MS })
-		.catch(() => fail("no survey on the chat page after the site ended a served chat"));
+		.catch(() => fail("no survey on the chat page after the site ended a chat an agent " +
+			"had served and transferred"));
 	const shown = (await lines(cust)).join(" | ");
 	check(!shown.includes("duplicate"), `the note reached the customer: ${shown}`);
 	const c2 = await new Customer({ name: "Tomas", kind: "wrap" }).start();
 	await c2.send("hola");
 	await waitText(page, "hola");
-	ctl("conversation", "close", c2.conv);
+	ctl("conversation", "close", c2.conv, "--reason", "spam");
+	await waitText(page, "Conversation ended by the site: spam");
 	await until(() => c2.frames.find((f) => f.event === "closed"), "Tomas's closed event");
 	const ev = c2.frames.find((f) => f.event === "closed");
-	check(ev.reason === "admin", `closed event: ${JSON.stringify(ev)}`);
-	await waitText(page, "Conversation ended by the site");
+	check(ev.reason === "admin" && !JSON.stringify(c2.frames).includes("spam"),
+	      `the customer's closed event: ${JSON.stringify(ev)}`);
 	await sleep(1000);
 	check(await page.locator("#wrapup-done").isHidden(),
 	      "the desktop shows a wrap-up after a chat the site ended");

@@ -187,6 +187,30 @@ class LeftLua(LuaTestCase):
         self.assertEqual(kinds, ["customer-left", "customer-back"])
         self.assertNotIn("left_ms", self.conv("c1"))
 
+    def test_customer_writing_on_a_thawed_instance_is_back(self):
+        # With chat.abandon_after_s 0 no timer looks again: the customer's
+        # message through the instance that ticks again tells the agent.
+        self.rules({"name": "q"}, blocking={}, abandon_s=0, heartbeat_timeout_s=1)
+        self.agent("a1", "en", 1)
+        self.fcall("omr_tick", "live")
+        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, "frozen")
+        self.assertEqual(self.start_with("c1", "frozen:3"), "assigned")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "live:1"), "assigned")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "live:1"), "away")
+        self.assertIn("left_ms", self.conv("c1"))
+        self.fcall("omr_tick", "frozen")  # thawed
+        self.msg("c1", "still here")
+        self.assertNotIn("left_ms", self.conv("c1"))
+        kinds = [k for k, f in self.inbox_fields("a1") if k.startswith("customer-")]
+        self.assertEqual(kinds, ["customer-left", "customer-back"])
+        # A message of a customer who is gone (sent before the last connection
+        # closed, stored after) does not bring them back.
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "live:2"), "assigned")
+        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, "frozen")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "live:2"), "away")
+        self.msg("c1", "sent before leaving")
+        self.assertIn("left_ms", self.conv("c1"))
+
     def test_waiting_again_after_the_customer_left_is_abandoned(self):
         # Assigned when its customer left; transferred to a queue later: it
         # waits again, and its customer's absence still counts.
@@ -333,6 +357,7 @@ LUA = ["test_waiting_customer_gone_is_abandoned",
        "test_chat_taken_after_its_customer_left_says_so",
        "test_connection_of_a_stopped_instance_does_not_count",
        "test_connection_of_a_thawed_instance_counts_again",
+       "test_customer_writing_on_a_thawed_instance_is_back",
        "test_waiting_again_after_the_customer_left_is_abandoned",
        "test_reloaded_abandon_time_applies_to_who_left",
        "test_zero_never_abandons",

@@ -365,5 +365,62 @@ class RoutingReview(LuaTestCase):
         self.assertLess(int(why["waiting"][0]["score"]), int(why["waiting"][1]["score"]))
 
 
+    # ---- from a review of the fixes above ---------------------------------------
+
+    def test_overflow_again_after_transfer_counts_from_the_overflow(self):
+        # A (max 1 s, overflow to B), B (max 3 s, close). It overflows A to B
+        # (maxw_from B|T1), is served in B, transferred back to A, overflows
+        # to B again: B's wait counts from this overflow, not from T1 nor
+        # from the transfer.
+        self.rules({"name": "A", "max_wait_s": 1, "max_wait_action": "overflow:B",
+                    "skills": {"x": 1}},
+                   {"name": "B", "max_wait_s": 3, "max_wait_action": "close"}, blocking={})
+        self.start("c1", skills=["x"])
+        self.tick_after(1.1)
+        self.assertEqual((self.conv("c1")["state"], self.conv("c1")["queue"]), ("queued", "B"))
+        self.agent("b", "en", 1)
+        self.assertEqual(self.conv("c1").get("agent"), "b")
+        self.assertEqual(self.fcall("omr_conv_transfer", "c1", "b", "queue", "A", ""),
+                         "transferred")
+        self.tick_after(1.1)
+        overflow = int(time.time() * 1000)
+        self.assertEqual((self.conv("c1")["state"], self.conv("c1")["queue"]), ("queued", "B"))
+        flat = self.r("ZRANGE", f"{P}:timers", 0, -1, "WITHSCORES")
+        due = [int(float(s)) for t, s in zip(flat[::2], flat[1::2]) if t == "max|c1|B"]
+        self.assertEqual(len(due), 1)
+        self.assertGreater(due[0], overflow + 2500)
+
+    def test_transfer_to_a_queue_is_not_overflowed_away_by_its_ladder_at_once(self):
+        # The ladder counts from when the agent gave it back, like the
+        # maximum wait: a chat older than Q's overflow step, transferred to Q,
+        # stays in Q until that step is due from the transfer.
+        self.rules({"name": "g"},
+                   {"name": "Q", "skills": {"bill": 1},
+                    "steps": [{"after_s": 0}, {"after_s": 1, "overflow": "g"}]},
+                   blocking={})
+        self.agent("a", "en", 1)
+        self.start("c1")
+        self.assertEqual(self.conv("c1").get("agent"), "a")
+        time.sleep(1.2)
+        self.assertEqual(self.fcall("omr_conv_transfer", "c1", "a", "queue", "Q", ""),
+                         "transferred")
+        self.tick_after(0.05)
+        self.assertEqual(self.conv("c1")["queue"], "Q", "overflowed away at once")
+        self.tick_after(1.1)
+        self.assertEqual(self.conv("c1")["queue"], "g")
+
+    def test_missed_offers_reset_only_when_becoming_available(self):
+        # "available" again while available is not a new streak.
+        self.rules({"name": "q", "auto_accept": False, "offer_timeout_s": 1},
+                   blocking={}, max_missed_offers=2, decline_hold_s=0)
+        self.agent("a", "en", 1)
+        self.start("c1")
+        self.desktop_reads("a")
+        self.tick_after(1.1)
+        self.assertEqual(json.loads(self.fcall("omr_agent_get", "a"))["missed_offers"], 1)
+        self.fcall("omr_agent_presence", "a", "s-a", "available")
+        self.assertEqual(json.loads(self.fcall("omr_agent_get", "a"))["missed_offers"], 1)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
