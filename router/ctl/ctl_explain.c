@@ -92,9 +92,13 @@ static void print_explain(const cJSON *e)
 		const cJSON *prev = cJSON_GetObjectItemCaseSensitive(e, "previous");
 		omr_ctl_format_time(cJSON_IsNumber(since) ? since->valuedouble : 0, buf,
 		                    sizeof(buf));
-		printf("agent         none: waiting since %s%s%s\n", buf,
-		       str_or(e, "waiting_for", NULL) ? ", for agent " : "",
-		       str_or(e, "waiting_for", ""));
+		if (strcmp(str_or(e, "state", ""), "closed") == 0)
+			printf("agent         none: closed (%s) while it waited, since %s\n",
+			       str_or(e, "close_reason", "-"), buf);
+		else
+			printf("agent         none: waiting since %s%s%s\n", buf,
+			       str_or(e, "waiting_for", NULL) ? ", for agent " : "",
+			       str_or(e, "waiting_for", ""));
 		if (cJSON_IsObject(prev)) {
 			const cJSON *pat = cJSON_GetObjectItemCaseSensitive(prev, "at_ms");
 			omr_ctl_format_time(cJSON_IsNumber(pat) ? pat->valuedouble : 0, buf,

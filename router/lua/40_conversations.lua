@@ -420,13 +420,15 @@ local function explain(keys, args)
   -- (before 2026-12 the explanation was a field of the conversation's hash)
   local why = decode(redis.call('GET', keys[1] .. ':conv:' .. c.id .. ':explain') or c.explain,
     nil)
-  if why == nil or c.state == 'queued' then
-    -- Waiting (again): where it waits now; the decision that gave it to an
-    -- agent before, if any, as `previous`.
+  if why == nil or c.state == 'queued' or (c.state == 'closed' and (c.agent or '') == '') then
+    -- Waiting (again), or closed while it waited (no agent held it then):
+    -- where it waits or waited; the decision that gave it to an agent
+    -- before, if any, as `previous`.
     local pref = c.pref_agent or ''
     return cjson.encode({conversation = c.id, state = c.state, queue = c.queue or '',
       step = num(c.step, 1), waiting_since_ms = num(c.enqueued_ms, 0),
-      waiting_for = pref ~= '' and pref or nil, previous = why})
+      waiting_for = pref ~= '' and pref or nil, previous = why,
+      close_reason = c.state == 'closed' and c.close_reason or nil})
   end
   why.conversation, why.state = c.id, c.state
   return cjson.encode(why)

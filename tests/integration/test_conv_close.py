@@ -87,6 +87,21 @@ class EndLua(LuaTestCase):
                          ("assigned", "a1"))
         self.check_invariants()
 
+    def test_explain_of_a_chat_closed_while_waiting(self):
+        # Served, transferred to a queue, closed by the site while it waited
+        # there: explain showed the old decision (agent, queue) as if the
+        # conversation had been closed with that agent.
+        self.rules({"name": "q"}, {"name": "q2"}, blocking={})
+        self.agent("a1", "en", 1)
+        self.assertEqual(self.start("c1"), "assigned")
+        self.assertEqual(self.fcall("omr_conv_transfer", "c1", "a1", "queue", "q2", ""),
+                         "transferred")
+        self.assertEqual(self.fcall("omr_conv_end", "c1", ""), "closed")
+        why = self.explain("c1")
+        self.assertEqual((why["state"], why["queue"], why.get("close_reason"), why.get("agent")),
+                         ("closed", "q2", "admin", None))
+        self.assertEqual(why["previous"]["agent"], "a1")
+
 
 def _lua(name):
     return as_run_test(EndLua, name)
@@ -95,7 +110,8 @@ def _lua(name):
 LUA = ["test_waiting_conversation_ends",
        "test_unknown_conversation_is_refused",
        "test_offer_is_taken_back_without_a_decline",
-       "test_assigned_conversation_ends_without_wrapup"]
+       "test_assigned_conversation_ends_without_wrapup",
+       "test_explain_of_a_chat_closed_while_waiting"]
 
 QUEUES = """
 queues:
