@@ -841,6 +841,18 @@ static int check_overflow_circles(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *s
 	return rc;
 }
 
+/* Two lists with no item in common; an empty list holds everything. */
+static bool lists_disjoint(char *const *a, size_t n_a, char *const *b, size_t n_b)
+{
+	if (n_a == 0 || n_b == 0)
+		return false;
+	for (size_t i = 0; i < n_a; i++)
+		for (size_t k = 0; k < n_b; k++)
+			if (strcmp(a[i], b[k]) == 0)
+				return false;
+	return true;
+}
+
 int omr_cfg_queues_check_refs(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
                               const omr_config_t *cfg)
 {
@@ -861,6 +873,21 @@ int omr_cfg_queues_check_refs(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
 			return omr_cfg_fail_at(c, ref->mark,
 			                       "%s: queue '%s' cannot overflow to itself", where,
 			                       target);
+		/* (the router moves a conversation only to a queue that takes its
+		 * channel and tenant: with none in common, the overflow never
+		 * happens) */
+		if (to &&
+		    (lists_disjoint(q->channels, q->n_channels, to->channels, to->n_channels) ||
+		     lists_disjoint(q->tenants, q->n_tenants, to->tenants, to->n_tenants)))
+			return omr_cfg_fail_at(c, ref->mark,
+			                       "%s: queue '%s' takes none of the %s queue '%s' "
+			                       "takes, so nothing would ever overflow there",
+			                       where, target,
+			                       lists_disjoint(q->channels, q->n_channels,
+			                                      to->channels, to->n_channels)
+			                               ? "channels"
+			                               : "tenants",
+			                       q->name);
 		if (to)
 			continue;
 		for (size_t i = 0; i < cfg->n_queues; i++) {

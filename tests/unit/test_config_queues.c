@@ -583,6 +583,22 @@ static void test_overflow_references(void **state)
 	       "t.yaml:3:22: queues[0].max_wait_action: there is no queue 'elsewhere'");
 	REJECT(Q("    max_wait_action: overflow:q\n"),
 	       "t.yaml:3:22: queues[0].max_wait_action: queue 'q' cannot overflow to itself");
+	/* A queue that takes none of the channels (or tenants) of the one that
+	 * overflows to it: the router would never move anything there. */
+	REJECT("queues:\n  - name: calls\n    channels: [voice]\n    steps:\n      - after_s: 5\n"
+	       "        overflow: chats\n  - name: chats\n    channels: [chat]\n",
+	       "t.yaml:6:19: queues[0].steps[0].overflow: queue 'chats' takes none of the channels "
+	       "queue 'calls' takes, so nothing would ever overflow there");
+	REJECT("queues:\n  - name: a\n    tenants: [acme]\n    max_wait_s: 9\n"
+	       "    max_wait_action: overflow:b\n  - name: b\n    tenants: [globex]\n",
+	       "t.yaml:5:22: queues[0].max_wait_action: queue 'b' takes none of the tenants "
+	       "queue 'a' takes, so nothing would ever overflow there");
+	/* (one channel in common is enough; an empty list takes everything) */
+	omr_config_t *ok = ACCEPT("queues:\n  - name: a\n    channels: [voice, chat]\n"
+	                          "    max_wait_s: 9\n    max_wait_action: overflow:b\n"
+	                          "  - name: b\n    channels: [chat]\n  - name: c\n"
+	                          "    steps:\n      - after_s: 5\n        overflow: b\n");
+	omr_config_destroy(&ok);
 	/* The implicit "default" queue is gone once queues are given. */
 	REJECT(Q("    max_wait_action: overflow:default\n"),
 	       "t.yaml:3:22: queues[0].max_wait_action: there is no queue 'default'");
