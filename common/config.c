@@ -666,16 +666,35 @@ static int check_pair_rules(loader_t *ld)
 	return 0;
 }
 
+/* Whether cfg breaks order rule r; if so, msg says how. */
+static bool order_broken(const omr_config_t *cfg, size_t r, char *msg, size_t msglen)
+{
+	const omr_cfg_opt_t *lo = &opts[opt_by_offset(order_rules[r].lo)];
+	const omr_cfg_opt_t *hi = &opts[opt_by_offset(order_rules[r].hi)];
+	int64_t a = *(const int64_t *)omr_cfg_opt_cptr(cfg, lo);
+	int64_t b = *(const int64_t *)omr_cfg_opt_cptr(cfg, hi);
+	int64_t need = order_rules[r].times * a + order_rules[r].plus;
+	if (need <= b)
+		return false;
+	if (order_rules[r].times == 1 && order_rules[r].plus == 0)
+		snprintf(msg, msglen,
+		         "%s (%" PRId64 ") must not be greater than %s (%" PRId64 ")%s", lo->name,
+		         a, hi->name, b, order_rules[r].why);
+	else
+		snprintf(msg, msglen,
+		         "%" PRId64 " x %s + %" PRId64 " (%" PRId64
+		         ") must not be greater than %s (%" PRId64 ")%s",
+		         order_rules[r].times, lo->name, order_rules[r].plus, need, hi->name, b,
+		         order_rules[r].why);
+	return true;
+}
+
 /* Reported where the later of the two options is given, or at the top if neither is. */
 static int check_order_rules(loader_t *ld)
 {
+	char msg[512];
 	for (size_t r = 0; r < sizeof(order_rules) / sizeof(order_rules[0]); r++) {
-		const omr_cfg_opt_t *lo = &opts[opt_by_offset(order_rules[r].lo)];
-		const omr_cfg_opt_t *hi = &opts[opt_by_offset(order_rules[r].hi)];
-		int64_t a = *(const int64_t *)omr_cfg_opt_cptr(ld->cfg, lo);
-		int64_t b = *(const int64_t *)omr_cfg_opt_cptr(ld->cfg, hi);
-		int64_t need = order_rules[r].times * a + order_rules[r].plus;
-		if (need <= b)
+		if (!order_broken(ld->cfg, r, msg, sizeof(msg)))
 			continue;
 		yaml_mark_t m = {0, 0, 0};
 		bool found = false;
@@ -686,17 +705,16 @@ static int check_order_rules(loader_t *ld)
 				found = true;
 			}
 		}
-		if (order_rules[r].times == 1 && order_rules[r].plus == 0)
-			return omr_cfg_fail_at(&ld->cur, m,
-			                       "%s (%" PRId64
-			                       ") must not be greater than %s (%" PRId64 ")%s",
-			                       lo->name, a, hi->name, b, order_rules[r].why);
-		return omr_cfg_fail_at(&ld->cur, m,
-		                       "%" PRId64 " x %s + %" PRId64 " (%" PRId64
-		                       ") must not be greater than %s (%" PRId64 ")%s",
-		                       order_rules[r].times, lo->name, order_rules[r].plus, need,
-		                       hi->name, b, order_rules[r].why);
+		return omr_cfg_fail_at(&ld->cur, m, "%s", msg);
 	}
+	return 0;
+}
+
+int omr_config_check_limits(const omr_config_t *cfg, char *err, size_t errlen)
+{
+	for (size_t r = 0; r < sizeof(order_rules) / sizeof(order_rules[0]); r++)
+		if (order_broken(cfg, r, err, errlen))
+			return -EINVAL;
 	return 0;
 }
 

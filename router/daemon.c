@@ -138,6 +138,14 @@ static void on_hup(uv_signal_t *s, int signum)
 		omr_error("daemon",
 		          "reload failed, keeping the running configuration: out of memory");
 		omr_config_destroy(&next);
+	} else if (omr_config_check_limits(next, err, sizeof(err)) != 0) {
+		/* e.g. a longer chat.max_text_bytes (reloaded) beside the running
+		 * bus.max_frame_bytes (a restart): texts the bus would refuse */
+		omr_error("daemon",
+		          "reload failed, keeping the running configuration: with the options "
+		          "that need a restart at their running values, %s",
+		          err);
+		omr_config_destroy(&next);
 	} else {
 		if (d->n_old == MAX_CONFIGS) {
 			omr_config_destroy(&d->old_cfgs[0]);

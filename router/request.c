@@ -67,6 +67,12 @@ static int error_status(const char *msg)
 	return 0;
 }
 
+/* An id as it may go in a log line, "-" for none or anything else. */
+static const char *loggable_id(const char *id)
+{
+	return id && omr_id_is_valid(id, OMR_ENV_ID_MAX) ? id : "-";
+}
+
 /* Common reply handling: returns true when the caller should go on with a
  * successful reply; otherwise q has been answered or dropped and freed. */
 bool omr_request_ok(omr_request_t *q, const redisReply *rep)
@@ -84,9 +90,9 @@ bool omr_request_ok(omr_request_t *q, const redisReply *rep)
 			omr_request_free(q);
 			return false;
 		}
-		omr_info("router", "refused type=%s conn=%llu reason=\"%s\"",
+		omr_info("router", "refused type=%s conn=%llu agent=%s conv=%s reason=\"%s\"",
 		         omr_env_type_name(q->env->type), (unsigned long long)q->env->conn,
-		         rep->str);
+		         loggable_id(q->env->agent), loggable_id(q->env->conv), rep->str);
 		omr_request_reply(q, status, NULL);
 		return false;
 	}

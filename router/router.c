@@ -71,13 +71,31 @@ static void push_rules(omr_router_t *r)
 	cJSON_free(json);
 }
 
+#define TICK_WARN_EVERY_MS 60000 /* a failing timer tick is logged at most this often */
+
 static void on_tick_reply(void *ud, const redisReply *rep)
 {
 	omr_router_t *r = ud;
 	r->ticking = false;
-	if (rep && rep->type == REDIS_REPLY_ERROR)
-		omr_warn("router", "timer tick failed error=\"%s\"", rep->str);
-	else if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+	uint64_t now = uv_now(r->loop);
+	if (rep && rep->type == REDIS_REPLY_ERROR) {
+		/* Once a minute while it lasts (a Redis at maxmemory refuses every
+		 * tick: one line per tick_ms would flood the journal). */
+		r->tick_failures++;
+		if (!r->tick_warned_ms || now - r->tick_warned_ms >= TICK_WARN_EVERY_MS) {
+			omr_warn("router", "timer tick failed error=\"%s\" failures=%llu", rep->str,
+			         (unsigned long long)r->tick_failures);
+			r->tick_warned_ms = now ? now : 1;
+			r->tick_failures = 0;
+		}
+		return;
+	}
+	if (rep && r->tick_warned_ms) {
+		omr_info("router", "timer ticks work again");
+		r->tick_warned_ms = 0;
+		r->tick_failures = 0;
+	}
+	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
 		omr_debug("router", "timers fired count=%lld", (long long)rep->integer);
 }
 

@@ -55,15 +55,17 @@ struct omr_router {
 	char instance[96];
 	char node[72]; /* the instance's stable part: daemon.instance_name or the host name */
 	uint64_t next_id;
-	omr_hmap_t *agents;    /* "group/agent" -> omr_watch_t */
-	omr_hmap_t *customers; /* "group/conv" -> omr_watch_t list */
-	omr_hmap_t *inflight;  /* "peer:id" -> (void *)1: requests being handled */
-	omr_ackcache_t *acks;  /* "peer:id" -> the ack sent: answers resends */
-	size_t reads;          /* stream reads in flight */
-	uv_timer_t *tick;      /* fires due Redis timers (omr_tick) */
-	uv_timer_t *heartbeat; /* vouches for the desktops connected here */
-	uv_timer_t *positions; /* tells waiting customers their place */
-	bool ticking;          /* an omr_tick call is in flight */
+	omr_hmap_t *agents;      /* "group/agent" -> omr_watch_t */
+	omr_hmap_t *customers;   /* "group/conv" -> omr_watch_t list */
+	omr_hmap_t *inflight;    /* "peer:id" -> (void *)1: requests being handled */
+	omr_ackcache_t *acks;    /* "peer:id" -> the ack sent: answers resends */
+	size_t reads;            /* stream reads in flight */
+	uint64_t tick_warned_ms; /* when a failed timer tick was last logged (0: none failing) */
+	uint64_t tick_failures;  /* failed ticks since that line */
+	uv_timer_t *tick;        /* fires due Redis timers (omr_tick) */
+	uv_timer_t *heartbeat;   /* vouches for the desktops connected here */
+	uv_timer_t *positions;   /* tells waiting customers their place */
+	bool ticking;            /* an omr_tick call is in flight */
 	/* conv.message requests of this loop turn, not yet sent (msgbatch.c) */
 	struct omr_request *msgs[OMR_MSG_BATCH];
 	size_t nmsgs;

@@ -33,7 +33,7 @@ struct omr_store {
 	bool cmd_ok, sub_ok, ready, stopping, freeing;
 	uint64_t phase_start, ping_sent;
 	bool ping_outstanding;
-	bool tuning_checked; /* stream-node-max-bytes looked at (once per process) */
+	bool tuning_checked; /* stream-node-max-bytes, maxmemory-policy looked at (once) */
 	uint64_t backoff_ms;
 	size_t inflight;
 	unsigned open_handles;
@@ -111,7 +111,9 @@ static bool reply_failed(omr_store_t *s, const redisReply *r, const char *what)
 		return false;
 	if (r)
 		omr_error("redis", "%s failed: %s", what, r->str);
-	schedule_reset(s, what);
+	/* (no reply: the connection failed; its error says why, e.g. a port
+	 * that does not speak Redis) */
+	schedule_reset(s, !r && s->cmd && s->cmd->err ? s->cmd->errstr : what);
 	return true;
 }
 
@@ -140,6 +142,23 @@ static void on_stream_node_bytes(void *ud, const redisReply *r)
 		         "(README, Running it for real)",
 		         r->element[1]->str, v == 0 || v > 4096 ? 4096 : v,
 		         OMR_STREAM_NODE_MAX_BYTES);
+}
+
+/* A Redis that evicts keys when it reaches maxmemory deletes agents, queues
+ * and conversations without an error to anyone: routing state must never be
+ * evicted (README.md, "Redis settings"). Said once, at error level. */
+static void on_eviction_policy(void *ud, const redisReply *r)
+{
+	(void)ud;
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	if (strcmp(r->element[1]->str, "noeviction") != 0)
+		omr_error("redis",
+		          "maxmemory-policy is %s: at maxmemory Redis deletes keys (agents, "
+		          "waiting conversations, transcripts) without telling anyone; set "
+		          "maxmemory-policy noeviction in redis.conf (README, Redis settings)",
+		          r->element[1]->str);
 }
 
 static void on_ping(void *ud, const redisReply *r)
@@ -194,6 +213,8 @@ static void on_cmd_connect(const redisAsyncContext *ac, int status)
 		s->tuning_checked = true;
 		const char *get[] = {"CONFIG", "GET", "stream-node-max-bytes"};
 		send_cmd(s, s->cmd, on_stream_node_bytes, 3, get);
+		const char *policy[] = {"CONFIG", "GET", "maxmemory-policy"};
+		send_cmd(s, s->cmd, on_eviction_policy, 3, policy);
 	}
 	send_ping(s);
 }
@@ -303,8 +324,9 @@ static void schedule_reset(omr_store_t *s, const char *why)
 {
 	if (s->stopping || s->freeing || uv_is_active((uv_handle_t *)&s->reconnect))
 		return;
-	omr_warn("redis", "connection lost, reconnecting reason=\"%s\" delay_ms=%llu",
-	         why ? why : "unknown", (unsigned long long)s->backoff_ms);
+	omr_warn("redis",
+	         "connection lost, reconnecting host=%s port=%d reason=\"%s\" delay_ms=%llu",
+	         s->host, s->port, why ? why : "unknown", (unsigned long long)s->backoff_ms);
 	set_ready(s, false);
 	s->cmd_ok = s->sub_ok = false;
 	uv_timer_start(&s->reconnect, on_reconnect_timer, s->backoff_ms, 0);

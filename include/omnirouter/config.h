@@ -136,6 +136,12 @@ size_t omr_config_diff_static(const omr_config_t *a, const omr_config_t *b, char
  * from `running` into `next` (a restart applies the rest). 0 or -ENOMEM. */
 int omr_config_keep_static(omr_config_t *next, const omr_config_t *running);
 
+/* The rules between options (one limit must hold another: a text in a
+ * frame, a frame on the bus) on cfg as it is, e.g. after
+ * omr_config_keep_static put back running values: 0, or -EINVAL with the
+ * broken rule in err. */
+int omr_config_check_limits(const omr_config_t *cfg, char *err, size_t errlen);
+
 /* Writes every option as "path = value" lines (secrets masked), then one
  * "queues[i] = name=... " line per queue, to out; used by --check-config -v
  * and tests. Returns 0 or -ENOSPC. */

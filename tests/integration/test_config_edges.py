@@ -330,6 +330,42 @@ async def test_reload_tick_ms_applies_at_once(env):
         await cust.close()
 
 
+# 10. A reload that raises chat.max_text_bytes (reloaded) together with bus.max_frame_bytes (a
+#     restart) passes --check-config, but the running bus keeps its limit: long texts were then
+#     refused ("request breaks a bus limit") though acked limits said they fit (a review of
+#     2026-12-07). The reload is refused instead, saying why, and the old limits stay.
+
+@time_limit(60)
+async def test_reload_checks_limits_against_the_running_values(env):
+    r = env.redis()
+    d = env.daemon(r, config={"bus": {"max_frame_bytes": 65536},
+                              "chat": {"max_text_bytes": 4096},
+                              "websocket": {"max_frame_bytes": 16384}})
+    with open(d.cfg_path) as f:
+        text = f.read()
+    for old, new in (("max_frame_bytes: 65536", "max_frame_bytes: 262144"),
+                     ("max_text_bytes: 4096", "max_text_bytes: 65536"),
+                     ("max_frame_bytes: 16384", "max_frame_bytes: 262144")):
+        assert old in text, old
+        text = text.replace(old, new)
+    with open(d.cfg_path, "w") as f:
+        f.write(text)
+    p = subprocess.run([DAEMON_BIN, "--check-config", "-c", d.cfg_path], capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr  # valid as a file for a fresh start
+    d.proc.send_signal(signal.SIGHUP)
+    await wait_log(d, "reload failed, keeping the running configuration: with the options "
+                   "that need a restart at their running values", 5)
+    assert "bus.max_frame_bytes (65536)" in d.log_text(), d.log_text()[-1500:]
+    cust = Customer(d.url)
+    try:
+        await cust.hello(language="en", name="Bob")
+        err = await cust.conn.request({"type": "message", "id": "long", "text": "z" * 5000}, 10)
+        assert err.get("code") == "bad-request", err  # the old limit, 4096, still holds
+    finally:
+        await cust.close()
+
+
 if __name__ == "__main__":
     run_tests([
         test_reload_max_wait_applies_to_waiting_conversations,
@@ -340,4 +376,5 @@ if __name__ == "__main__":
         test_redis_auth_failure_backs_off_and_is_not_ready,
         test_info_log_has_no_customer_address,
         test_reload_tick_ms_applies_at_once,
+        test_reload_checks_limits_against_the_running_values,
     ])

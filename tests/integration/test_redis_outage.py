@@ -106,6 +106,42 @@ async def test_stream_node_size_is_checked(env):
     assert "stream-node-max-bytes" not in d2.log_text(), d2.log_text()[-2000:]
 
 
+@time_limit(60)
+async def test_evicting_redis_is_named_at_start(env):
+    """A Redis whose maxmemory-policy evicts deletes agents and conversations at maxmemory
+    without an error to anyone (a review found 53 of 60 conversations and an agent gone,
+    with no log line): the daemon says so at start, naming the setting, and says nothing
+    at Redis's default noeviction."""
+    r = env.redis()
+    d = env.daemon(r, config=CONFIG)
+    await asyncio.sleep(1)
+    assert "maxmemory-policy" not in d.log_text(), d.log_text()[-2000:]
+    d.stop()
+    c = r.client()
+    assert c.cmd("CONFIG", "SET", "maxmemory-policy", "allkeys-lru") == "OK"
+    d2 = env.daemon(r, name="d2", config=CONFIG)
+    await wait_log(d2, "error redis: maxmemory-policy is allkeys-lru", 10)
+    assert "noeviction" in d2.log_text()
+
+
+@time_limit(60)
+async def test_failing_timer_tick_is_logged_once_a_minute(env):
+    """A Redis at maxmemory refuses every timer tick: one warning per routing.tick_ms filled
+    the journal (about 18,000 lines an hour at the default). It is said once a minute with
+    the count, and once more when ticks work again."""
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50}})
+    c = r.client()
+    await asyncio.sleep(0.5)
+    assert c.cmd("CONFIG", "SET", "maxmemory", "1") == "OK"  # (noeviction: writes refused)
+    await asyncio.sleep(3)
+    n = d.log_text().count("timer tick failed")
+    assert c.cmd("CONFIG", "SET", "maxmemory", "0") == "OK"
+    assert n == 1, f"{n} lines of 'timer tick failed' in 3 s at tick_ms 50"
+    await wait_log(d, "timer ticks work again", 5)
+
+
 if __name__ == "__main__":
     run_tests([test_frozen_redis_is_detected_and_nothing_is_lost, test_stream_node_size_is_checked,
+               test_evicting_redis_is_named_at_start, test_failing_timer_tick_is_logged_once_a_minute,
                test_functions_reloaded_after_reconnect])
