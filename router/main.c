@@ -1,5 +1,6 @@
 /* main.c - omnirouterd: parses arguments, loads the configuration, runs the
  * daemon. Nothing else. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,6 +61,24 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		/* The files the daemon reads at start: a path that is wrong would
+		 * pass here and stop the daemon (at start, or at its next restart). */
+		const struct {
+			const char *name, *file;
+		} files[] = {{"websocket.tls_cert", cfg->ws_tls_cert},
+		             {"websocket.tls_key", cfg->ws_tls_key}};
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			FILE *f = files[i].file && files[i].file[0] ? fopen(files[i].file, "r")
+			                                            : NULL;
+			if (files[i].file && files[i].file[0] && !f) {
+				fprintf(stderr, "%s: %s: cannot read %s: %s\n", path, files[i].name,
+				        files[i].file, strerror(errno));
+				omr_config_destroy(&cfg);
+				return 1;
+			}
+			if (f)
+				fclose(f);
+		}
 		char warnings[4096];
 		if (omr_config_shadow_warnings(cfg, warnings, sizeof(warnings)) > 0)
 			fprintf(stderr, "%s\n", warnings);

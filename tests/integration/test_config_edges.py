@@ -366,6 +366,22 @@ async def test_reload_checks_limits_against_the_running_values(env):
         await cust.close()
 
 
+# 11. websocket.tls_cert / tls_key: --check-config said "configuration ok" for files that do
+#     not exist; the daemon then failed to start (a review of 2026-12-07).
+
+def test_tls_files_checked_by_check_config(env):
+    cfg = os.path.join(env.dir, "tls.yaml")
+    for cert, rc, text in (("/nonexistent/cert.pem", 1,
+                            "websocket.tls_cert: cannot read /nonexistent/cert.pem"),
+                           (cfg, 0, "configuration ok")):  # (readable: PEM is checked at start)
+        with open(cfg, "w") as f:
+            f.write(f"websocket:\n  tls_cert: {cert}\n  tls_key: {cfg}\n")
+        p = subprocess.run([DAEMON_BIN, "--check-config", "-c", cfg], capture_output=True,
+                           text=True, env=_sanitizer_env())
+        assert p.returncode == rc and text in p.stdout + p.stderr, (cert, p.returncode,
+                                                                     p.stdout, p.stderr)
+
+
 if __name__ == "__main__":
     run_tests([
         test_reload_max_wait_applies_to_waiting_conversations,
@@ -377,4 +393,5 @@ if __name__ == "__main__":
         test_info_log_has_no_customer_address,
         test_reload_tick_ms_applies_at_once,
         test_reload_checks_limits_against_the_running_values,
+        test_tls_files_checked_by_check_config,
     ])
