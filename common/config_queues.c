@@ -876,18 +876,16 @@ int omr_cfg_queues_check_refs(omr_cfg_cursor_t *c, const omr_cfg_qstate_t *st,
 		/* (the router moves a conversation only to a queue that takes its
 		 * channel and tenant: with none in common, the overflow never
 		 * happens) */
-		if (to &&
-		    (lists_disjoint(q->channels, q->n_channels, to->channels, to->n_channels) ||
-		     lists_disjoint(q->tenants, q->n_tenants, to->tenants, to->n_tenants)))
+		const char *apart = NULL;
+		if (to && lists_disjoint(q->channels, q->n_channels, to->channels, to->n_channels))
+			apart = "channels";
+		else if (to && lists_disjoint(q->tenants, q->n_tenants, to->tenants, to->n_tenants))
+			apart = "tenants";
+		if (apart)
 			return omr_cfg_fail_at(c, ref->mark,
 			                       "%s: queue '%s' takes none of the %s queue '%s' "
 			                       "takes, so nothing would ever overflow there",
-			                       where, target,
-			                       lists_disjoint(q->channels, q->n_channels,
-			                                      to->channels, to->n_channels)
-			                               ? "channels"
-			                               : "tenants",
-			                       q->name);
+			                       where, target, apart, q->name);
 		if (to)
 			continue;
 		for (size_t i = 0; i < cfg->n_queues; i++) {

@@ -262,11 +262,11 @@ static void read_done(read_op_t *op)
 	watch_unref(w);
 }
 
-static void on_published(void *ud, const redisReply *rep)
+/* The reply of a command nobody waits for (ud: what it was, for the log). */
+static void warn_if_failed(void *ud, const redisReply *rep)
 {
-	(void)ud;
 	if (rep && rep->type == REDIS_REPLY_ERROR)
-		omr_warn("delivery", "re-read notification failed error=\"%s\"", rep->str);
+		omr_warn("delivery", "%s failed error=\"%s\"", (const char *)ud, rep->str);
 }
 
 /* "h:AGENT" to every instance: the one with the agent's watch reads its
@@ -278,7 +278,7 @@ static void publish_reread(omr_router_t *r, const char *group, const char *agent
 	snprintf(msg, sizeof(msg), "h:%s", agent);
 	const char *argv[] = {"PUBLISH", channel, msg};
 	size_t lens[] = {7, strlen(channel), strlen(msg)};
-	omr_store_command(r->store, on_published, NULL, 3, argv, lens);
+	omr_store_command(r->store, warn_if_failed, "re-read notification", 3, argv, lens);
 }
 
 /* An XREADGROUP reply with at least one entry. */
@@ -349,13 +349,6 @@ static int send_read(omr_router_t *r, read_op_t *op, const char *last)
 	return omr_store_command(r->store, on_read_reply, op, 6, argv, lens);
 }
 
-static void on_trimmed(void *ud, const redisReply *rep)
-{
-	(void)ud;
-	if (rep && rep->type == REDIS_REPLY_ERROR)
-		omr_warn("router", "inbox trim failed error=\"%s\"", rep->str);
-}
-
 void omr_delivery_trim_inbox(omr_router_t *r, omr_watch_t *w)
 {
 	uint64_t now = uv_now(r->loop);
@@ -368,7 +361,7 @@ void omr_delivery_trim_inbox(omr_router_t *r, omr_watch_t *w)
 	size_t lens[5];
 	for (int i = 0; i < 5; i++)
 		lens[i] = strlen(argv[i]);
-	omr_store_command(r->store, on_trimmed, NULL, 5, argv, lens);
+	omr_store_command(r->store, warn_if_failed, "inbox trim", 5, argv, lens);
 }
 
 static void read_watch(omr_router_t *r, omr_watch_t *w)
@@ -505,14 +498,17 @@ static bool split_bar(const char *s, char *left, size_t leftsz, const char **rig
 	return true;
 }
 
-/* "a:AGENT": new items in the agent's inbox, read them for its desktop. */
-static void notify_agent(omr_router_t *r, const char *group, const char *agent)
+/* "a:AGENT": new items in the agent's inbox, read them for its desktop;
+ * "h:AGENT" (reread): its whole pending history (the file's comment). */
+static void notify_agent(omr_router_t *r, const char *group, const char *agent, bool reread)
 {
 	if (strlen(agent) > OMR_ENV_ID_MAX)
 		return;
 	omr_watch_t *w = omr_delivery_find_agent(r, group, agent);
-	if (w)
-		read_watch(r, w);
+	if (!w)
+		return;
+	w->reread = w->reread || reread;
+	read_watch(r, w);
 }
 
 /* "r:AGENT|SESSION": a newer login replaced that session; "o:AGENT|SESSION|
@@ -657,16 +653,8 @@ void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, 
 	body[len] = '\0';
 	if (body[0] == 't') {
 		notify_typing(r, group, body);
-	} else if (body[0] == 'a') {
-		notify_agent(r, group, body + 2);
-	} else if (body[0] == 'h') {
-		omr_watch_t *w = strlen(body + 2) <= OMR_ENV_ID_MAX
-		                         ? omr_delivery_find_agent(r, group, body + 2)
-		                         : NULL;
-		if (w) {
-			w->reread = true;
-			read_watch(r, w);
-		}
+	} else if (body[0] == 'a' || body[0] == 'h') {
+		notify_agent(r, group, body + 2, body[0] == 'h');
 	} else if (body[0] == 'r' || body[0] == 'o') {
 		notify_ended(r, group, body + 2, body[0] == 'o');
 	} else if (body[0] == 'c') {

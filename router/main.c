@@ -68,16 +68,16 @@ int main(int argc, char **argv)
 		} files[] = {{"websocket.tls_cert", cfg->ws_tls_cert},
 		             {"websocket.tls_key", cfg->ws_tls_key}};
 		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-			FILE *f = files[i].file && files[i].file[0] ? fopen(files[i].file, "r")
-			                                            : NULL;
-			if (files[i].file && files[i].file[0] && !f) {
+			if (!files[i].file || !files[i].file[0])
+				continue;
+			FILE *f = fopen(files[i].file, "r");
+			if (!f) {
 				fprintf(stderr, "%s: %s: cannot read %s: %s\n", path, files[i].name,
 				        files[i].file, strerror(errno));
 				omr_config_destroy(&cfg);
 				return 1;
 			}
-			if (f)
-				fclose(f);
+			fclose(f);
 		}
 		char warnings[4096];
 		if (omr_config_shadow_warnings(cfg, warnings, sizeof(warnings)) > 0)

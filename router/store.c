@@ -123,6 +123,16 @@ static void on_setup_reply(void *ud, const redisReply *r)
 	reply_failed(s, r, "connection setup (AUTH/SELECT/FUNCTION LOAD)");
 }
 
+/* The value of a CONFIG GET reply, or NULL (a Redis that refuses CONFIG, a
+ * managed one, is not an error). */
+static const char *config_value(const redisReply *r)
+{
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[1]->type != REDIS_REPLY_STRING)
+		return NULL;
+	return r->element[1]->str;
+}
+
 /* A conversation's transcript is a stream of its own, and Redis allocates
  * min(stream-node-max-bytes, 4096) bytes for a stream's first entry: at the
  * default 4096, every conversation costs Redis at least 4.3 KB and its first
@@ -131,17 +141,16 @@ static void on_setup_reply(void *ud, const redisReply *r)
 static void on_stream_node_bytes(void *ud, const redisReply *r)
 {
 	(void)ud;
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[1]->type != REDIS_REPLY_STRING)
+	const char *value = config_value(r);
+	if (!value)
 		return;
-	long long v = strtoll(r->element[1]->str, NULL, 10);
+	long long v = strtoll(value, NULL, 10);
 	if (v == 0 || v > OMR_STREAM_NODE_MAX_BYTES)
 		omr_warn("redis",
 		         "stream-node-max-bytes is %s: each conversation's transcript takes at "
 		         "least %lld bytes of Redis memory; set it to %d in redis.conf "
 		         "(README, Running it for real)",
-		         r->element[1]->str, v == 0 || v > 4096 ? 4096 : v,
-		         OMR_STREAM_NODE_MAX_BYTES);
+		         value, v == 0 || v > 4096 ? 4096 : v, OMR_STREAM_NODE_MAX_BYTES);
 }
 
 /* A Redis that evicts keys when it reaches maxmemory deletes agents, queues
@@ -150,15 +159,13 @@ static void on_stream_node_bytes(void *ud, const redisReply *r)
 static void on_eviction_policy(void *ud, const redisReply *r)
 {
 	(void)ud;
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[1]->type != REDIS_REPLY_STRING)
-		return;
-	if (strcmp(r->element[1]->str, "noeviction") != 0)
+	const char *value = config_value(r);
+	if (value && strcmp(value, "noeviction") != 0)
 		omr_error("redis",
 		          "maxmemory-policy is %s: at maxmemory Redis deletes keys (agents, "
 		          "waiting conversations, transcripts) without telling anyone; set "
 		          "maxmemory-policy noeviction in redis.conf (README, Redis settings)",
-		          r->element[1]->str);
+		          value);
 }
 
 static void on_ping(void *ud, const redisReply *r)

@@ -28,19 +28,13 @@
 #include "omnirouter/log.h"
 #include "omnirouter/util.h"
 #include "u64map.h"
+#include "websocket/ws_acks.h"
 #include "websocket/ws_conn.h"
 #include "websocket/ws_gone.h"
 #include "websocket/ws_http.h"
 #include "websocket/ws_sockets.h"
 
 #define WS_SWEEP_MS 100
-/* An agent's item acks go to the router together: at most this many per
- * request (their seqs fit one envelope attribute), at most this late. An
- * ack only stops the item coming back at the next login, so a short delay
- * costs nothing. */
-#define WS_ACK_BATCH 32
-#define WS_ACK_MORE_MAX 1024 /* OMR_ENV_ATTR_VALUE_MAX */
-#define WS_ACK_FLUSH_MS 20
 #define WS_CLOSE_GRACE_S 5 /* a closing client that does not read is cut after this */
 #define WS_RX_CHUNK 4096
 #define WS_DIRECT_MAX 8192 /* larger frames go through the queue */
@@ -67,10 +61,8 @@ struct omr_ws_server {
 	uint64_t ip_seed;
 	ws_conn_list_t unauth;
 	ws_conn_list_t stalled; /* connections holding a request until the bus has room */
-	ws_conn_list_t ackers;  /* agent connections with item acks not yet sent */
+	ws_acks_t acks;         /* agent connections' item acks not yet sent (ws_acks.h) */
 	ws_gone_queue_t gone;   /* closed-connection reports waiting for room */
-	uv_timer_t ack_timer;
-	bool ack_timer_open;
 	struct lws_protocols protocols[3];
 	ws_http_tables_t http; /* the static files and /healthz */
 	lws_retry_bo_t retry;
@@ -84,9 +76,6 @@ typedef struct ws_pending {
 } ws_pending_t;
 
 static _Atomic uint64_t ws_next_conn = 1;
-
-static bool flush_acks(omr_ws_server_t *srv, ws_conn_t *c);
-static void drop_acks(omr_ws_server_t *srv, ws_conn_t *c);
 
 static const char *role_name(omr_ws_role_t r)
 {
@@ -351,7 +340,7 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 	omr_debug("ws", "connection closed conn=%llu role=%s ip=%s authed=%d",
 	          (unsigned long long)c->sess.conn, role_name(c->sess.role), c->ip, c->sess.authed);
 	if (c->n_acks && srv->bus && !srv->shut)
-		flush_acks(srv, c); /* what it acked is not sent again */
+		ws_acks_flush(&srv->acks, c); /* what it acked is not sent again */
 	if (c->sess.authed && srv->bus && !srv->shut) {
 		bool agent = c->sess.role == OMR_WS_ROLE_AGENT;
 		send_gone(srv, agent, c->sess.conn, c->sess.tenant,
@@ -359,7 +348,7 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 	}
 	ws_conn_list_del(&srv->unauth, c);
 	ws_conn_list_del(&srv->stalled, c);
-	drop_acks(srv, c);
+	ws_acks_drop(&srv->acks, c);
 	if (c->has_held) {
 		omr_ws_request_cleanup(&c->held);
 		c->has_held = false;
@@ -375,7 +364,12 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 
 /* ---- requests --------------------------------------------------------------- */
 
-static void submit(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
+omr_bus_client_t *ws_server_bus(const omr_ws_server_t *srv)
+{
+	return srv->bus;
+}
+
+void ws_server_submit(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
 {
 	const char *why = NULL;
 	ws_pending_t *p = calloc(1, sizeof(*p));
@@ -411,7 +405,7 @@ static void submit(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
  * read waits on its connection, and reading from that connection pauses
  * until release_stalled submits it: a client that keeps sending is slowed
  * down by TCP instead of refused, and nothing it sent is lost. Takes rq. */
-static void hold(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
+void ws_server_hold(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
 {
 	c->held = *rq;
 	memset(rq, 0, sizeof(*rq));
@@ -437,88 +431,11 @@ static void release_stalled(omr_ws_server_t *srv)
 		memset(&c->held, 0, sizeof(c->held));
 		c->has_held = false;
 		if (!c->closing) {
-			submit(srv, c, &rq);
+			ws_server_submit(srv, c, &rq);
 			lws_rx_flow_control(c->wsi, 1);
 		}
 		omr_ws_request_cleanup(&rq);
 	}
-}
-
-/* ---- item acks, batched ---------------------------------------------------- */
-
-static void drop_acks(omr_ws_server_t *srv, ws_conn_t *c)
-{
-	ws_conn_list_del(&srv->ackers, c);
-	if (c->n_acks)
-		omr_ws_request_cleanup(&c->acks);
-	free(c->acks_more);
-	c->acks_more = NULL;
-	c->n_acks = 0;
-	if (!srv->ackers.head && srv->ack_timer_open)
-		uv_timer_stop(&srv->ack_timer);
-}
-
-/* Sends the connection's batched acks as one request (the first ack, with
- * the other seqs in attr "more"). False, keeping them, while the bus is full. */
-static bool flush_acks(omr_ws_server_t *srv, ws_conn_t *c)
-{
-	if (!c->n_acks)
-		return true;
-	if (!srv->bus) { /* shutting down: they come back at the next login */
-		drop_acks(srv, c);
-		return true;
-	}
-	if (omr_bus_client_is_full(srv->bus))
-		return false;
-	if (c->acks_more && omr_envelope_add_attr(c->acks.env, "more", c->acks_more))
-		omr_warn("ws", "acks dropped (out of memory) conn=%llu n=%u",
-		         (unsigned long long)c->sess.conn, c->n_acks);
-	else
-		submit(srv, c, &c->acks);
-	drop_acks(srv, c);
-	return true;
-}
-
-static void on_ack_timer(uv_timer_t *t)
-{
-	omr_ws_server_t *srv = t->data;
-	while (srv->ackers.head && flush_acks(srv, srv->ackers.head))
-		;
-}
-
-/* Adds an item ack to the connection's batch (takes rq); a full batch goes
- * at once, the others within WS_ACK_FLUSH_MS. */
-static void batch_ack(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
-{
-	const char *seq = rq->env->seq;
-	size_t have = c->acks_more ? strlen(c->acks_more) : 0;
-	if (c->n_acks && (c->n_acks >= WS_ACK_BATCH || have + 1 + strlen(seq) > WS_ACK_MORE_MAX) &&
-	    !flush_acks(srv, c)) {
-		/* the bus is full and the batch too: this ack waits with a request */
-		if (!c->has_held)
-			hold(srv, c, rq);
-		else
-			omr_ws_request_cleanup(rq); /* comes back at the next login */
-		return;
-	}
-	if (!c->n_acks) {
-		c->acks = *rq;
-		memset(rq, 0, sizeof(*rq));
-		c->n_acks = 1;
-		ws_conn_list_add(&srv->ackers, c);
-		if (srv->ack_timer_open && !uv_is_active((uv_handle_t *)&srv->ack_timer))
-			uv_timer_start(&srv->ack_timer, on_ack_timer, WS_ACK_FLUSH_MS,
-			               WS_ACK_FLUSH_MS);
-		return;
-	}
-	if (!c->acks_more)
-		c->acks_more = calloc(1, WS_ACK_MORE_MAX + 1);
-	if (c->acks_more) {
-		snprintf(c->acks_more + have, WS_ACK_MORE_MAX + 1 - have, "%s%s", have ? "," : "",
-		         seq);
-		c->n_acks++;
-	}
-	omr_ws_request_cleanup(rq);
 }
 
 static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
@@ -559,16 +476,16 @@ static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
 		return;
 	}
 	if (rq.kind == OMR_WS_ACK) {
-		batch_ack(srv, c, &rq);
+		ws_acks_add(&srv->acks, c, &rq);
 		return;
 	}
 	if (rq.kind == OMR_WS_HELLO) /* a resend after `unavailable` names the same conversation */
 		snprintf(c->sess.hello_key, sizeof(c->sess.hello_key), "%s", rq.key);
 	if (srv->bus && omr_bus_client_is_full(srv->bus) && !c->has_held) {
-		hold(srv, c, &rq);
+		ws_server_hold(srv, c, &rq);
 		return;
 	}
-	submit(srv, c, &rq);
+	ws_server_submit(srv, c, &rq);
 	omr_ws_request_cleanup(&rq);
 }
 
@@ -900,7 +817,6 @@ int omr_ws_server_new(uv_loop_t *loop, const omr_ws_server_opts_t *opts, omr_ws_
 	srv->loop = loop;
 	ws_gone_queue_init(&srv->gone);
 	srv->stalled.which = WS_LIST_STALLED;
-	srv->ackers.which = WS_LIST_ACKS;
 	srv->max_connections = opts->max_connections;
 	srv->listen = strdup(opts->listen);
 	srv->default_tenant = strdup(opts->default_tenant);
@@ -926,9 +842,7 @@ int omr_ws_server_new(uv_loop_t *loop, const omr_ws_server_opts_t *opts, omr_ws_
 	srv->sweep.data = srv;
 	srv->sweep_open = true;
 	uv_timer_start(&srv->sweep, on_sweep, WS_SWEEP_MS, WS_SWEEP_MS);
-	uv_timer_init(loop, &srv->ack_timer);
-	srv->ack_timer.data = srv;
-	srv->ack_timer_open = true;
+	ws_acks_init(&srv->acks, loop, srv);
 	if ((rc = create_context(srv, opts))) {
 		omr_error("ws", "cannot listen on %s:%d (address in use or invalid?)", srv->listen,
 		          opts->port);
@@ -993,9 +907,7 @@ void omr_ws_server_shutdown(omr_ws_server_t *srv)
 	if (srv->sweep_open)
 		uv_close((uv_handle_t *)&srv->sweep, on_sweep_closed);
 	srv->sweep_open = false;
-	if (srv->ack_timer_open)
-		uv_close((uv_handle_t *)&srv->ack_timer, on_sweep_closed);
-	srv->ack_timer_open = false;
+	ws_acks_close(&srv->acks, on_sweep_closed);
 	/* First of two: starts closing lws's handles inside the loop. */
 	if (srv->lws)
 		lws_context_destroy(srv->lws);
