@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "omnirouter/adapter.h"
+#include "omnirouter/health.h"
 #include "omnirouter/log.h"
 #include "omnirouter/util.h"
 #include "router.h"
@@ -42,11 +43,36 @@ typedef struct daemon {
 	uint64_t drain_deadline;
 } daemon_t;
 
-static void on_router_state(void *ud, bool ready)
+/* systemd's STATUS line (systemctl status), for each state but starting. */
+static void notify_status(const daemon_t *d, omr_health_t h, const char *detail)
+{
+	switch (h) {
+	case OMR_HEALTH_READY:
+		sd_notify(0, "STATUS=routing");
+		break;
+	case OMR_HEALTH_STORE_DOWN:
+		sd_notifyf(0,
+		           "STATUS=redis unreachable at %s:%lld: requests are answered unavailable",
+		           d->cfg->redis_host, (long long)d->cfg->redis_port);
+		break;
+	case OMR_HEALTH_STORE_REFUSES:
+		sd_notifyf(0, "STATUS=redis refuses writes: %s", detail ? detail : "");
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_router_state(void *ud, omr_health_t h, const char *detail)
 {
 	daemon_t *d = ud;
-	if (!ready || d->adapters_started || d->stopping)
+	if (d->stopping)
 		return;
+	omr_health_set(h);
+	if (h != OMR_HEALTH_READY || d->adapters_started) {
+		notify_status(d, h, detail);
+		return;
+	}
 	d->adapters_started = true;
 	int rc = omr_websocket_adapter.start(d->zctx, d->cfg, &d->ws);
 	if (rc != 0) {
@@ -106,8 +132,9 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 	if (d->stopping)
 		return;
 	d->stopping = true;
+	omr_health_set(OMR_HEALTH_STOPPING);
 	omr_info("daemon", "stopping signal=%d", signum);
-	sd_notify(0, "STOPPING=1");
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping: draining connections");
 	uv_queue_work(&d->loop, &d->stop_work, stop_adapters, after_stop_adapters);
 }
 

@@ -83,6 +83,13 @@ bool omr_request_ok(omr_request_t *q, const redisReply *rep)
 		return false;
 	}
 	if (rep->type == REDIS_REPLY_ERROR) {
+		if (omr_router_is_refusal(rep->str)) {
+			/* Not run, so nothing stored: a definite "unavailable", at
+			 * once, rather than resends until the adapter gives up. */
+			omr_router_refused(q->r, rep->str);
+			omr_request_reply(q, OMR_ERR_REDIS, NULL);
+			return false;
+		}
 		int status = error_status(rep->str);
 		if (status == 0) {
 			omr_error("router", "redis error type=%s error=\"%s\"",

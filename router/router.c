@@ -71,18 +71,81 @@ static void push_rules(omr_router_t *r)
 	cJSON_free(json);
 }
 
-#define TICK_WARN_EVERY_MS 60000 /* a failing timer tick is logged at most this often */
+#define WARN_EVERY_MS 60000 /* a failing timer tick, refused writes: logged at most this often */
+
+/* What to tell the daemon: Redis down beats refusing, which beats ready. */
+static void update_health(omr_router_t *r)
+{
+	omr_health_t h = OMR_HEALTH_READY;
+	if (!omr_store_is_ready(r->store))
+		h = r->health == OMR_HEALTH_STARTING ? OMR_HEALTH_STARTING : OMR_HEALTH_STORE_DOWN;
+	else if (r->refusal[0])
+		h = OMR_HEALTH_STORE_REFUSES;
+	if (h == r->health)
+		return;
+	r->health = h;
+	if (r->on_state)
+		r->on_state(r->ud, h, h == OMR_HEALTH_STORE_REFUSES ? r->refusal : NULL);
+}
+
+bool omr_router_is_refusal(const char *err)
+{
+	/* Each is Redis refusing the call before it ran: out of memory, a failed
+	 * RDB save with stop-writes-on-bgsave-error, a replica, a dataset still
+	 * loading, a replica cut from its master, too few replicas, a script
+	 * running too long. (Our own codes never look like these.) */
+	static const char *const codes[] = {"OOM ",        "MISCONF ",    "READONLY ",  "LOADING ",
+	                                    "MASTERDOWN ", "NOREPLICAS ", "BUSY Redis "};
+	for (size_t i = 0; err && i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strncmp(err, codes[i], strlen(codes[i])) == 0)
+			return true;
+	return false;
+}
+
+void omr_router_refused(omr_router_t *r, const char *err)
+{
+	uint64_t now = uv_now(r->loop);
+	r->refusals++;
+	snprintf(r->refusal, sizeof(r->refusal), "%s", err);
+	/* Once a minute while it lasts: a floor's requests would log one line each. */
+	if (!r->refusal_warned_ms || now - r->refusal_warned_ms >= WARN_EVERY_MS) {
+		omr_error("router",
+		          "redis refuses writes error=\"%s\" refused=%llu (requests are answered "
+		          "unavailable until it takes writes again)",
+		          err, (unsigned long long)r->refusals);
+		r->refusal_warned_ms = now ? now : 1;
+		r->refusals = 0;
+	}
+	update_health(r);
+}
+
+/* A write worked: Redis takes writes again, if it had refused them. */
+static void writes_work(omr_router_t *r)
+{
+	if (!r->refusal[0])
+		return;
+	omr_info("router", "redis takes writes again refused=%llu",
+	         (unsigned long long)r->refusals);
+	r->refusal[0] = '\0';
+	r->refusal_warned_ms = 0;
+	r->refusals = 0;
+	update_health(r);
+}
 
 static void on_tick_reply(void *ud, const redisReply *rep)
 {
 	omr_router_t *r = ud;
 	r->ticking = false;
 	uint64_t now = uv_now(r->loop);
+	if (rep && rep->type == REDIS_REPLY_ERROR && omr_router_is_refusal(rep->str)) {
+		omr_router_refused(r, rep->str);
+		return;
+	}
 	if (rep && rep->type == REDIS_REPLY_ERROR) {
-		/* Once a minute while it lasts (a Redis at maxmemory refuses every
-		 * tick: one line per tick_ms would flood the journal). */
+		/* Once a minute while it lasts (one line per tick_ms would flood
+		 * the journal). */
 		r->tick_failures++;
-		if (!r->tick_warned_ms || now - r->tick_warned_ms >= TICK_WARN_EVERY_MS) {
+		if (!r->tick_warned_ms || now - r->tick_warned_ms >= WARN_EVERY_MS) {
 			omr_warn("router", "timer tick failed error=\"%s\" failures=%llu", rep->str,
 			         (unsigned long long)r->tick_failures);
 			r->tick_warned_ms = now ? now : 1;
@@ -95,6 +158,8 @@ static void on_tick_reply(void *ud, const redisReply *rep)
 		r->tick_warned_ms = 0;
 		r->tick_failures = 0;
 	}
+	if (rep)
+		writes_work(r);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
 		omr_debug("router", "timers fired count=%lld", (long long)rep->integer);
 }
@@ -204,8 +269,7 @@ static void on_store_state(void *ud, bool ready)
 		push_rules(r);
 		omr_delivery_resync(r);
 	}
-	if (r->on_state)
-		r->on_state(r->ud, ready);
+	update_health(r);
 }
 
 static void on_store_message(void *ud, const char *channel, size_t chlen, const char *msg,

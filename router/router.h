@@ -12,11 +12,14 @@
 #include <uv.h>
 
 #include "omnirouter/config.h"
+#include "omnirouter/health.h"
 
 typedef struct omr_router omr_router_t;
 
-/* Called each time Redis becomes ready or goes down. */
-typedef void (*omr_router_state_fn)(void *ud, bool ready);
+/* Called each time the instance's state changes: Redis became ready, went
+ * down, refuses writes (detail: Redis's error text; NULL otherwise), takes
+ * writes again. Never with OMR_HEALTH_STOPPING. */
+typedef void (*omr_router_state_fn)(void *ud, omr_health_t health, const char *detail);
 
 /* Binds the bus and starts connecting to Redis. 0 or a negative errno. */
 int omr_router_start(uv_loop_t *loop, void *zctx, const omr_config_t *cfg,

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ackcache.h"
+#include "omnirouter/health.h"
 #include "bus.h"
 #include "hmap.h"
 #include "router.h"
@@ -62,10 +63,16 @@ struct omr_router {
 	size_t reads;            /* stream reads in flight */
 	uint64_t tick_warned_ms; /* when a failed timer tick was last logged (0: none failing) */
 	uint64_t tick_failures;  /* failed ticks since that line */
-	uv_timer_t *tick;        /* fires due Redis timers (omr_tick) */
-	uv_timer_t *heartbeat;   /* vouches for the desktops connected here */
-	uv_timer_t *positions;   /* tells waiting customers their place */
-	bool ticking;            /* an omr_tick call is in flight */
+	/* Redis refusing writes (OOM, MISCONF, READONLY, ...): its last refusal, "" once
+	 * a timer tick (a write) worked again; when it was last logged, and how many
+	 * calls it refused since that line. */
+	char refusal[160];
+	uint64_t refusal_warned_ms, refusals;
+	omr_health_t health;   /* as last told to on_state */
+	uv_timer_t *tick;      /* fires due Redis timers (omr_tick) */
+	uv_timer_t *heartbeat; /* vouches for the desktops connected here */
+	uv_timer_t *positions; /* tells waiting customers their place */
+	bool ticking;          /* an omr_tick call is in flight */
 	/* conv.message requests of this loop turn, not yet sent (msgbatch.c) */
 	struct omr_request *msgs[OMR_MSG_BATCH];
 	size_t nmsgs;
@@ -118,6 +125,12 @@ void omr_request_reply(omr_request_t *q, int status, omr_envelope_t *extra);
 /* true when the reply is a success to go on with; otherwise q was answered
  * (a refusal) or dropped (outcome unknown) and freed. */
 bool omr_request_ok(omr_request_t *q, const redisReply *rep);
+
+/* router.c: Redis refused a call before running it (nothing was written):
+ * err is its error text. Logged at most once a minute; the instance is not
+ * ready (/readyz, systemd STATUS) until a timer tick works again. */
+bool omr_router_is_refusal(const char *err);
+void omr_router_refused(omr_router_t *r, const char *err);
 /* FCALL fn with the group prefix as its key and nargs arguments. */
 int omr_request_fcall(omr_request_t *q, omr_store_reply_fn cb, const char *fn, int nargs,
                       const char **args, const size_t *lens);

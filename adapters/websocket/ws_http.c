@@ -1,9 +1,12 @@
 /* ws_http.c - the plain HTTP side of the websocket port. Static files come
- * from a "/" file mount; /healthz from a callback mount on this protocol,
+ * from a "/" file mount; /healthz (the process answers) and /readyz (it can
+ * take work: omr_health_get()) from callback mounts on this protocol,
  * which also adds the security headers to every file
  * (LWS_CALLBACK_ADD_HEADERS): lws's canned "best practices" set forbids
  * framing everywhere, and the chat page must be framable by the widget. */
 #include "websocket/ws_http.h"
+
+#include "omnirouter/health.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -41,12 +44,30 @@ static page_kind_t page_kind(struct lws *wsi)
 	return uri_is(uri, len, "/demo.html") ? PAGE_FRAMER : PAGE_STRICT;
 }
 
-static bool is_healthz(struct lws *wsi)
+/* uri is path, or path followed by "/..." */
+static bool path_is(const char *uri, int len, const char *path)
+{
+	size_t n = strlen(path);
+	return (size_t)len >= n && memcmp(uri, path, n) == 0 && ((size_t)len == n || uri[n] == '/');
+}
+
+/* The body (a static string) of a /healthz or /readyz answer, and its status;
+ * NULL for another path. */
+static const char *probe_body(struct lws *wsi, int *status)
 {
 	char *uri = NULL;
 	int len = 0;
-	return lws_http_get_uri_and_method(wsi, &uri, &len) >= 0 && uri && len >= 8 &&
-	       memcmp(uri, "/healthz", 8) == 0 && (len == 8 || uri[8] == '/');
+	if (lws_http_get_uri_and_method(wsi, &uri, &len) < 0 || !uri)
+		return NULL;
+	if (path_is(uri, len, "/healthz")) {
+		*status = HTTP_STATUS_OK;
+		return "ok";
+	}
+	if (!path_is(uri, len, "/readyz"))
+		return NULL;
+	omr_health_t h = omr_health_get();
+	*status = h == OMR_HEALTH_READY ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
+	return omr_health_text(h);
 }
 
 static int add_header(struct lws *wsi, const char *name, const char *value, uint8_t **p,
@@ -95,29 +116,31 @@ int ws_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 {
 	uint8_t buf[LWS_PRE + 2048], *start = &buf[LWS_PRE], *p = start,
 	                             *end = &buf[sizeof(buf) - 1];
-	static const char body[] = "ok";
+	ws_http_pss_t *pss = user;
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* No websocket on this protocol: an upgrade offering "omr-http"
 		 * would skip the auth timeout and the connection limits. */
 		return 1;
-	case LWS_CALLBACK_HTTP:
+	case LWS_CALLBACK_HTTP: {
 		/* Also called for a path of the "/" mount that names no file. */
-		if (!is_healthz(wsi)) {
-			if (lws_add_http_common_headers(wsi, HTTP_STATUS_NOT_FOUND, "text/plain", 0,
-			                                &p, end) ||
-			    add_security_headers(wsi, PAGE_STRICT, &p, end) ||
-			    lws_finalize_write_http_header(wsi, start, &p, end))
-				return 1;
-			return lws_http_transaction_completed(wsi) ? -1 : 0;
-		}
-		if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/plain", sizeof(body) - 1,
-		                                &p, end) ||
+		int status = HTTP_STATUS_NOT_FOUND;
+		const char *body = probe_body(wsi, &status);
+		if (body && !pss)
+			return 1; /* (lws gives the mounts of this protocol their pss) */
+		size_t n = body ? strlen(body) : 0;
+		if (lws_add_http_common_headers(wsi, (unsigned)status, "text/plain", n, &p, end) ||
+		    add_header(wsi, "cache-control:", "no-store", &p, end) ||
 		    add_security_headers(wsi, PAGE_STRICT, &p, end) ||
 		    lws_finalize_write_http_header(wsi, start, &p, end))
 			return 1;
+		if (!body)
+			return lws_http_transaction_completed(wsi) ? -1 : 0;
+		/* the state may change before writable: the body is the one counted */
+		pss->body = body;
 		lws_callback_on_writable(wsi);
 		return 0;
+	}
 	case LWS_CALLBACK_ADD_HEADERS: {
 		/* a file of the "/" mount is about to be served */
 		struct lws_process_html_args *args = in;
@@ -127,12 +150,16 @@ int ws_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		args->p = (char *)hp;
 		return 0;
 	}
-	case LWS_CALLBACK_HTTP_WRITEABLE:
-		memcpy(start, body, sizeof(body) - 1);
-		if (lws_write(wsi, start, sizeof(body) - 1, LWS_WRITE_HTTP_FINAL) !=
-		    (int)sizeof(body) - 1)
+	case LWS_CALLBACK_HTTP_WRITEABLE: {
+		if (!pss || !pss->body)
+			return 1;
+		size_t n = strlen(pss->body);
+		memcpy(start, pss->body, n);
+		pss->body = NULL;
+		if (lws_write(wsi, start, n, LWS_WRITE_HTTP_FINAL) != (int)n)
 			return 1;
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
@@ -155,6 +182,13 @@ void ws_http_fill(ws_http_tables_t *t, const char *static_dir)
 	        .mountpoint_len = 8,
 	};
 	t->mounts[1] = (struct lws_http_mount){
+	        .mount_next = &t->mounts[2],
+	        .mountpoint = "/readyz",
+	        .origin = WS_HTTP_PROTOCOL,
+	        .origin_protocol = LWSMPRO_CALLBACK,
+	        .mountpoint_len = 7,
+	};
+	t->mounts[2] = (struct lws_http_mount){
 	        .mountpoint = "/",
 	        .origin = static_dir,
 	        .def = "chat.html",

@@ -140,6 +140,8 @@ static void fill_failure(const omr_ws_request_t *rq, int status, omr_ws_error_t 
 	const char *reason = omr_strerror(status);
 	if (status == -ETIMEDOUT)
 		reason = "the router did not answer in time; resend";
+	else if (status == OMR_ERR_REDIS) /* Redis refuses writes (out of memory, ...) */
+		reason = "the service cannot store anything right now; resend later";
 	else if (status == -ENOSPC) /* (TOOMANY: only a message gets it) */
 		reason = "the conversation holds chat.max_messages messages already";
 	else if (status == -EINVAL && rq->kind == OMR_WS_TRANSFER)

@@ -752,8 +752,9 @@ static void fill_tables(omr_ws_server_t *srv)
 	        .per_session_data_size = sizeof(ws_conn_t *),
 	        .rx_buffer_size = WS_RX_CHUNK,
 	};
-	srv->protocols[1] =
-	        (struct lws_protocols){.name = WS_HTTP_PROTOCOL, .callback = ws_http_callback};
+	srv->protocols[1] = (struct lws_protocols){.name = WS_HTTP_PROTOCOL,
+	                                           .callback = ws_http_callback,
+	                                           .per_session_data_size = sizeof(ws_http_pss_t)};
 	ws_http_fill(&srv->http, srv->static_dir);
 }
 

@@ -344,18 +344,22 @@ class Daemon:
         return "".join(out)
 
 
-def http_status(port, path, timeout=2.0):
+def http_get(port, path, timeout=2.0):
+    """(status, body text) of GET path on 127.0.0.1:port, or (None, the error)."""
     try:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         try:
             c.request("GET", path)
             r = c.getresponse()
-            r.read()
-            return r.status
+            return r.status, r.read().decode(errors="replace")
         finally:
             c.close()
-    except (OSError, http.client.HTTPException):
-        return None
+    except (OSError, http.client.HTTPException) as e:
+        return None, str(e)
+
+
+def http_status(port, path, timeout=2.0):
+    return http_get(port, path, timeout)[0]
 
 
 def ctl(daemon_or_cfg, *args, check=True, timeout=30):

@@ -9,9 +9,9 @@
 # How verify is made honest: `verify` insists that ExecStart's binary exists, and
 # /usr/sbin/omnirouterd does not exist on a build host. `--root=STAGE` does not help: it resolves
 # everything inside STAGE (sysinit.target, /bin/kill, ...), which is not an OS. So the installed
-# unit is copied and only its ExecStart binary path is prefixed with the staging directory,
+# unit is copied and only its ExecStart and ExecReload binary paths are prefixed with the staging directory,
 # i.e. it points at the file `cmake --install` put at /usr/sbin/omnirouterd; the test asserts
-# that this is the only line changed. Everything else (directives, /bin/kill, the units it
+# that these are the only lines changed (ExecStart, and ExecReload's config check). Everything else (directives, /bin/kill, the units it
 # orders against) is checked against this host, which is the Debian 12 the unit targets.
 set -euo pipefail
 
@@ -50,13 +50,13 @@ if [[ "$exe" != /* || ! -x "$stage$exe" ]]; then
 fi
 mkdir -p "$work/verify"
 vunit="$work/verify/omnirouterd.service"
-sed "s|^ExecStart=$exe|ExecStart=$stage$exe|" "$unit" >"$vunit"
+sed "s|^\(Exec[A-Za-z]*\)=$exe |\1=$stage$exe |" "$unit" >"$vunit"
 changed=$(diff "$unit" "$vunit" | grep -c '^>' || true)
-if [[ "$changed" != 1 ]]; then
-	echo "FAIL: expected to rewrite exactly one line (ExecStart), rewrote $changed" >&2
+if [[ "$changed" != 2 ]]; then
+	echo "FAIL: expected to rewrite exactly two lines (ExecStart, ExecReload), rewrote $changed" >&2
 	exit 1
 fi
-echo "# systemd-analyze verify omnirouterd.service (ExecStart -> $stage$exe)"
+echo "# systemd-analyze verify omnirouterd.service ($exe -> $stage$exe)"
 # verify exits 0 on an unknown or misspelt directive (it only warns, and systemd would ignore
 # the line): any message about our unit fails the test. Messages about other units on this
 # host are shown but are not ours to fix.
@@ -75,7 +75,36 @@ else
 	failures=$((failures + 1))
 fi
 
-# 2. security score of the installed (unmodified) unit
+# 2. `systemctl reload` runs the ExecReload lines in order and stops at the first that fails:
+#    the first checks the configuration ExecStart names, so a file that does not load fails the
+#    reload before the daemon is signalled. Run here with the staged binary.
+start_args=$(sed -n "s|^ExecStart=$exe ||p" "$unit")
+mapfile -t reloads < <(sed -n 's/^ExecReload=//p' "$unit")
+if [[ ${#reloads[@]} != 2 || "${reloads[0]}" != "$exe --check-config $start_args" ||
+	"${reloads[1]}" != '/bin/kill -HUP $MAINPID' ]]; then
+	printf 'FAIL: ExecReload should be "%s --check-config %s" then the HUP; it is:\n' \
+		"$exe" "$start_args" >&2
+	printf '  %s\n' "${reloads[@]}" >&2
+	failures=$((failures + 1))
+else
+	cfg=$(sed -n 's/.*-c \([^[:space:]]*\).*/\1/p' <<<"$start_args")
+	cp "$stage$cfg" "$work/good.yaml"
+	printf 'routing:\n  tick_ms: fast\n' >"$work/bad.yaml"
+	if ! "$stage$exe" --check-config -c "$work/good.yaml" >"$work/reload.out" 2>&1; then
+		cat "$work/reload.out" >&2
+		echo "FAIL: the reload check refuses the shipped configuration" >&2
+		failures=$((failures + 1))
+	elif "$stage$exe" --check-config -c "$work/bad.yaml" >"$work/reload.out" 2>&1 ||
+		! grep -q 'tick_ms' "$work/reload.out"; then
+		cat "$work/reload.out" >&2
+		echo "FAIL: the reload check passed a configuration that does not load" >&2
+		failures=$((failures + 1))
+	else
+		echo "ok: ExecReload checks $cfg before signalling (a bad file: $(head -n1 "$work/reload.out"))"
+	fi
+fi
+
+# 3. security score of the installed (unmodified) unit
 echo "# systemd-analyze security --offline=true --threshold=20 omnirouterd.service"
 rc=0
 systemd-analyze security --offline=true --threshold=20 "$unit" >"$work/security.out" 2>&1 || rc=$?
@@ -92,7 +121,7 @@ else
 	echo "ok: ${score_line#→ } (threshold 2.0)"
 fi
 
-# 3. sysusers.d / tmpfiles.d snippets parse and do what the unit's comment says, applied to a
+# 4. sysusers.d / tmpfiles.d snippets parse and do what the unit's comment says, applied to a
 #    throw-away root (never to this host).
 fake="$work/root"
 mkdir -p "$fake/etc/omnirouter"
