@@ -5,6 +5,7 @@
  * before the first Redis call. Single-threaded. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,12 +453,40 @@ void omr_ctl_format_time(double ms, char *out, size_t outsize)
 		snprintf(out, outsize, "-");
 }
 
-/* Display width: code points (names may be UTF-8). */
+/* Whether code point c takes two terminal columns: the East Asian Wide and
+ * Fullwidth blocks (Hangul, CJK, kana, fullwidth forms) and the emoji
+ * blocks, as wcwidth() says in a UTF-8 locale (which this tool does not
+ * assume it runs in). */
+static bool wide(uint32_t c)
+{
+	static const uint32_t ranges[][2] = {
+	        {0x1100, 0x115F},   {0x2E80, 0x303E},   {0x3041, 0x33FF},   {0x3400, 0x4DBF},
+	        {0x4E00, 0x9FFF},   {0xA000, 0xA4CF},   {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},
+	        {0xFE30, 0xFE4F},   {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},   {0x1F300, 0x1F64F},
+	        {0x1F900, 0x1F9FF}, {0x20000, 0x2FFFD}, {0x30000, 0x3FFFD},
+	};
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		if (c >= ranges[i][0] && c <= ranges[i][1])
+			return true;
+	return false;
+}
+
+/* Display width of UTF-8 text (names may be in any script): one column a
+ * code point, two for the wide ones. */
 static size_t width(const char *s)
 {
 	size_t n = 0;
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		uint32_t c = *p;
+		size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+		c &= len == 1 ? 0x7F : len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07;
+		size_t i = 1;
+		for (; i < len && (p[i] & 0xC0) == 0x80; i++)
+			c = (c << 6) | (p[i] & 0x3F);
+		p += i; /* (stored text is valid UTF-8; a short sequence stops at its end) */
+		n += wide(c) ? 2 : 1;
+	}
 	return n;
 }
 

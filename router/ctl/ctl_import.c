@@ -100,6 +100,36 @@ static int keep_row(roster_t *r, size_t line, const char *id, cJSON *agent)
 	return 0;
 }
 
+/* The reader's reason, with what a spreadsheet user does about it when the
+ * cause is the file's format rather than a row. */
+static const char *with_hint(const char *cwhy, char *buf, size_t size)
+{
+	static const struct {
+		const char *why, *hint;
+	} hints[] = {
+	        {"NUL byte",
+	         "the file looks like UTF-16 (Excel's Unicode Text); save it as CSV UTF-8"},
+	        {"carriage return without line feed", "its lines end in CR alone (Excel for Mac's "
+	                                              "CSV (Macintosh)); save it as CSV UTF-8"},
+	};
+	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
+		if (strcmp(cwhy, hints[i].why) == 0) {
+			snprintf(buf, size, "%s: %s", cwhy, hints[i].hint);
+			return buf;
+		}
+	return cwhy;
+}
+
+/* A row whose cells are all empty: how a spreadsheet writes a row that was
+ * used once and cleared (",,,,"). Skipped like a blank line. */
+static bool all_empty(const omr_csv_record_t *rec)
+{
+	for (size_t i = 0; i < rec->nfields; i++)
+		if (omr_csv_field(rec, i)[0])
+			return false;
+	return true;
+}
+
 /* Parses and checks every row; reports each bad one. Returns 0 (r->bad may
  * be > 0) or -ENOMEM. */
 static int parse_roster(const char *path, const char *buf, size_t len, roster_t *r)
@@ -119,12 +149,12 @@ static int parse_roster(const char *path, const char *buf, size_t len, roster_t 
 		if (rc == -ENOMEM)
 			break;
 		if (rc < 0) {
-			bad_row(r, path, errline, cwhy);
+			bad_row(r, path, errline, with_hint(cwhy, why, sizeof(why)));
+			rc = 0;
 			if (!have_header) {
 				r->no_header = true; /* without columns no row can be read */
 				break;
 			}
-			rc = 0;
 			continue;
 		}
 		rc = 0;
@@ -137,6 +167,8 @@ static int parse_roster(const char *path, const char *buf, size_t len, roster_t 
 			}
 			continue;
 		}
+		if (all_empty(&rec))
+			continue;
 		if (r->n + r->bad >= ROSTER_MAX_ROWS) {
 			snprintf(why, sizeof(why), "more than %u rows", ROSTER_MAX_ROWS);
 			bad_row(r, path, rec.line, why);
@@ -249,9 +281,17 @@ static int apply_roster(omr_ctl_t *ctl, const char *path, const roster_t *r)
 			cJSON_AddStringToObject(o, "id", row->id);
 			cJSON_AddStringToObject(o, "token", token);
 			cJSON_AddItemToArray(created, o);
-			if (!ctl->json) {
-				printf("%s,%s\n", row->id, token);
-				fflush(stdout);
+			if (!ctl->json &&
+			    (printf("%s,%s\n", row->id, token) < 0 || fflush(stdout) != 0)) {
+				/* The token's only copy: stop here rather than lose more. */
+				rc = omr_ctl_error(
+				        "%s:%zu: cannot write the token of agent %s to "
+				        "standard output (%s); it is lost: `omnirouterctl "
+				        "token issue %s` gives the agent a new one; the rows "
+				        "after it were not imported",
+				        path, row->line, row->id, strerror(errno), row->id);
+				done++;
+				break;
 			}
 		} else {
 			cJSON_AddItemToArray(updated, cJSON_CreateString(row->id));

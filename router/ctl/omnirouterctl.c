@@ -402,5 +402,11 @@ int main(int argc, char **argv)
 		rc = omr_ctl_explain(&ctl, npos, pos);
 	redisFree(ctl.redis);
 	omr_config_destroy(&cfg);
+	if ((fflush(stdout) != 0 || ferror(stdout)) && rc == OMR_CTL_OK)
+		rc = omr_ctl_error(
+		        "cannot write to standard output (%s): what this command printed "
+		        "is lost, a new agent's token too (`omnirouterctl token issue ID` "
+		        "gives it a new one)",
+		        strerror(errno ? errno : EIO));
 	return rc;
 }
