@@ -2,7 +2,10 @@
  * languages), hence in common/ rather than channels/; declared in channel.h. Pure; any
  * thread. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "omnirouter/channel.h"
 
@@ -15,6 +18,39 @@ static int is_alnum(char c)
 	return is_alpha(c) || (c >= '0' && c <= '9');
 }
 
+/* Whole tags the IANA registry grandfathered, with the language they name
+ * (RFC 5646 2.2.8; matched up to a further "-subtag", the longer first). */
+static const struct {
+	const char *tag, *lang;
+} grandfathered[] = {
+        {"zh-min-nan", "nan"}, {"zh-min", "zh"},   {"zh-hakka", "hak"},
+        {"zh-xiang", "hsn"},   {"zh-guoyu", "zh"}, {"art-lojban", "jbo"},
+};
+
+/* Codes for a language that has a current code: the registry's Preferred-Value
+ * of the deprecated ISO 639 codes; CLDR's aliases of an individual language to
+ * the macrolanguage code sites staff it under (Mandarin as zh, Standard Arabic
+ * as ar, ...); and Tagalog as Filipino, as CLDR and the browsers do. */
+static const struct {
+	const char *from, *to;
+} aliases[] = {
+        {"iw", "he"},  {"in", "id"},  {"ji", "yi"},  {"jw", "jv"},  {"mo", "ro"},  {"tl", "fil"},
+        {"cmn", "zh"}, {"arb", "ar"}, {"zsm", "ms"}, {"swh", "sw"}, {"pes", "fa"}, {"uzn", "uz"},
+};
+
+static void lower(const char *from, size_t n, char *out)
+{
+	for (size_t k = 0; k < n; k++)
+		out[k] = (char)(from[k] | 0x20);
+	out[n] = '\0';
+}
+
+static bool starts_tag(const char *tag, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return strncasecmp(tag, prefix, n) == 0 && (tag[n] == '\0' || tag[n] == '-');
+}
+
 int omr_language_primary(const char *tag, char *out, size_t outsize)
 {
 	if (!tag || outsize < 9)
@@ -25,19 +61,36 @@ int omr_language_primary(const char *tag, char *out, size_t outsize)
 	if (n < 2 || n > 8)
 		return -EINVAL;
 	/* The rest must be "-subtag" groups of 1-8 alphanumerics. */
-	size_t i = n;
+	size_t i = n, second = 0;
 	while (tag[i] == '-') {
 		size_t j = i + 1;
 		while (is_alnum(tag[j]))
 			j++;
 		if (j == i + 1 || j - i - 1 > 8)
 			return -EINVAL;
+		if (i == n)
+			second = j - i - 1;
 		i = j;
 	}
 	if (tag[i] != '\0' || i > 35)
 		return -EINVAL;
-	for (size_t k = 0; k < n; k++)
-		out[k] = (char)(tag[k] | 0x20);
-	out[n] = '\0';
+	for (size_t k = 0; k < sizeof(grandfathered) / sizeof(grandfathered[0]); k++)
+		if (starts_tag(tag, grandfathered[k].tag)) {
+			snprintf(out, outsize, "%s", grandfathered[k].lang);
+			return 0;
+		}
+	/* An extended language subtag (three letters after a two- or three-letter
+	 * language: zh-yue) is the language itself (RFC 5646 4.5). Scripts have
+	 * four letters, regions two letters or three digits. */
+	if (n <= 3 && second == 3 && is_alpha(tag[n + 1]) && is_alpha(tag[n + 2]) &&
+	    is_alpha(tag[n + 3]))
+		lower(tag + n + 1, 3, out);
+	else
+		lower(tag, n, out);
+	for (size_t k = 0; k < sizeof(aliases) / sizeof(aliases[0]); k++)
+		if (strcmp(out, aliases[k].from) == 0) {
+			snprintf(out, outsize, "%s", aliases[k].to);
+			break;
+		}
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "omnirouter/channel.h"
 #include "omnirouter/error.h"
 #include "omnirouter/log.h"
 #include "omnirouter/util.h"
@@ -55,9 +56,19 @@ int omr_handle_conv_transfer(omr_request_t *q)
 		return -EINVAL;
 	if (e->text && strlen(e->text) > (size_t)q->r->cfg->chat_max_text_bytes)
 		return -EMSGSIZE;
-	const char *args[] = {e->conv, w->id, queue ? "queue" : "agent", target,
-	                      omr_str_or_empty(e->text)};
-	return omr_request_fcall(q, omr_request_on_simple, "omr_conv_transfer", 5, args, NULL);
+	/* A new language for the conversation (the customer's, when it came in
+	 * another): its tag and the code routing matches on. */
+	char rlang[16] = "";
+	if (e->lang && omr_language_primary(e->lang, rlang, sizeof(rlang)) != 0)
+		return -EINVAL;
+	const char *args[] = {e->conv,
+	                      w->id,
+	                      queue ? "queue" : "agent",
+	                      target,
+	                      omr_str_or_empty(e->text),
+	                      e->lang && rlang[0] ? e->lang : "",
+	                      rlang};
+	return omr_request_fcall(q, omr_request_on_simple, "omr_conv_transfer", 7, args, NULL);
 }
 
 static const char *field(const redisReply *fields, const char *name)

@@ -45,6 +45,7 @@
 		toAgent: $("transfer-to-agent"), target: $("transfer-target"),
 		targetLabel: $("transfer-target-label"), queueList: $("transfer-queues"),
 		note: $("transfer-note"), transferError: $("transfer-error"),
+		transferLang: $("transfer-language"), currentLang: $("transfer-current-language"),
 		transferSend: $("transfer-send"), transferCancel: $("transfer-cancel"),
 		conversation: $("conversation"), team: $("team"), teamRefresh: $("team-refresh"),
 		teamStatus: $("team-status"), teamList: $("team-list"),
@@ -60,6 +61,7 @@
 	var MONITOR_REFRESH_MS = 5000; /* a team conversation shown is read again this often */
 	var TYPING_SEND_MS = 2000;    /* at most one typing notice per conversation per this */
 	var ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
+	var LANG_RE = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
 	var REJECT_REASONS = [["", "No reason"], ["busy", "Busy"],
 			      ["wrong-language", "Wrong language"], ["wrong-skill", "Wrong skill"],
 			      ["other", "Other"]];
@@ -437,7 +439,9 @@
 				ui.transferError.textContent = msg.code === "bad-request"
 					? "Not transferred to " + (p.to === "agent" ? "agent" : "queue") +
 					  " \u201c" + p.target + "\u201d: there is none by that name, or it " +
-					  "cannot take this conversation (its language, skills or channel)."
+					  "cannot take this conversation (its language, skills or channel)." +
+					  (p.language ? "" : " If the customer speaks another language, " +
+					   "say which under \u201cCustomer's language\u201d.")
 					: "Not transferred: " + (msg.reason || msg.code);
 				ui.transferError.hidden = false;
 				return;
@@ -1013,6 +1017,7 @@
 			ui.queueList.appendChild(o);
 		});
 		ui.transferForm.reset();
+		ui.currentLang.textContent = c.lang || "the one shown";
 		updateTransferKind();
 		ui.transferError.hidden = true;
 		ui.transferSend.disabled = false;
@@ -1043,7 +1048,18 @@
 		var note = ui.note.value.trim();
 		if (note)
 			frame.note = note;
-		pending[id] = { kind: "transfer", conv: conv, to: kind, target: target };
+		var lang = ui.transferLang.value.trim();
+		if (lang) {
+			if (!LANG_RE.test(lang)) {
+				ui.transferError.textContent = "Enter a language tag such as es or pt-BR.";
+				ui.transferError.hidden = false;
+				ui.transferLang.focus();
+				return;
+			}
+			frame.language = lang;
+		}
+		pending[id] = { kind: "transfer", conv: conv, to: kind, target: target,
+			language: lang };
 		if (!send(frame)) {
 			delete pending[id];
 			ui.transferError.textContent = "Not connected: try again.";

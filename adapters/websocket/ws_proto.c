@@ -399,6 +399,8 @@ static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 		omr_ws_error_set(err, "bad-request", "language must be a BCP-47 tag", 0);
 		return -EINVAL;
 	}
+	if (lang && strcmp(primary, "und") == 0)
+		lang = NULL; /* "undetermined" (RFC 5646 4.1): as if none was given */
 	if (get_str(obj, "name", &name) || (name && !name_is_valid(name))) {
 		omr_ws_error_set(err, "bad-request",
 		                 "name must be 1-256 bytes of UTF-8 without control characters", 0);
@@ -708,11 +710,22 @@ static int parse_transfer(const omr_ws_session_t *s, const omr_ws_limits_t *lim,
 	if (take_opt_text(obj, "note", lim, &note, err,
 	                  "note must be UTF-8 text of at most chat.max_text_bytes"))
 		return -EINVAL;
+	/* the customer's language, when it is not the one the conversation has */
+	const char *lang = NULL;
+	char primary[16];
+	if (get_str(obj, "language", &lang) ||
+	    (lang && (strlen(lang) > OMR_WS_LANG_MAX ||
+	              omr_language_primary(lang, primary, sizeof(primary)) ||
+	              strcmp(primary, "und") == 0))) {
+		omr_ws_error_set(err, "bad-request", "language must be a BCP-47 tag", 0);
+		return -EINVAL;
+	}
 	rq->env = env_for(s, OMR_ENV_CONV_TRANSFER, s->tenant);
 	if (!rq->env)
 		return -ENOMEM;
 	return env_set_all(&rq->env->conv, rq->conv, &rq->env->agent, s->agent, &rq->env->text,
 	                   note) ||
+	                       (lang && omr_envelope_set(&rq->env->lang, lang)) ||
 	                       omr_envelope_add_attr(rq->env, queue[0] ? "queue" : "agent",
 	                                             queue[0] ? queue : target)
 	               ? -ENOMEM

@@ -19,10 +19,13 @@ typedef struct omr_channel_ops {
 /* The rules of a channel; NULL for a channel not built yet. */
 const omr_channel_ops_t *omr_channel_get(omr_channel_t ch);
 
-/* Reduces a BCP-47 tag to the lowercase primary language subtag routing
- * matches on ("es-MX" -> "es"). Returns 0, or -EINVAL when tag is not
- * 2-8 letters optionally followed by "-" subtags of [A-Za-z0-9]. out holds
- * at least 9 bytes. */
+/* Reduces a BCP-47 tag to the lowercase language code routing matches on
+ * ("es-MX" -> "es"): the primary subtag, or the extended language subtag
+ * ("zh-yue" -> "yue"), or the language of a grandfathered tag ("zh-min-nan"
+ * -> "nan"), with a deprecated or alias code replaced by the current one
+ * ("iw" -> "he", "in" -> "id", "tl" -> "fil", "cmn" -> "zh"). Returns 0, or
+ * -EINVAL when tag is not 2-8 letters optionally followed by "-" subtags of
+ * [A-Za-z0-9]. out holds at least 9 bytes. */
 int omr_language_primary(const char *tag, char *out, size_t outsize);
 
 #endif

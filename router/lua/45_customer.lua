@@ -134,14 +134,17 @@ local function conv_history(keys, args)
   return transcript(P .. ':conv:' .. earlier .. ':log')
 end
 
--- omr_conv_transfer P conv agent kind target note -> "transferred"
+-- omr_conv_transfer P conv agent kind target note [lang rlang] -> "transferred"
 -- kind "queue": the conversation is routed in queue `target` (ladder from the
 -- start, original enqueue time kept); kind "agent": it waits for agent
 -- `target` in particular (taken as soon as that agent can, for at most
 -- TRANSFER_WAIT_S, then routed normally). The note goes
--- into the transcript, so the next agent reads it.
+-- into the transcript, so the next agent reads it. lang/rlang (the tag and
+-- the code routing matches on), when given, are the customer's language:
+-- the conversation has it from now on (it came in another).
 local function conv_transfer(keys, args)
   local P, conv, agent, kind, target, note = keys[1], args[1], args[2], args[3], args[4], args[5]
+  local lang, rlang = args[6] or '', args[7] or ''
   local c = conv_read(P, conv)
   if c ~= nil and c.agent ~= agent and c.transferred_from == agent
     and c.transferred_to == kind .. '|' .. target then
@@ -149,6 +152,10 @@ local function conv_transfer(keys, args)
   end
   if c == nil or c.agent ~= agent or c.state ~= 'assigned' then
     return err('NOTASSIGNED', 'conversation is not assigned to this agent')
+  end
+  local relang = rlang ~= '' and rlang ~= c.rlang
+  if rlang ~= '' then
+    c.lang, c.rlang = lang, rlang
   end
   local R = rules(P)
   local q = nil
@@ -159,6 +166,11 @@ local function conv_transfer(keys, args)
     end
     if not takes(q, c) then
       return err('BADARG', 'that queue does not take this tenant or channel')
+    end
+    -- Nor its language: the queue's agents would be chosen for a language
+    -- the queue is not for (give the customer's, `language`).
+    if #(q.languages or {}) > 0 and not contains(q.languages, c.rlang) then
+      return err('BADARG', 'that queue does not take language ' .. c.rlang)
     end
   elseif kind == 'agent' then
     local t = agent_read(P, target)
@@ -175,6 +187,12 @@ local function conv_transfer(keys, args)
       return err('BADARG', 'that agent cannot take this conversation (language, skills or '
         .. 'channel)')
     end
+    -- It goes back to its queue if the agent does not take it in time.
+    if relang and cq ~= nil and #(cq.languages or {}) > 0
+      and not contains(cq.languages, c.rlang) then
+      return err('BADARG', 'its queue does not take language ' .. c.rlang
+        .. ': transfer it to a queue that does')
+    end
   else
     return err('BADARG', 'transfer to a queue or an agent')
   end
@@ -185,7 +203,8 @@ local function conv_transfer(keys, args)
   inbox_add(P, agent, 'kind', 'closed', 'conv', conv, 'reason', 'transferred', 'ts', now)
   -- (requeued_ms: its maximum wait counts from now, max_wait_from)
   redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'transferred_from', agent,
-    'transferred_to', kind .. '|' .. target, 'requeued_ms', now)
+    'transferred_to', kind .. '|' .. target, 'requeued_ms', now, 'lang', c.lang,
+    'rlang', c.rlang)
   decline(P, R, conv, agent, now) -- not routed back at once to who passed it on
   notify(P, 'c:' .. conv)
   notify(P, 'a:' .. agent)
@@ -194,6 +213,7 @@ local function conv_transfer(keys, args)
   if kind == 'queue' then
     c.step = 1
     c.trigger = 'transferred to queue ' .. q.name .. ' by ' .. agent
+      .. (relang and ' (language ' .. c.rlang .. ')' or '')
     route(P, R, c, q, now)
   else
     redis.call('HSET', ckey, 'pref_agent', target)

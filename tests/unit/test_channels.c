@@ -21,6 +21,31 @@ static void test_language_primary(void **state)
 	assert_string_equal(out, "zh");
 	assert_int_equal(omr_language_primary("fil", out, sizeof(out)), 0);
 	assert_string_equal(out, "fil");
+	/* what a floor meets: old Java/Android codes, extlang and grandfathered tags, aliases */
+	static const char *const same[][2] = {
+	        {"iw-IL", "he"},       {"IN-id", "id"},
+	        {"ji", "yi"},          {"jw", "jv"},
+	        {"mo-MD", "ro"},       {"tl", "fil"},
+	        {"tl-PH", "fil"},      {"zh-yue", "yue"},
+	        {"zh-yue-HK", "yue"},  {"ZH-Yue", "yue"},
+	        {"zh-cmn-Hans", "zh"}, {"cmn", "zh"},
+	        {"zh-min-nan", "nan"}, {"zh-min-nan-TW", "nan"},
+	        {"zh-hakka", "hak"},   {"ar-arb", "ar"},
+	        {"sgn-ase", "ase"},    {"zh-Hans", "zh"},
+	        {"es-419", "es"},      {"en-US-u-ca-gregory", "en"},
+	        {"yue-HK", "yue"},     {"he", "he"},
+	        {"zh-min", "zh"},      {"x-klingon", NULL},
+	};
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		int rc = omr_language_primary(same[i][0], out, sizeof(out));
+		if (!same[i][1]) {
+			assert_int_equal(rc, -EINVAL);
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		if (strcmp(out, same[i][1]) != 0)
+			fail_msg("%s -> %s, want %s", same[i][0], out, same[i][1]);
+	}
 	assert_int_equal(omr_language_primary("", out, sizeof(out)), -EINVAL);
 	assert_int_equal(omr_language_primary("e", out, sizeof(out)), -EINVAL);
 	assert_int_equal(omr_language_primary("es_MX", out, sizeof(out)), -EINVAL);

@@ -60,6 +60,11 @@ static void test_hello(void **state)
 	assert_string_equal(rq.env->lang, "en");
 	assert_null(rq.env->name);
 	omr_ws_request_cleanup(&rq);
+
+	/* "und" (undetermined, Java's Locale.ROOT) is no language: the default */
+	rq = ok(&s, "{\"type\":\"hello\",\"language\":\"und\"}");
+	assert_string_equal(rq.env->lang, "en");
+	omr_ws_request_cleanup(&rq);
 }
 
 static void test_resume(void **state)
