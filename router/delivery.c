@@ -583,6 +583,25 @@ static void notify_typing(omr_router_t *r, const char *group, const char *body)
 	omr_envelope_destroy(&d);
 }
 
+/* "p:AGENT|STATE|REASON" (REASON may be empty): the agent's presence changed
+ * (set_presence); its desktop, if it is here, is told (a notice, not an
+ * inbox item). */
+static void notify_presence(omr_router_t *r, const char *group, const char *body)
+{
+	char agent[OMR_ENV_ID_MAX + 1], state[16];
+	const char *rest, *reason;
+	omr_watch_t *w;
+	if (!split_bar(body, agent, sizeof(agent), &rest) ||
+	    !split_bar(rest, state, sizeof(state), &reason) ||
+	    !(w = omr_delivery_find_agent(r, group, agent)))
+		return;
+	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+	if (d && omr_envelope_add_attr(d, "presence", state) == 0 &&
+	    (!reason[0] || omr_envelope_set(&d->reason, reason) == 0))
+		send_event(r, w, "presence", NULL, OMR_ROLE_NONE, d);
+	omr_envelope_destroy(&d);
+}
+
 /* ---- queue positions ---------------------------------------------------- */
 
 static void on_position(void *ud, const redisReply *rep)
@@ -653,6 +672,8 @@ void omr_delivery_on_notify(omr_router_t *r, const char *channel, size_t chlen, 
 	body[len] = '\0';
 	if (body[0] == 't') {
 		notify_typing(r, group, body);
+	} else if (body[0] == 'p') {
+		notify_presence(r, group, body + 2);
 	} else if (body[0] == 'a' || body[0] == 'h') {
 		notify_agent(r, group, body + 2, body[0] == 'h');
 	} else if (body[0] == 'r' || body[0] == 'o') {

@@ -60,6 +60,9 @@
 	var TYPING_SHOW_MS = 4000;    /* "Customer is typing…" stays this long */
 	var MONITOR_REFRESH_MS = 5000; /* a team conversation shown is read again this often */
 	var TYPING_SEND_MS = 2000;    /* at most one typing notice per conversation per this */
+	var RESEND_MS = 3000;         /* a reply refused as unavailable is sent again after this */
+	var ANSWER_MS = 15000;        /* a request unanswered this long: the connection is dead */
+	var KEEP_CLOSED = 5;          /* closed conversations the list keeps */
 	var ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
 	var LANG_RE = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
 	var REJECT_REASONS = [["", "No reason"], ["busy", "Busy"],
@@ -73,6 +76,7 @@
 	var offers = {};        /* conversation_id -> {item, li, deadline, state, ...} */
 	var tick = null;        /* countdown interval while offers are shown */
 	var wrapupTimer = null;
+	var wrapupUntil = 0;            /* when the wrap-up shown ends (ms) */
 	var noticeTimer = null;
 	var backoff = 500;
 	var retryTimer = null;
@@ -94,12 +98,17 @@
 	/* The server re-delivers only unacknowledged items, so the page keeps
 	 * what it showed (per tab) to survive a reload. */
 	var CONVS_KEY = "omr.agent.convs";
+	/* set when another tab or device took over: what this tab shows misses
+	 * what that one read, so its next login asks for every held
+	 * conversation again */
+	var STALE_KEY = "omr.agent.stale";
 	var KEEP_ITEMS = 200;
 
 	function saveConvs() {
 		var out = order.map(function (id) {
 			var c = convs[id];
 			return { id: c.id, name: c.name, lang: c.lang, queue: c.queue, closed: c.closed,
+				 draft: id === current ? ui.text.value : c.draft || "",
 				 customer_id: c.customerId, history: c.history,
 				 transferred: c.transferred, unread: c.unread, away: c.away,
 				 items: c.items.slice(-KEEP_ITEMS).map(function (it) {
@@ -107,7 +116,7 @@
 						  name: it.name, text: it.text, ts: it.ts,
 						  language: it.language, event: it.event,
 						  queue: it.queue, reason: it.reason,
-						  status: it.status };
+						  status: it.status, pos: it.pos };
 				 }) };
 		});
 		/* Offers are acknowledged once shown, so they are not delivered
@@ -145,6 +154,7 @@
 			c.transferred = !!saved.transferred;
 			c.away = !!saved.away;
 			c.unread = saved.unread || 0;
+			c.draft = typeof saved.draft === "string" ? saved.draft : "";
 			saved.items.forEach(function (it) {
 				if (it.seq)
 					seen[it.seq] = true;
@@ -184,10 +194,36 @@
 	function send(obj) {
 		if (ws && ws.readyState === WebSocket.OPEN) {
 			ws.send(JSON.stringify(obj));
+			if (obj.id && pending[obj.id])
+				pending[obj.id].at = Date.now();
 			return true;
 		}
 		return false;
 	}
+
+	/* A connection the network lost without a word (no FIN, no RST) looks
+	 * open to the browser until it gives up, minutes later; meanwhile the
+	 * server has taken the agent for gone. A request unanswered for
+	 * ANSWER_MS means that: drop it and reconnect (what was unanswered is
+	 * sent again after the welcome). */
+	setInterval(function () {
+		if (!ws || !loggedIn)
+			return;
+		var now = Date.now();
+		var stuck = Object.keys(pending).some(function (rid) {
+			return pending[rid].at && now - pending[rid].at > ANSWER_MS;
+		});
+		if (!stuck)
+			return;
+		var old = ws;
+		old.onclose = old.onmessage = null;
+		try {
+			old.close();
+		} catch (e) {
+			/* closing already */
+		}
+		onClosed("no answer from the server: reconnecting…");
+	}, 2000);
 
 	function newId(prefix) {
 		return prefix + "-" + Date.now().toString(36) + "-" + (nextId++);
@@ -243,7 +279,7 @@
 		setStatus("connecting…");
 		ws.onopen = function () {
 			send({ type: "login", v: 1, agent_id: creds.agent, token: creds.token,
-			       conversations: shownIds() });
+			       conversations: isStale() ? [] : shownIds() });
 		};
 		ws.onmessage = function (ev) {
 			var msg;
@@ -254,17 +290,22 @@
 			}
 			onFrame(msg);
 		};
-		ws.onclose = function () {
-			ws = null;
-			loggedIn = false;
-			ui.presenceBox.hidden = true;
-			if (stopped || !creds)
-				return;
-			setStatus("reconnecting…");
-			var delay = Math.min(backoff, 15000) * (0.75 + Math.random() / 2);
-			backoff = Math.min(backoff * 2, 15000);
-			retryTimer = setTimeout(connect, delay);
-		};
+		ws.onclose = function () { onClosed("reconnecting…"); };
+	}
+
+	function onClosed(status) {
+		ws = null;
+		loggedIn = false;
+		/* what was in flight is answered on no connection now (requests sent
+		 * again after the welcome are timed again) */
+		Object.keys(pending).forEach(function (rid) { delete pending[rid].at; });
+		ui.presenceBox.hidden = true;
+		if (stopped || !creds)
+			return;
+		setStatus(status);
+		var delay = Math.min(backoff, 15000) * (0.75 + Math.random() / 2);
+		backoff = Math.min(backoff * 2, 15000);
+		retryTimer = setTimeout(connect, delay);
 	}
 
 	function onFrame(msg) {
@@ -287,6 +328,9 @@
 		case "revoked":
 			onRevoked(msg);
 			break;
+		case "presence":
+			onPresenceItem(msg);
+			break;
 		case "typing":
 			onTyping(msg);
 			break;
@@ -305,8 +349,21 @@
 		}
 	}
 
+	function isStale() {
+		try {
+			return sessionStorage.getItem(STALE_KEY) === "1";
+		} catch (e) {
+			return false;
+		}
+	}
+
 	function onWelcome(msg) {
 		loggedIn = true;
+		try {
+			sessionStorage.removeItem(STALE_KEY); /* (the login asked for everything) */
+		} catch (e) {
+			/* no storage */
+		}
 		backoff = 500;
 		saveCreds();
 		ui.login.hidden = true;
@@ -351,8 +408,12 @@
 		} else if (p.kind === "message") {
 			p.li.classList.add("acked");
 			p.li.title = "";
-			if (p.item)
+			if (p.item) {
 				p.item.status = "acked";
+				/* its place in the transcript (a seq of the transcript, not
+				 * of this desktop's inbox: kept apart) */
+				p.item.pos = msg.seq || "";
+			}
 			saveConvs();
 		} else if (p.kind === "accept") {
 			offerState(p.conv, "accepted");
@@ -393,6 +454,11 @@
 		var p = msg.id ? pending[msg.id] : null;
 		if (msg.code === "replaced") {
 			stopped = true;
+			try {
+				sessionStorage.setItem(STALE_KEY, "1");
+			} catch (e) {
+				/* no storage: this tab forgets anyway */
+			}
 			setStatus("logged in elsewhere: this window is disconnected");
 			return;
 		}
@@ -409,6 +475,18 @@
 			stopped = true;
 			sessionStorage.removeItem(KEY);
 			showLogin("Wrong agent id or token.");
+			return;
+		}
+		if (p && p.kind === "message" && msg.code === "unavailable") {
+			/* not stored (Redis refused or did not answer in time): the
+			 * same id again, which the server stores once */
+			delete pending[msg.id];
+			p.li.title = "the server is busy: sending again…";
+			setTimeout(function () {
+				var c = convs[p.conv];
+				if (c && !c.closed && p.item.status === "pending" && !pending[p.item.id])
+					sendReply(c, p.item);
+			}, RESEND_MS);
 			return;
 		}
 		if (p) {
@@ -458,7 +536,9 @@
 				return;
 			}
 		}
-		setStatus("error: " + (msg.reason || msg.code));
+		/* the status line says whether this desktop is online: an error of
+		 * one request is a notice (a failed reply is marked on the reply) */
+		notice("Error: " + (msg.reason || msg.code));
 	}
 
 	/* ---- conversations ------------------------------------------------- */
@@ -480,8 +560,21 @@
 		convs[id] = c;
 		order.push(id);
 		ui.list.appendChild(li);
+		pruneClosed();
 		updateEmpty();
+		li.scrollIntoView({ block: "nearest" }); /* a new one is seen, at the list's end */
 		return c;
+	}
+
+	/* A day's closed conversations would push new ones out of sight: the
+	 * list keeps the last KEEP_CLOSED of them (and the one being read). */
+	function pruneClosed() {
+		var closed = order.filter(function (k) { return convs[k].closed && k !== current; });
+		closed.slice(0, Math.max(0, closed.length - KEEP_CLOSED)).forEach(function (k) {
+			convs[k].li.remove();
+			delete convs[k];
+			order.splice(order.indexOf(k), 1);
+		});
 	}
 
 	function renderConvEntry(c) {
@@ -552,6 +645,13 @@
 
 	function select(id) {
 		var changed = current !== id || !ui.monitorView.hidden;
+		/* one reply box for all: each conversation keeps its own draft (a
+		 * half-written reply never follows the agent to another customer) */
+		if (current !== id) {
+			if (current && convs[current])
+				convs[current].draft = ui.text.value;
+			ui.text.value = convs[id].draft || "";
+		}
 		current = id;
 		hideMonitor();
 		var c = convs[id];
@@ -573,6 +673,7 @@
 		showTyping();
 		renderEarlier(c, changed);
 		order.forEach(function (k) { renderConvEntry(convs[k]); });
+		saveConvs(); /* (which one is read, and that it is read: across a reload) */
 		if (!c.closed && changed)
 			ui.text.focus();
 		else if (lose)
@@ -588,6 +689,22 @@
 		ui.metaCustomer.title = c.customerId || "";
 		ui.metaLanguage.textContent = c.lang || "?";
 		ui.metaQueue.textContent = c.queue || "none";
+	}
+
+	/* Whether shown item it comes after an item of stream id seq: a reply
+	 * not stored yet does; a stored one by its place in the transcript. */
+	function laterThan(it, seq) {
+		if (it.from === "agent" && it.type === "message" && !it.seq && !it.pos)
+			return it.status === "pending";
+		var at = it.pos || it.seq;
+		return !!at && seqBefore(seq, at);
+	}
+
+	/* Stream ids "ms-n": whether a comes before b. */
+	function seqBefore(a, b) {
+		var x = a.split("-"), y = b.split("-");
+		return Number(x[0]) < Number(y[0]) ||
+			(Number(x[0]) === Number(y[0]) && Number(x[1]) < Number(y[1]));
 	}
 
 	function onItem(item) {
@@ -618,7 +735,8 @@
 			} else if (item.type === "closed") {
 				/* a transfer, or an end by the site, gives no wrap-up:
 				 * nothing to end early */
-				if (!c.closed && item.reason !== "transferred" && item.reason !== "admin")
+				if (!c.closed && item.reason !== "transferred" && item.reason !== "admin" &&
+				    item.wrapup_until_ms)
 					showWrapup(item.wrapup_until_ms);
 				if (item.reason === "transferred")
 					c.transferred = true;
@@ -638,11 +756,28 @@
 					return it.type === "message" && it.id === item.id &&
 						(it.from === "agent") === (item.from === "agent");
 				});
+			/* ... and an assignment or event sent again with the transcript
+			 * (a login that asked for everything held): the same ts */
+			if (!dup && (item.type === "assigned" || item.type === "event") && item.ts)
+				dup = c.items.some(function (it) {
+					return it.type === item.type && it.ts === item.ts &&
+						it.event === item.event;
+				});
 			if (!dup) {
 				item.li = lineFor(item);
-				c.items.push(item);
+				/* in transcript order: a customer's message that reached the
+				 * server before a reply this desktop sent (or still has to
+				 * send: it was cut off) goes above that reply */
+				var at = c.items.length;
+				while (at > 0 && laterThan(c.items[at - 1], item.seq))
+					at--;
+				var next = c.items[at];
+				c.items.splice(at, 0, item);
 				if (current === c.id) {
-					ui.messages.appendChild(item.li);
+					if (next && next.li && next.li.parentNode === ui.messages)
+						ui.messages.insertBefore(item.li, next.li);
+					else
+						ui.messages.appendChild(item.li);
 					ui.messages.scrollTop = ui.messages.scrollHeight;
 				} else if (item.type === "message") {
 					c.unread++;
@@ -839,7 +974,7 @@
 		o.li.remove();
 		if (hadFocus) {
 			var next = ui.offers.querySelector("button:not([disabled])") ||
-				ui.list.querySelector("li");
+				ui.list.querySelector("li") || ui.presence;
 			if (next)
 				next.focus();
 		}
@@ -1444,12 +1579,18 @@
 	/* "Wrap-up done" stays until the wrap-up the server set ends (the
 	 * closed item's wrapup_until_ms), the agent ends it, or a new chat
 	 * comes (the wrap-up is over then); kept across a reload. */
+	/* Shows "Wrap-up done" until `until`; a wrap-up already running that ends
+	 * later is kept (a second close, from a queue with a shorter one or none,
+	 * does not end it on the server either). */
 	function showWrapup(until) {
+		if (wrapupTimer && wrapupUntil > until)
+			return;
 		clearTimeout(wrapupTimer);
 		if (!(until > Date.now())) {
 			hideWrapup();
 			return;
 		}
+		wrapupUntil = until;
 		ui.wrapup.hidden = false;
 		ui.wrapup.disabled = false;
 		wrapupTimer = setTimeout(hideWrapup, until - Date.now());
@@ -1463,6 +1604,7 @@
 	function hideWrapup() {
 		clearTimeout(wrapupTimer);
 		wrapupTimer = null;
+		wrapupUntil = 0;
 		try {
 			sessionStorage.removeItem(WRAPUP_KEY);
 		} catch (e) {
@@ -1529,8 +1671,44 @@
 		ui.presence.value = presence;
 		ui.presence.className = "presence " + presence;
 		ui.breakReason.hidden = presence !== "break";
-		if (presence === "break")
-			ui.breakReason.value = reason || "";  /* unknown (set by the server): blank */
+		if (presence === "break") {
+			/* a reason the server set (missed-offers, the site's): shown as it is */
+			if (reason && !Array.prototype.some.call(ui.breakReason.options,
+				function (o) { return o.value === reason; })) {
+				var o = document.createElement("option");
+				o.value = reason;
+				o.textContent = PRESENCE_REASONS[reason] || reason;
+				ui.breakReason.appendChild(o);
+			}
+			ui.breakReason.value = reason || "";
+		}
+	}
+
+	var PRESENCE_REASONS = { "missed-offers": "Missed offers" };
+
+	/* The server's presence changed: by this desktop's own request, by the
+	 * router (a break after missed offers) or by the site (omnirouterctl
+	 * agent state). A notice (no seq, nothing to ack); a login's welcome
+	 * says the state to start from. */
+	function onPresenceItem(item) {
+		var p = item.presence, reason = item.reason || "";
+		var mine = Object.keys(pending).some(function (rid) {
+			return pending[rid].kind === "presence";
+		});
+		if (p === presence && (p !== "break" || reason === ui.breakReason.value))
+			return;
+		showPresence(p, reason);
+		if (mine)
+			return; /* (its ack says the rest) */
+		/* decided elsewhere: keep it across a reload rather than undo it */
+		want = { presence: presence, reason: p === "break" ? reason : "" };
+		saveCreds();
+		if (reason === "missed-offers")
+			notice("You are on break: offers in a row went unanswered. " +
+			       "Choose Available when you are back.");
+		else
+			notice("Your status was set to " + (p === "offline" ? "offline" : p) +
+			       " by the site" + (reason ? " (" + reason + ")" : "") + ".");
 	}
 
 	function setPresence(p, reason) {
@@ -1582,6 +1760,11 @@
 	});
 
 	ui.presence.addEventListener("change", choosePresence);
+	/* the draft being typed, too, across a reload */
+	window.addEventListener("pagehide", function () {
+		if (creds)
+			saveConvs();
+	});
 	ui.breakReason.addEventListener("change", choosePresence);
 
 	ui.wrapup.addEventListener("click", function () {

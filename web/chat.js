@@ -340,9 +340,13 @@
 		if (!state && !wantHello)
 			return;
 		if (state && state.closed) {
-			/* only the survey may still need the connection */
-			if (rating && rating.sent && !rating.done)
-				retryTimer = setTimeout(connect, 1000);
+			/* only the survey may still need the connection: sent or not
+			 * (answered while the service was down), it goes on the next */
+			if (rating && !rating.done) {
+				setStatus("reconnecting to send your feedback…");
+				retryTimer = setTimeout(connect, Math.min(backoff, 15000));
+				backoff = Math.min(backoff * 2, 15000);
+			}
 			return;
 		}
 		setStatus("reconnecting…");

@@ -297,11 +297,15 @@ static char *render_agent_item(const omr_envelope_t *env)
 	const char *ev = env->event;
 	bool assigned = strcmp(ev, "assigned") == 0, msg = strcmp(ev, "message") == 0;
 	bool closed = strcmp(ev, "closed") == 0, offer = strcmp(ev, "offer") == 0;
-	bool revoked = strcmp(ev, "revoked") == 0;
-	cJSON *obj = new_frame(assigned || msg || closed || offer || revoked ? ev : "event");
+	bool revoked = strcmp(ev, "revoked") == 0, presence = strcmp(ev, "presence") == 0;
+	cJSON *obj =
+	        new_frame(assigned || msg || closed || offer || revoked || presence ? ev : "event");
 	bool ok =
 	        obj && add_str(obj, "seq", env->seq) && add_str(obj, "conversation_id", env->conv);
-	if (ok && (assigned || offer))
+	if (ok && presence) /* set by the router, the site or this desktop */
+		ok = add_str(obj, "presence", omr_envelope_attr(env, "presence")) &&
+		     (!env->reason || !env->reason[0] || add_str(obj, "reason", env->reason));
+	else if (ok && (assigned || offer))
 		ok = add_str(obj, "language", env->lang) &&
 		     add_str(obj, "customer_name", env->name) &&
 		     add_str(obj, "tenant", env->tenant) &&
@@ -345,8 +349,8 @@ static const char *logged_out_reason(const char *why)
 
 bool omr_ws_deliver_is_acked(const omr_envelope_t *env)
 {
-	static const char *const not_items[] = {"typing", "history",  "monitor",
-	                                        "team",   "replaced", "logged-out"};
+	static const char *const not_items[] = {"typing",   "history",    "monitor", "team",
+	                                        "replaced", "logged-out", "presence"};
 	if (!env || !env->event)
 		return false;
 	for (size_t i = 0; i < sizeof(not_items) / sizeof(not_items[0]); i++)

@@ -266,6 +266,11 @@ local function reindex(P, R, a)
   end
 end
 
+-- Every change while a desktop is logged in is told to it too ("p:" on the
+-- notify channel: its instance sends a presence notice): a break the router
+-- decided (missed offers), the site's `agent state`, the desktop's own
+-- request. Not an inbox item: one a desktop never read would come back,
+-- stale, to its next login, whose welcome says the state already.
 local function set_presence(P, a, state, reason, now)
   if a.presence == state and (a.reason or '') == (reason or '') then
     return
@@ -275,6 +280,9 @@ local function set_presence(P, a, state, reason, now)
     'presence_since_ms', now)
   redis.call('XADD', P .. ':agent:' .. a.id .. ':presence', 'MAXLEN', '~', HISTORY_MAXLEN, '*',
     'state', state, 'reason', a.reason, 'ts', now)
+  if (a.session or '') ~= '' then
+    notify(P, 'p:' .. a.id .. '|' .. state .. '|' .. a.reason)
+  end
 end
 
 -- Wrap-up of channel ch until `ends` (ms; 0: it ended) in the agent's

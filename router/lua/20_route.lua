@@ -462,6 +462,7 @@ end
 -- to set (fire_lost keeps what agent_seen restores).
 local function session_ended(P, R, a, session, reason, now, ...)
   redis.call('HSET', P .. ':agent:' .. a.id, 'session', '', 'lost_session', session, ...)
+  a.session = '' -- (no desktop to tell: set_presence says nothing)
   set_presence(P, a, 'offline', reason, now)
   reindex(P, R, a)
   end_waits_for(P, R, a.id, now) -- an offline agent is not waited for

@@ -12,23 +12,13 @@
 // held, 1 otherwise (each failure printed as "CHECK FAILED: ...").
 "use strict";
 
-const { execFileSync } = require("child_process");
 const readline = require("readline");
 
 const { WAIT_MS, BASE, AGENT_ID, AGENT_TOKEN, WS_BASE, log, check, fail, sleep,
 	until, openPage, lines, waitText, startChat, customerSend, runScenario } =
 	require("./edges_lib");
-
-function ctl(...args) {
-	const env = Object.assign({}, process.env, { ASAN_OPTIONS: process.env.OMR_CTL_ASAN,
-		UBSAN_OPTIONS: process.env.OMR_CTL_UBSAN });
-	return execFileSync(process.env.OMR_CTL, ["-c", process.env.OMR_CFG, ...args],
-		{ env, encoding: "utf8" });
-}
-
-function agentShow(id = AGENT_ID) {
-	return JSON.parse(ctl("--json", "agent", "show", id));
-}
+const { ctl, agentShow, Customer, desktopLogin, desktopPresence, desktopState, selectConv,
+	pageChat, reply, closeCurrent, availableDesk } = require("./desktop_lib");
 
 let stdinLines = null;
 async function restartDaemon() {
@@ -43,149 +33,13 @@ async function restartDaemon() {
 	log("daemon restarted");
 }
 
-// ---- customers and a plain agent over the protocol ------------------------------------------
-
-let custN = 0;
-class Customer {
-	constructor(opts = {}) {
-		this.opts = opts;
-		this.frames = [];
-		this.n = 0;
-		this.label = opts.name || `customer ${++custN}`;
-	}
-
-	async open() {
-		this.ws = new WebSocket(`${WS_BASE}/ws/customer`);
-		this.ws.onmessage = (ev) => this.frames.push(JSON.parse(ev.data));
-		await new Promise((res, rej) => {
-			this.ws.onopen = res;
-			this.ws.onerror = rej;
-		});
-	}
-
-	async start() {
-		await this.open();
-		const hello = { type: "hello", v: 1, language: this.opts.language || "es",
-			name: this.opts.name || "Rosa",
-			key: "k" + Math.random().toString(36).slice(2) + Date.now().toString(36) +
-				"0123456789abcdef" };
-		if (this.opts.customer_id)
-			hello.customer_id = this.opts.customer_id;
-		if (this.opts.kind)
-			hello.attributes = { kind: this.opts.kind };
-		this.ws.send(JSON.stringify(hello));
-		const w = await until(() => this.frames.find((f) => f.type === "welcome" ||
-			f.type === "error"), `${this.label} welcome`);
-		if (w.type !== "welcome")
-			fail(`${this.label}: hello refused: ${JSON.stringify(w)}`);
-		this.conv = w.conversation_id;
-		this.resumeToken = w.resume_token;
-		return this;
-	}
-
-	/* A new connection to the same conversation (a reload of the chat page). */
-	async resume() {
-		this.frames = [];
-		await this.open();
-		this.ws.send(JSON.stringify({ type: "resume", v: 1, conversation_id: this.conv,
-			resume_token: this.resumeToken }));
-		const w = await until(() => this.frames.find((f) => f.type === "welcome" ||
-			f.type === "error"), `${this.label} welcome after resume`);
-		if (w.type !== "welcome")
-			fail(`${this.label}: resume refused: ${JSON.stringify(w)}`);
-		return this;
-	}
-
-	async send(text) {
-		const id = `c-${++this.n}`;
-		this.ws.send(JSON.stringify({ type: "message", id, text }));
-		await until(() => this.frames.find((f) => f.id === id && f.type === "ack"),
-			`${this.label}: ack of "${text}"`);
-	}
-
-	typing() {
-		this.ws.send(JSON.stringify({ type: "typing", id: `t-${++this.n}` }));
-	}
-
-	assigned() { return this.frames.some((f) => f.type === "event" && f.event === "assigned"); }
-	closed() { return this.frames.some((f) => f.type === "event" && f.event === "closed"); }
-	agentTexts() {
-		return this.frames.filter((f) => f.type === "message" && f.from === "agent")
-			.map((f) => f.text);
-	}
-
-	quit() { try { this.ws.close(); } catch (e) { /* gone */ } }
-}
-
 // ---- the desktop -----------------------------------------------------------------------------
 
-async function desktopLogin(page, id = AGENT_ID, token = AGENT_TOKEN) {
-	await page.goto(`${BASE}/agent.html#agent=${encodeURIComponent(id)}&token=` +
-			encodeURIComponent(token));
-	await page.locator("#presence").waitFor({ state: "visible", timeout: WAIT_MS });
-}
-
-async function desktopPresence(page, p, reason) {
-	await page.locator("#presence").selectOption(p);
-	if (reason) {
-		await page.locator("#break-reason").waitFor({ state: "visible", timeout: WAIT_MS });
-		await page.locator("#break-reason").selectOption(reason);
-	}
-	await page.waitForFunction((p) => {
-		const s = document.getElementById("presence");
-		return s.value === p && s.classList.contains(p);
-	}, p, { timeout: WAIT_MS });
-	await sleep(500);
-}
-
-async function desktopState(page) {
-	return page.evaluate(() => ({
-		presence: document.getElementById("presence").value,
-		presenceShown: !document.getElementById("presence-box").hidden,
-		reason: document.getElementById("break-reason").hidden ? null
-			: document.getElementById("break-reason").value,
-		wrapup: !document.getElementById("wrapup-done").hidden,
-		status: document.getElementById("status").textContent,
-		notice: document.getElementById("notice").textContent,
-		title: document.getElementById("conv-title").textContent,
-		compose: !document.getElementById("compose").hidden,
-		list: Array.from(document.querySelectorAll("#conv-list li")).map((l) => l.textContent),
-		offers: Array.from(document.querySelectorAll("#offer-list li")).map((l) => l.textContent),
-		focus: document.activeElement ? document.activeElement.id ||
-			document.activeElement.tagName + "." + document.activeElement.className : null,
-	}));
-}
-
-async function selectConv(page, name) {
-	await page.locator("#conv-list li", { hasText: name }).first().click();
-	await page.waitForFunction((n) => document.getElementById("conv-title").textContent === n,
-		name, { timeout: WAIT_MS });
-}
-
-async function reply(page, text) {
-	await page.locator("#text").fill(text);
-	await page.locator("#text").press("Enter");
-	await page.waitForFunction((t) => Array.from(document.querySelectorAll("#messages li.me"))
-		.some((li) => li.textContent.includes(t) && li.classList.contains("acked")),
-		text, { timeout: WAIT_MS });
-}
-
-async function closeCurrent(page, disposition = "resolved") {
-	const title = await page.locator("#conv-title").textContent();
-	await page.locator("#close-conv").click();
-	await page.locator("#disposition").selectOption(disposition);
-	await page.locator("#close-confirm").click();
-	await page.waitForFunction((t) => Array.from(document.querySelectorAll("#conv-list li"))
-		.some((li) => li.querySelector(".name").textContent === t &&
-		      /closed/.test(li.textContent)), title, { timeout: WAIT_MS });
-}
 
 // The desktop logged in and available, with Rosa's chat open (in the queue for `kind`) and her
 // "hola" shown.
 async function chatOnDesk(browser, kind) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const page = await availableDesk(browser);
 	const c1 = await new Customer({ name: "Rosa", kind }).start();
 	await c1.send("hola");
 	await waitText(page, "hola");
@@ -205,9 +59,7 @@ async function closedIntoWrapup(browser) {
 // PROTOCOL.md "presence": break with a reason code. The server stores what the desktop chose;
 // a reload keeps it, on the server and on screen.
 async function presenceReasons(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const page = await availableDesk(browser);
 	let a = agentShow();
 	check(a.presence === "available", `after Available: server has ${a.presence}`);
 	await desktopPresence(page, "break", "coffee");
@@ -249,9 +101,7 @@ async function presenceReasons(browser) {
 
 // Break while holding a chat: it stays, replies and close work; nothing new comes.
 async function breakHolding(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const page = await availableDesk(browser);
 	const c1 = await new Customer({ name: "Rosa" }).start();
 	await c1.send("hola uno");
 	await waitText(page, "hola uno");
@@ -370,9 +220,7 @@ async function wrapupNext(browser) {
 
 // Reject with a reason; capacity 2: a third chat waits; a close frees a slot.
 async function rejectCapacity(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const page = await availableDesk(browser);
 	const o1 = await new Customer({ name: "Olga", kind: "offer" }).start();
 	await page.locator("#offer-list li", { hasText: "Olga" }).waitFor({ timeout: WAIT_MS });
 	const card = page.locator("#offer-list li", { hasText: "Olga" });
@@ -407,9 +255,7 @@ async function rejectCapacity(browser) {
 
 // History of the same customer: listed, readable; another customer's is not.
 async function historySameCustomer(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const page = await availableDesk(browser);
 	const x1 = await new Customer({ name: "Xavi", customer_id: "cust-x" }).start();
 	await x1.send("primera vez de Xavi");
 	await waitText(page, "primera vez de Xavi");
@@ -573,9 +419,7 @@ async function keyboardOnly(browser) {
 // Layout with long names and ids, many conversations.
 async function layoutLong(browser) {
 	const results = [];
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const page = await availableDesk(browser);
 	const custs = [];
 	const longName = "maximiliano_alejandro_fernandez_villavicencio@gmail.com";
 	const longId = "customer-" + "x".repeat(110) + "-42";
@@ -706,12 +550,7 @@ async function customerLeft(browser) {
 // survey (an agent served it). One in the wrap-up queue that luis holds: the desktop shows the
 // note and starts no wrap-up; the customer never sees the note.
 async function endedBySite(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
-	const cust = (await openPage(browser, "customer")).page;
-	await cust.goto(`${BASE}/chat.html`);
-	await startChat(cust);
+	const { page, cust } = await pageChat(browser);
 	await customerSend(cust, "necesito ayuda");
 	await waitText(page, "necesito ayuda");
 	const conv = await until(() => agentShow().conversations[0], "the chat's id");
@@ -856,9 +695,7 @@ async function acceptLostInDrop(browser) {
 // says why it was signed out, shows the login form (not "logged in elsewhere", which sends the
 // agent looking for another window), and a login with the new token keeps the chat.
 async function tokenReissued(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const page = await availableDesk(browser);
 	const c = await new Customer({ name: "Rosa" }).start();
 	await c.send("hola");
 	await waitText(page, "hola");
@@ -889,9 +726,7 @@ async function tokenReissued(browser) {
 // scrambled. Each message takes its direction from its text, and carries its conversation's
 // language (screen readers; Japanese glyphs for Japanese text rather than Chinese ones).
 async function rightToLeft(browser) {
-	const { page } = await openPage(browser, "desktop");
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const page = await availableDesk(browser);
 	const ar = await new Customer({ name: "سارة", language: "ar" }).start();
 	const line = "مرحبا، رقم طلبي 4521!";
 	await ar.send(line);

@@ -6,6 +6,7 @@ Run: OMR_BUILD_DIR=build/asan python3 tests/integration/test_desktop_edges.py [t
 """
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ queues:
   - name: offers
     attributes: {kind: offer}
     auto_accept: false
-    offer_timeout_s: 60
+    offer_timeout_s: OFFER_S
   - name: wrap
     attributes: {kind: wrap}
     wrapup_s: WRAPUP_S
@@ -36,10 +37,12 @@ FAST = {"routing": {"tick_ms": 100}}
 
 
 def run_browser(env, scenario, capacity=4, wrapup_s=8, second_agent=False, config=None,
-                languages="es,en"):
-    """luis (capacity `capacity`) is the desktop agent; second_agent: maria too (capacity 2).
-    The scenario may print "RESTART DAEMON": the daemon is stopped and started again, then
-    "restarted" is written to its stdin."""
+                languages="es,en", script="desktop_edges.js", offer_s=60):
+    """Runs tests/browser/SCRIPT SCENARIO. luis (capacity `capacity`) is the desktop agent;
+    second_agent: maria too (capacity 2). The scenario may print "RESTART DAEMON": the daemon
+    is stopped and started again, then "restarted" is written to its stdin; or "CMD NAME",
+    answered "done NAME" once done: restart, stop, start, redis-pause (SIGSTOP the private
+    redis-server), redis-resume."""
     ensure_playwright()
     redis = env.redis()
     cfg = {k: dict(v) for k, v in FAST.items()}
@@ -47,7 +50,7 @@ def run_browser(env, scenario, capacity=4, wrapup_s=8, second_agent=False, confi
         cfg.setdefault(sec, {}).update(opts)
     d = env.daemon(redis, config=cfg, start=False)
     with open(d.cfg_path, "a") as f:
-        f.write(QUEUES.replace("WRAPUP_S", str(wrapup_s)))
+        f.write(QUEUES.replace("WRAPUP_S", str(wrapup_s)).replace("OFFER_S", str(offer_s)))
     d.start()
     extra = {}
     if second_agent:
@@ -62,7 +65,7 @@ def run_browser(env, scenario, capacity=4, wrapup_s=8, second_agent=False, confi
     os.makedirs(SCREENSHOT_DIR, exist_ok=True)
     for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         flow_env.pop(k, None)
-    script = os.path.join(BROWSER_DIR, "desktop_edges.js")
+    name, script = script, os.path.join(BROWSER_DIR, script)
     log(f"node {script} {scenario}")
     p = subprocess.Popen(["node", "--experimental-websocket", script, scenario], env=flow_env,
                          cwd=SOURCE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -74,10 +77,22 @@ def run_browser(env, scenario, capacity=4, wrapup_s=8, second_agent=False, confi
             out.append(line)
             sys.stdout.write(line)
             sys.stdout.flush()
-            if line.strip().endswith("RESTART DAEMON"):
+            s = line.strip()
+            if s.endswith("RESTART DAEMON"):
                 d.stop()
                 d.start()
                 p.stdin.write("restarted\n")
+                p.stdin.flush()
+            elif s.startswith("CMD "):
+                cmd = s.split()[1]
+                if cmd in ("restart", "stop"):
+                    d.stop()
+                if cmd in ("restart", "start"):
+                    d.start()
+                if cmd in ("redis-pause", "redis-resume"):
+                    redis.proc.send_signal(signal.SIGSTOP if cmd == "redis-pause"
+                                           else signal.SIGCONT)
+                p.stdin.write(f"done {cmd}\n")
                 p.stdin.flush()
 
     t = threading.Thread(target=pump, daemon=True)
@@ -87,14 +102,16 @@ def run_browser(env, scenario, capacity=4, wrapup_s=8, second_agent=False, confi
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
-        raise AssertionError(f"desktop_edges.js {scenario} did not finish within "
-                             f"{FLOW_TIMEOUT}s")
+        raise AssertionError(f"{name} {scenario} did not finish within {FLOW_TIMEOUT}s")
+    finally:
+        if redis.proc.poll() is None:
+            redis.proc.send_signal(signal.SIGCONT)  # (a scenario that failed while paused)
     t.join(10)
     err = p.stderr.read()
     sys.stdout.write("\n".join(line for line in err.splitlines()
                                if "ExperimentalWarning" not in line and "--trace-warnings"
                                not in line) + "\n")
-    assert p.returncode == 0, f"desktop_edges.js {scenario} exited {p.returncode} (above)"
+    assert p.returncode == 0, f"{name} {scenario} exited {p.returncode} (above)"
     return d, redis, "".join(out)
 
 

@@ -408,7 +408,7 @@ static void test_deliver_is_acked(void **state)
 	} cases[] = {{"assigned", true},  {"message", true},    {"offer", true},
 	             {"revoked", true},   {"closed", true},     {"typing", false},
 	             {"history", false},  {"monitor", false},   {"team", false},
-	             {"replaced", false}, {"logged-out", false}};
+	             {"replaced", false}, {"logged-out", false}, {"presence", false}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
 		omr_envelope_set(&d->event, cases[i].event);
@@ -444,6 +444,22 @@ static void test_deliver_notices(void **state)
 	assert_string_equal(jstr(m, "type"), "typing");
 	assert_string_equal(jstr(m, "conversation_id"), "c7");
 	assert_int_equal(cJSON_GetArraySize(m), 2);
+	cJSON_Delete(m);
+	omr_envelope_destroy(&d);
+
+	/* the agent's presence, set elsewhere: a notice without seq */
+	d = omr_envelope_new(OMR_ENV_DELIVER);
+	omr_envelope_set(&d->event, "presence");
+	omr_envelope_add_attr(d, "presence", "break");
+	omr_envelope_set(&d->reason, "missed-offers");
+	d->ts_ms = 1700000000900ull;
+	assert_int_equal(omr_ws_render_deliver(&ag, d, &out, &err), 0);
+	m = parse_out(out);
+	assert_string_equal(jstr(m, "type"), "presence");
+	assert_string_equal(jstr(m, "presence"), "break");
+	assert_string_equal(jstr(m, "reason"), "missed-offers");
+	assert_true(jnum(m, "ts") == 1700000000900.0);
+	assert_int_equal(cJSON_GetArraySize(m), 4);
 	cJSON_Delete(m);
 	omr_envelope_destroy(&d);
 
