@@ -27,7 +27,8 @@ static const struct {
         {"zh-xiang", "hsn"},   {"zh-guoyu", "zh"}, {"art-lojban", "jbo"},
 };
 
-/* Codes for a language that has a current code: the registry's Preferred-Value
+/* Codes for a language that has a current code (router/lua/10_index.lua's
+ * LANG_ALIAS reads agents an earlier version stored with them): the registry's Preferred-Value
  * of the deprecated ISO 639 codes; CLDR's aliases of an individual language to
  * the macrolanguage code sites staff it under (Mandarin as zh, Standard Arabic
  * as ar, ...); and Tagalog as Filipino, as CLDR and the browsers do. */

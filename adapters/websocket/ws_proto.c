@@ -715,11 +715,12 @@ static int parse_transfer(const omr_ws_session_t *s, const omr_ws_limits_t *lim,
 	char primary[16];
 	if (get_str(obj, "language", &lang) ||
 	    (lang && (strlen(lang) > OMR_WS_LANG_MAX ||
-	              omr_language_primary(lang, primary, sizeof(primary)) ||
-	              strcmp(primary, "und") == 0))) {
+	              omr_language_primary(lang, primary, sizeof(primary))))) {
 		omr_ws_error_set(err, "bad-request", "language must be a BCP-47 tag", 0);
 		return -EINVAL;
 	}
+	if (lang && strcmp(primary, "und") == 0)
+		lang = NULL; /* "undetermined": the conversation keeps its own */
 	rq->env = env_for(s, OMR_ENV_CONV_TRANSFER, s->tenant);
 	if (!rq->env)
 		return -ENOMEM;

@@ -158,6 +158,8 @@ static int parse_roster(const char *path, const char *buf, size_t len, roster_t 
 			continue;
 		}
 		rc = 0;
+		if (all_empty(&rec))
+			continue; /* (before the header too: a cleared first row) */
 		if (!have_header) {
 			have_header = true;
 			if (omr_roster_header(&rec, &cols, why, sizeof(why)) != 0) {
@@ -167,8 +169,6 @@ static int parse_roster(const char *path, const char *buf, size_t len, roster_t 
 			}
 			continue;
 		}
-		if (all_empty(&rec))
-			continue;
 		if (r->n + r->bad >= ROSTER_MAX_ROWS) {
 			snprintf(why, sizeof(why), "more than %u rows", ROSTER_MAX_ROWS);
 			bad_row(r, path, rec.line, why);

@@ -22,6 +22,38 @@ local function decode_shared(s)
   return v
 end
 
+-- Codes an earlier version stored as they were given: the daemon and
+-- omnirouterctl now store the current code (common/language.c, whose alias
+-- list this is), and an agent saved before is read as if it had been too
+-- (the highest proficiency when it has both).
+local LANG_ALIAS = {iw = 'he', ['in'] = 'id', ji = 'yi', jw = 'jv', mo = 'ro', tl = 'fil',
+  cmn = 'zh', arb = 'ar', zsm = 'ms', swh = 'sw', pes = 'fa', uzn = 'uz'}
+local canon_langs, ncanon = {}, 0
+
+local function decode_langs(s)
+  local v = canon_langs[s or '']
+  if v ~= nil then
+    return v
+  end
+  v = decode_shared(s)
+  for l in pairs(v) do
+    if LANG_ALIAS[l] then
+      local c = {}
+      for k, p in pairs(v) do
+        local to = LANG_ALIAS[k] or k
+        c[to] = math.max(c[to] or 0, tonumber(p) or 0)
+      end
+      v = c
+      break
+    end
+  end
+  if ncanon >= 4096 then
+    canon_langs, ncanon = {}, 0
+  end
+  canon_langs[s or ''], ncanon = v, ncanon + 1
+  return v
+end
+
 local function agent_read(P, id)
   local a = hgetall(P .. ':agent:' .. id)
   if a == nil then
@@ -30,7 +62,7 @@ local function agent_read(P, id)
   a.id = id
   a.tenants_t = decode_shared(a.tenants)
   a.skills_t = decode_shared(a.skills)
-  a.langs_t = decode_shared(a.languages)
+  a.langs_t = decode_langs(a.languages)
   a.cap_t = decode_shared(a.capacity)
   return a
 end

@@ -62,6 +62,10 @@ def test_spreadsheet_empty_rows_are_skipped(env):
     p = ctl(d, "agent", "import", path)
     assert "2 created" in p.stderr, p.stderr
     assert agent_ids(d) == ["a1", "a2"]
+    # before the header too: a sheet whose first row was used once and cleared
+    first = write(env, "first.csv", ",,,\n" + HEADER + "a4,Di,en,chat:2\n")
+    p = ctl(d, "agent", "import", first)
+    assert "1 created" in p.stderr, p.stderr
     # a row with one cell filled is still a row, and still refused
     bad = write(env, "bad.csv", HEADER + "a3,Cy,en,chat:2\n,,en,\n")
     p = ctl(d, "agent", "import", bad, check=False)
