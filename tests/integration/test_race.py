@@ -624,6 +624,9 @@ async def test_race_offers_three_instances(env):
             checker.answer(aid, rk, conv, f)
         elif kind in ("ack", "error") and str(f.get("id", "")).startswith("p-"):
             pass  # presence
+        elif kind == "presence" and "seq" not in f and f.get("presence") in (
+                "available", "away", "break", "busy", "offline"):
+            stats[f"presence notice {f['presence']}"] += 1  # its own changes, or a break
         elif kind == "error" and "id" not in f and f.get("code") == "unavailable":
             # an item ack the router could not store in time (overload): the
             # item would come again at the next login; nothing else changes
