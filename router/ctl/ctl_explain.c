@@ -99,6 +99,10 @@ static void print_explain(const cJSON *e)
 			printf("agent         none: waiting since %s%s%s\n", buf,
 			       str_or(e, "waiting_for", NULL) ? ", for agent " : "",
 			       str_or(e, "waiting_for", ""));
+		if (str_or(e, "trigger", NULL)) /* why it waits (again) */
+			printf("trigger       %s\n", str_or(e, "trigger", ""));
+		if (str_or(e, "language", NULL))
+			printf("language      %s\n", str_or(e, "language", ""));
 		if (cJSON_IsObject(prev)) {
 			const cJSON *pat = cJSON_GetObjectItemCaseSensitive(prev, "at_ms");
 			omr_ctl_format_time(cJSON_IsNumber(pat) ? pat->valuedouble : 0, buf,

@@ -306,8 +306,10 @@ local function enqueue(P, R, c, q, now)
   local wk = wait_key(P, q.name, s, c.channel, c.tenant, c.rlang)
   redis.call('ZADD', wk, wait_score(c, q), c.id)
   redis.call('SADD', waitlangs_key(P, q.name, s, c.channel, c.tenant), c.rlang)
+  -- (wait_trigger: why it waits, for the explanation while it does)
   redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'queued', 'queue', q.name, 'step', s,
-    'wait_key', wk, 'queued_ms', int(num(c.queued_ms, num(c.enqueued_ms, now))))
+    'wait_key', wk, 'queued_ms', int(num(c.queued_ms, num(c.enqueued_ms, now))),
+    'wait_trigger', c.fresh and 'new conversation' or c.trigger or '')
   redis.call('SADD', P .. ':queued', c.id)
   c.state, c.queue, c.wait_key = 'queued', q.name, wk
   -- The queue's maximum wait, from the original enqueue time, whichever way

@@ -424,10 +424,11 @@ local function explain(keys, args)
     -- Waiting (again), or closed while it waited (no agent held it then):
     -- where it waits or waited; the decision that gave it to an agent
     -- before, if any, as `previous`.
-    local pref = c.pref_agent or ''
+    local pref, trig = c.pref_agent or '', c.wait_trigger or ''
     return cjson.encode({conversation = c.id, state = c.state, queue = c.queue or '',
       step = num(c.step, 1), waiting_since_ms = num(c.enqueued_ms, 0),
-      waiting_for = pref ~= '' and pref or nil, previous = why,
+      waiting_for = pref ~= '' and pref or nil, previous = why, language = c.lang,
+      trigger = trig ~= '' and trig or nil,
       close_reason = c.state == 'closed' and c.close_reason or nil})
   end
   why.conversation, why.state = c.id, c.state

@@ -202,9 +202,11 @@ local function conv_transfer(keys, args)
     redis.call('HGET', P .. ':agent:' .. agent, 'name') or '', 'text', note or '', 'ts', now)
   inbox_add(P, agent, 'kind', 'closed', 'conv', conv, 'reason', 'transferred', 'ts', now)
   -- (requeued_ms: its maximum wait counts from now, max_wait_from)
+  local langnote = relang and ' (language ' .. c.rlang .. ')' or ''
   redis.call('HSET', ckey, 'state', 'queued', 'agent', '', 'transferred_from', agent,
     'transferred_to', kind .. '|' .. target, 'requeued_ms', now, 'lang', c.lang,
-    'rlang', c.rlang)
+    'rlang', c.rlang, 'wait_trigger', 'transferred to ' .. kind .. ' ' .. target .. ' by '
+    .. agent .. langnote)
   decline(P, R, conv, agent, now) -- not routed back at once to who passed it on
   notify(P, 'c:' .. conv)
   notify(P, 'a:' .. agent)
@@ -212,8 +214,7 @@ local function conv_transfer(keys, args)
   release(P, R, c, agent, now)
   if kind == 'queue' then
     c.step = 1
-    c.trigger = 'transferred to queue ' .. q.name .. ' by ' .. agent
-      .. (relang and ' (language ' .. c.rlang .. ')' or '')
+    c.trigger = 'transferred to queue ' .. q.name .. ' by ' .. agent .. langnote
     route(P, R, c, q, now)
   else
     redis.call('HSET', ckey, 'pref_agent', target)

@@ -166,6 +166,13 @@ async def test_transfer_names_the_customers_language(env):
         r = await en1.conn.request({"type": "transfer", "conversation_id": c2.conversation_id,
                                     "agent": "es2", "language": "es", "id": "t4"})
         assert r.get("type") == "ack", r
+        # es2 is not available yet: it waits for es2, and explain says why
+        out = json.loads(ctl(d, "--json", "explain", c2.conversation_id).stdout)
+        assert out.get("state") == "queued" and out.get("waiting_for") == "es2", out
+        assert out.get("trigger") == "transferred to agent es2 by en1 (language es)", out
+        assert out.get("language") == "es", out
+        text = ctl(d, "explain", c2.conversation_id).stdout
+        assert "trigger       transferred to agent es2 by en1 (language es)" in text, text
         await es2.presence("available")
         item = await es2.wait_item(is_for(c2.conversation_id, "assigned"), 10, "c2 at es2")
         assert item.get("language") == "es", item
