@@ -71,7 +71,7 @@ static void push_rules(omr_router_t *r)
 	cJSON_free(json);
 }
 
-#define WARN_EVERY_MS 60000 /* a failing timer tick, refused writes: logged at most this often */
+#define WARN_EVERY_MS 60000 /* a failure that lasts is logged at most this often */
 
 /* What to tell the daemon: Redis down beats refusing, which beats ready. */
 static void update_health(omr_router_t *r)
@@ -102,33 +102,51 @@ bool omr_router_is_refusal(const char *err)
 	return false;
 }
 
+/* Counts a failure; true when it is to be logged now (the first, then once a
+ * minute), with w->count failures (then counted from zero again). */
+static bool rate_warn(omr_rate_warn_t *w, uint64_t now, uint64_t *count)
+{
+	w->count++;
+	if (w->warned_ms && now - w->warned_ms < WARN_EVERY_MS)
+		return false;
+	*count = w->count;
+	w->warned_ms = now ? now : 1;
+	w->count = 0;
+	return true;
+}
+
+/* The failure is over: true when it had been logged (say so), with the count
+ * since that line. */
+static bool rate_warn_end(omr_rate_warn_t *w, uint64_t *count)
+{
+	bool was = w->warned_ms != 0;
+	*count = w->count;
+	*w = (omr_rate_warn_t){0};
+	return was;
+}
+
 void omr_router_refused(omr_router_t *r, const char *err)
 {
-	uint64_t now = uv_now(r->loop);
-	r->refusals++;
+	uint64_t n;
 	snprintf(r->refusal, sizeof(r->refusal), "%s", err);
-	/* Once a minute while it lasts: a floor's requests would log one line each. */
-	if (!r->refusal_warned_ms || now - r->refusal_warned_ms >= WARN_EVERY_MS) {
+	/* (a floor's requests would log one line each) */
+	if (rate_warn(&r->refusal_warn, uv_now(r->loop), &n))
 		omr_error("router",
 		          "redis refuses writes error=\"%s\" refused=%llu (requests are answered "
 		          "unavailable until it takes writes again)",
-		          err, (unsigned long long)r->refusals);
-		r->refusal_warned_ms = now ? now : 1;
-		r->refusals = 0;
-	}
+		          err, (unsigned long long)n);
 	update_health(r);
 }
 
 /* A write worked: Redis takes writes again, if it had refused them. */
 static void writes_work(omr_router_t *r)
 {
+	uint64_t n;
 	if (!r->refusal[0])
 		return;
-	omr_info("router", "redis takes writes again refused=%llu",
-	         (unsigned long long)r->refusals);
+	if (rate_warn_end(&r->refusal_warn, &n))
+		omr_info("router", "redis takes writes again refused=%llu", (unsigned long long)n);
 	r->refusal[0] = '\0';
-	r->refusal_warned_ms = 0;
-	r->refusals = 0;
 	update_health(r);
 }
 
@@ -136,28 +154,20 @@ static void on_tick_reply(void *ud, const redisReply *rep)
 {
 	omr_router_t *r = ud;
 	r->ticking = false;
-	uint64_t now = uv_now(r->loop);
+	uint64_t n;
 	if (rep && rep->type == REDIS_REPLY_ERROR && omr_router_is_refusal(rep->str)) {
 		omr_router_refused(r, rep->str);
 		return;
 	}
 	if (rep && rep->type == REDIS_REPLY_ERROR) {
-		/* Once a minute while it lasts (one line per tick_ms would flood
-		 * the journal). */
-		r->tick_failures++;
-		if (!r->tick_warned_ms || now - r->tick_warned_ms >= WARN_EVERY_MS) {
+		/* (one line per tick_ms would flood the journal) */
+		if (rate_warn(&r->tick_warn, uv_now(r->loop), &n))
 			omr_warn("router", "timer tick failed error=\"%s\" failures=%llu", rep->str,
-			         (unsigned long long)r->tick_failures);
-			r->tick_warned_ms = now ? now : 1;
-			r->tick_failures = 0;
-		}
+			         (unsigned long long)n);
 		return;
 	}
-	if (rep && r->tick_warned_ms) {
+	if (rep && rate_warn_end(&r->tick_warn, &n))
 		omr_info("router", "timer ticks work again");
-		r->tick_warned_ms = 0;
-		r->tick_failures = 0;
-	}
 	if (rep)
 		writes_work(r);
 	if (rep && rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)

@@ -46,6 +46,13 @@ typedef struct omr_watch {
 	unsigned refs;
 } omr_watch_t;
 
+/* A failure that lasts is logged once a minute, with how many happened since
+ * the last line (omr_rate_warn). */
+typedef struct omr_rate_warn {
+	uint64_t warned_ms; /* when it was last logged; 0: not failing */
+	uint64_t count;     /* failures since that line */
+} omr_rate_warn_t;
+
 struct omr_router {
 	uv_loop_t *loop;
 	const omr_config_t *cfg;
@@ -56,18 +63,16 @@ struct omr_router {
 	char instance[96];
 	char node[72]; /* the instance's stable part: daemon.instance_name or the host name */
 	uint64_t next_id;
-	omr_hmap_t *agents;      /* "group/agent" -> omr_watch_t */
-	omr_hmap_t *customers;   /* "group/conv" -> omr_watch_t list */
-	omr_hmap_t *inflight;    /* "peer:id" -> (void *)1: requests being handled */
-	omr_ackcache_t *acks;    /* "peer:id" -> the ack sent: answers resends */
-	size_t reads;            /* stream reads in flight */
-	uint64_t tick_warned_ms; /* when a failed timer tick was last logged (0: none failing) */
-	uint64_t tick_failures;  /* failed ticks since that line */
+	omr_hmap_t *agents;        /* "group/agent" -> omr_watch_t */
+	omr_hmap_t *customers;     /* "group/conv" -> omr_watch_t list */
+	omr_hmap_t *inflight;      /* "peer:id" -> (void *)1: requests being handled */
+	omr_ackcache_t *acks;      /* "peer:id" -> the ack sent: answers resends */
+	size_t reads;              /* stream reads in flight */
+	omr_rate_warn_t tick_warn; /* failed timer ticks */
 	/* Redis refusing writes (OOM, MISCONF, READONLY, ...): its last refusal, "" once
-	 * a timer tick (a write) worked again; when it was last logged, and how many
-	 * calls it refused since that line. */
+	 * a timer tick (a write) worked again; and its log line's pacing. */
 	char refusal[160];
-	uint64_t refusal_warned_ms, refusals;
+	omr_rate_warn_t refusal_warn;
 	omr_health_t health;   /* as last told to on_state */
 	uv_timer_t *tick;      /* fires due Redis timers (omr_tick) */
 	uv_timer_t *heartbeat; /* vouches for the desktops connected here */

@@ -1686,20 +1686,15 @@
 
 	var PRESENCE_REASONS = { "missed-offers": "Missed offers" };
 
-	/* The server's presence changed: by this desktop's own request, by the
+	/* The server's presence changed, not at this desktop's request: by the
 	 * router (a break after missed offers) or by the site (omnirouterctl
 	 * agent state). A notice (no seq, nothing to ack); a login's welcome
 	 * says the state to start from. */
 	function onPresenceItem(item) {
 		var p = item.presence, reason = item.reason || "";
-		var mine = Object.keys(pending).some(function (rid) {
-			return pending[rid].kind === "presence";
-		});
 		if (p === presence && (p !== "break" || reason === ui.breakReason.value))
 			return;
 		showPresence(p, reason);
-		if (mine)
-			return; /* (its ack says the rest) */
 		/* decided elsewhere: keep it across a reload rather than undo it */
 		want = { presence: presence, reason: p === "break" ? reason : "" };
 		saveCreds();

@@ -255,6 +255,24 @@ static int take_opt_text(const cJSON *obj, const char *key, const omr_ws_limits_
 	return 0;
 }
 
+/* An optional "language" member (a hello's; a transfer's, the customer's):
+ * a BCP-47 tag, or *lang NULL when absent or "und" ("undetermined", RFC 5646
+ * 4.1: as if none was given). */
+static int take_language(const cJSON *obj, const char **lang, omr_ws_error_t *err)
+{
+	char primary[16];
+	if (get_str(obj, "language", lang) ||
+	    (*lang && (strlen(*lang) > OMR_WS_LANG_MAX ||
+	               omr_language_primary(*lang, primary, sizeof(primary))))) {
+		*lang = NULL;
+		omr_ws_error_set(err, "bad-request", "language must be a BCP-47 tag", 0);
+		return -EINVAL;
+	}
+	if (*lang && strcmp(primary, "und") == 0)
+		*lang = NULL;
+	return 0;
+}
+
 /* hello's "attributes": an object of at most 16 members, each an id (at
  * most 64 bytes) -> 0-255 bytes of UTF-8 without control characters, no name
  * twice (cJSON keeps repeated names; the envelope refuses them). Absent:
@@ -378,7 +396,7 @@ static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 {
 	const char *lang = NULL, *name = NULL;
 	const cJSON *attrs = NULL;
-	char primary[16], customer[OMR_WS_ID_MAX + 1] = "", topic[OMR_WS_ID_MAX + 1] = "";
+	char customer[OMR_WS_ID_MAX + 1] = "", topic[OMR_WS_ID_MAX + 1] = "";
 	if (take_id(obj, "tenant", OMR_WS_TENANT_MAX, false, rq->tenant, sizeof(rq->tenant), err,
 	            "tenant must be 1-64 of [A-Za-z0-9._:@-]") ||
 	    take_id(obj, "customer_id", OMR_WS_ID_MAX, false, customer, sizeof(customer), err,
@@ -393,14 +411,8 @@ static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 		omr_ws_error_set(err, "bad-request", "key must be 16-128 of [A-Za-z0-9._:@-]", 0);
 		return -EINVAL;
 	}
-	if (get_str(obj, "language", &lang) ||
-	    (lang && (strlen(lang) > OMR_WS_LANG_MAX ||
-	              omr_language_primary(lang, primary, sizeof(primary))))) {
-		omr_ws_error_set(err, "bad-request", "language must be a BCP-47 tag", 0);
+	if (take_language(obj, &lang, err))
 		return -EINVAL;
-	}
-	if (lang && strcmp(primary, "und") == 0)
-		lang = NULL; /* "undetermined" (RFC 5646 4.1): as if none was given */
 	if (get_str(obj, "name", &name) || (name && !name_is_valid(name))) {
 		omr_ws_error_set(err, "bad-request",
 		                 "name must be 1-256 bytes of UTF-8 without control characters", 0);
@@ -710,17 +722,11 @@ static int parse_transfer(const omr_ws_session_t *s, const omr_ws_limits_t *lim,
 	if (take_opt_text(obj, "note", lim, &note, err,
 	                  "note must be UTF-8 text of at most chat.max_text_bytes"))
 		return -EINVAL;
-	/* the customer's language, when it is not the one the conversation has */
+	/* the customer's language, when it is not the one the conversation has
+	 * ("und": it keeps its own) */
 	const char *lang = NULL;
-	char primary[16];
-	if (get_str(obj, "language", &lang) ||
-	    (lang && (strlen(lang) > OMR_WS_LANG_MAX ||
-	              omr_language_primary(lang, primary, sizeof(primary))))) {
-		omr_ws_error_set(err, "bad-request", "language must be a BCP-47 tag", 0);
+	if (take_language(obj, &lang, err))
 		return -EINVAL;
-	}
-	if (lang && strcmp(primary, "und") == 0)
-		lang = NULL; /* "undetermined": the conversation keeps its own */
 	rq->env = env_for(s, OMR_ENV_CONV_TRANSFER, s->tenant);
 	if (!rq->env)
 		return -ENOMEM;

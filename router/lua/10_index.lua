@@ -298,12 +298,12 @@ local function reindex(P, R, a)
   end
 end
 
--- Every change while a desktop is logged in is told to it too ("p:" on the
--- notify channel: its instance sends a presence notice): a break the router
--- decided (missed offers), the site's `agent state`, the desktop's own
--- request. Not an inbox item: one a desktop never read would come back,
+-- A change while a desktop is logged in that it did not ask for itself (quiet)
+-- is told to it ("p:" on the notify channel: its instance sends a presence
+-- notice): a break the router decided (missed offers), the site's `agent
+-- state`. Not an inbox item: one a desktop never read would come back,
 -- stale, to its next login, whose welcome says the state already.
-local function set_presence(P, a, state, reason, now)
+local function set_presence(P, a, state, reason, now, quiet)
   if a.presence == state and (a.reason or '') == (reason or '') then
     return
   end
@@ -312,7 +312,7 @@ local function set_presence(P, a, state, reason, now)
     'presence_since_ms', now)
   redis.call('XADD', P .. ':agent:' .. a.id .. ':presence', 'MAXLEN', '~', HISTORY_MAXLEN, '*',
     'state', state, 'reason', a.reason, 'ts', now)
-  if (a.session or '') ~= '' then
+  if not quiet and (a.session or '') ~= '' then
     notify(P, 'p:' .. a.id .. '|' .. state .. '|' .. a.reason)
   end
 end

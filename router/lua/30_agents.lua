@@ -288,14 +288,15 @@ end
 
 local STATES = {available = true, away = true, busy = true, ['break'] = true, offline = true}
 
-local function change_state(P, a, state, reason)
+-- asked: the desktop asked for it (its answer says the state; no notice).
+local function change_state(P, a, state, reason, asked)
   if not STATES[state] then
     return err('BADARG', 'state must be available, away, busy, break or offline')
   end
   local now = now_ms()
   local R = rules(P)
   local was = a.presence
-  set_presence(P, a, state, reason, now)
+  set_presence(P, a, state, reason, now, asked)
   reindex(P, R, a)
   if state == 'offline' then
     -- Set offline by the site: not waited for (sticky, a transfer), and an

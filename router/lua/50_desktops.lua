@@ -86,7 +86,7 @@ local function agent_presence(keys, args)
   if args[3] ~= 'available' and args[3] ~= 'away' and args[3] ~= 'break' then
     return err('BADARG', 'presence must be available, away or break')
   end
-  return change_state(P, a, args[3], args[4] or '')
+  return change_state(P, a, args[3], args[4] or '', true) -- (its answer says it)
 end
 
 -- omr_agent_gone P agent session -> "offline" | "ignored"

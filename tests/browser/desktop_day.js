@@ -10,26 +10,13 @@
 // stdin. Exit 0 when every check held, 1 otherwise.
 "use strict";
 
-const readline = require("readline");
 
 const { WAIT_MS, BASE, AGENT_ID, AGENT_TOKEN, WS_BASE, log, check, fail, sleep,
 	until, openPage, lines, waitText, startChat, customerSend, runScenario } =
 	require("./edges_lib");
 const { ctl, agentShow, Customer, desktopLogin, desktopPresence, desktopState, selectConv,
-	pageChat, reply, closeCurrent, availableDesk } = require("./desktop_lib");
+	pageChat, reply, closeCurrent, availableDesk, cmd } = require("./desktop_lib");
 
-let stdinLines = null;
-async function cmd(name) {
-	if (!stdinLines) {
-		stdinLines = [];
-		const rl = readline.createInterface({ input: process.stdin });
-		rl.on("line", (l) => stdinLines.push(l));
-	}
-	console.log(`CMD ${name}`);
-	await until(() => stdinLines.includes(`done ${name}`), `${name} done`, 60000);
-	stdinLines.length = 0;
-	log(`${name} done`);
-}
 
 async function shot(page, name) {
 	if (process.env.OMR_SHOTS)
@@ -92,6 +79,15 @@ async function agentProxy(page) {
 		p.pages = [];
 	};
 	return p;
+}
+
+// The desktop behind agentProxy, logged in and available.
+async function proxiedDesk(browser) {
+	const { page } = await openPage(browser, "desktop");
+	const px = await agentProxy(page);
+	await desktopLogin(page);
+	await desktopPresence(page, "available");
+	return { page, px };
 }
 
 // PROTOCOL.md "presence": "The router may put an agent on break by itself (reason
@@ -245,10 +241,7 @@ async function unavailableReply(browser) {
 // reply meanwhile, the customer asks something meanwhile. After the reconnect each line shows
 // once on both sides, and in the same order (the stored one).
 async function dropOrder(browser) {
-	const { page } = await openPage(browser, "desktop");
-	const px = await agentProxy(page);
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const { page, px } = await proxiedDesk(browser);
 	const c = await new Customer({ name: "Rosa" }).start();
 	await c.send("pregunta uno");
 	await waitText(page, "pregunta uno");
@@ -408,10 +401,7 @@ async function draftSwitch(browser) {
 // the chat. luis typed a reply meanwhile. Back online, luis's desktop says the chat was taken
 // back and marks the reply failed (right), but its status bar says "error: ..." for good.
 async function longDrop(browser) {
-	const { page } = await openPage(browser, "desktop");
-	const px = await agentProxy(page);
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const { page, px } = await proxiedDesk(browser);
 	const { page: cust } = await openPage(browser, "customer");
 	await cust.goto(`${BASE}/chat.html`);
 	await startChat(cust);
@@ -506,10 +496,7 @@ async function longDayList(browser) {
 // the agent goes offline, and after routing.agent_grace_s (5 s) maria gets the chat. Meanwhile
 // luis's desktop: what does it say?
 async function silentDrop(browser) {
-	const { page } = await openPage(browser, "desktop");
-	const px = await agentProxy(page);
-	await desktopLogin(page);
-	await desktopPresence(page, "available");
+	const { page, px } = await proxiedDesk(browser);
 	const c = await new Customer({ name: "Rosa" }).start();
 	await c.send("hola, necesito ayuda");
 	await waitText(page, "hola, necesito ayuda");

@@ -7,31 +7,18 @@
 // Environment: OMR_BASE, OMR_AGENT_ID, OMR_AGENT_TOKEN (the desktop's agent), optional
 // OMR_AGENT2_ID/OMR_AGENT2_TOKEN, OMR_CTL and OMR_CFG (omnirouterctl and the daemon's
 // configuration), OMR_CHROMIUM. Customers are plain websocket clients (so their customer_id and
-// attributes, which pick the queue, are under control). Printing "RESTART DAEMON" makes the
-// Python side restart the daemon; it answers "restarted" on stdin. Exit 0 when every check
-// held, 1 otherwise (each failure printed as "CHECK FAILED: ...").
+// attributes, which pick the queue, are under control). cmd("restart") has the Python side
+// restart the daemon (desktop_lib.js). Exit 0 when every check held, 1 otherwise (each failure
+// printed as "CHECK FAILED: ...").
 "use strict";
 
-const readline = require("readline");
 
 const { WAIT_MS, BASE, AGENT_ID, AGENT_TOKEN, WS_BASE, log, check, fail, sleep,
 	until, openPage, lines, waitText, startChat, customerSend, runScenario } =
 	require("./edges_lib");
 const { ctl, agentShow, Customer, desktopLogin, desktopPresence, desktopState, selectConv,
-	pageChat, reply, closeCurrent, availableDesk } = require("./desktop_lib");
+	pageChat, reply, closeCurrent, availableDesk, cmd } = require("./desktop_lib");
 
-let stdinLines = null;
-async function restartDaemon() {
-	if (!stdinLines) {
-		stdinLines = [];
-		const rl = readline.createInterface({ input: process.stdin });
-		rl.on("line", (l) => stdinLines.push(l));
-	}
-	console.log("RESTART DAEMON");
-	await until(() => stdinLines.includes("restarted"), "daemon restarted", 60000);
-	stdinLines.length = 0;
-	log("daemon restarted");
-}
 
 // ---- the desktop -----------------------------------------------------------------------------
 
@@ -596,7 +583,7 @@ async function daemonRestart(browser) {
 	await waitText(page, "antes del reinicio");
 	const c2 = await new Customer({ name: "Tomas", kind: "offer" }).start();
 	await page.locator("#offer-list li").waitFor({ timeout: WAIT_MS });
-	await restartDaemon();
+	await cmd("restart");
 	await page.waitForFunction(() => document.getElementById("status").textContent === "online" &&
 		!document.getElementById("presence-box").hidden, null, { timeout: 40000 })
 		.catch(() => fail("the desktop did not log in again within 40 s of the restart"));
@@ -627,7 +614,7 @@ async function daemonRestart(browser) {
 		null, { timeout: WAIT_MS });
 	// a second restart while on break
 	await desktopPresence(page, "break", "meeting");
-	await restartDaemon();
+	await cmd("restart");
 	await page.waitForFunction(() => document.getElementById("status").textContent === "online" &&
 		!document.getElementById("presence-box").hidden, null, { timeout: 40000 })
 		.catch(() => fail("no login after the 2nd restart"));

@@ -4,8 +4,9 @@
 "use strict";
 
 const { execFileSync } = require("child_process");
+const readline = require("readline");
 
-const { WAIT_MS, AGENT_ID, AGENT_TOKEN, BASE, WS_BASE, fail, sleep, until, openPage,
+const { WAIT_MS, AGENT_ID, AGENT_TOKEN, BASE, WS_BASE, log, fail, sleep, until, openPage,
 	startChat } = require("./edges_lib");
 
 function ctl(...args) {
@@ -17,6 +18,21 @@ function ctl(...args) {
 
 function agentShow(id = AGENT_ID) {
 	return JSON.parse(ctl("--json", "agent", "show", id));
+}
+
+// Prints "CMD NAME" for the Python side (test_desktop_edges.run_browser) to act on: restart,
+// stop, start the daemon, redis-pause, redis-resume; it answers "done NAME" on stdin.
+let stdinLines = null;
+async function cmd(name) {
+	if (!stdinLines) {
+		stdinLines = [];
+		const rl = readline.createInterface({ input: process.stdin });
+		rl.on("line", (l) => stdinLines.push(l));
+	}
+	console.log(`CMD ${name}`);
+	await until(() => stdinLines.includes(`done ${name}`), `${name} done`, 60000);
+	stdinLines.length = 0;
+	log(`${name} done`);
 }
 
 // ---- customers over the protocol -------------------------------------------------------------
@@ -183,4 +199,4 @@ async function closeCurrent(page, disposition = "resolved") {
 }
 
 module.exports = { ctl, agentShow, Customer, desktopLogin, desktopPresence, desktopState,
-	selectConv, pageChat, reply, closeCurrent, availableDesk };
+	selectConv, pageChat, reply, closeCurrent, availableDesk, cmd };

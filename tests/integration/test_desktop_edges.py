@@ -39,10 +39,9 @@ FAST = {"routing": {"tick_ms": 100}}
 def run_browser(env, scenario, capacity=4, wrapup_s=8, second_agent=False, config=None,
                 languages="es,en", script="desktop_edges.js", offer_s=60):
     """Runs tests/browser/SCRIPT SCENARIO. luis (capacity `capacity`) is the desktop agent;
-    second_agent: maria too (capacity 2). The scenario may print "RESTART DAEMON": the daemon
-    is stopped and started again, then "restarted" is written to its stdin; or "CMD NAME",
-    answered "done NAME" once done: restart, stop, start, redis-pause (SIGSTOP the private
-    redis-server), redis-resume."""
+    second_agent: maria too (capacity 2). The scenario may print "CMD NAME", answered
+    "done NAME" once done: restart (the daemon stopped and started again), stop, start,
+    redis-pause (SIGSTOP the private redis-server), redis-resume."""
     ensure_playwright()
     redis = env.redis()
     cfg = {k: dict(v) for k, v in FAST.items()}
@@ -78,12 +77,7 @@ def run_browser(env, scenario, capacity=4, wrapup_s=8, second_agent=False, confi
             sys.stdout.write(line)
             sys.stdout.flush()
             s = line.strip()
-            if s.endswith("RESTART DAEMON"):
-                d.stop()
-                d.start()
-                p.stdin.write("restarted\n")
-                p.stdin.flush()
-            elif s.startswith("CMD "):
+            if s.startswith("CMD "):
                 cmd = s.split()[1]
                 if cmd in ("restart", "stop"):
                     d.stop()

@@ -626,7 +626,7 @@ async def test_race_offers_three_instances(env):
             pass  # presence
         elif kind == "presence" and "seq" not in f and f.get("presence") in (
                 "available", "away", "break", "busy", "offline"):
-            stats[f"presence notice {f['presence']}"] += 1  # its own changes, or a break
+            stats[f"presence notice {f['presence']}"] += 1  # a missed-offers break
         elif kind == "error" and "id" not in f and f.get("code") == "unavailable":
             # an item ack the router could not store in time (overload): the
             # item would come again at the next login; nothing else changes

@@ -22,7 +22,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (Agent, Customer, add_agent, http_get, log, run_tests,  # noqa: E402
+from omr_harness import (Agent, Customer, add_agent, http_get, run_tests,  # noqa: E402
                          time_limit, wait_log)
 
 CONFIG = {"redis": {"ping_interval_ms": 200, "ping_timeout_ms": 1000,
@@ -30,17 +30,22 @@ CONFIG = {"redis": {"ping_interval_ms": 200, "ping_timeout_ms": 1000,
           "bus": {"ack_timeout_ms": 1000, "max_attempts": 20}}
 
 
-@time_limit(90)
-async def test_frozen_redis_is_detected_and_nothing_is_lost(env):
-    r = env.redis()
-    d = env.daemon(r, config=CONFIG)
-    token = add_agent(d, "a1", "Alex", "en", 2)
-    agent = Agent(d.url, "a1", token)
+async def chatting(d, first):
+    """An available agent a1 and a customer whose first message (m1) it has: (agent, cust)."""
+    agent = Agent(d.url, "a1", add_agent(d, "a1", "Alex", "en", 2))
     await agent.login()
     await agent.presence("available")
     cust = Customer(d.url)
     await cust.hello(language="en")
-    await cust.send("before the freeze", id="m1")
+    await cust.send(first, id="m1")
+    return agent, cust
+
+
+@time_limit(90)
+async def test_frozen_redis_is_detected_and_nothing_is_lost(env):
+    r = env.redis()
+    d = env.daemon(r, config=CONFIG)
+    agent, cust = await chatting(d, "before the freeze")
 
     r.proc.send_signal(signal.SIGSTOP)
     try:
@@ -232,13 +237,7 @@ async def test_refused_writes_are_answered_at_once(env):
     notify = Notify(env)
     with notify.exported():
         d = env.daemon(r, config=dict(CONFIG, routing={"tick_ms": 100}))
-    token = add_agent(d, "a1", "Alex", "en", 2)
-    agent = Agent(d.url, "a1", token)
-    await agent.login()
-    await agent.presence("available")
-    cust = Customer(d.url)
-    await cust.hello(language="en")
-    await cust.send("before", id="m1")
+    agent, cust = await chatting(d, "before")
     c = r.client()
     assert c.cmd("CONFIG", "SET", "maxmemory", "1") == "OK"
     try:
