@@ -266,9 +266,24 @@ end
 -- Every instance says it is alive at each omr_tick (P:instances, instance
 -- -> ms); one silent for longer than routing.heartbeat_timeout_s, plus the
 -- longest routing.tick_ms (10 s) between two ticks of a live one, stopped.
+local function instance_silent_ms(R)
+  return num(R.heartbeat_timeout_s, 30) * 1000 + 10000
+end
+
 local function instance_alive(P, R, instance, now)
   local at = redis.call('ZSCORE', P .. ':instances', instance)
-  return at ~= false and now - num(at, 0) < num(R.heartbeat_timeout_s, 30) * 1000 + 10000
+  return at ~= false and now - num(at, 0) < instance_silent_ms(R)
+end
+
+-- A customer's connection is "INSTANCE:CONN"; P:inst:INSTANCE:convs holds
+-- the conversations an instance has (or had, when it stopped) customers'
+-- connections on (omr_tick's reap_instance).
+local function instance_of(session)
+  return string.match(session, '^(.*):[^:]*$') or session
+end
+
+local function instance_convs_key(P, instance)
+  return P .. ':inst:' .. instance .. ':convs'
 end
 
 -- When c, whose customer left (`left_ms`, omr_conv_left), is taken for

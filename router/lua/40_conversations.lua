@@ -52,9 +52,9 @@ end
 -- 60_timers.lua) unless the customer came back. An instance that stops
 -- (a crash, a drain) does not report its customers gone: they are not
 -- leaving, and may come back elsewhere. Its members stop counting once it
--- is silent (customer_connected); a customer who never comes back after
--- such a stop is not taken for gone, and the conversation waits for an
--- agent as it always did.
+-- is silent (customer_connected), and the first tick of another instance
+-- after that takes the customers it held and who are not back for leaving
+-- then (reap_instance, 60_timers.lua).
 local function tell_agent(P, c, kind, now)
   if c.state == 'assigned' and (c.agent or '') ~= '' then
     inbox_add(P, c.agent, 'kind', kind, 'conv', c.id, 'ts', int(now))
@@ -67,6 +67,7 @@ local function customer_here(P, c, session)
     return
   end
   local ckey = P .. ':conv:' .. c.id
+  redis.call('SADD', instance_convs_key(P, instance_of(session)), c.id)
   if redis.call('SADD', ckey .. ':cust', session) == 1 and (c.left_ms or '') ~= '' then
     redis.call('HDEL', ckey, 'left_ms')
     c.left_ms = nil
@@ -158,6 +159,7 @@ local function conv_start(keys, args)
   end
   if (args[11] or '') ~= '' then
     redis.call('SADD', ckey .. ':cust', args[11])
+    redis.call('SADD', instance_convs_key(P, instance_of(args[11])), conv)
   end
   local state = sticky_route(P, R, c, q, args[8], now) or route(P, R, c, q, now)
   return state
@@ -200,23 +202,43 @@ end
 -- They go with the conversation's other keys.
 local function customer_connected(P, R, conv, now)
   for _, m in ipairs(redis.call('SMEMBERS', P .. ':conv:' .. conv .. ':cust')) do
-    if instance_alive(P, R, string.match(m, '^(.*):[^:]*$') or m, now) then
+    if instance_alive(P, R, instance_of(m), now) then
       return true
     end
   end
   return false
 end
 
+-- c's customer has no connection left, from now: its agent is told, and the
+-- abandonment clock starts.
+local function customer_away(P, R, c, now)
+  c.left_ms = int(now)
+  redis.call('HSET', P .. ':conv:' .. c.id, 'left_ms', c.left_ms)
+  tell_agent(P, c, 'customer-left', now)
+  local due = abandon_due(R, c)
+  if due ~= nil then
+    -- (set whatever the state: one that waits by then is closed)
+    timer_add(P, due, 'gone|' .. c.id .. '|' .. c.left_ms)
+  end
+end
+
 -- omr_conv_left P conv session -> "away" (that was the customer's last
 -- connection) or "here" (another is open, or this one was reported already)
 local function conv_left(keys, args)
   local P, conv, session = keys[1], args[1], args[2]
-  local c = conv_read(P, conv)
-  if c == nil or c.state == 'closed' then
-    return 'here'
-  end
   local cust = P .. ':conv:' .. conv .. ':cust'
-  if redis.call('SREM', cust, session) == 0 then
+  local removed = redis.call('SREM', cust, session) == 1
+  -- Out of the instance's list once none of its connections is left here.
+  local instance = instance_of(session)
+  local others = false
+  for _, m in ipairs(redis.call('SMEMBERS', cust)) do
+    others = others or instance_of(m) == instance
+  end
+  if not others then
+    redis.call('SREM', instance_convs_key(P, instance), conv)
+  end
+  local c = conv_read(P, conv)
+  if c == nil or c.state == 'closed' or not removed then
     return 'here'
   end
   local now = now_ms()
@@ -229,14 +251,7 @@ local function conv_left(keys, args)
     end
     return 'here'
   end
-  c.left_ms = int(now)
-  redis.call('HSET', P .. ':conv:' .. conv, 'left_ms', c.left_ms)
-  tell_agent(P, c, 'customer-left', now)
-  local due = abandon_due(R, c)
-  if due ~= nil then
-    -- (set whatever the state: one that waits by then is closed)
-    timer_add(P, due, 'gone|' .. conv .. '|' .. c.left_ms)
-  end
+  customer_away(P, R, c, now)
   return 'away'
 end
 

@@ -175,6 +175,41 @@ local function fire_requeue(P, R, a, session, now)
   end
 end
 
+-- Customers of an instance that stopped (a drain, a crash: it reports
+-- nobody gone) and did not come back elsewhere are taken for leaving when
+-- another instance's tick finds it silent (instance_silent_ms): the agent
+-- who holds such a conversation is told `customer-left`, and one that waits
+-- is closed as abandoned chat.abandon_after_s later (fire_gone), counted from
+-- now, so that customers whose pages reconnect to the restarted service have
+-- that long whatever the length of the outage. REAP_BATCH conversations per
+-- tick; the instance's name goes once its list is done. One that was only
+-- frozen or cut off from Redis and ticks again is alive again, and its
+-- connections count again (fire_gone looks before it closes anything).
+local REAP_BATCH = 100
+
+local function reap_instance(P, now)
+  local old = redis.call('ZRANGE', P .. ':instances', 0, 0, 'WITHSCORES')
+  if #old == 0 or now - num(old[2], 0) < 10000 then
+    return -- (the rules only when one may be silent long enough)
+  end
+  local R = rules(P)
+  if now - num(old[2], 0) < instance_silent_ms(R) then
+    return
+  end
+  local ikey = instance_convs_key(P, old[1])
+  local convs = redis.call('SPOP', ikey, REAP_BATCH)
+  for _, conv in ipairs(convs) do
+    local c = conv_read(P, conv)
+    if c ~= nil and c.state ~= 'closed' and (c.left_ms or '') == ''
+      and not customer_connected(P, R, conv, now) then
+      customer_away(P, R, c, now)
+    end
+  end
+  if #convs < REAP_BATCH then
+    redis.call('ZREM', P .. ':instances', old[1])
+  end
+end
+
 -- omr_tick P [instance] -> number of timers fired. Every instance calls it; whichever
 -- runs first fires a due timer, exactly once.
 local function tick(keys, args)
@@ -182,9 +217,9 @@ local function tick(keys, args)
   local now = now_ms()
   if (args[1] or '') ~= '' then
     -- this instance is alive (instance_alive); a restarted one has a new
-    -- name, so the names of those that stopped go after a day
+    -- name, and those that stopped go once reaped
     redis.call('ZADD', P .. ':instances', now, args[1])
-    redis.call('ZREMRANGEBYSCORE', P .. ':instances', '-inf', now - 86400000)
+    reap_instance(P, now)
   end
   local due = redis.call('ZRANGEBYSCORE', P .. ':timers', '-inf', now, 'LIMIT', 0, 200)
   if #due == 0 then

@@ -211,6 +211,107 @@ class LeftLua(LuaTestCase):
         self.msg("c1", "sent before leaving")
         self.assertIn("left_ms", self.conv("c1"))
 
+    def stop_instance(self, name):
+        """As if instance `name` last ticked a minute ago (heartbeat_timeout_s 30)."""
+        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, name)
+
+    def test_customers_of_a_stopped_instance_are_taken_for_leaving(self):
+        # A crash or a drain reports nobody gone. Was: a customer whose page
+        # never came back after it waited for ever, and an agent who held the
+        # chat was never told the customer had left.
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.agent("a1", "en", 1)
+        self.fcall("omr_tick", "old")
+        self.fcall("omr_tick", "new")
+        self.assertEqual(self.start_with("c1", "old:1"), "assigned")  # a1's
+        self.assertEqual(self.start_with("c2", "old:2"), "queued")
+        self.assertEqual(self.start_with("c3", "old:3"), "queued")
+        self.assertEqual(self.fcall("omr_conv_resume", "c3", "tok", T, "new:1"), "queued")
+        self.assertEqual(self.start_with("c4", "old:4"), "queued")
+        self.assertEqual(self.fcall("omr_conv_left", "c4", "old:4"), "away")  # left before
+        left4 = self.conv("c4")["left_ms"]
+        self.fcall("omr_tick", "new")  # "old" is alive: nothing happens
+        self.assertNotIn("left_ms", self.conv("c2"))
+        self.stop_instance("old")
+        before = int(time.time() * 1000)
+        self.fcall("omr_tick", "new")
+        after = int(time.time() * 1000)
+        self.assertIn("left_ms", self.conv("c1"))
+        kinds = [k for k, conv in self.inbox_kinds("a1") if conv == "c1"]
+        self.assertEqual(kinds, ["assigned", "customer-left"])
+        # counted from now, not from the instance's last tick: pages that
+        # reconnect to the restarted service have chat.abandon_after_s
+        self.assertTrue(before <= int(self.conv("c2")["left_ms"]) <= after, self.conv("c2"))
+        due = [int(float(sc)) for t, sc in zip(*[iter(self.r("ZRANGE", f"{P}:timers", 0, -1,
+                                                               "WITHSCORES"))] * 2)
+               if t.startswith("gone|c2|")]
+        self.assertEqual(len(due), 1)
+        self.assertTrue(before + 60000 <= due[0] <= after + 60000, due)
+        self.assertNotIn("left_ms", self.conv("c3"))  # back on another instance
+        self.assertEqual(self.conv("c4")["left_ms"], left4)  # its own departure
+        self.assertIsNone(self.r("ZSCORE", f"{P}:instances", "old"))
+        self.assertEqual(self.r("EXISTS", f"{P}:inst:old:convs"), 0)
+        self.fire_gone("c2")
+        self.assertEqual((self.conv("c2")["state"], self.conv("c2").get("close_reason")),
+                         ("closed", "abandoned"))
+        self.fire_gone("c3")
+        self.assertEqual(self.conv("c3")["state"], "queued")
+        self.assertEqual(self.conv("c1")["state"], "assigned")  # an agent's is never closed
+        # Back later (the page reconnects): the agent is told.
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "new:2"), "assigned")
+        kinds = [k for k, conv in self.inbox_kinds("a1") if conv == "c1"]
+        self.assertEqual(kinds, ["assigned", "customer-left", "customer-back"])
+        self.check_invariants()
+
+    def test_stopped_instance_with_many_customers_is_reaped_in_batches(self):
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.fcall("omr_tick", "old")
+        for i in range(150):
+            self.assertEqual(self.start_with(f"w{i}", f"old:{i}"), "queued")
+        self.stop_instance("old")
+        self.fcall("omr_tick", "new")
+        marked = sum(1 for i in range(150) if "left_ms" in self.conv(f"w{i}"))
+        self.assertEqual(marked, 100)  # REAP_BATCH per tick
+        self.assertIsNotNone(self.r("ZSCORE", f"{P}:instances", "old"))
+        self.fcall("omr_tick", "new")
+        marked = sum(1 for i in range(150) if "left_ms" in self.conv(f"w{i}"))
+        self.assertEqual(marked, 150)
+        self.assertIsNone(self.r("ZSCORE", f"{P}:instances", "old"))
+
+    def test_reaped_instance_that_ticks_again_keeps_its_customers(self):
+        # Frozen (SIGSTOP) or cut off from Redis past the heartbeat timeout,
+        # not stopped: once it ticks again its customers never left.
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.fcall("omr_tick", "frozen")
+        self.assertEqual(self.start_with("c1", "frozen:1"), "queued")
+        self.stop_instance("frozen")
+        self.fcall("omr_tick", "live")
+        self.assertIn("left_ms", self.conv("c1"))
+        self.fcall("omr_tick", "frozen")  # thawed
+        self.fire_gone("c1")
+        c = self.conv("c1")
+        self.assertEqual((c["state"], c.get("left_ms")), ("queued", None))
+
+    def test_instance_list_follows_the_connections(self):
+        # P:inst:NAME:convs: a conversation leaves an instance's list when the
+        # last of that instance's connections to it closes, so that a
+        # long-running instance's list stays the size of its connections.
+        self.rules({"name": "q"}, blocking={}, abandon_s=60)
+        self.fcall("omr_tick", "i1")
+        self.fcall("omr_tick", "i2")
+        self.assertEqual(self.start_with("c1", "i1:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "i1:2"), "queued")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "i2:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:1"), "here")
+        self.assertEqual(self.r("SMEMBERS", f"{P}:inst:i1:convs"), ["c1"])
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i1:2"), "here")
+        self.assertEqual(self.r("EXISTS", f"{P}:inst:i1:convs"), 0)
+        self.assertEqual(self.r("SMEMBERS", f"{P}:inst:i2:convs"), ["c1"])
+        # A customer still on the page after the close (the survey), then gone.
+        self.r("HSET", f"{P}:conv:c1", "state", "closed")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "i2:1"), "here")
+        self.assertEqual(self.r("EXISTS", f"{P}:inst:i2:convs"), 0)
+
     def test_waiting_again_after_the_customer_left_is_abandoned(self):
         # Assigned when its customer left; transferred to a queue later: it
         # waits again, and its customer's absence still counts.
@@ -345,6 +446,47 @@ async def test_daemon_restart_is_not_the_customer_leaving(env):
     await cust.close()
 
 
+@time_limit(90)
+async def test_customers_of_a_crashed_instance_who_never_return(env):
+    """An instance crashes (or drains, and its service is not started again). Its customers'
+    pages reconnect to the other instance, or do not: those who do not are taken for leaving
+    once the other instance finds the crashed one silent (heartbeat_timeout_s + 10 s). Was:
+    such a chat waited for ever, and was handed to the next free agent with nobody in it;
+    the agent who held one was never told the customer was gone."""
+    r = env.redis()
+    cfg = dict(FAST, routing={"tick_ms": 50, "heartbeat_timeout_s": 3})
+    d1 = env.daemon(r, name="d1", config=cfg)
+    d2 = env.daemon(r, name="d2", config=cfg)
+    token = add_agent(d2, "ana", "Ana", "en", capacity=1)
+    agent = Agent(d2.url, "ana", token)
+    await agent.login()
+    await agent.presence("available")
+    held = Customer(d1.url, "held")
+    await held.hello(language="en")
+    await agent.wait_item(lambda f: f.get("type") == "assigned", 10, "the assignment")
+    waits = Customer(d1.url, "waits")
+    await waits.hello(language="en")  # ana is full
+    back = Customer(d1.url, "back")
+    await back.hello(language="en")
+    d1.kill()
+    env.daemons.remove(d1)
+    back.base_url = d2.url
+    await back.resume()  # this page reconnects to the other instance
+    rc = r.client()
+    key = conv_key(waits.conversation_id)
+    await poll(lambda: rc.cmd("HGET", key, "state") == "closed", 30)
+    assert rc.cmd("HGET", key, "close_reason") == "abandoned", rc.hgetall(key)
+    left = await agent.wait_item(lambda f: f.get("event") == "customer-left", 5,
+                                 "customer-left")
+    assert left.get("conversation_id") == held.conversation_id, left
+    assert rc.cmd("HGET", conv_key(held.conversation_id), "state") == "assigned"
+    await asyncio.sleep(1.5)  # past abandon_after_s again
+    assert rc.cmd("HGET", conv_key(back.conversation_id), "state") == "queued", (
+        rc.hgetall(conv_key(back.conversation_id)))
+    await agent.close()
+    await back.close()
+
+
 def _lua(name):
     return as_run_test(LeftLua, name)
 
@@ -358,6 +500,10 @@ LUA = ["test_waiting_customer_gone_is_abandoned",
        "test_connection_of_a_stopped_instance_does_not_count",
        "test_connection_of_a_thawed_instance_counts_again",
        "test_customer_writing_on_a_thawed_instance_is_back",
+       "test_customers_of_a_stopped_instance_are_taken_for_leaving",
+       "test_stopped_instance_with_many_customers_is_reaped_in_batches",
+       "test_reaped_instance_that_ticks_again_keeps_its_customers",
+       "test_instance_list_follows_the_connections",
        "test_waiting_again_after_the_customer_left_is_abandoned",
        "test_reloaded_abandon_time_applies_to_who_left",
        "test_zero_never_abandons",
@@ -367,4 +513,5 @@ if __name__ == "__main__":
     run_tests([_lua(n) for n in LUA] +
               [test_customer_who_closes_the_page_is_not_handed_to_an_agent,
                test_agent_is_told_the_customer_left_and_came_back,
-               test_daemon_restart_is_not_the_customer_leaving])
+               test_daemon_restart_is_not_the_customer_leaving,
+               test_customers_of_a_crashed_instance_who_never_return])
