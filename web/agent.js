@@ -213,8 +213,18 @@
 		var stuck = Object.keys(pending).some(function (rid) {
 			return pending[rid].at && now - pending[rid].at > ANSWER_MS;
 		});
-		if (!stuck)
-			return;
+		if (stuck)
+			dropDead();
+	}, 2000);
+
+	/* A desktop that sends nothing (an agent waiting for work) has no
+	 * request to time: it pings when idle (liveness.js). */
+	var heard = OmrLiveness.watch({
+		socket: function () { return loggedIn ? ws : null; },
+		dead: dropDead
+	});
+
+	function dropDead() {
 		var old = ws;
 		old.onclose = old.onmessage = null;
 		try {
@@ -223,7 +233,7 @@
 			/* closing already */
 		}
 		onClosed("no answer from the server: reconnecting…");
-	}, 2000);
+	}
 
 	function newId(prefix) {
 		return prefix + "-" + Date.now().toString(36) + "-" + (nextId++);
@@ -283,6 +293,7 @@
 		};
 		ws.onmessage = function (ev) {
 			var msg;
+			heard();
 			try {
 				msg = JSON.parse(ev.data);
 			} catch (e) {

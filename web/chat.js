@@ -292,6 +292,7 @@
 		ws.onopen = onOpen;
 		ws.onmessage = function (ev) {
 			var msg;
+			heard();
 			try {
 				msg = JSON.parse(ev.data);
 			} catch (e) {
@@ -301,6 +302,23 @@
 		};
 		ws.onclose = onClose;
 	}
+
+	/* A customer waiting for an agent sends nothing: the page pings when
+	 * idle (liveness.js), and a connection that does not answer is dropped
+	 * and resumed like any other lost one. */
+	var heard = OmrLiveness.watch({
+		socket: function () { return welcomed ? ws : null; },
+		dead: function (old) {
+			old.onmessage = null;
+			old.onclose = null;
+			try {
+				old.close();
+			} catch (e) {
+				/* closing already */
+			}
+			onClose({ code: 1006, reason: "" });
+		}
+	});
 
 	function onOpen() {
 		anonRetry = false;

@@ -44,6 +44,7 @@ static const char *const kind_names[] = {
         [OMR_WS_HISTORY] = "history",
         [OMR_WS_TEAM] = "team",
         [OMR_WS_MONITOR] = "monitor",
+        [OMR_WS_PING] = "ping",
 };
 
 const char *omr_ws_kind_name(omr_ws_kind_t kind)
@@ -799,6 +800,8 @@ static omr_ws_kind_t kind_for(omr_ws_role_t role, const char *type)
 	        {OMR_WS_ROLE_AGENT, "history", OMR_WS_HISTORY},
 	        {OMR_WS_ROLE_AGENT, "team", OMR_WS_TEAM},
 	        {OMR_WS_ROLE_AGENT, "monitor", OMR_WS_MONITOR},
+	        {OMR_WS_ROLE_CUSTOMER, "ping", OMR_WS_PING},
+	        {OMR_WS_ROLE_AGENT, "ping", OMR_WS_PING},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		if (table[i].role == role && strcmp(table[i].name, type) == 0)
@@ -868,7 +871,7 @@ static int check_frame(const omr_ws_session_t *s, const cJSON *root, omr_ws_requ
 		omr_ws_error_set(err, "bad-request", "unknown type", 0);
 		return -EINVAL;
 	}
-	if (!s->authed && !omr_ws_kind_is_auth(rq->kind)) {
+	if (!s->authed && !omr_ws_kind_is_auth(rq->kind) && rq->kind != OMR_WS_PING) {
 		omr_ws_error_set(err, "unauthorized",
 		                 s->role == OMR_WS_ROLE_AGENT ? "log in first" : "say hello first",
 		                 0);
@@ -916,6 +919,8 @@ static int parse_kind(const omr_ws_session_t *s, const omr_ws_limits_t *lim, con
 		return parse_transcript(s, root, rq, err);
 	case OMR_WS_TEAM:
 		return parse_team(s, rq);
+	case OMR_WS_PING:
+		return 0; /* answered by the adapter: nothing goes to the router */
 	default:
 		omr_ws_error_set(err, "bad-request", "unknown type", 0);
 		return -EINVAL;

@@ -59,6 +59,7 @@ typedef enum omr_ws_kind {
 	OMR_WS_HISTORY,    /* agent: read an earlier conversation of the customer */
 	OMR_WS_TEAM,       /* agent (supervisor): the agents it supervises, their work */
 	OMR_WS_MONITOR,    /* agent (supervisor): read a supervised agent's conversation */
+	OMR_WS_PING,       /* customer or agent: is the connection alive (the adapter answers) */
 } omr_ws_kind_t;
 
 /* What the server knows about one connection. Identity (tenant, conv,
@@ -138,6 +139,9 @@ int omr_ws_render_deliver(const omr_ws_session_t *s, const omr_envelope_t *env, 
 
 /* {"type":"error","code":...,"reason":...[,"id":...]}; NULL on ENOMEM. */
 char *omr_ws_render_error(const omr_ws_error_t *err);
+
+/* {"type":"pong"[,"id":...]}: the answer to a ping; NULL on ENOMEM. */
+char *omr_ws_render_pong(const char *id);
 
 /* Fills *err; reason and code must be static strings. */
 void omr_ws_error_set(omr_ws_error_t *err, const char *code, const char *reason, int close_code);

@@ -53,6 +53,12 @@ char *omr_ws_render_error(const omr_ws_error_t *err)
 	return finish(obj, ok);
 }
 
+char *omr_ws_render_pong(const char *id)
+{
+	cJSON *obj = new_frame("pong");
+	return finish(obj, obj && add_str(obj, "id", id && id[0] ? id : NULL));
+}
+
 /* "es,en" -> ["es","en"] */
 static bool add_list(cJSON *obj, const char *key, const char *csv)
 {

@@ -465,6 +465,17 @@ static void handle_message(omr_ws_server_t *srv, ws_conn_t *c)
 		            id[0] ? id : NULL);
 		return;
 	}
+	if (rc == 0 && rq.kind == OMR_WS_PING) {
+		/* The connection is alive, whatever the router or Redis: a
+		 * client's liveness check (a desktop that sends nothing for a
+		 * while learns a silently dead connection from it). */
+		char *json = omr_ws_render_pong(rq.id);
+		omr_ws_request_cleanup(&rq);
+		if (json)
+			send_text(c, json);
+		free(json);
+		return;
+	}
 	if (srv->draining) {
 		if (rc == 0)
 			omr_ws_request_cleanup(&rq);

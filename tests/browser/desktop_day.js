@@ -37,11 +37,12 @@ function entryOf(st, name) {
 
 // ---- scenarios -------------------------------------------------------------------------------
 
-// Routes the page's agent websocket through a proxy: down() closes the page's connection (the
-// browser sees it drop, as when the network goes) and refuses new ones until up().
-async function agentProxy(page) {
+// Routes the page's agent (or customer) websocket through a proxy: down() closes the page's
+// connection (the browser sees it drop, as when the network goes) and refuses new ones until
+// up().
+async function agentProxy(page, path = /\/ws\/agent$/) {
 	const p = { pages: [], down: false, connections: 0 };
-	await page.routeWebSocket(/\/ws\/agent$/, (ws) => {
+	await page.routeWebSocket(path, (ws) => {
 		if (p.down) {
 			ws.close({ code: 1006 }).catch(() => {});
 			return;
@@ -531,6 +532,75 @@ async function silentDrop(browser) {
 	c.quit();
 }
 
+// The pages' liveness check (web/liveness.js), fast: a ping after 3 s without a frame, and a
+// connection dead 3 s after an unanswered ping.
+async function fastLiveness(page) {
+	await page.addInitScript(() => {
+		window.OMR_LIVENESS_MS = { idle: 3000, answer: 3000, check: 500 };
+	});
+}
+
+// The agent waits for work, sending nothing, when the network goes silently (a laptop lid
+// closed and opened, a NAT or proxy that forgot the connection: no close reaches either side).
+// silentDrop's desktop had a reply in flight, whose unanswered request gave the loss away; an
+// idle desktop has none. Was: it said "online" and "Available" for as long as the network
+// stayed silent, while no chat could reach it.
+async function idleSilentDrop(browser) {
+	const { page } = await openPage(browser, "desktop");
+	await fastLiveness(page);
+	const px = await agentProxy(page);
+	await desktopLogin(page);
+	await desktopPresence(page, "available");
+	await sleep(5000); // idle longer than the ping interval: pings answered, still online
+	check((await desktopState(page)).status === "online", "an idle desktop with a working " +
+	      `connection is not "online": ${JSON.stringify(await desktopState(page))}`);
+	px.silence();
+	const t0 = Date.now();
+	await page.waitForFunction(() => document.getElementById("status").textContent !== "online",
+		null, { timeout: 20000 }).catch(() => {});
+	const st = await desktopState(page);
+	const s = Math.round((Date.now() - t0) / 1000);
+	log(`${s} s after the network went silent: ${JSON.stringify(st)}`);
+	check(st.status !== "online", `${s} s after the network went silent the idle desktop ` +
+	      `still says "${st.status}", "${st.presence}": no chat can reach it and nothing says so`);
+	await px.restore();
+	await online(page);
+	const c = await new Customer({ name: "Rosa" }).start();
+	await c.send("hola, ¿hay alguien?");
+	await waitText(page, "hola, ¿hay alguien?", 20000);
+	c.quit();
+}
+
+// The same on the chat page: a customer waits for an agent, sending nothing, when the network
+// goes silently. Was: the page went on saying it was connected; once the network was back the
+// agent's answer never came, until the customer typed.
+async function customerIdleSilentDrop(browser) {
+	const { page: cust } = await openPage(browser, "customer");
+	await fastLiveness(cust);
+	const px = await agentProxy(cust, /\/ws\/customer$/);
+	await cust.goto(`${BASE}/chat.html`);
+	await startChat(cust, "es", "Rosa");
+	await cust.locator("#status").filter({ hasText: "waiting for an agent" })
+		.waitFor({ timeout: WAIT_MS });
+	await cust.locator("#text").fill("hola, necesito ayuda");
+	await cust.locator("#text").press("Enter");
+	await sleep(5000);
+	px.silence();
+	const t0 = Date.now();
+	await cust.waitForFunction(() => /connecting/.test(document.getElementById("status")
+		.textContent), null, { timeout: 20000 }).catch(() => {});
+	const status = await cust.locator("#status").textContent();
+	const s = Math.round((Date.now() - t0) / 1000);
+	log(`${s} s after the network went silent the chat page says "${status}"`);
+	check(/connecting/.test(status), `${s} s after the network went silent the waiting ` +
+	      `customer's page still says "${status}"`);
+	await px.restore();
+	const page = await availableDesk(browser);
+	await waitText(page, "hola, necesito ayuda", 20000);
+	await reply(page, "Hola Rosa, soy Luis");
+	await waitText(cust, "Hola Rosa, soy Luis", 20000);
+}
+
 // Capacity 3, chats from two queues: the agent closes Rosa's (queue wrap, wrapup_s 60: "Wrap-up
 // done" shows), then Tomas's (queue general, no wrap-up). The server keeps the wrap-up of the
 // first close (a running wrap-up "is not cut short"), so no chat comes for a minute; the
@@ -603,7 +673,7 @@ async function draftReload(browser) {
 const SCENARIOS = {
 	missedOffers, adminPresence, draftSwitch, twoTabs, longDayList, silentDrop, longDrop,
 	unavailableReply, surveyWhileDown, switchReload, dropOrder, offerKeyboard, wrapupTwoCloses,
-	draftReload,
+	draftReload, idleSilentDrop, customerIdleSilentDrop,
 };
 
 runScenario("desktop_day.js", Object.fromEntries(Object.entries(SCENARIOS).map(

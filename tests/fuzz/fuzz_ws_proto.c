@@ -13,7 +13,8 @@
  * session, never from the frame (and, with verification on, a hello's customer
  * id and attributes are ones the frame's customer_signature signs, and it has no
  * attributes without a customer id); its replies (an ack, then a failure) render
- * as JSON and update the session as docs/PROTOCOL.md says; an accepted
+ * as JSON and update the session as docs/PROTOCOL.md says (a ping, which
+ * the adapter answers, has no envelope and a pong that renders); an accepted
  * message delivered back to either side renders its text unchanged. Any
  * failure aborts so libFuzzer keeps the input. Built with -fsanitize=fuzzer
  * (OMR_FUZZ) and, for builds without libFuzzer, with replay_main.c.
@@ -572,6 +573,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		die("accepted a string with a malformed \\u escape, \\u0000 or a lone surrogate",
 		    NULL);
 	check(members_ok(data + 1, size - 1), "accepted a repeated member name or over 32 members");
+	if (rq.kind == OMR_WS_PING) {
+		/* the adapter's own: no envelope, any session; a pong that renders */
+		check(rq.env == NULL, "ping has an envelope");
+		check(!rq.id[0] || omr_id_is_valid(rq.id, OMR_WS_ID_MAX),
+		      "request id is not an id");
+		char *pong = omr_ws_render_pong(rq.id);
+		cJSON *obj = pong ? cJSON_Parse(pong) : NULL;
+		check(obj != NULL, "pong does not render as JSON");
+		cJSON_Delete(obj);
+		free(pong);
+		return 0;
+	}
 	check_envelope(&s, &rq);
 	if (identity && rq.kind == OMR_WS_HELLO)
 		check_signed(data + 1, size - 1, rq.env);

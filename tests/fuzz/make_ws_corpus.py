@@ -132,6 +132,8 @@ SEEDS = {
     "rate-float": (C1 | status(4), frame(type="rate", score=3.0, comment="")),
     "rate-comment-at-limit": (C1, frame(type="rate", score=4, comment="é" * 2048)),
     "typing-before-hello": (C0, frame(type="typing")),
+    "ping-before-hello": (C0, frame(type="ping", id="p-1")),
+    "agent-ping": (A1, frame(type="ping")),
     # agent: typing, transfer, history, close with a disposition
     "agent-typing": (A1, frame(type="typing", conversation_id=CONV)),
     "agent-typing-failed": (A1 | status(2), frame(type="typing", conversation_id=CONV)),

@@ -106,6 +106,21 @@ def test_silent_network_drop_shows_online(env):
 
 
 @time_limit(300)
+def test_idle_desktop_silent_drop_shows_online(env):
+    """An agent waiting for work (no request in flight) when the network goes silently: the
+    desktop said "online" and "Available" for as long as it stayed silent, and no chat could
+    reach it (no app-level ping existed; web/liveness.js now pings when idle)."""
+    run_browser(env, "idleSilentDrop", config=LOST)
+
+
+@time_limit(300)
+def test_waiting_customer_silent_drop_shows_connected(env):
+    """A customer waiting for an agent when the network goes silently: the chat page went on
+    saying it was connected."""
+    run_browser(env, "customerIdleSilentDrop", config=LOST)
+
+
+@time_limit(300)
 def test_status_bar_stuck_on_error_after_drop(env):
     """After a drop longer than the grace period the reply typed offline is refused
     (not-assigned); the status bar says "error: ..." for good while the desktop works."""
@@ -149,7 +164,9 @@ TESTS = [test_missed_offers_break_shown_as_available, test_site_break_shown_as_a
          test_new_chat_lands_out_of_sight_after_a_day,
          test_reload_forgets_the_conversation_read, test_second_close_hides_running_wrapup,
          test_two_tabs_back_to_the_first,
-         test_silent_network_drop_shows_online, test_status_bar_stuck_on_error_after_drop,
+         test_silent_network_drop_shows_online, test_idle_desktop_silent_drop_shows_online,
+         test_waiting_customer_silent_drop_shows_connected,
+         test_status_bar_stuck_on_error_after_drop,
          test_reply_refused_unavailable_marked_failed,
          test_reply_during_drop_shown_out_of_order, test_survey_sent_while_down_is_stuck,
          test_offer_gone_drops_keyboard_focus]

@@ -10,6 +10,7 @@ import asyncio
 import http.client
 import json
 import os
+import signal
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -579,6 +580,38 @@ async def test_typing_both_ways(env):
                   "not-assigned", what="agent typing in another agent's conversation")
     await refused(env, aconn, {"type": "typing", "id": "at-3"}, "bad-request",
                   what="agent typing without conversation_id")
+
+
+@time_limit(40)
+async def test_ping_answered_by_the_server_itself(env):
+    """PROTOCOL.md "Ping": either endpoint, before hello/login too, gets a pong at once with
+    the ping's id, whatever the state of Redis (the websocket server answers it)."""
+    r, d = start(env)
+    tok = add_agent(d, "ana", "Ana", "en", 2)
+    c = await cust_conn(d)
+    a = await agent_conn(d)
+    for conn in (c, a):
+        await conn.send({"type": "ping", "id": "p-1"})
+        p = await conn.wait_for(lambda f: f.get("type") in ("pong", "error"), 5, "pong")
+        env.expect({k: v for k, v in p.items() if k != "_t"} == {"type": "pong", "id": "p-1"},
+                   f"ping before hello/login: {p}")
+    await hello(c)
+    await a.send({"type": "login", "v": 1, "agent_id": "ana", "token": tok})
+    await a.wait_for(lambda f: f.get("type") == "welcome", 10, "welcome")
+    r.proc.send_signal(signal.SIGSTOP)  # Redis frozen: requests wait, pings do not
+    try:
+        for conn in (c, a):
+            s = len(conn.frames)
+            await conn.send({"type": "ping"})
+            p = await conn.wait_for(lambda f: f.get("type") in ("pong", "error"), 2,
+                                    "pong while Redis is frozen", s)
+            env.expect(p.get("type") == "pong" and "id" not in p, f"ping, Redis frozen: {p}")
+    finally:
+        r.proc.send_signal(signal.SIGCONT)
+    await refused(env, c, {"type": "ping", "id": "not valid"}, "bad-request",
+                  echo=False, what="ping with a bad id")
+    await c.close()
+    await a.close()
 
 
 @time_limit(40)
@@ -1526,6 +1559,7 @@ if __name__ == "__main__":
         test_http_paths_and_headers,
         test_resume_after_seq_and_bad_token,
         test_typing_both_ways,
+        test_ping_answered_by_the_server_itself,
         test_position_while_waiting,
         test_survey_rules,
         test_customer_close_frame,

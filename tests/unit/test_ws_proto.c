@@ -726,6 +726,43 @@ static void test_typing(void **state)
 	refused(&c0, "{\"type\":\"typing\"}", "unauthorized", 0);
 }
 
+/* A ping is the adapter's: answered at any time, before a hello or login
+ * too, with nothing for the router (no envelope). */
+static void test_ping(void **state)
+{
+	(void)state;
+	omr_ws_session_t sessions[] = {customer(false), customer(true), agent(false), agent(true)};
+	const char *frames[] = {"{\"type\":\"ping\",\"id\":\"p-1\"}", "{\"type\":\"ping\"}"};
+	for (size_t i = 0; i < sizeof(sessions) / sizeof(sessions[0]); i++) {
+		for (size_t f = 0; f < 2; f++) {
+			omr_ws_request_t rq;
+			omr_ws_error_t err;
+			assert_int_equal(omr_ws_parse(&sessions[i], &limits, frames[f],
+			                              strlen(frames[f]), &rq, &err),
+			                 0);
+			assert_int_equal(rq.kind, OMR_WS_PING);
+			assert_string_equal(rq.id, f == 0 ? "p-1" : "");
+			assert_null(rq.env);
+			omr_ws_request_cleanup(&rq);
+		}
+	}
+	omr_ws_session_t c = customer(true);
+	refused(&c, "{\"type\":\"ping\",\"id\":\"no spaces\"}", "bad-request", 0);
+	assert_string_equal(omr_ws_kind_name(OMR_WS_PING), "ping");
+
+	char *json = omr_ws_render_pong("p-1");
+	cJSON *o = cJSON_Parse(json);
+	assert_non_null(o);
+	assert_string_equal(cJSON_GetObjectItem(o, "type")->valuestring, "pong");
+	assert_string_equal(cJSON_GetObjectItem(o, "id")->valuestring, "p-1");
+	assert_int_equal(cJSON_GetArraySize(o), 2);
+	cJSON_Delete(o);
+	free(json);
+	json = omr_ws_render_pong("");
+	assert_string_equal(json, "{\"type\":\"pong\"}");
+	free(json);
+}
+
 static void test_rate(void **state)
 {
 	omr_ws_session_t s = customer(true);
@@ -955,6 +992,7 @@ int main(void)
 	        cmocka_unit_test(test_transfer),
 	        cmocka_unit_test(test_history),
 	        cmocka_unit_test(test_close_disposition),
+	        cmocka_unit_test(test_ping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
