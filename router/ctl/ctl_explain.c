@@ -34,6 +34,18 @@ static void print_candidates(const cJSON *list)
 	printf("%s\n", n ? "" : "candidates    none");
 }
 
+/* The customer has had no connection open since customer_left_ms (closed
+ * the page, lost the network, or was on an instance that stopped). */
+static void print_left(const cJSON *e)
+{
+	const cJSON *left = cJSON_GetObjectItemCaseSensitive(e, "customer_left_ms");
+	char buf[64];
+	if (!cJSON_IsNumber(left))
+		return;
+	omr_ctl_format_time(left->valuedouble, buf, sizeof(buf));
+	printf("customer      left at %s (no connection open since)\n", buf);
+}
+
 /* The skills the queue asked for against the agent's: the engine writes
  * {"skill":{"required":N,"agent":M}} as "skills" (ROUTING_SPEC.md calls it
  * skills_matched {"skill":level}); both are read. */
@@ -103,6 +115,7 @@ static void print_explain(const cJSON *e)
 			printf("trigger       %s\n", str_or(e, "trigger", ""));
 		if (str_or(e, "language", NULL))
 			printf("language      %s\n", str_or(e, "language", ""));
+		print_left(e);
 		if (cJSON_IsObject(prev)) {
 			const cJSON *pat = cJSON_GetObjectItemCaseSensitive(prev, "at_ms");
 			omr_ctl_format_time(cJSON_IsNumber(pat) ? pat->valuedouble : 0, buf,
@@ -119,6 +132,7 @@ static void print_explain(const cJSON *e)
 		printf("trigger       %s\n", str_or(e, "trigger", ""));
 	printf("language      %s, matched %s\n", str_or(e, "language", "-"),
 	       str_or(e, "language_matched", "-"));
+	print_left(e);
 	print_skills(e);
 	print_candidates(cJSON_GetObjectItemCaseSensitive(e, "candidates"));
 	print_waiting(cJSON_GetObjectItemCaseSensitive(e, "waiting"));

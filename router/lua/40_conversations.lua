@@ -435,6 +435,8 @@ local function explain(keys, args)
   -- (before 2026-12 the explanation was a field of the conversation's hash)
   local why = decode(redis.call('GET', keys[1] .. ':conv:' .. c.id .. ':explain') or c.explain,
     nil)
+  -- (its customer has no connection open since then: omr_conv_left, reap_instance)
+  local left = (c.left_ms or '') ~= '' and num(c.left_ms, 0) or nil
   if why == nil or c.state == 'queued' or (c.state == 'closed' and (c.agent or '') == '') then
     -- Waiting (again), or closed while it waited (no agent held it then):
     -- where it waits or waited; the decision that gave it to an agent
@@ -444,8 +446,9 @@ local function explain(keys, args)
       step = num(c.step, 1), waiting_since_ms = num(c.enqueued_ms, 0),
       waiting_for = pref ~= '' and pref or nil, previous = why, language = c.lang,
       trigger = trig ~= '' and trig or nil,
-      close_reason = c.state == 'closed' and c.close_reason or nil})
+      close_reason = c.state == 'closed' and c.close_reason or nil,
+      customer_left_ms = left})
   end
-  why.conversation, why.state = c.id, c.state
+  why.conversation, why.state, why.customer_left_ms = c.id, c.state, left
   return cjson.encode(why)
 end

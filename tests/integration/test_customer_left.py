@@ -20,7 +20,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (Agent, Customer, add_agent, conv_key, log, poll,  # noqa: E402
+from omr_harness import (Agent, Customer, add_agent, conv_key, ctl, log, poll,  # noqa: E402
                          run_tests, time_limit)
 from lua_harness import P, T, LuaTestCase, as_run_test  # noqa: E402
 
@@ -480,6 +480,10 @@ async def test_customers_of_a_crashed_instance_who_never_return(env):
                                  "customer-left")
     assert left.get("conversation_id") == held.conversation_id, left
     assert rc.cmd("HGET", conv_key(held.conversation_id), "state") == "assigned"
+    # explain says the customer left, for the chat closed and the one an agent holds
+    for conv, state in ((waits.conversation_id, "closed"), (held.conversation_id, "assigned")):
+        out = ctl(d2, "explain", conv).stdout
+        assert f"({state})" in out and "customer      left at " in out, out
     await asyncio.sleep(1.5)  # past abandon_after_s again
     assert rc.cmd("HGET", conv_key(back.conversation_id), "state") == "queued", (
         rc.hgetall(conv_key(back.conversation_id)))
