@@ -183,10 +183,14 @@ static void on_tick(uv_timer_t *t)
 		return;
 	char prefix[OMR_ENV_ID_MAX + 8];
 	omr_router_group_prefix(r->cfg->routing_group, prefix, sizeof(prefix));
-	/* (the instance: it is alive, for the customers' connections it holds) */
-	const char *argv[] = {"FCALL", "omr_tick", "1", prefix, r->instance};
-	size_t lens[] = {5, 8, 1, strlen(prefix), strlen(r->instance)};
-	if (omr_store_command(r->store, on_tick_reply, r, 5, argv, lens) == 0)
+	/* (the instance: it is alive, for the customers' connections it holds;
+	 * its tick interval: a longer pause in its own ticks, Redis stalled or
+	 * the process frozen, restarts its watch over the others) */
+	char every[24];
+	snprintf(every, sizeof(every), "%lld", (long long)r->cfg->routing_tick_ms);
+	const char *argv[] = {"FCALL", "omr_tick", "1", prefix, r->instance, every};
+	size_t lens[] = {5, 8, 1, strlen(prefix), strlen(r->instance), strlen(every)};
+	if (omr_store_command(r->store, on_tick_reply, r, 6, argv, lens) == 0)
 		r->ticking = true;
 }
 

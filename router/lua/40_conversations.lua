@@ -235,7 +235,9 @@ local function conv_left(keys, args)
     others = others or instance_of(m) == instance
   end
   if not others then
-    redis.call('SREM', instance_convs_key(P, instance), conv)
+    local ikey = instance_convs_key(P, instance)
+    redis.call('SREM', ikey, conv)
+    redis.call('SREM', ikey .. ':reaped', conv)
   end
   local c = conv_read(P, conv)
   if c == nil or c.state == 'closed' or not removed then

@@ -108,7 +108,8 @@ local function fire_gone(P, R, c, left, now)
     return -- (a later departure has its own timer)
   end
   if customer_connected(P, R, c.id, now) then
-    if (c.left_ms or '') ~= '' then
+    local back = (c.left_ms or '') ~= ''
+    if back then
       -- The instance of a connection taken for gone (frozen, cut off from
       -- Redis) ticks again: the customer never left.
       redis.call('HDEL', P .. ':conv:' .. c.id, 'left_ms')
@@ -116,9 +117,11 @@ local function fire_gone(P, R, c, left, now)
       tell_agent(P, c, 'customer-back', now)
     end
     -- Another connection is open: looked at again, it may be of an instance
-    -- that stopped just now and still looks alive.
+    -- that stopped just now and still looks alive (a departure from then
+    -- when the customer was back: the one at `left` is over).
     if (c.state == 'queued' or c.state == 'offered') and num(R.abandon_s, 0) > 0 then
-      timer_add(P, now + num(R.heartbeat_timeout_s, 30) * 1000, 'gone|' .. c.id .. '|' .. left)
+      timer_add(P, now + num(R.heartbeat_timeout_s, 30) * 1000,
+        'gone|' .. c.id .. '|' .. (back and int(now) or left))
     end
     return
   end
@@ -176,29 +179,35 @@ local function fire_requeue(P, R, a, session, now)
 end
 
 -- Customers of an instance that stopped (a drain, a crash: it reports
--- nobody gone) and did not come back elsewhere are taken for leaving when
--- another instance's tick finds it silent (instance_silent_ms): the agent
--- who holds such a conversation is told `customer-left`, and one that waits
--- is closed as abandoned chat.abandon_after_s later (fire_gone), counted from
--- now, so that customers whose pages reconnect to the restarted service have
--- that long whatever the length of the outage. REAP_BATCH conversations per
--- tick; the instance's name goes once its list is done. One that was only
--- frozen or cut off from Redis and ticks again is alive again, and its
--- connections count again (fire_gone looks before it closes anything).
+-- nobody gone) and did not come back elsewhere are taken for leaving once
+-- another instance has watched it stay silent for instance_silent_ms while
+-- ticking itself all along (since: when its own run of regular ticks began;
+-- after a pause of its own, Redis stalled or the process frozen, nobody else
+-- could tick either): the agent who holds such a conversation is told
+-- `customer-left`, and one that waits is closed as abandoned
+-- chat.abandon_after_s later (fire_gone), counted from now, so that customers
+-- whose pages reconnect to the restarted service have that long whatever the
+-- length of the outage. REAP_BATCH conversations per tick; they are kept
+-- aside (inst:NAME:reaped, a day) and the instance's name goes once its list
+-- is done. One that was only frozen or cut off from Redis and ticks again is
+-- alive again: its connections count again (fire_gone looks before it
+-- closes anything) and its list is whole again (tick).
 local REAP_BATCH = 100
 
-local function reap_instance(P, now)
+local function reap_instance(P, now, since)
   local old = redis.call('ZRANGE', P .. ':instances', 0, 0, 'WITHSCORES')
-  if #old == 0 or now - num(old[2], 0) < 10000 then
+  local silent = #old > 0 and now - math.max(num(old[2], 0), since) or 0
+  if silent < 10000 then
     return -- (the rules only when one may be silent long enough)
   end
   local R = rules(P)
-  if now - num(old[2], 0) < instance_silent_ms(R) then
+  if silent < instance_silent_ms(R) then
     return
   end
   local ikey = instance_convs_key(P, old[1])
   local convs = redis.call('SPOP', ikey, REAP_BATCH)
   for _, conv in ipairs(convs) do
+    redis.call('SADD', ikey .. ':reaped', conv)
     local c = conv_read(P, conv)
     if c ~= nil and c.state ~= 'closed' and (c.left_ms or '') == ''
       and not customer_connected(P, R, conv, now) then
@@ -207,19 +216,41 @@ local function reap_instance(P, now)
   end
   if #convs < REAP_BATCH then
     redis.call('ZREM', P .. ':instances', old[1])
+    redis.call('HDEL', P .. ':instances:since', old[1])
+    redis.call('EXPIRE', ikey .. ':reaped', 86400)
   end
 end
 
--- omr_tick P [instance] -> number of timers fired. Every instance calls it; whichever
+-- Instance `name` ticks (every `every_ms`): it is alive (instance_alive),
+-- and looks for one that stopped. Returns nothing.
+local function instance_ticks(P, name, every_ms, now)
+  local prev = redis.call('ZSCORE', P .. ':instances', name)
+  redis.call('ZADD', P .. ':instances', now, name)
+  local since
+  if prev == false or now - num(prev, 0) > 2 * every_ms + 1000 then
+    -- its first tick, or the first after a pause of its own
+    since = now
+    redis.call('HSET', P .. ':instances:since', name, now)
+    local ikey = instance_convs_key(P, name)
+    if redis.call('EXISTS', ikey .. ':reaped') == 1 then
+      -- taken for stopped, and was not: its conversations are its own again
+      redis.call('SUNIONSTORE', ikey, ikey, ikey .. ':reaped')
+      redis.call('DEL', ikey .. ':reaped')
+    end
+  else
+    since = num(redis.call('HGET', P .. ':instances:since', name), now)
+  end
+  reap_instance(P, now, since)
+end
+
+-- omr_tick P [instance [tick_ms]] -> number of timers fired. Every instance calls it; whichever
 -- runs first fires a due timer, exactly once.
 local function tick(keys, args)
   local P = keys[1]
   local now = now_ms()
   if (args[1] or '') ~= '' then
-    -- this instance is alive (instance_alive); a restarted one has a new
-    -- name, and those that stopped go once reaped
-    redis.call('ZADD', P .. ':instances', now, args[1])
-    reap_instance(P, now)
+    -- (a restarted one has a new name; those that stopped go once reaped)
+    instance_ticks(P, args[1], num(args[2], 1000), now)
   end
   local due = redis.call('ZRANGEBYSCORE', P .. ':timers', '-inf', now, 'LIMIT', 0, 200)
   if #due == 0 then

@@ -15,6 +15,7 @@ the others run the real daemon with real websocket clients.
 
 import asyncio
 import os
+import signal
 import sys
 import time
 
@@ -211,9 +212,15 @@ class LeftLua(LuaTestCase):
         self.msg("c1", "sent before leaving")
         self.assertIn("left_ms", self.conv("c1"))
 
-    def stop_instance(self, name):
-        """As if instance `name` last ticked a minute ago (heartbeat_timeout_s 30)."""
-        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, name)
+    def stop_instance(self, name, ago_ms=60000):
+        """As if instance `name` last ticked ago_ms ago (heartbeat_timeout_s 30), while the
+        others ticked all along (reap_instance counts a silence from when the watching
+        instance's own run of ticks began: instances:since)."""
+        past = int(time.time() * 1000) - ago_ms
+        self.r("ZADD", f"{P}:instances", past, name)
+        for other in self.r("HKEYS", f"{P}:instances:since"):
+            if other != name:
+                self.r("HSET", f"{P}:instances:since", other, past)
 
     def test_customers_of_a_stopped_instance_are_taken_for_leaving(self):
         # A crash or a drain reports nobody gone. Was: a customer whose page
@@ -266,6 +273,7 @@ class LeftLua(LuaTestCase):
     def test_stopped_instance_with_many_customers_is_reaped_in_batches(self):
         self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
         self.fcall("omr_tick", "old")
+        self.fcall("omr_tick", "new")
         for i in range(150):
             self.assertEqual(self.start_with(f"w{i}", f"old:{i}"), "queued")
         self.stop_instance("old")
@@ -283,6 +291,7 @@ class LeftLua(LuaTestCase):
         # not stopped: once it ticks again its customers never left.
         self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
         self.fcall("omr_tick", "frozen")
+        self.fcall("omr_tick", "live")
         self.assertEqual(self.start_with("c1", "frozen:1"), "queued")
         self.stop_instance("frozen")
         self.fcall("omr_tick", "live")
@@ -311,6 +320,103 @@ class LeftLua(LuaTestCase):
         self.r("HSET", f"{P}:conv:c1", "state", "closed")
         self.assertEqual(self.fcall("omr_conv_left", "c1", "i2:1"), "here")
         self.assertEqual(self.r("EXISTS", f"{P}:inst:i2:convs"), 0)
+
+    def conv_kinds(self, agent, conv):
+        return [k for k, c in self.inbox_kinds(agent) if c == conv]
+
+    def test_thawed_instance_that_crashes_later_is_reaped_again(self):
+        """An instance frozen past the timeout (SIGSTOP, a VM pause, a long
+        network cut to Redis) is reaped by the other one: reap_instance SPOPs
+        its whole P:inst:NAME:convs list and ZREMs its name. It thaws and
+        ticks again (its customers never left, and fire_gone says so), but
+        nothing puts its conversations back in its list. When that instance
+        crashes for real later, its customers who never come back are never
+        taken for leaving again: the agent holding one is never told
+        customer-left, and a waiting one is closed on the stale timer of the
+        freeze (left = the first reap's time) instead of chat.abandon_after_s
+        after the crash was found. Expected: a crash after a thaw reaps the
+        instance's customers like any crash."""
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.agent("a1", "en", 1)
+        self.fcall("omr_tick", "A")
+        self.fcall("omr_tick", "B")
+        self.assertEqual(self.start_with("c1", "A:1"), "assigned")  # a1 holds it
+        self.assertEqual(self.start_with("c2", "A:2"), "queued")
+        # A freezes long enough to be taken for stopped; B reaps it.
+        self.stop_instance("A")
+        self.fcall("omr_tick", "B")
+        self.assertIn("left_ms", self.conv("c1"))
+        self.assertEqual(self.conv_kinds("a1", "c1"), ["assigned", "customer-left"])
+        reap1 = int(self.conv("c2")["left_ms"])
+        # A thaws: it ticks again, its connections count again; the gone timers
+        # look (due now: as if chat.abandon_after_s passed) and say so.
+        self.fcall("omr_tick", "A")
+        for conv in ("c1", "c2"):
+            for t in self.gone_timers(conv):
+                self.r("ZADD", f"{P}:timers", 0, t)
+        self.fcall("omr_tick", "B")
+        self.assertNotIn("left_ms", self.conv("c1"))
+        self.assertNotIn("left_ms", self.conv("c2"))
+        self.assertEqual(self.conv_kinds("a1", "c1"), ["assigned", "customer-left", "customer-back"])
+        # Ten minutes later A crashes (SIGKILL): silent past the timeout again.
+        # (c2's re-armed look is moved back as if those ten minutes passed.)
+        for t in self.gone_timers("c2"):
+            self.r("ZREM", f"{P}:timers", t)
+            self.r("ZADD", f"{P}:timers", int(time.time() * 1000) + 30000,
+                   f"gone|c2|{reap1 - 600000}")
+        self.stop_instance("A")
+        before = int(time.time() * 1000)
+        self.fcall("omr_tick", "B")
+        problems = []
+        if "left_ms" not in self.conv("c1"):
+            problems.append("c1 (assigned to a1, customer on crashed A) not taken for leaving")
+        if self.conv_kinds("a1", "c1") != ["assigned", "customer-left", "customer-back",
+                                      "customer-left"]:
+            problems.append(f"a1 not told customer-left after the crash: "
+                            f"{self.conv_kinds('a1', 'c1')}")
+        left2 = self.conv("c2").get("left_ms")
+        if left2 is None or int(left2) < before:
+            problems.append(f"c2 (waiting, customer on crashed A): left_ms {left2}, want the "
+                            f"crash's reap time >= {before}")
+        # The customer has chat.abandon_after_s (60 s) from the reap to come
+        # back; its old look fires 30 s in.
+        for t in self.gone_timers("c2"):
+            self.r("ZREM", f"{P}:timers", t)
+            self.r("ZADD", f"{P}:timers", 0, t)
+        self.fcall("omr_tick", "B")
+        c2 = self.conv("c2")
+        if c2["state"] != "queued":
+            problems.append(f"c2 closed ({c2.get('close_reason')}) 30 s after the crash was "
+                            f"found, chat.abandon_after_s is 60 s")
+        self.assertEqual(problems, [])
+
+    def test_redis_outage_is_not_every_customer_of_the_other_instance_leaving(self):
+        """Two instances, both alive; Redis is unreachable (frozen, failing over,
+        restarted) for longer than heartbeat_timeout_s + 10 s, so neither
+        ticks. When Redis answers again, the first instance to tick finds
+        the other one's last tick old and reaps it (it never compares with
+        its own silence): every customer connected to the other instance is
+        taken for leaving, each agent holding one is told `customer-left`
+        for a customer who is there (customer-back only chat.abandon_after_s
+        later), and the other instance's list is emptied, so a later real
+        crash of it goes unnoticed (see the test above). Expected: an
+        instance that was itself silent as long does not take the other's
+        silence for a stop."""
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.agent("a1", "en", 1)
+        self.fcall("omr_tick", "A")
+        self.fcall("omr_tick", "B")
+        self.assertEqual(self.start_with("c1", "B:1"), "assigned")
+        self.assertEqual(self.start_with("c2", "B:2"), "queued")
+        # Redis answers nobody for a minute (TIME goes on): both last ticked then.
+        self.stop_instance("A", 60000)
+        self.stop_instance("B", 59990)
+        self.fcall("omr_tick", "A")  # Redis is back: A ticks first, B a moment later
+        self.fcall("omr_tick", "B")
+        self.assertEqual(
+            (self.conv("c1").get("left_ms"), self.conv("c2").get("left_ms"),
+             self.conv_kinds("a1", "c1"), sorted(self.r("SMEMBERS", f"{P}:inst:B:convs"))),
+            (None, None, ["assigned"], ["c1", "c2"]))
 
     def test_waiting_again_after_the_customer_left_is_abandoned(self):
         # Assigned when its customer left; transferred to a queue later: it
@@ -446,6 +552,24 @@ async def test_daemon_restart_is_not_the_customer_leaving(env):
     await cust.close()
 
 
+TWO = {"chat": {"abandon_after_s": 20}, "routing": {"tick_ms": 50, "heartbeat_timeout_s": 3}}
+
+
+async def ana_serves_a_customer_of_d1(env, config):
+    """Two instances on one Redis; ana (capacity 1, on d2) is assigned customer x's chat,
+    whose connection is on d1. Returns r, d1, d2, ana, x."""
+    r = env.redis()
+    d1 = env.daemon(r, name="d1", config=config)
+    d2 = env.daemon(r, name="d2", config=config)
+    ana = Agent(d2.url, "ana", add_agent(d2, "ana", "Ana", "en", capacity=1))
+    await ana.login()
+    await ana.presence("available")
+    x = Customer(d1.url, "x")
+    await x.hello(language="en")
+    await ana.wait_item(lambda f: f.get("type") == "assigned", 10, "ana's assignment")
+    return r, d1, d2, ana, x
+
+
 @time_limit(90)
 async def test_customers_of_a_crashed_instance_who_never_return(env):
     """An instance crashes (or drains, and its service is not started again). Its customers'
@@ -453,17 +577,8 @@ async def test_customers_of_a_crashed_instance_who_never_return(env):
     once the other instance finds the crashed one silent (heartbeat_timeout_s + 10 s). Was:
     such a chat waited for ever, and was handed to the next free agent with nobody in it;
     the agent who held one was never told the customer was gone."""
-    r = env.redis()
-    cfg = dict(FAST, routing={"tick_ms": 50, "heartbeat_timeout_s": 3})
-    d1 = env.daemon(r, name="d1", config=cfg)
-    d2 = env.daemon(r, name="d2", config=cfg)
-    token = add_agent(d2, "ana", "Ana", "en", capacity=1)
-    agent = Agent(d2.url, "ana", token)
-    await agent.login()
-    await agent.presence("available")
-    held = Customer(d1.url, "held")
-    await held.hello(language="en")
-    await agent.wait_item(lambda f: f.get("type") == "assigned", 10, "the assignment")
+    r, d1, d2, agent, held = await ana_serves_a_customer_of_d1(
+        env, dict(FAST, routing={"tick_ms": 50, "heartbeat_timeout_s": 3}))
     waits = Customer(d1.url, "waits")
     await waits.hello(language="en")  # ana is full
     back = Customer(d1.url, "back")
@@ -491,6 +606,137 @@ async def test_customers_of_a_crashed_instance_who_never_return(env):
     await back.close()
 
 
+@time_limit(120)
+async def test_redis_freeze_tells_agents_their_customers_left(env):
+    """Two instances share one Redis; ana (on d2) chats with a customer on d1, bob (on d1)
+    with a customer on d2. Redis freezes (SIGSTOP: a stall, a failover) for longer than
+    heartbeat_timeout_s + 10 s, then answers again. Nobody left, no instance stopped; but
+    the first instance to tick reaps the other: one agent's desktop is told `customer-left`
+    for a customer who is still in the chat (and customer-back only chat.abandon_after_s
+    later). Expected: no customer-left."""
+    r, d1, d2, ana, x = await ana_serves_a_customer_of_d1(env, TWO)
+    bob = Agent(d1.url, "bob", add_agent(d1, "bob", "Bob", "en", capacity=1))
+    await bob.login()
+    await bob.presence("available")
+    y = Customer(d2.url, "y")
+    await y.hello(language="en")
+    await bob.wait_item(lambda f: f.get("type") == "assigned", 10, "bob's assignment")
+    r.proc.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(15)  # > heartbeat_timeout_s + 10 s
+    finally:
+        r.proc.send_signal(signal.SIGCONT)
+    log("redis thawed")
+    await asyncio.sleep(5)
+    left = [(who.label, f) for who in (ana, bob)
+            for f in who.order if f.get("event") == "customer-left"]
+    rc = r.client()
+    marks = {c.label: rc.cmd("HGET", conv_key(c.conversation_id), "left_ms") for c in (x, y)}
+    for c in (x, y, ana, bob):
+        await c.close()
+    assert not left and marks == {"x": None, "y": None}, (left, marks)
+
+
+@time_limit(150)
+async def test_frozen_then_crashed_instance_customer_never_taken_for_leaving(env):
+    """d1 is frozen (SIGSTOP) past heartbeat_timeout_s + 10 s: d2 reaps it (ana is told
+    customer-left, then customer-back once d1 ticks again and abandon_after_s passed: the
+    documented behaviour). Later d1 crashes (SIGKILL) and its customer never comes back.
+    Expected, as for any crash: ana is told `customer-left` once d2 finds d1 silent. Seen:
+    nothing, ever (d1's list P:inst:d1-*:convs was emptied by the first reap and never
+    filled again), so ana waits on a chat nobody is in, and one transferred to a queue
+    would wait for ever and be handed to the next agent."""
+    r, d1, d2, ana, x = await ana_serves_a_customer_of_d1(env, dict(TWO, chat={
+        "abandon_after_s": 3}))
+
+    def events():
+        return [f.get("event") for f in ana.order
+                if f.get("event") in ("customer-left", "customer-back")]
+    d1.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert await poll(lambda: events() == ["customer-left"], 25), events()
+    finally:
+        d1.proc.send_signal(signal.SIGCONT)
+    assert await poll(lambda: events() == ["customer-left", "customer-back"], 20), events()
+    log("d1 thawed: ana was told customer-left then customer-back")
+    await asyncio.sleep(2)
+    d1.kill()
+    env.daemons.remove(d1)
+    await poll(lambda: len(events()) == 3, 30)  # 13 s to be found silent: 30 s is ample
+    rc = r.client()
+    got = (events(), rc.cmd("HGET", conv_key(x.conversation_id), "left_ms") is not None)
+    await ana.close()
+    assert got == (["customer-left", "customer-back", "customer-left"], True), got
+
+
+RESTART = {"chat": {"abandon_after_s": 12}, "routing": {"tick_ms": 50, "heartbeat_timeout_s": 3}}
+
+
+async def restart_flow(env, crash):
+    """A single-instance site restarts (systemctl restart: a drain; or a crash, then
+    systemd starts it again) with two chats ana holds and two waiting. One of each
+    customer's pages comes back, one does not: only the one that never came back is
+    taken for leaving (ana told customer-left for hers; the waiting one abandoned), the
+    others keep their chat and place. (A review of the change that takes the customers
+    of a stopped instance for leaving; it held.)"""
+    r = env.redis()
+    d = env.daemon(r, config=RESTART)
+    tok = add_agent(d, "ana", "Ana", "en", capacity=2)
+    ana = Agent(d.url, "ana", tok)
+    await ana.login()
+    await ana.presence("available")
+    cs = {}
+    for name in ("h_back", "h_gone", "w_back", "w_gone"):
+        cs[name] = Customer(d.url, name)
+        await cs[name].hello(language="en")
+        await asyncio.sleep(0.2)
+    rc = r.client()
+    st = {n: rc.cmd("HGET", conv_key(c.conversation_id), "state") for n, c in cs.items()}
+    assert st == {"h_back": "assigned", "h_gone": "assigned", "w_back": "queued",
+                  "w_gone": "queued"}, st
+    if crash:
+        d.kill()
+    else:
+        d.stop()
+    await ana.close()
+    for c in cs.values():
+        await c.close()
+    await asyncio.sleep(1)
+    d.start()
+    ana = Agent(d.url, "ana", tok, label="ana again")
+    await ana.login(conversations=[cs["h_back"].conversation_id, cs["h_gone"].conversation_id])
+    await ana.presence("available")
+    await cs["h_back"].resume()
+    await cs["w_back"].resume()
+    # the reap (3 + 10 s after the last tick before the stop), then abandon_after_s
+    await poll(lambda: rc.cmd("HGET", conv_key(cs["w_gone"].conversation_id), "state")
+               == "closed", 40)
+    left = sorted(f.get("conversation_id") for f in ana.order
+                  if f.get("event") == "customer-left")
+    st = {n: rc.cmd("HGET", conv_key(c.conversation_id), "state") for n, c in cs.items()}
+    reason = rc.cmd("HGET", conv_key(cs["w_gone"].conversation_id), "close_reason")
+    await cs["h_back"].send("still here")
+    await ana.wait_item(lambda f: f.get("text") == "still here", 5, "the message")
+    await ana.close()
+    for n in ("h_back", "w_back"):
+        await cs[n].close()
+    assert left == [cs["h_gone"].conversation_id], (left, {n: c.conversation_id
+                                                           for n, c in cs.items()})
+    assert st == {"h_back": "assigned", "h_gone": "assigned", "w_back": "queued",
+                  "w_gone": "closed"} and reason == "abandoned", (st, reason)
+    log("restart: only the customer who never came back was taken for leaving")
+
+
+@time_limit(90)
+async def test_single_instance_crash_and_start(env):
+    await restart_flow(env, True)
+
+
+@time_limit(90)
+async def test_single_instance_drain_and_start(env):
+    await restart_flow(env, False)
+
+
 def _lua(name):
     return as_run_test(LeftLua, name)
 
@@ -508,6 +754,8 @@ LUA = ["test_waiting_customer_gone_is_abandoned",
        "test_stopped_instance_with_many_customers_is_reaped_in_batches",
        "test_reaped_instance_that_ticks_again_keeps_its_customers",
        "test_instance_list_follows_the_connections",
+       "test_thawed_instance_that_crashes_later_is_reaped_again",
+       "test_redis_outage_is_not_every_customer_of_the_other_instance_leaving",
        "test_waiting_again_after_the_customer_left_is_abandoned",
        "test_reloaded_abandon_time_applies_to_who_left",
        "test_zero_never_abandons",
@@ -518,4 +766,7 @@ if __name__ == "__main__":
               [test_customer_who_closes_the_page_is_not_handed_to_an_agent,
                test_agent_is_told_the_customer_left_and_came_back,
                test_daemon_restart_is_not_the_customer_leaving,
-               test_customers_of_a_crashed_instance_who_never_return])
+               test_customers_of_a_crashed_instance_who_never_return,
+               test_redis_freeze_tells_agents_their_customers_left,
+               test_frozen_then_crashed_instance_customer_never_taken_for_leaving,
+               test_single_instance_crash_and_start, test_single_instance_drain_and_start])
