@@ -689,25 +689,51 @@ static bool order_broken(const omr_config_t *cfg, size_t r, char *msg, size_t ms
 	return true;
 }
 
-/* Reported where the later of the two options is given, or at the top if neither is. */
+/* Where the later of options at offsets a and b is given, or the top if neither is. */
+static yaml_mark_t later_mark(const loader_t *ld, size_t a, size_t b)
+{
+	yaml_mark_t m = {0, 0, 0};
+	bool found = false;
+	for (size_t k = 0; k < 2; k++) {
+		size_t i = opt_by_offset(k ? b : a);
+		if (ld->seen[i] && (!found || ld->val_mark[i].index > m.index)) {
+			m = ld->val_mark[i];
+			found = true;
+		}
+	}
+	return m;
+}
+
 static int check_order_rules(loader_t *ld)
 {
 	char msg[512];
 	for (size_t r = 0; r < sizeof(order_rules) / sizeof(order_rules[0]); r++) {
-		if (!order_broken(ld->cfg, r, msg, sizeof(msg)))
-			continue;
-		yaml_mark_t m = {0, 0, 0};
-		bool found = false;
-		for (size_t k = 0; k < 2; k++) {
-			size_t i = opt_by_offset(k ? order_rules[r].hi : order_rules[r].lo);
-			if (ld->seen[i] && (!found || ld->val_mark[i].index > m.index)) {
-				m = ld->val_mark[i];
-				found = true;
-			}
-		}
-		return omr_cfg_fail_at(&ld->cur, m, "%s", msg);
+		if (order_broken(ld->cfg, r, msg, sizeof(msg)))
+			return omr_cfg_fail_at(&ld->cur,
+			                       later_mark(ld, order_rules[r].lo, order_rules[r].hi),
+			                       "%s", msg);
 	}
 	return 0;
+}
+
+/* An instance is taken for stopped once it has been silent for
+ * routing.heartbeat_timeout_s + 10 s, and a pause in its own ticks longer
+ * than a quarter of that is how an instance knows that Redis or itself
+ * stalled (docs/ROUTING.md, "Customers who leave"): it must tick more often
+ * than that. */
+static int check_tick_rule(loader_t *ld)
+{
+	long long tick = ld->cfg->routing_tick_ms;
+	long long silent = ld->cfg->routing_heartbeat_timeout_s * 1000LL + 10000;
+	if (4 * tick <= silent)
+		return 0;
+	return omr_cfg_fail_at(&ld->cur,
+	                       later_mark(ld, offsetof(omr_config_t, routing_tick_ms),
+	                                  offsetof(omr_config_t, routing_heartbeat_timeout_s)),
+	                       "routing.tick_ms (%lld) must be at most a quarter of "
+	                       "routing.heartbeat_timeout_s + 10 s (%lld ms): an instance silent "
+	                       "that long is taken for stopped",
+	                       tick, silent);
 }
 
 int omr_config_check_limits(const omr_config_t *cfg, char *err, size_t errlen)
@@ -750,6 +776,8 @@ int omr_config_load_string(const char *yaml, size_t len, const char *name, omr_c
 		rc = omr_cfg_queues_check_refs(&ld->cur, &ld->queues, ld->cfg);
 	if (rc == 0)
 		rc = check_order_rules(ld);
+	if (rc == 0)
+		rc = check_tick_rule(ld);
 	if (rc == 0)
 		rc = check_pair_rules(ld);
 	if (ld->cur.have_ev)

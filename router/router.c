@@ -184,12 +184,14 @@ static void on_tick(uv_timer_t *t)
 	char prefix[OMR_ENV_ID_MAX + 8];
 	omr_router_group_prefix(r->cfg->routing_group, prefix, sizeof(prefix));
 	/* (the instance: it is alive, for the customers' connections it holds;
-	 * its tick interval: a longer pause in its own ticks, Redis stalled or
-	 * the process frozen, restarts its watch over the others) */
-	char every[24];
-	snprintf(every, sizeof(every), "%lld", (long long)r->cfg->routing_tick_ms);
-	const char *argv[] = {"FCALL", "omr_tick", "1", prefix, r->instance, every};
-	size_t lens[] = {5, 8, 1, strlen(prefix), strlen(r->instance), strlen(every)};
+	 * a pause in its own ticks longer than a quarter of the silence after
+	 * which an instance is taken for stopped means Redis or this process
+	 * stalled, and every silence counts again from then: 60_timers.lua) */
+	char pause[24];
+	snprintf(pause, sizeof(pause), "%lld",
+	         (long long)(r->cfg->routing_heartbeat_timeout_s * 1000 + 10000) / 4);
+	const char *argv[] = {"FCALL", "omr_tick", "1", prefix, r->instance, pause};
+	size_t lens[] = {5, 8, 1, strlen(prefix), strlen(r->instance), strlen(pause)};
 	if (omr_store_command(r->store, on_tick_reply, r, 6, argv, lens) == 0)
 		r->ticking = true;
 }

@@ -266,13 +266,21 @@ end
 -- Every instance says it is alive at each omr_tick (P:instances, instance
 -- -> ms); one silent for longer than routing.heartbeat_timeout_s, plus the
 -- longest routing.tick_ms (10 s) between two ticks of a live one, stopped.
+-- A silence counts from P:instances:resumed at the earliest: when an
+-- instance last ticked after a pause of its own (Redis stalled, or the
+-- process frozen), during which the others may not have been able to tick
+-- either (instance_ticks).
 local function instance_silent_ms(R)
   return num(R.heartbeat_timeout_s, 30) * 1000 + 10000
 end
 
+local function instance_silent_for(P, at, now)
+  return now - math.max(num(at, 0), num(redis.call('GET', P .. ':instances:resumed'), 0))
+end
+
 local function instance_alive(P, R, instance, now)
   local at = redis.call('ZSCORE', P .. ':instances', instance)
-  return at ~= false and now - num(at, 0) < instance_silent_ms(R)
+  return at ~= false and instance_silent_for(P, at, now) < instance_silent_ms(R)
 end
 
 -- A customer's connection is "INSTANCE:CONN"; P:inst:INSTANCE:convs holds

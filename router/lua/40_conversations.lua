@@ -253,7 +253,11 @@ local function conv_left(keys, args)
     end
     return 'here'
   end
-  customer_away(P, R, c, now)
+  if (c.left_ms or '') == '' then
+    -- (one taken for away already, its instance looking stopped, was
+    -- told so: that departure stands; reap_instance)
+    customer_away(P, R, c, now)
+  end
   return 'away'
 end
 

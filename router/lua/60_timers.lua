@@ -180,23 +180,22 @@ end
 
 -- Customers of an instance that stopped (a drain, a crash: it reports
 -- nobody gone) and did not come back elsewhere are taken for leaving once
--- another instance has watched it stay silent for instance_silent_ms while
--- ticking itself all along (since: when its own run of regular ticks began;
--- after a pause of its own, Redis stalled or the process frozen, nobody else
--- could tick either): the agent who holds such a conversation is told
--- `customer-left`, and one that waits is closed as abandoned
--- chat.abandon_after_s later (fire_gone), counted from now, so that customers
--- whose pages reconnect to the restarted service have that long whatever the
--- length of the outage. REAP_BATCH conversations per tick; they are kept
--- aside (inst:NAME:reaped, a day) and the instance's name goes once its list
--- is done. One that was only frozen or cut off from Redis and ticks again is
--- alive again: its connections count again (fire_gone looks before it
--- closes anything) and its list is whole again (tick).
+-- it has been silent for instance_silent_ms (instance_silent_for: counted
+-- from the last pause of any instance at the earliest): the agent who holds
+-- such a conversation is told `customer-left`, and one that waits is closed
+-- as abandoned chat.abandon_after_s later (fire_gone), counted from now, so
+-- that customers whose pages reconnect to the restarted service have that
+-- long whatever the length of the outage. REAP_BATCH conversations per tick;
+-- they are kept aside (inst:NAME:convs:reaped, a day) and the instance's
+-- name goes once its list is done. One that was only frozen or cut off from
+-- Redis and ticks again is alive again: its connections count again
+-- (fire_gone looks before it closes anything) and its list is whole again
+-- (instance_ticks).
 local REAP_BATCH = 100
 
-local function reap_instance(P, now, since)
+local function reap_instance(P, now)
   local old = redis.call('ZRANGE', P .. ':instances', 0, 0, 'WITHSCORES')
-  local silent = #old > 0 and now - math.max(num(old[2], 0), since) or 0
+  local silent = #old > 0 and instance_silent_for(P, old[2], now) or 0
   if silent < 10000 then
     return -- (the rules only when one may be silent long enough)
   end
@@ -214,43 +213,42 @@ local function reap_instance(P, now, since)
       customer_away(P, R, c, now)
     end
   end
+  redis.call('EXPIRE', ikey .. ':reaped', 86400)
   if #convs < REAP_BATCH then
     redis.call('ZREM', P .. ':instances', old[1])
-    redis.call('HDEL', P .. ':instances:since', old[1])
-    redis.call('EXPIRE', ikey .. ':reaped', 86400)
   end
 end
 
--- Instance `name` ticks (every `every_ms`): it is alive (instance_alive),
--- and looks for one that stopped. Returns nothing.
-local function instance_ticks(P, name, every_ms, now)
+-- Instance `name` ticks: it is alive (instance_alive); a pause of its own
+-- longer than pause_ms (a quarter of instance_silent_ms, which
+-- routing.tick_ms may not exceed: --check-config) means Redis or the process
+-- stalled, and nobody else may have been able to tick meanwhile, so every
+-- silence counts from now (P:instances:resumed). Its own first tick is not a
+-- pause: a restarted instance has a new name, and the one it replaces is
+-- reaped as soon as it has been silent long enough.
+local function instance_ticks(P, name, pause_ms, now)
   local prev = redis.call('ZSCORE', P .. ':instances', name)
   redis.call('ZADD', P .. ':instances', now, name)
-  local since
-  if prev == false or now - num(prev, 0) > 2 * every_ms + 1000 then
-    -- its first tick, or the first after a pause of its own
-    since = now
-    redis.call('HSET', P .. ':instances:since', name, now)
-    local ikey = instance_convs_key(P, name)
-    if redis.call('EXISTS', ikey .. ':reaped') == 1 then
-      -- taken for stopped, and was not: its conversations are its own again
-      redis.call('SUNIONSTORE', ikey, ikey, ikey .. ':reaped')
-      redis.call('DEL', ikey .. ':reaped')
-    end
-  else
-    since = num(redis.call('HGET', P .. ':instances:since', name), now)
+  if prev ~= false and now - num(prev, 0) > pause_ms then
+    redis.call('SET', P .. ':instances:resumed', now)
   end
-  reap_instance(P, now, since)
+  local ikey = instance_convs_key(P, name)
+  if redis.call('EXISTS', ikey .. ':reaped') == 1 then
+    -- taken for stopped, and was not: its conversations are its own again
+    redis.call('SUNIONSTORE', ikey, ikey, ikey .. ':reaped')
+    redis.call('DEL', ikey .. ':reaped')
+  end
+  reap_instance(P, now)
 end
 
--- omr_tick P [instance [tick_ms]] -> number of timers fired. Every instance calls it; whichever
+-- omr_tick P [instance [pause_ms]] -> number of timers fired. Every instance calls it; whichever
 -- runs first fires a due timer, exactly once.
 local function tick(keys, args)
   local P = keys[1]
   local now = now_ms()
   if (args[1] or '') ~= '' then
     -- (a restarted one has a new name; those that stopped go once reaped)
-    instance_ticks(P, args[1], num(args[2], 1000), now)
+    instance_ticks(P, args[1], num(args[2], 10000), now)
   end
   local due = redis.call('ZRANGEBYSCORE', P .. ':timers', '-inf', now, 'LIMIT', 0, 200)
   if #due == 0 then

@@ -26,6 +26,10 @@ from omr_harness import (Agent, Customer, add_agent, conv_key, ctl, log, poll,  
 from lua_harness import P, T, LuaTestCase, as_run_test  # noqa: E402
 
 
+# omr_tick's pause_ms as the daemon passes it: (heartbeat_timeout_s x 1000 + 10000) / 4
+PAUSE_30, PAUSE_10, PAUSE_3 = "10000", "5000", "3250"
+
+
 class LeftLua(LuaTestCase):
     def start_with(self, conv, session, lang="en"):
         return self.fcall("omr_conv_start", conv, "tok", lang, lang, "cust", "chat", T,
@@ -167,7 +171,7 @@ class LeftLua(LuaTestCase):
         # it closed under a customer who was writing).
         self.rules({"name": "q"}, {"name": "q2"}, blocking={}, abandon_s=60,
                    heartbeat_timeout_s=30)
-        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, "frozen")
+        self.stop_instance("frozen")
         self.fcall("omr_tick", "live")
         self.assertEqual(self.start_with("c1", "frozen:3"), "queued")
         self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "live:1"), "queued")
@@ -179,7 +183,7 @@ class LeftLua(LuaTestCase):
         # The same for an assigned chat: its agent is told the customer is back.
         self.agent("a1", "en", 1)
         self.assertEqual(self.conv("c1")["state"], "assigned")
-        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, "frozen")
+        self.stop_instance("frozen")
         self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "live:2"), "assigned")
         self.assertEqual(self.fcall("omr_conv_left", "c1", "live:2"), "away")
         self.fcall("omr_tick", "frozen")
@@ -194,7 +198,7 @@ class LeftLua(LuaTestCase):
         self.rules({"name": "q"}, blocking={}, abandon_s=0, heartbeat_timeout_s=1)
         self.agent("a1", "en", 1)
         self.fcall("omr_tick", "live")
-        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, "frozen")
+        self.stop_instance("frozen")
         self.assertEqual(self.start_with("c1", "frozen:3"), "assigned")
         self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "live:1"), "assigned")
         self.assertEqual(self.fcall("omr_conv_left", "c1", "live:1"), "away")
@@ -207,20 +211,16 @@ class LeftLua(LuaTestCase):
         # A message of a customer who is gone (sent before the last connection
         # closed, stored after) does not bring them back.
         self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "live:2"), "assigned")
-        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 60000, "frozen")
+        self.stop_instance("frozen")  # frozen again
         self.assertEqual(self.fcall("omr_conv_left", "c1", "live:2"), "away")
         self.msg("c1", "sent before leaving")
         self.assertIn("left_ms", self.conv("c1"))
 
     def stop_instance(self, name, ago_ms=60000):
-        """As if instance `name` last ticked ago_ms ago (heartbeat_timeout_s 30), while the
-        others ticked all along (reap_instance counts a silence from when the watching
-        instance's own run of ticks began: instances:since)."""
-        past = int(time.time() * 1000) - ago_ms
-        self.r("ZADD", f"{P}:instances", past, name)
-        for other in self.r("HKEYS", f"{P}:instances:since"):
-            if other != name:
-                self.r("HSET", f"{P}:instances:since", other, past)
+        """As if instance `name` last ticked ago_ms ago (heartbeat_timeout_s 30), and no
+        instance paused since (instances:resumed: a silence counts from the last pause)."""
+        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - ago_ms, name)
+        self.r("DEL", f"{P}:instances:resumed")
 
     def test_customers_of_a_stopped_instance_are_taken_for_leaving(self):
         # A crash or a drain reports nobody gone. Was: a customer whose page
@@ -417,6 +417,131 @@ class LeftLua(LuaTestCase):
             (self.conv("c1").get("left_ms"), self.conv("c2").get("left_ms"),
              self.conv_kinds("a1", "c1"), sorted(self.r("SMEMBERS", f"{P}:inst:B:convs"))),
             (None, None, ["assigned"], ["c1", "c2"]))
+
+    def test_stall_closes_waiting_chat_of_customer_on_live_instance(self):
+        """Bug: the fix made reap_instance wait for the watcher's own run of
+        ticks (instances:since), but customer_connected() -> instance_alive()
+        (20_route.lua:273) still judges the other instance by its raw last tick.
+        After a Redis stall longer than heartbeat_timeout_s + 10 s, the first
+        instance to tick (A) fires the timers that fell due during the stall
+        before B's queued tick has run: a `gone` look of a waiting chat whose
+        customer is connected on B (it closed another tab earlier: the look is
+        re-armed every heartbeat_timeout_s while the other tab is open) finds
+        no live connection, sets left_ms to that old departure and closes the
+        chat as abandoned at once (60_timers.lua fire_gone).
+        Site sees: after a Redis stall/failover a waiting customer who is on
+        the page has their chat closed as `abandoned`.
+        Expected: as for the reap, a silence that the watching instance could
+        not observe (its own pause) does not make another instance's
+        connections stop counting; the chat keeps waiting."""
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.fcall("omr_tick", "A", PAUSE_30)
+        self.fcall("omr_tick", "B", PAUSE_30)
+        self.assertEqual(self.start_with("c1", "A:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "B:1"), "queued")
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "A:1"), "here")  # tab 1 closed
+        # That tab closed 2 minutes ago; its look was re-armed (B's tab open)
+        # and fell due during the stall.
+        for t in self.gone_timers("c1"):
+            self.r("ZREM", f"{P}:timers", t)
+        self.r("ZADD", f"{P}:timers", 0, f"gone|c1|{int(time.time() * 1000) - 120000}")
+        # Redis answers nobody for a minute; both last ticked just before.
+        self.stop_instance("A", 60000)
+        self.stop_instance("B", 59990)
+        self.fcall("omr_tick", "A", PAUSE_30)  # Redis back: A's queued tick runs first
+        self.fcall("omr_tick", "B", PAUSE_30)  # then B's
+        c = self.conv("c1")
+        self.assertEqual((c["state"], c.get("close_reason"), c.get("left_ms")),
+                         ("queued", None, None))
+
+    def test_stall_tells_agent_customer_left_for_customer_on_live_instance(self):
+        """Bug: same cause as above (instance_alive ignores the watcher's own
+        pause; 40_conversations.lua customer_connected). Between the first
+        tick after a Redis stall and B's first tick, a conv_left of the
+        customer's tab on A finds B's tab not counting: `away`, the agent is
+        told customer-left though the customer is still in the chat on B, and
+        customer-back only comes chat.abandon_after_s later (the re-armed look)
+        or when the customer writes.
+        Site sees: customer-left on the agent desktop after a Redis stall for a
+        customer who is there (the noise 3253810 meant to remove).
+        Expected: `here`, no customer-left."""
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.agent("a1", "en", 1)
+        self.fcall("omr_tick", "A", PAUSE_30)
+        self.fcall("omr_tick", "B", PAUSE_30)
+        self.assertEqual(self.start_with("c1", "A:1"), "assigned")
+        self.assertEqual(self.fcall("omr_conv_resume", "c1", "tok", T, "B:1"), "assigned")
+        self.stop_instance("A", 60000)
+        self.stop_instance("B", 59990)
+        self.fcall("omr_tick", "A", PAUSE_30)  # Redis back: A first
+        got = self.fcall("omr_conv_left", "c1", "A:1")  # then a tab's close on A
+        self.fcall("omr_tick", "B", PAUSE_30)  # then B's tick
+        self.assertEqual((got, self.conv_kinds("a1", "c1"), self.conv("c1").get("left_ms")),
+                         ("here", ["assigned"], None))
+
+    def test_stall_just_past_the_pause_does_not_reap_a_live_instance(self):
+        """(A review of 3253810 found: a watcher's own pause was detected only past 2 x
+        tick_ms + 1 s, a threshold unrelated to the silence that reaps; with tick_ms 10000 and
+        heartbeat_timeout_s 10 a Redis stall of 11 s was no pause for A while B looked silent
+        20.5 s: A reaped B, a live instance, and its agents were told customer-left.) The
+        pause is now a quarter of the silence (5 s here, the largest tick_ms allowed with
+        heartbeat_timeout_s 10): A's 11.5 s without a tick is a pause, and every silence
+        counts from it."""
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=10)
+        self.agent("a1", "en", 1)
+        self.fcall("omr_tick", "A", PAUSE_10)
+        self.fcall("omr_tick", "B", PAUSE_10)
+        self.assertEqual(self.start_with("c1", "B:1"), "assigned")
+        # A ticked 0.5 s before an 11 s stall, B 9.5 s before.
+        self.stop_instance("A", 11500)
+        self.stop_instance("B", 20500)
+        self.fcall("omr_tick", "A", PAUSE_10)  # Redis back: A's queued tick runs first
+        self.fcall("omr_tick", "B", PAUSE_10)
+        self.assertEqual((self.conv_kinds("a1", "c1"), self.conv("c1").get("left_ms"),
+                          self.r("SMEMBERS", f"{P}:inst:B:convs")),
+                         (["assigned"], None, ["c1"]))
+
+    def test_partial_reap_is_merged_back(self):
+        """(A review of 3253810 found: the reaped list of an instance was merged back only on
+        a tick that was a pause by that instance's own measure; after a partial reap (more
+        than REAP_BATCH conversations) of an instance that ticked again within it, 100
+        conversations were out of its list for good, so a later crash left those customers
+        waiting for ever, and inst:B:convs:reaped had no TTL.) Merged back whenever the
+        instance ticks."""
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=3)
+        self.fcall("omr_tick", "A", PAUSE_3)
+        self.fcall("omr_tick", "B", PAUSE_3)
+        for i in range(150):
+            self.assertEqual(self.start_with(f"w{i}", f"B:{i}"), "queued")
+        self.stop_instance("B", 14000)  # B silent 14 s >= 13 s
+        self.fcall("omr_tick", "A", PAUSE_3)  # reaps 100 of B's 150
+        self.assertEqual(self.r("SCARD", f"{P}:inst:B:convs"), 50)
+        self.assertGreater(self.r("TTL", f"{P}:inst:B:convs:reaped"), 0)
+        self.fcall("omr_tick", "B", PAUSE_3)  # B ticks again
+        self.assertEqual((self.r("SCARD", f"{P}:inst:B:convs"),
+                          self.r("EXISTS", f"{P}:inst:B:convs:reaped")), (150, 0))
+
+    def test_thawed_instance_conv_left_before_first_tick_tells_left_twice(self):
+        """Bug (noise): a frozen instance B is reaped (its customer taken for
+        leaving, the agent told customer-left). B thaws; its websocket layer
+        reports the customer's connection that closed meanwhile before B's
+        first tick: omr_conv_left finds left_ms already set but still calls
+        customer_away (40_conversations.lua conv_left), so the agent is told
+        customer-left a second time (no customer-back between) and the
+        abandon clock restarts from now.
+        Site sees: two customer-left notices for one departure.
+        Expected: one customer-left; the departure already recorded stands."""
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.agent("a1", "en", 1)
+        self.fcall("omr_tick", "B", PAUSE_30)
+        self.fcall("omr_tick", "A", PAUSE_30)
+        self.assertEqual(self.start_with("c1", "B:1"), "assigned")
+        self.stop_instance("B")
+        self.fcall("omr_tick", "A", PAUSE_30)  # reaps B
+        self.assertEqual(self.conv_kinds("a1", "c1"), ["assigned", "customer-left"])
+        self.fcall("omr_conv_left", "c1", "B:1")  # B thawed: reports the close
+        self.fcall("omr_tick", "B", PAUSE_30)
+        self.assertEqual(self.conv_kinds("a1", "c1"), ["assigned", "customer-left"])
 
     def test_waiting_again_after_the_customer_left_is_abandoned(self):
         # Assigned when its customer left; transferred to a queue later: it
@@ -737,6 +862,62 @@ async def test_single_instance_drain_and_start(env):
     await restart_flow(env, False)
 
 
+STALL = {"chat": {"abandon_after_s": 5}, "routing": {"tick_ms": 50, "heartbeat_timeout_s": 3}}
+
+
+async def two_tabs(first_url, second_url, label):
+    """A waiting customer with a tab on each instance; the tab on the first closes.
+    Returns (the conversation's customer, the tab still open)."""
+    tab1 = Customer(first_url, label + " tab 1")
+    await tab1.hello(language="en")
+    tab2 = Customer(second_url, label + " tab 2")
+    tab2.conversation_id, tab2.resume_token = tab1.conversation_id, tab1.resume_token
+    await tab2.resume(after=None)
+    await tab1.close()
+    return tab1, tab2
+
+
+@time_limit(120)
+async def test_redis_stall_closes_waiting_chat_of_customer_still_connected(env):
+    """Two instances, one Redis. Two waiting customers each closed one of two
+    tabs (x keeps a tab on d2, y a tab on d1): a `gone` look of each is armed
+    and re-armed every heartbeat_timeout_s while the other tab is open. Redis
+    stalls (SIGSTOP) past heartbeat_timeout_s + 10 s; the daemons drop and
+    reconnect (ping timeout, backoff). Whichever instance ticks first after the
+    stall fires the looks that fell due before the other instance's first
+    tick: customer_connected -> instance_alive (20_route.lua:273) judges the
+    other instance by its raw last tick, ignoring that the watcher itself
+    could not tick, so the customer's open tab does not count, left_ms is set
+    to the old departure and the chat is closed as `abandoned` at once
+    (fire_gone). (From a review; every silence now counts from the pause.)
+    Site sees: after a Redis stall, a waiting customer who is on the page is
+    told their chat ended (abandoned), whichever instance reconnects first.
+    Expected: both chats still waiting."""
+    r = env.redis()
+    d1 = env.daemon(r, name="d1", config=STALL)
+    d2 = env.daemon(r, name="d2", config=STALL)
+    x1, x2 = await two_tabs(d1.url, d2.url, "x")
+    y1, y2 = await two_tabs(d2.url, d1.url, "y")
+    await asyncio.sleep(7)  # past abandon_after_s: the looks re-armed, chats wait
+    rc = r.client()
+    st = {c.label: rc.cmd("HGET", conv_key(c.conversation_id), "state") for c in (x2, y2)}
+    assert st == {"x tab 2": "queued", "y tab 2": "queued"}, st
+    r.proc.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(16)  # > heartbeat_timeout_s + 10 s
+    finally:
+        r.proc.send_signal(signal.SIGCONT)
+    log("redis thawed")
+    await asyncio.sleep(12)  # both reconnected (backoff <= 5 s) and ticking
+    rc = r.client()
+    got = {c.label: (rc.cmd("HGET", conv_key(c.conversation_id), "state"),
+                     rc.cmd("HGET", conv_key(c.conversation_id), "close_reason"))
+           for c in (x2, y2)}
+    for c in (x2, y2):
+        await c.close()
+    assert got == {"x tab 2": ("queued", None), "y tab 2": ("queued", None)}, got
+
+
 def _lua(name):
     return as_run_test(LeftLua, name)
 
@@ -756,6 +937,11 @@ LUA = ["test_waiting_customer_gone_is_abandoned",
        "test_instance_list_follows_the_connections",
        "test_thawed_instance_that_crashes_later_is_reaped_again",
        "test_redis_outage_is_not_every_customer_of_the_other_instance_leaving",
+       "test_stall_closes_waiting_chat_of_customer_on_live_instance",
+       "test_stall_tells_agent_customer_left_for_customer_on_live_instance",
+       "test_stall_just_past_the_pause_does_not_reap_a_live_instance",
+       "test_partial_reap_is_merged_back",
+       "test_thawed_instance_conv_left_before_first_tick_tells_left_twice",
        "test_waiting_again_after_the_customer_left_is_abandoned",
        "test_reloaded_abandon_time_applies_to_who_left",
        "test_zero_never_abandons",
@@ -769,4 +955,5 @@ if __name__ == "__main__":
                test_customers_of_a_crashed_instance_who_never_return,
                test_redis_freeze_tells_agents_their_customers_left,
                test_frozen_then_crashed_instance_customer_never_taken_for_leaving,
-               test_single_instance_crash_and_start, test_single_instance_drain_and_start])
+               test_single_instance_crash_and_start, test_single_instance_drain_and_start,
+               test_redis_stall_closes_waiting_chat_of_customer_still_connected])

@@ -768,6 +768,20 @@ static void test_cross_field_rules(void **state)
 	omr_config_t *big = ACCEPT("websocket:\n  max_frame_bytes: 131328\nchat:\n"
 	                           "  max_text_bytes: 65536\nbus:\n  max_frame_bytes: 69632\n");
 	omr_config_destroy(&big);
+	/* An instance ticks more often than a quarter of the silence after which
+	 * the others take it for stopped (heartbeat_timeout_s + 10 s). */
+	REJECT_EXACT("routing:\n  heartbeat_timeout_s: 3\n  tick_ms: 3300\n",
+	             "t.yaml:3:12: routing.tick_ms (3300) must be at most a quarter of "
+	             "routing.heartbeat_timeout_s + 10 s (13000 ms): an instance silent that long "
+	             "is taken for stopped");
+	REJECT_EXACT("routing:\n  tick_ms: 5000\n  heartbeat_timeout_s: 5\n",
+	             "t.yaml:3:24: routing.tick_ms (5000) must be at most a quarter of "
+	             "routing.heartbeat_timeout_s + 10 s (15000 ms): an instance silent that long "
+	             "is taken for stopped");
+	omr_config_t *ticks = ACCEPT("routing:\n  heartbeat_timeout_s: 3\n  tick_ms: 3250\n");
+	omr_config_destroy(&ticks);
+	ticks = ACCEPT("routing:\n  tick_ms: 10000\n");
+	omr_config_destroy(&ticks);
 	/* Equal is fine. */
 	omr_config_t *cfg = ACCEPT("redis:\n  ping_interval_ms: 2000\n  ping_timeout_ms: 2000\n"
 	                           "  reconnect_min_ms: 700\n  reconnect_max_ms: 700\n");
