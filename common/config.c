@@ -717,23 +717,34 @@ static int check_order_rules(loader_t *ld)
 }
 
 /* An instance is taken for stopped once it has been silent for
- * routing.heartbeat_timeout_s + 10 s, and a pause in its own ticks longer
- * than a quarter of that is how an instance knows that Redis or itself
- * stalled (docs/ROUTING.md, "Customers who leave"): it must tick more often
- * than that. */
-static int check_tick_rule(loader_t *ld)
+ * routing.heartbeat_timeout_s + 10 s, and a pause of more than a third of
+ * that in its own ticks, nobody else ticking, is how it knows Redis stalled
+ * (docs/ROUTING.md, "Customers who leave"). So an instance ticks well within
+ * it (an eighth: a tick skipped while the one before is in flight still
+ * fits), and is back from a Redis outage within half of the silence. */
+static int check_timing_rules(loader_t *ld)
 {
-	long long tick = ld->cfg->routing_tick_ms;
-	long long silent = ld->cfg->routing_heartbeat_timeout_s * 1000LL + 10000;
-	if (4 * tick <= silent)
-		return 0;
-	return omr_cfg_fail_at(&ld->cur,
-	                       later_mark(ld, offsetof(omr_config_t, routing_tick_ms),
-	                                  offsetof(omr_config_t, routing_heartbeat_timeout_s)),
-	                       "routing.tick_ms (%lld) must be at most a quarter of "
-	                       "routing.heartbeat_timeout_s + 10 s (%lld ms): an instance silent "
-	                       "that long is taken for stopped",
-	                       tick, silent);
+	const omr_config_t *c = ld->cfg;
+	long long silent = c->routing_heartbeat_timeout_s * 1000LL + 10000;
+	size_t hb = offsetof(omr_config_t, routing_heartbeat_timeout_s);
+	if (8LL * c->routing_tick_ms > silent)
+		return omr_cfg_fail_at(&ld->cur,
+		                       later_mark(ld, offsetof(omr_config_t, routing_tick_ms), hb),
+		                       "routing.tick_ms (%lld) must be at most an eighth of "
+		                       "routing.heartbeat_timeout_s + 10 s, %lld ms: an instance "
+		                       "silent that long is taken for stopped",
+		                       (long long)c->routing_tick_ms, silent / 8);
+	long long back = (long long)c->redis_reconnect_max_ms + c->routing_tick_ms;
+	if (2 * back > silent)
+		return omr_cfg_fail_at(
+		        &ld->cur,
+		        later_mark(ld, offsetof(omr_config_t, redis_reconnect_max_ms), hb),
+		        "redis.reconnect_max_ms + routing.tick_ms (%lld) must be at most half of "
+		        "routing.heartbeat_timeout_s + 10 s, %lld ms: an instance back from a "
+		        "Redis "
+		        "outage later than that is taken for stopped",
+		        back, silent / 2);
+	return 0;
 }
 
 int omr_config_check_limits(const omr_config_t *cfg, char *err, size_t errlen)
@@ -777,7 +788,7 @@ int omr_config_load_string(const char *yaml, size_t len, const char *name, omr_c
 	if (rc == 0)
 		rc = check_order_rules(ld);
 	if (rc == 0)
-		rc = check_tick_rule(ld);
+		rc = check_timing_rules(ld);
 	if (rc == 0)
 		rc = check_pair_rules(ld);
 	if (ld->cur.have_ev)

@@ -184,12 +184,13 @@ static void on_tick(uv_timer_t *t)
 	char prefix[OMR_ENV_ID_MAX + 8];
 	omr_router_group_prefix(r->cfg->routing_group, prefix, sizeof(prefix));
 	/* (the instance: it is alive, for the customers' connections it holds;
-	 * a pause in its own ticks longer than a quarter of the silence after
-	 * which an instance is taken for stopped means Redis or this process
-	 * stalled, and every silence counts again from then: 60_timers.lua) */
+	 * a pause in its own ticks longer than a third of the silence after
+	 * which an instance is taken for stopped, with nobody else ticking,
+	 * means Redis stalled, and every silence counts again from then:
+	 * 60_timers.lua) */
 	char pause[24];
 	snprintf(pause, sizeof(pause), "%lld",
-	         (long long)(r->cfg->routing_heartbeat_timeout_s * 1000 + 10000) / 4);
+	         (long long)(r->cfg->routing_heartbeat_timeout_s * 1000 + 10000) / 3);
 	const char *argv[] = {"FCALL", "omr_tick", "1", prefix, r->instance, pause};
 	size_t lens[] = {5, 8, 1, strlen(prefix), strlen(r->instance), strlen(pause)};
 	if (omr_store_command(r->store, on_tick_reply, r, 6, argv, lens) == 0)
@@ -283,6 +284,9 @@ static void on_store_state(void *ud, bool ready)
 		 * instance's tick took for lost meanwhile). */
 		omr_hmap_each(r->agents, vouch_one, r);
 		push_rules(r);
+		/* Then say this instance is back before anything of its customers
+		 * (a connection that closed meanwhile) is judged by it. */
+		on_tick(r->tick);
 		omr_delivery_resync(r);
 	}
 	update_health(r);

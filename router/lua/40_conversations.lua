@@ -209,12 +209,14 @@ local function customer_connected(P, R, conv, now)
   return false
 end
 
--- c's customer has no connection left, from now: its agent is told, and the
--- abandonment clock starts.
-local function customer_away(P, R, c, now)
+-- c's customer has no connection left, from now: its agent is told (unless
+-- quiet), and the abandonment clock starts.
+local function customer_away(P, R, c, now, quiet)
   c.left_ms = int(now)
   redis.call('HSET', P .. ':conv:' .. c.id, 'left_ms', c.left_ms)
-  tell_agent(P, c, 'customer-left', now)
+  if not quiet then
+    tell_agent(P, c, 'customer-left', now)
+  end
   local due = abandon_due(R, c)
   if due ~= nil then
     -- (set whatever the state: one that waits by then is closed)
@@ -253,11 +255,9 @@ local function conv_left(keys, args)
     end
     return 'here'
   end
-  if (c.left_ms or '') == '' then
-    -- (one taken for away already, its instance looking stopped, was
-    -- told so: that departure stands; reap_instance)
-    customer_away(P, R, c, now)
-  end
+  -- (its agent was told already of one taken for away while its instance
+  -- looked stopped, reap_instance: the clock counts from this departure)
+  customer_away(P, R, c, now, (c.left_ms or '') ~= '')
   return 'away'
 end
 

@@ -219,19 +219,23 @@ local function reap_instance(P, now)
   end
 end
 
--- Instance `name` ticks: it is alive (instance_alive); a pause of its own
--- longer than pause_ms (a quarter of instance_silent_ms, which
--- routing.tick_ms may not exceed: --check-config) means Redis or the process
--- stalled, and nobody else may have been able to tick meanwhile, so every
--- silence counts from now (P:instances:resumed). Its own first tick is not a
--- pause: a restarted instance has a new name, and the one it replaces is
--- reaped as soon as it has been silent long enough.
+-- Instance `name` ticks: it is alive (instance_alive). A pause of its own
+-- longer than pause_ms (a third of instance_silent_ms; routing.tick_ms is at
+-- most an eighth: --check-config) during which no other instance ticked
+-- either means Redis stalled (or every instance did), so every silence
+-- counts from now (P:instances:resumed); one that paused alone (frozen, its
+-- own connection lost) while others ticked was watched meanwhile. Its own
+-- first tick is not a pause: a restarted instance has a new name, and the
+-- one it replaces is reaped as soon as it has been silent long enough.
 local function instance_ticks(P, name, pause_ms, now)
   local prev = redis.call('ZSCORE', P .. ':instances', name)
-  redis.call('ZADD', P .. ':instances', now, name)
   if prev ~= false and now - num(prev, 0) > pause_ms then
-    redis.call('SET', P .. ':instances:resumed', now)
+    local newest = redis.call('ZREVRANGE', P .. ':instances', 0, 0, 'WITHSCORES')
+    if now - num(newest[2], 0) > pause_ms then
+      redis.call('SET', P .. ':instances:resumed', now)
+    end
   end
+  redis.call('ZADD', P .. ':instances', now, name)
   local ikey = instance_convs_key(P, name)
   if redis.call('EXISTS', ikey .. ':reaped') == 1 then
     -- taken for stopped, and was not: its conversations are its own again
@@ -248,7 +252,7 @@ local function tick(keys, args)
   local now = now_ms()
   if (args[1] or '') ~= '' then
     -- (a restarted one has a new name; those that stopped go once reaped)
-    instance_ticks(P, args[1], num(args[2], 10000), now)
+    instance_ticks(P, args[1], num(args[2], 13333), now)
   end
   local due = redis.call('ZRANGEBYSCORE', P .. ':timers', '-inf', now, 'LIMIT', 0, 200)
   if #due == 0 then

@@ -305,7 +305,8 @@ async def test_info_log_has_no_customer_address(env):
 @time_limit(60)
 async def test_reload_tick_ms_applies_at_once(env):
     r = env.redis()
-    d = env.daemon(r, config={"routing": {"tick_ms": 10000}},
+    # (heartbeat_timeout_s 70: tick_ms may be at most an eighth of it + 10 s)
+    d = env.daemon(r, config={"routing": {"tick_ms": 10000, "heartbeat_timeout_s": 70}},
                    queues="queues:\n  - name: q\n    max_wait_s: 1\n")
     cust = Customer(d.url)
     try:

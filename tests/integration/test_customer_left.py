@@ -26,8 +26,8 @@ from omr_harness import (Agent, Customer, add_agent, conv_key, ctl, log, poll,  
 from lua_harness import P, T, LuaTestCase, as_run_test  # noqa: E402
 
 
-# omr_tick's pause_ms as the daemon passes it: (heartbeat_timeout_s x 1000 + 10000) / 4
-PAUSE_30, PAUSE_10, PAUSE_3 = "10000", "5000", "3250"
+# omr_tick's pause_ms as the daemon passes it: (heartbeat_timeout_s x 1000 + 10000) / 3
+PAUSE_30, PAUSE_10, PAUSE_3 = "13333", "6666", "4333"
 
 
 class LeftLua(LuaTestCase):
@@ -483,10 +483,10 @@ class LeftLua(LuaTestCase):
         """(A review of 3253810 found: a watcher's own pause was detected only past 2 x
         tick_ms + 1 s, a threshold unrelated to the silence that reaps; with tick_ms 10000 and
         heartbeat_timeout_s 10 a Redis stall of 11 s was no pause for A while B looked silent
-        20.5 s: A reaped B, a live instance, and its agents were told customer-left.) The
-        pause is now a quarter of the silence (5 s here, the largest tick_ms allowed with
-        heartbeat_timeout_s 10): A's 11.5 s without a tick is a pause, and every silence
-        counts from it."""
+        20.5 s: A reaped B, a live instance, and its agents were told customer-left.) A pause
+        is now a third of the silence (6.7 s here; tick_ms may be at most an eighth, 2.5 s),
+        with nobody else ticking: A's 11.5 s without a tick is one, and every silence counts
+        from it."""
         self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=10)
         self.agent("a1", "en", 1)
         self.fcall("omr_tick", "A", PAUSE_10)
@@ -542,6 +542,123 @@ class LeftLua(LuaTestCase):
         self.fcall("omr_conv_left", "c1", "B:1")  # B thawed: reports the close
         self.fcall("omr_tick", "B", PAUSE_30)
         self.assertEqual(self.conv_kinds("a1", "c1"), ["assigned", "customer-left"])
+
+    def test_tick_ms_at_its_allowed_limit_never_reaps_a_dead_instance(self):
+        """(From a review; now tick_ms is at most an eighth of the silence and a pause is more
+        than a third: two regular ticks, one skipped, are no pause.) Was: --check-config
+        allowed routing.tick_ms up to exactly a quarter
+        of heartbeat_timeout_s + 10 s (common/config.c check_tick_rule:
+        4 * tick <= silent), e.g. heartbeat_timeout_s 30 with tick_ms 10000
+        (also the top of tick_ms's documented range). The daemon passes
+        pause_ms = the same quarter (router/router.c on_tick), and
+        instance_ticks (60_timers.lua) takes `now - prev > pause_ms` for a
+        pause. A live instance's ticks are tick_ms apart plus the loop's and
+        Redis's jitter, i.e. > pause_ms nearly every time: each regular tick
+        sets instances:resumed = now, so every silence counts from the last
+        tick and no instance is ever found silent.
+        Site sees: with such a configuration (accepted by --check-config) the
+        customers of a crashed instance are never taken for leaving: waiting
+        chats wait for ever and are handed to agents with nobody there (the
+        bug eb54818 fixed), and instances names pile up in the zset.
+        Expected: a regular tick is never a pause; the dead instance is
+        reaped once silent 40 s."""
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.fcall("omr_tick", "A", PAUSE_30)
+        self.fcall("omr_tick", "dead", PAUSE_30)
+        self.assertEqual(self.start_with("c1", "dead:1"), "queued")
+        self.stop_instance("dead", 60000)  # crashed a minute ago
+        # A ticks every 5 s (tick_ms 5000, the most heartbeat_timeout_s 30 allows); this tick
+        # came 10 s + 2 ms after the previous one (one skipped while its previous tick was
+        # in flight).
+        for _ in range(5):
+            self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 10002, "A")
+            self.fcall("omr_tick", "A", PAUSE_30)
+        self.assertIn("left_ms", self.conv("c1"),
+                      f"dead instance not reaped: instances:resumed="
+                      f"{self.r('GET', f'{P}:instances:resumed')}, "
+                      f"instances={self.r('ZRANGE', f'{P}:instances', 0, -1, 'WITHSCORES')}")
+
+    def test_one_instance_pausing_keeps_a_dead_instance_from_being_reaped(self):
+        """(From a review; a pause now resets the silences only if no other instance ticked
+        meanwhile.) Was: instances:resumed is global, but a pause of one instance's own
+        ticks is not evidence that the others could not tick: a frozen
+        process (GC/VM pause, SIGSTOP) or a cut to Redis of that instance alone
+        sets it too (instance_ticks, 60_timers.lua), although every other
+        instance ticked all along. An instance whose link to Redis flaps
+        (down 15 s every 30 s, heartbeat_timeout_s 30: pause 13.3 s, silence
+        40 s) resets every silence each time it comes back, so a crashed
+        third instance is never reaped while it flaps.
+        Site sees: the customers of a crashed instance wait for ever / agents
+        never told customer-left, because some other instance is unhealthy.
+        Expected: a pause counts as a stall of everybody only if nobody else
+        ticked meanwhile (e.g. the newest score in instances was older than
+        pause_ms before this tick); the dead instance is reaped 40 s after its
+        last tick."""
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        for name in ("A", "F", "dead"):
+            self.fcall("omr_tick", name, PAUSE_30)
+        self.assertEqual(self.start_with("c1", "dead:1"), "queued")
+        # "dead" crashed 39 s ago; A ticks every 200 ms all along; F was cut off 15 s
+        # (longer than the pause).
+        self.stop_instance("dead", 39000)
+        self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - 15000, "F")
+        self.fcall("omr_tick", "A", PAUSE_30)
+        self.fcall("omr_tick", "F", PAUSE_30)  # back: "a pause" -> resumed = now
+        # 30 s later (simulated: every score 30 s older) F flaps again, and so on.
+        for _ in range(4):
+            for name, ago in (("dead", None), ("A", 200), ("F", 15000)):
+                if ago is None:
+                    sc = self.r("ZSCORE", f"{P}:instances", name)
+                    if sc is not None:  # (not reaped yet)
+                        self.r("ZADD", f"{P}:instances", int(float(sc)) - 30000, name)
+                else:
+                    self.r("ZADD", f"{P}:instances", int(time.time() * 1000) - ago, name)
+            res = self.r("GET", f"{P}:instances:resumed")
+            if res is not None:
+                self.r("SET", f"{P}:instances:resumed", int(res) - 30000)
+            self.fcall("omr_tick", "A", PAUSE_30)
+            self.fcall("omr_tick", "F", PAUSE_30)
+        dead_silent = int(time.time() * 1000) - int(float(self.r("ZSCORE", f"{P}:instances", "dead") or 0))
+        self.assertIn("left_ms", self.conv("c1"),
+                      f"dead instance silent {dead_silent} ms (> 40000) never reaped")
+
+    def test_departure_after_thaw_counts_from_the_reap_not_from_the_departure(self):
+        """(From a review; fixed.) Was: 46f4227 changed conv_left (40_conversations.lua ~256) to keep
+        an existing left_ms. After a freeze the reap set left_ms = T1 (and a
+        look at T1 + abandon_s); the instance thaws, its customer is there
+        again (counted), and only later the page really disconnects
+        (navigation, a network blip) at T1 + 59 s: conv_left keeps T1, so the
+        waiting chat is closed as abandoned at T1 + 60 s, one second after
+        the connection closed, though chat.abandon_after_s is 60 s.
+        Site sees: after an instance froze, a waiting customer whose page
+        reloads/navigates has the chat closed as abandoned at once.
+        Expected: the departure counts from when the connection closed
+        (left_ms moved to now without telling the agent a second time)."""
+        self.rules({"name": "q"}, blocking={}, abandon_s=60, heartbeat_timeout_s=30)
+        self.fcall("omr_tick", "B", PAUSE_30)
+        self.fcall("omr_tick", "A", PAUSE_30)
+        self.assertEqual(self.start_with("c1", "B:1"), "queued")
+        self.stop_instance("B")
+        self.fcall("omr_tick", "A", PAUSE_30)  # reaps frozen B
+        t1 = self.conv("c1")["left_ms"]
+        # As if the reap was 59.5 s ago: move left_ms and its look back.
+        t1b = str(int(t1) - 59500)
+        self.r("HSET", f"{P}:conv:c1", "left_ms", t1b)
+        for t in self.gone_timers("c1"):
+            self.r("ZREM", f"{P}:timers", t)
+        self.r("ZADD", f"{P}:timers", int(t1b) + 60000, f"gone|c1|{t1b}")
+        self.fcall("omr_tick", "B", PAUSE_30)  # B thawed (just now): the customer is there
+        self.fcall("omr_tick", "A", PAUSE_30)
+        # The page navigates: its connection closes now, comes back in ~2 s.
+        self.assertEqual(self.fcall("omr_conv_left", "c1", "B:1"), "away")
+        left_at = int(time.time() * 1000)
+        time.sleep(0.7)
+        self.fcall("omr_tick", "A", PAUSE_30)
+        c = self.conv("c1")
+        self.assertEqual((c["state"], c.get("close_reason")), ("queued", None),
+                         f"closed {int(time.time() * 1000) - left_at} ms after the connection closed "
+                         f"(abandon_after_s 60): left_ms {c.get('left_ms')} vs closed at "
+                         f"{left_at}")
 
     def test_waiting_again_after_the_customer_left_is_abandoned(self):
         # Assigned when its customer left; transferred to a queue later: it
@@ -680,11 +797,11 @@ async def test_daemon_restart_is_not_the_customer_leaving(env):
 TWO = {"chat": {"abandon_after_s": 20}, "routing": {"tick_ms": 50, "heartbeat_timeout_s": 3}}
 
 
-async def ana_serves_a_customer_of_d1(env, config):
-    """Two instances on one Redis; ana (capacity 1, on d2) is assigned customer x's chat,
-    whose connection is on d1. Returns r, d1, d2, ana, x."""
+async def ana_serves_a_customer_of_d1(env, config, d1_config=None):
+    """Two instances on one Redis (d1 with d1_config if given); ana (capacity 1, on d2) is
+    assigned customer x's chat, whose connection is on d1. Returns r, d1, d2, ana, x."""
     r = env.redis()
-    d1 = env.daemon(r, name="d1", config=config)
+    d1 = env.daemon(r, name="d1", config=d1_config or config)
     d2 = env.daemon(r, name="d2", config=config)
     ana = Agent(d2.url, "ana", add_agent(d2, "ana", "Ana", "en", capacity=1))
     await ana.login()
@@ -918,6 +1035,74 @@ async def test_redis_stall_closes_waiting_chat_of_customer_still_connected(env):
     assert got == {"x tab 2": ("queued", None), "y tab 2": ("queued", None)}, got
 
 
+@time_limit(90)
+async def test_daemon_tick_ms_at_limit_never_reaps_crashed_instance(env):
+    """(From a review, at the daemon level: with heartbeat_timeout_s 3 and tick_ms 3250, which
+    --check-config accepted then, every tick was "a pause" and a crashed instance was never
+    reaped. Now 1625, the most allowed, an eighth.) d1
+    crashes with a waiting customer whose page never returns; d2 keeps
+    running. Expected: taken for leaving ~13 s after d1's last tick and closed
+    as abandoned chat.abandon_after_s (3 s) later. Seen: d2's every tick is
+    "a pause" and sets instances:resumed, so d1 never looks silent: the chat waits for
+    ever."""
+    cfg = {"chat": {"abandon_after_s": 3},
+           "routing": {"tick_ms": 1625, "heartbeat_timeout_s": 3}}
+    r = env.redis()
+    d1 = env.daemon(r, name="d1", config=cfg)
+    env.daemon(r, name="d2", config=cfg)  # lives on
+    cust = Customer(d1.url, "waits")
+    await cust.hello(language="en")
+    rc = r.client()
+    await asyncio.sleep(4)
+    d1.kill()
+    env.daemons.remove(d1)
+    killed = time.time()
+    key = conv_key(cust.conversation_id)
+    resets = set()
+
+    def closed():
+        v = rc.cmd("GET", "omr:{default}:instances:resumed")
+        if v:
+            resets.add(v)
+        return rc.cmd("HGET", key, "state") == "closed"
+    ok = await poll(closed, 40)
+    got = (rc.cmd("HGET", key, "state"), rc.cmd("HGET", key, "left_ms"),
+           rc.cmd("ZRANGE", "omr:{default}:instances", 0, -1, "WITHSCORES"))
+    log(f"after {time.time() - killed:.0f} s: {got}; instances:resumed took {len(resets)} values")
+    assert ok, (f"crashed instance's waiting customer not taken for leaving in 40 s "
+                f"(13 s + 3 s expected): {got}; instances:resumed set {len(resets)} times")
+
+
+@time_limit(150)
+async def test_daemon_reconnect_backoff_after_redis_stall_reaps_live_instance(env):
+    """(From a review: redis.reconnect_max_ms, up to 600000, was tied to nothing; now
+    reconnect_max_ms + tick_ms is at most half of heartbeat_timeout_s + 10 s.) After a Redis
+    stall each daemon comes back when its reconnect backoff says: d2 at once, and its tick
+    sets instances:resumed; d1, with the slowest reconnect allowed, later. Was (with d1 back
+    more than heartbeat_timeout_s + 10 s after d2): d2 reaped d1, ana (on d2), who holds the
+    chat of a customer on d1, was told customer-left, and a waiting customer on d1 (its page
+    open all along) had the chat closed as abandoned. Expected: neither."""
+    base = {"chat": {"abandon_after_s": 3}, "routing": {"tick_ms": 50, "heartbeat_timeout_s": 3}}
+    slow = dict(base, redis={"reconnect_min_ms": 6000, "reconnect_max_ms": 6400})
+    r, d1, d2, ana, x = await ana_serves_a_customer_of_d1(env, base, d1_config=slow)
+    w = Customer(d1.url, "w")
+    await w.hello(language="en")  # waits: ana is full
+    r.proc.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(5)  # > the pause (4333 ms): a stall
+    finally:
+        r.proc.send_signal(signal.SIGCONT)
+    log("redis thawed")
+    rc = r.client()
+    await asyncio.sleep(22)
+    left = [f for f in ana.order if f.get("event") == "customer-left"]
+    wstate = (rc.cmd("HGET", conv_key(w.conversation_id), "state"),
+              rc.cmd("HGET", conv_key(w.conversation_id), "close_reason"))
+    for c in (ana, x, w):
+        await c.close()
+    assert not left and wstate == ("queued", None), (left, wstate)
+
+
 def _lua(name):
     return as_run_test(LeftLua, name)
 
@@ -942,6 +1127,9 @@ LUA = ["test_waiting_customer_gone_is_abandoned",
        "test_stall_just_past_the_pause_does_not_reap_a_live_instance",
        "test_partial_reap_is_merged_back",
        "test_thawed_instance_conv_left_before_first_tick_tells_left_twice",
+       "test_tick_ms_at_its_allowed_limit_never_reaps_a_dead_instance",
+       "test_one_instance_pausing_keeps_a_dead_instance_from_being_reaped",
+       "test_departure_after_thaw_counts_from_the_reap_not_from_the_departure",
        "test_waiting_again_after_the_customer_left_is_abandoned",
        "test_reloaded_abandon_time_applies_to_who_left",
        "test_zero_never_abandons",
@@ -956,4 +1144,6 @@ if __name__ == "__main__":
                test_redis_freeze_tells_agents_their_customers_left,
                test_frozen_then_crashed_instance_customer_never_taken_for_leaving,
                test_single_instance_crash_and_start, test_single_instance_drain_and_start,
-               test_redis_stall_closes_waiting_chat_of_customer_still_connected])
+               test_redis_stall_closes_waiting_chat_of_customer_still_connected,
+               test_daemon_tick_ms_at_limit_never_reaps_crashed_instance,
+               test_daemon_reconnect_backoff_after_redis_stall_reaps_live_instance])

@@ -60,6 +60,14 @@ static const char *const order_pairs[][2] = {
         {"chat.max_text_bytes", "bus.max_frame_bytes"},
 };
 
+/* Options whose largest values need the second one raised (config.c
+ * check_timing_rules: ticks and Redis reconnects within the silence after
+ * which an instance is taken for stopped); the second alone loads anywhere. */
+static const char *const raise_pairs[][2] = {
+        {"routing.tick_ms", "routing.heartbeat_timeout_s"},
+        {"redis.reconnect_max_ms", "routing.heartbeat_timeout_s"},
+};
+
 /* ---- helpers ---- */
 
 /* Every field equals its default in config_options.h. */
@@ -152,29 +160,48 @@ static const struct topt *topt_find(const char *name)
  * value that satisfies the rule whatever value is (the ranges allow it: the rule holds for
  * both minimums and for both maximums), in a section of their own when theirs differs, so
  * bound tests do not trip the cross-field checks. */
+/* Appends `other: v` to the document of option name (n bytes so far). */
+static int append_other(char *out, size_t outsize, int n, const char *name, const char *other,
+                        int64_t v)
+{
+	const char *dot = strchr(name, '.');
+	const char *key = strchr(other, '.') + 1;
+	int slen = (int)(key - 1 - other);
+	bool same = slen == (int)(dot - name) && strncmp(other, name, slen) == 0;
+	int m = same ? snprintf(out + n, outsize - (size_t)n, "  %s: %lld\n", key, (long long)v)
+	             : snprintf(out + n, outsize - (size_t)n, "%.*s:\n  %s: %lld\n", slen, other,
+	                        key, (long long)v);
+	assert_true(m > 0 && (size_t)m < outsize - (size_t)n);
+	return n + m;
+}
+
 static void build_doc(char *out, size_t outsize, const char *name, const char *value)
 {
 	const char *dot = strchr(name, '.');
 	int n = snprintf(out, outsize, "%.*s:\n  %s: %s\n", (int)(dot - name), name, dot + 1,
 	                 value);
 	assert_true(n > 0 && (size_t)n < outsize);
+	const char *given[2] = {name, NULL}; /* the option, and its order partner if any */
 	for (size_t r = 0; r < sizeof(order_pairs) / sizeof(order_pairs[0]); r++) {
 		for (int k = 0; k < 2; k++) {
 			if (strcmp(name, order_pairs[r][k]) != 0)
 				continue;
 			const struct topt *other = topt_find(order_pairs[r][!k]);
 			assert_non_null(other);
-			int64_t v = k == 0 ? other->max : other->min;
-			const char *key = strchr(other->name, '.') + 1;
-			int slen = (int)(key - 1 - other->name);
-			bool same =
-			        slen == (int)(dot - name) && strncmp(other->name, name, slen) == 0;
-			int m = same ? snprintf(out + n, outsize - (size_t)n, "  %s: %lld\n", key,
-			                        (long long)v)
-			             : snprintf(out + n, outsize - (size_t)n, "%.*s:\n  %s: %lld\n",
-			                        slen, other->name, key, (long long)v);
-			assert_true(m > 0 && (size_t)m < outsize - (size_t)n);
-			n += m;
+			n = append_other(out, outsize, n, name, other->name,
+			                 k == 0 ? other->max : other->min);
+			given[1] = other->name;
+		}
+	}
+	bool raised = false;
+	for (size_t r = 0; r < sizeof(raise_pairs) / sizeof(raise_pairs[0]) && !raised; r++) {
+		for (int g = 0; g < 2 && !raised; g++) {
+			if (!given[g] || strcmp(given[g], raise_pairs[r][0]) != 0)
+				continue;
+			const struct topt *other = topt_find(raise_pairs[r][1]);
+			assert_non_null(other);
+			n = append_other(out, outsize, n, name, other->name, other->max);
+			raised = true;
 		}
 	}
 }
@@ -768,19 +795,28 @@ static void test_cross_field_rules(void **state)
 	omr_config_t *big = ACCEPT("websocket:\n  max_frame_bytes: 131328\nchat:\n"
 	                           "  max_text_bytes: 65536\nbus:\n  max_frame_bytes: 69632\n");
 	omr_config_destroy(&big);
-	/* An instance ticks more often than a quarter of the silence after which
-	 * the others take it for stopped (heartbeat_timeout_s + 10 s). */
-	REJECT_EXACT("routing:\n  heartbeat_timeout_s: 3\n  tick_ms: 3300\n",
-	             "t.yaml:3:12: routing.tick_ms (3300) must be at most a quarter of "
-	             "routing.heartbeat_timeout_s + 10 s (13000 ms): an instance silent that long "
-	             "is taken for stopped");
-	REJECT_EXACT("routing:\n  tick_ms: 5000\n  heartbeat_timeout_s: 5\n",
-	             "t.yaml:3:24: routing.tick_ms (5000) must be at most a quarter of "
-	             "routing.heartbeat_timeout_s + 10 s (15000 ms): an instance silent that long "
-	             "is taken for stopped");
-	omr_config_t *ticks = ACCEPT("routing:\n  heartbeat_timeout_s: 3\n  tick_ms: 3250\n");
+	/* An instance ticks well within the silence after which the others take
+	 * it for stopped (heartbeat_timeout_s + 10 s), and is back from a Redis
+	 * outage within half of it. */
+	REJECT_EXACT("routing:\n  heartbeat_timeout_s: 3\n  tick_ms: 1700\n",
+	             "t.yaml:3:12: routing.tick_ms (1700) must be at most an eighth of "
+	             "routing.heartbeat_timeout_s + 10 s, 1625 ms: an instance silent that long is "
+	             "taken for stopped");
+	REJECT_EXACT("routing:\n  tick_ms: 5000\n  heartbeat_timeout_s: 20\n",
+	             "t.yaml:3:24: routing.tick_ms (5000) must be at most an eighth of "
+	             "routing.heartbeat_timeout_s + 10 s, 3750 ms: an instance silent that long is "
+	             "taken for stopped");
+	REJECT_EXACT(
+	        "redis:\n  reconnect_max_ms: 20000\n",
+	        "t.yaml:2:21: redis.reconnect_max_ms + routing.tick_ms (20200) must be at most "
+	        "half of routing.heartbeat_timeout_s + 10 s, 20000 ms: an instance back from a "
+	        "Redis outage later than that is taken for stopped");
+	omr_config_t *ticks = ACCEPT("routing:\n  heartbeat_timeout_s: 3\n  tick_ms: 1625\n"
+	                             "redis:\n  reconnect_max_ms: 4875\n");
 	omr_config_destroy(&ticks);
-	ticks = ACCEPT("routing:\n  tick_ms: 10000\n");
+	ticks = ACCEPT("routing:\n  tick_ms: 10000\n  heartbeat_timeout_s: 70\n");
+	omr_config_destroy(&ticks);
+	ticks = ACCEPT("redis:\n  reconnect_max_ms: 19800\n");
 	omr_config_destroy(&ticks);
 	/* Equal is fine. */
 	omr_config_t *cfg = ACCEPT("redis:\n  ping_interval_ms: 2000\n  ping_timeout_ms: 2000\n"
