@@ -266,10 +266,9 @@ end
 -- Every instance says it is alive at each omr_tick (P:instances, instance
 -- -> ms); one silent for longer than routing.heartbeat_timeout_s, plus the
 -- longest routing.tick_ms (10 s) between two ticks of a live one, stopped.
--- A silence counts from P:instances:resumed at the earliest: when an
--- instance last ticked after a pause of its own (Redis stalled, or the
--- process frozen), during which the others may not have been able to tick
--- either (instance_ticks).
+-- A silence counts from P:instances:resumed at the earliest: the last tick
+-- after a pause during which no instance ticked (Redis stalled: nobody
+-- could; instance_ticks).
 local function instance_silent_ms(R)
   return num(R.heartbeat_timeout_s, 30) * 1000 + 10000
 end

@@ -181,7 +181,7 @@ end
 -- Customers of an instance that stopped (a drain, a crash: it reports
 -- nobody gone) and did not come back elsewhere are taken for leaving once
 -- it has been silent for instance_silent_ms (instance_silent_for: counted
--- from the last pause of any instance at the earliest): the agent who holds
+-- from the last Redis stall at the earliest): the agent who holds
 -- such a conversation is told `customer-left`, and one that waits is closed
 -- as abandoned chat.abandon_after_s later (fire_gone), counted from now, so
 -- that customers whose pages reconnect to the restarted service have that
