@@ -35,7 +35,8 @@
 #include "websocket/ws_sockets.h"
 
 #define WS_SWEEP_MS 100
-#define WS_CLOSE_GRACE_S 5 /* a closing client that does not read is cut after this */
+#define WS_GONE_RETRY_MS 1000 /* a closed-connection report Redis refused goes again after */
+#define WS_CLOSE_GRACE_S 5    /* a closing client that does not read is cut after this */
 #define WS_RX_CHUNK 4096
 #define WS_DIRECT_MAX 8192 /* larger frames go through the queue */
 /* An address may hold twice its websocket limit in sockets, plus this (page
@@ -60,9 +61,11 @@ struct omr_ws_server {
 	ws_sockets_t sockets; /* every accepted socket, per address (ws_sockets.h) */
 	uint64_t ip_seed;
 	ws_conn_list_t unauth;
-	ws_conn_list_t stalled; /* connections holding a request until the bus has room */
-	ws_acks_t acks;         /* agent connections' item acks not yet sent (ws_acks.h) */
-	ws_gone_queue_t gone;   /* closed-connection reports waiting for room */
+	ws_conn_list_t stalled;     /* connections holding a request until the bus has room */
+	ws_acks_t acks;             /* agent connections' item acks not yet sent (ws_acks.h) */
+	ws_gone_queue_t gone;       /* closed-connection reports waiting for room */
+	ws_gone_queue_t gone_later; /* ...that Redis refused: again after WS_GONE_RETRY_MS */
+	uint64_t gone_later_ms;     /* when gone_later was last sent again */
 	struct lws_protocols protocols[3];
 	ws_http_tables_t http; /* the static files and /healthz */
 	lws_retry_bo_t retry;
@@ -574,6 +577,13 @@ static void finish_request(omr_ws_server_t *srv, void *ctx, int status, const om
 			         "conn=%llu",
 			         (unsigned long long)p->gone->conn);
 			ws_gone_push(&srv->gone, p->gone);
+		} else if (status == OMR_ERR_REDIS && live) {
+			/* Redis refuses writes (maxmemory...): refused at once, so
+			 * sent again a little later (on_sweep), until it is taken. */
+			omr_debug("ws",
+			          "closed connection report refused, sending it again conn=%llu",
+			          (unsigned long long)p->gone->conn);
+			ws_gone_push(&srv->gone_later, p->gone);
 		} else {
 			if (status)
 				omr_info("ws", "router refused a connection report err=%s",
@@ -710,6 +720,11 @@ static void on_sweep(uv_timer_t *t)
 	/* Room on the bus also comes back when something without a reply here
 	 * is answered (the adapter.hello): held requests must not wait for the
 	 * next reply that comes here, which may never come. */
+	if (srv->gone_later.head && now - srv->gone_later_ms >= WS_GONE_RETRY_MS) {
+		srv->gone_later_ms = now;
+		for (ws_gone_t *g; (g = ws_gone_shift(&srv->gone_later));)
+			ws_gone_push(&srv->gone, g);
+	}
 	if (srv->stalled.head || srv->gone.head)
 		release_stalled(srv);
 	ws_conn_t *c = srv->unauth.head;
@@ -828,6 +843,7 @@ int omr_ws_server_new(uv_loop_t *loop, const omr_ws_server_opts_t *opts, omr_ws_
 		return -ENOMEM;
 	srv->loop = loop;
 	ws_gone_queue_init(&srv->gone);
+	ws_gone_queue_init(&srv->gone_later);
 	srv->stalled.which = WS_LIST_STALLED;
 	srv->max_connections = opts->max_connections;
 	srv->listen = strdup(opts->listen);
@@ -941,6 +957,7 @@ void omr_ws_server_destroy(omr_ws_server_t **srvp)
 	if (srv->lws)
 		lws_context_destroy(srv->lws);
 	ws_gone_clear(&srv->gone);
+	ws_gone_clear(&srv->gone_later);
 	omr_u64map_each(srv->conns, free_conn, NULL);
 	omr_u64map_destroy(&srv->conns);
 	omr_u64map_destroy(&srv->per_ip);

@@ -264,8 +264,36 @@ async def test_refused_writes_are_answered_at_once(env):
                           "m2 at the agent once Redis took writes again")
 
 
+@time_limit(90)
+async def test_page_closed_while_redis_refuses_writes(env):
+    """A customer's page closes while Redis refuses writes (maxmemory): the report of the
+    closed connection was refused like any write and dropped ("router refused a connection
+    report"), so the conversation kept the connection as open for as long as the instance
+    lived: the agent was never told customer-left, and a waiting chat was never taken for
+    abandoned. It is sent again (once a second) until Redis takes it."""
+    r = env.redis()
+    d = env.daemon(r, config=dict(CONFIG, chat={"abandon_after_s": 1},
+                                  routing={"tick_ms": 100}))
+    agent, held = await chatting(d, "hello")
+    c = r.client()
+    assert c.cmd("HGET", f"omr:{{default}}:conv:{held.conversation_id}", "state") == "assigned"
+    assert c.cmd("CONFIG", "SET", "maxmemory", "1") == "OK"
+    try:
+        await held.close()
+        await asyncio.sleep(2.5)
+    finally:
+        assert c.cmd("CONFIG", "SET", "maxmemory", "0") == "OK"
+    left = await agent.wait_item(lambda f: f.get("event") == "customer-left", 10,
+                                 "customer-left once Redis took writes again")
+    assert left.get("conversation_id") == held.conversation_id, left
+    cust = c.cmd("SMEMBERS", f"omr:{{default}}:conv:{held.conversation_id}:cust")
+    assert cust == [], cust
+    await agent.close()
+
+
 if __name__ == "__main__":
     run_tests([test_frozen_redis_is_detected_and_nothing_is_lost, test_stream_node_size_is_checked,
                test_evicting_redis_is_named_at_start, test_failing_timer_tick_is_logged_once_a_minute,
                test_functions_reloaded_after_reconnect, test_readiness_follows_redis,
-               test_refused_writes_are_answered_at_once])
+               test_refused_writes_are_answered_at_once,
+               test_page_closed_while_redis_refuses_writes])
