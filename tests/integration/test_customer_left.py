@@ -797,18 +797,26 @@ async def test_daemon_restart_is_not_the_customer_leaving(env):
 TWO = {"chat": {"abandon_after_s": 20}, "routing": {"tick_ms": 50, "heartbeat_timeout_s": 3}}
 
 
+async def serves(agent_d, cust_d, agent_id, label):
+    """Agent agent_id (capacity 1), available on instance agent_d, is assigned the chat of a
+    new customer `label` whose connection is on instance cust_d. Returns (agent, customer)."""
+    agent = Agent(agent_d.url, agent_id, add_agent(agent_d, agent_id, agent_id.title(), "en",
+                                                   capacity=1))
+    await agent.login()
+    await agent.presence("available")
+    cust = Customer(cust_d.url, label)
+    await cust.hello(language="en")
+    await agent.wait_item(lambda f: f.get("type") == "assigned", 10, f"{agent_id}'s assignment")
+    return agent, cust
+
+
 async def ana_serves_a_customer_of_d1(env, config, d1_config=None):
     """Two instances on one Redis (d1 with d1_config if given); ana (capacity 1, on d2) is
     assigned customer x's chat, whose connection is on d1. Returns r, d1, d2, ana, x."""
     r = env.redis()
     d1 = env.daemon(r, name="d1", config=d1_config or config)
     d2 = env.daemon(r, name="d2", config=config)
-    ana = Agent(d2.url, "ana", add_agent(d2, "ana", "Ana", "en", capacity=1))
-    await ana.login()
-    await ana.presence("available")
-    x = Customer(d1.url, "x")
-    await x.hello(language="en")
-    await ana.wait_item(lambda f: f.get("type") == "assigned", 10, "ana's assignment")
+    ana, x = await serves(d2, d1, "ana", "x")
     return r, d1, d2, ana, x
 
 
@@ -857,12 +865,7 @@ async def test_redis_freeze_tells_agents_their_customers_left(env):
     for a customer who is still in the chat (and customer-back only chat.abandon_after_s
     later). Expected: no customer-left."""
     r, d1, d2, ana, x = await ana_serves_a_customer_of_d1(env, TWO)
-    bob = Agent(d1.url, "bob", add_agent(d1, "bob", "Bob", "en", capacity=1))
-    await bob.login()
-    await bob.presence("available")
-    y = Customer(d2.url, "y")
-    await y.hello(language="en")
-    await bob.wait_item(lambda f: f.get("type") == "assigned", 10, "bob's assignment")
+    bob, y = await serves(d1, d2, "bob", "y")
     r.proc.send_signal(signal.SIGSTOP)
     try:
         await asyncio.sleep(15)  # > heartbeat_timeout_s + 10 s

@@ -1,8 +1,8 @@
-/* test_config.c - the YAML configuration loader (common/config.c): defaults, the shipped
- * config/omnirouter.yaml, every rejection rule with its "file:line:column: reason", the
- * cross-field rules, diff_static and dump (common/config_dump.c). The queues section and the
- * routing options' syntax are in test_config_queues.c. Single-threaded. */
-#include <ctype.h>
+/* test_config.c - the YAML configuration loader (common/config.c): defaults, every
+ * rejection rule with its "file:line:column: reason", the cross-field rules, diff_static and
+ * dump (common/config_dump.c). The shipped config/omnirouter.yaml is in
+ * test_config_example.c; the queues section and the routing options' syntax in
+ * test_config_queues.c. Single-threaded. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,27 +14,14 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <yaml.h>
 
 #include "omnirouter/config.h"
+#include "config_test.h"
 
-#define EXAMPLE OMR_SOURCE_DIR "/config/omnirouter.yaml"
-
-/* The option table as the test sees it: the same X-macro config.c expands, so nothing here
- * repeats an option, and a new option is covered by the table-driven tests below. */
-enum topt_type { T_INT, T_BOOL, T_STR, T_LEVEL };
-struct topt {
-	const char *name;
-	enum topt_type type;
-	int64_t min, max;
-	bool reloadable;
-};
-#define OMR_OPT(type, field, path, def, min, max, reload, help) {path, T_##type, min, max, reload},
-static const struct topt topts[] = {
-#include "omnirouter/config_options.h"
-};
-#undef OMR_OPT
-#define NOPTS (sizeof(topts) / sizeof(topts[0]))
+/* REJECT: err starts with want. REJECT_EXACT: err is want. Literals may hold NUL bytes. */
+#define REJECT(yaml, want) reject_at(yaml, sizeof(yaml) - 1, want, false, __FILE__, __LINE__)
+#define REJECT_EXACT(yaml, want) reject_at(yaml, sizeof(yaml) - 1, want, true, __FILE__, __LINE__)
+#define REJECT_STR(yaml, want) reject_at(yaml, strlen(yaml), want, false, __FILE__, __LINE__)
 
 /* String options with a syntax of their own (config.c str_checks): a run of 'a's is not
  * valid, so the length tests expect the syntax error where they expect success. */
@@ -70,62 +57,6 @@ static const char *const raise_pairs[][2] = {
 
 /* ---- helpers ---- */
 
-/* Every field equals its default in config_options.h. */
-static void assert_defaults(const omr_config_t *cfg)
-{
-	omr_log_level_t lvl;
-	assert_non_null(cfg);
-#define CHECK_INT(f, d) assert_int_equal(cfg->f, (d));
-#define CHECK_BOOL(f, d) assert_int_equal(cfg->f, (d) ? 1 : 0);
-#define CHECK_STR(f, d)                                                                            \
-	assert_non_null(cfg->f);                                                                   \
-	assert_string_equal(cfg->f, (d));
-#define CHECK_LEVEL(f, d)                                                                          \
-	assert_int_equal(omr_log_level_parse((d), &lvl), 0);                                       \
-	assert_int_equal(cfg->f, lvl);
-#define OMR_OPT(type, field, path, def, min, max, reload, help) CHECK_##type(field, def)
-#include "omnirouter/config_options.h"
-#undef OMR_OPT
-#undef CHECK_INT
-#undef CHECK_BOOL
-#undef CHECK_STR
-#undef CHECK_LEVEL
-}
-
-static void reject_at(const char *yaml, size_t len, const char *want, bool exact, const char *file,
-                      int line)
-{
-	omr_config_t *cfg = NULL;
-	char err[512] = "(untouched)";
-	int rc = omr_config_load_string(yaml, len, "t.yaml", &cfg, err, sizeof(err));
-	bool match = exact ? strcmp(err, want) == 0 : strncmp(err, want, strlen(want)) == 0;
-	if (rc != -EINVAL || cfg != NULL || !match) {
-		print_error("%s:%d: rc=%d\n  got:  %s\n  want: %s%s\n", file, line, rc, err, want,
-		            exact ? "" : "...");
-		omr_config_destroy(&cfg);
-		fail();
-	}
-}
-
-/* REJECT: err starts with want. REJECT_EXACT: err is want. Literals may hold NUL bytes. */
-#define REJECT(yaml, want) reject_at(yaml, sizeof(yaml) - 1, want, false, __FILE__, __LINE__)
-#define REJECT_EXACT(yaml, want) reject_at(yaml, sizeof(yaml) - 1, want, true, __FILE__, __LINE__)
-#define REJECT_STR(yaml, want) reject_at(yaml, strlen(yaml), want, false, __FILE__, __LINE__)
-
-static omr_config_t *accept_at(const char *yaml, size_t len, const char *file, int line)
-{
-	omr_config_t *cfg = NULL;
-	char err[512] = "";
-	int rc = omr_config_load_string(yaml, len, "t.yaml", &cfg, err, sizeof(err));
-	if (rc != 0 || !cfg) {
-		print_error("%s:%d: rc=%d err=%s\n  yaml: %.200s\n", file, line, rc, err, yaml);
-		fail();
-	}
-	return cfg;
-}
-
-#define ACCEPT(yaml) accept_at(yaml, strlen(yaml), __FILE__, __LINE__)
-
 /* The dump line "name = value" of one option, for reading options by name. */
 static void dump_line(const omr_config_t *cfg, const char *name, char *out, size_t outsize)
 {
@@ -145,15 +76,6 @@ static void dump_line(const omr_config_t *cfg, const char *name, char *out, size
 	}
 	print_error("%s not in dump\n", name);
 	fail();
-}
-
-static const struct topt *topt_find(const char *name)
-{
-	for (size_t i = 0; i < NOPTS; i++) {
-		if (strcmp(topts[i].name, name) == 0)
-			return &topts[i];
-	}
-	return NULL;
 }
 
 /* "section:\n  key: value\n" for name = value, plus the partners of its order rules set to a
@@ -301,167 +223,6 @@ static void test_length_bounds_the_input(void **state)
 	                 0);
 	assert_int_equal(cfg->redis_port, 1234);
 	omr_config_destroy(&cfg);
-}
-
-/* ---- the shipped example ---- */
-
-/* Its options are the defaults (its queues are not: test_config_queues.c checks those). */
-static void test_example_loads_with_default_values(void **state)
-{
-	omr_config_t *cfg = NULL;
-	char err[512] = "";
-	int rc = omr_config_load(EXAMPLE, &cfg, err, sizeof(err));
-	if (rc != 0)
-		print_error("%s\n", err);
-	assert_int_equal(rc, 0);
-	assert_defaults(cfg);
-	assert_string_equal(cfg->path, EXAMPLE);
-	omr_config_destroy(&cfg);
-}
-
-static char *read_all(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	assert_non_null(f);
-	static char buf[256 * 1024];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	assert_true(n < sizeof(buf) - 1);
-	fclose(f);
-	buf[n] = '\0';
-	return buf;
-}
-
-/* The comment lines directly above line `line` (0-based), joined; *described counts the
- * letters in those of them that are not the "Range: ... SIGHUP: ..." line. */
-static void comment_above(const char *text, size_t line, char *out, size_t outsize,
-                          size_t *described)
-{
-	const char *starts[4096];
-	size_t count = 0;
-	for (const char *p = text; *p && count < 4096; p = strchr(p, '\n') + 1) {
-		starts[count++] = p;
-		if (!strchr(p, '\n'))
-			break;
-	}
-	assert_true(line < count);
-	size_t first = line;
-	while (first > 0) {
-		const char *p = starts[first - 1];
-		while (*p == ' ')
-			p++;
-		if (*p != '#')
-			break;
-		first--;
-	}
-	*described = 0;
-	for (size_t l = first; l < line; l++) {
-		size_t n = (size_t)(starts[l + 1] - starts[l]);
-		if (memmem(starts[l], n, "SIGHUP:", 7))
-			continue;
-		for (size_t k = 0; k < n; k++)
-			*described += isalpha((unsigned char)starts[l][k]) ? 1 : 0;
-	}
-	size_t len = (size_t)(starts[line] - starts[first]);
-	assert_true(len < outsize);
-	memcpy(out, starts[first], len);
-	out[len] = '\0';
-}
-
-/* Parses the example with libyaml and records the line of each option's key. A sequence (the
- * queues) is skipped whole: it holds no options. */
-static void collect_example_keys(const char *text, size_t key_line[], bool found[])
-{
-	yaml_parser_t parser;
-	assert_true(yaml_parser_initialize(&parser));
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
-	bool expect_key[4] = {false};
-	int depth = 0, skip = 0;
-	char section[64] = "", name[128];
-	for (bool done = false; !done;) {
-		yaml_event_t ev;
-		assert_true(yaml_parser_parse(&parser, &ev));
-		if (skip > 0 || ev.type == YAML_SEQUENCE_START_EVENT) {
-			if (ev.type == YAML_SEQUENCE_START_EVENT ||
-			    ev.type == YAML_MAPPING_START_EVENT)
-				skip++;
-			else if ((ev.type == YAML_SEQUENCE_END_EVENT ||
-			          ev.type == YAML_MAPPING_END_EVENT) &&
-			         --skip == 0)
-				expect_key[depth] = true; /* the sequence was a value */
-		} else if (ev.type == YAML_MAPPING_START_EVENT) {
-			assert_true(++depth < 4);
-			expect_key[depth] = true;
-		} else if (ev.type == YAML_MAPPING_END_EVENT) {
-			if (--depth > 0)
-				expect_key[depth] = true; /* the mapping was a value */
-		} else if (ev.type == YAML_SCALAR_EVENT && !expect_key[depth]) {
-			expect_key[depth] = true;
-		} else if (ev.type == YAML_SCALAR_EVENT) {
-			expect_key[depth] = false;
-			const char *v = (const char *)ev.data.scalar.value;
-			if (depth == 1)
-				snprintf(section, sizeof(section), "%s", v);
-			snprintf(name, sizeof(name), "%s.%s", section, v);
-			const struct topt *o = depth == 2 ? topt_find(name) : NULL;
-			if (depth == 2 && !o)
-				print_error("example has unknown option %s\n", name);
-			assert_true(depth != 2 || o);
-			if (o) {
-				assert_false(found[o - topts]);
-				found[o - topts] = true;
-				key_line[o - topts] = ev.start_mark.line;
-			}
-		} else if (ev.type == YAML_STREAM_END_EVENT) {
-			done = true;
-		}
-		yaml_event_delete(&ev);
-	}
-	yaml_parser_delete(&parser);
-}
-
-/* Every option is in the example (found by parsing it), under a comment that states its
- * purpose, its range and whether SIGHUP reloads it, as the table says. */
-static void test_example_documents_every_option(void **state)
-{
-	const char *text = read_all(EXAMPLE);
-	size_t key_line[NOPTS];
-	bool found[NOPTS] = {false};
-	collect_example_keys(text, key_line, found);
-
-	for (size_t i = 0; i < NOPTS; i++) {
-		if (!found[i])
-			print_error("config/omnirouter.yaml lacks %s\n", topts[i].name);
-		assert_true(found[i]);
-		char comment[2048], want[128];
-		size_t described;
-		comment_above(text, key_line[i], comment, sizeof(comment), &described);
-		if (described < 10)
-			print_error("%s: needs a comment saying what it does\n", topts[i].name);
-		assert_true(described >= 10);
-		switch (topts[i].type) {
-		case T_INT:
-			snprintf(want, sizeof(want), "Range: %lld..%lld.", (long long)topts[i].min,
-			         (long long)topts[i].max);
-			break;
-		case T_STR:
-			snprintf(want, sizeof(want), "Length: %lld..%lld bytes.",
-			         (long long)topts[i].min, (long long)topts[i].max);
-			break;
-		case T_BOOL:
-			snprintf(want, sizeof(want), "true or false");
-			break;
-		case T_LEVEL:
-			snprintf(want, sizeof(want), "One of: debug, info, warn, error.");
-			break;
-		}
-		const char *reload = topts[i].reloadable ? "SIGHUP: reloaded."
-		                                         : "SIGHUP: not reloaded; needs a restart.";
-		if (!strstr(comment, want) || !strstr(comment, reload))
-			print_error("%s: comment lacks '%s' or '%s':\n%s", topts[i].name, want,
-			            reload, comment);
-		assert_non_null(strstr(comment, want));
-		assert_non_null(strstr(comment, reload));
-	}
 }
 
 /* ---- syntax, structure ---- */
@@ -1009,8 +770,6 @@ int main(void)
 	        cmocka_unit_test(test_empty_documents_give_defaults),
 	        cmocka_unit_test(test_values_are_loaded),
 	        cmocka_unit_test(test_length_bounds_the_input),
-	        cmocka_unit_test(test_example_loads_with_default_values),
-	        cmocka_unit_test(test_example_documents_every_option),
 	        cmocka_unit_test(test_rejects_yaml_syntax_errors),
 	        cmocka_unit_test(test_rejects_bad_bytes),
 	        cmocka_unit_test(test_rejects_wrong_shapes),

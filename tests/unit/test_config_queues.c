@@ -15,44 +15,12 @@
 #include <cmocka.h>
 
 #include "omnirouter/config.h"
-
-#define EXAMPLE OMR_SOURCE_DIR "/config/omnirouter.yaml"
-
-/* ---- helpers (as in test_config.c) ---- */
-
-static void reject_at(const char *yaml, size_t len, const char *want, bool exact, const char *file,
-                      int line)
-{
-	omr_config_t *cfg = NULL;
-	char err[512] = "(untouched)";
-	int rc = omr_config_load_string(yaml, len, "t.yaml", &cfg, err, sizeof(err));
-	bool match = exact ? strcmp(err, want) == 0 : strncmp(err, want, strlen(want)) == 0;
-	if (rc != -EINVAL || cfg != NULL || !match) {
-		print_error("%s:%d: rc=%d\n  got:  %s\n  want: %s%s\n", file, line, rc, err, want,
-		            exact ? "" : "...");
-		omr_config_destroy(&cfg);
-		fail();
-	}
-}
+#include "config_test.h"
 
 /* REJECT: err is want. REJECT_PREFIX: err starts with want. Literals may hold NUL bytes. */
 #define REJECT(yaml, want) reject_at(yaml, sizeof(yaml) - 1, want, true, __FILE__, __LINE__)
 #define REJECT_PREFIX(yaml, want) reject_at(yaml, sizeof(yaml) - 1, want, false, __FILE__, __LINE__)
 #define REJECT_STR(yaml, want) reject_at(yaml, strlen(yaml), want, true, __FILE__, __LINE__)
-
-static omr_config_t *accept_at(const char *yaml, size_t len, const char *file, int line)
-{
-	omr_config_t *cfg = NULL;
-	char err[512] = "";
-	int rc = omr_config_load_string(yaml, len, "t.yaml", &cfg, err, sizeof(err));
-	if (rc != 0 || !cfg) {
-		print_error("%s:%d: rc=%d err=%s\n  yaml: %.300s\n", file, line, rc, err, yaml);
-		fail();
-	}
-	return cfg;
-}
-
-#define ACCEPT(yaml) accept_at(yaml, strlen(yaml), __FILE__, __LINE__)
 
 /* One queue named q with the given lines after its name (line 3 on). */
 #define Q(lines) "queues:\n  - name: q\n" lines
@@ -843,12 +811,7 @@ static void test_shadowed_queues(void **state)
 
 static void test_example_queues(void **state)
 {
-	omr_config_t *cfg = NULL;
-	char err[512] = "";
-	int rc = omr_config_load(EXAMPLE, &cfg, err, sizeof(err));
-	if (rc != 0)
-		print_error("%s\n", err);
-	assert_int_equal(rc, 0);
+	omr_config_t *cfg = load_example();
 	assert_int_equal(cfg->n_queues, 4);
 
 	const omr_queue_t *vip = &cfg->queues[0];
