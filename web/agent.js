@@ -61,7 +61,7 @@
 	var MONITOR_REFRESH_MS = 5000; /* a team conversation shown is read again this often */
 	var TYPING_SEND_MS = 2000;    /* at most one typing notice per conversation per this */
 	var RESEND_MS = 3000;         /* a reply refused as unavailable is sent again after this */
-	var ANSWER_MS = 15000;        /* a request unanswered this long: the connection is dead */
+	var PROBE_MS = 5000;          /* a request unanswered this long: is the connection alive? */
 	var KEEP_CLOSED = 5;          /* closed conversations the list keeps */
 	var ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
 	var LANG_RE = /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
@@ -203,26 +203,28 @@
 
 	/* A connection the network lost without a word (no FIN, no RST) looks
 	 * open to the browser until it gives up, minutes later; meanwhile the
-	 * server has taken the agent for gone. A request unanswered for
-	 * ANSWER_MS means that: drop it and reconnect (what was unanswered is
-	 * sent again after the welcome). */
+	 * server has taken the agent for gone. The desktop pings when idle
+	 * (liveness.js) and drops a connection whose ping goes unanswered (what
+	 * was unanswered is sent again after the welcome). A request unanswered
+	 * for PROBE_MS, with nothing heard from the server meanwhile, pings at
+	 * once: a dead connection is found PROBE_MS + the ping's answer time
+	 * after the request, and a server that holds requests while Redis is
+	 * away (it answers pings) keeps its connection. */
+	var heard = OmrLiveness.watch({
+		socket: function () { return loggedIn ? ws : null; },
+		dead: dropDead
+	});
+
 	setInterval(function () {
 		if (!ws || !loggedIn)
 			return;
 		var now = Date.now();
 		var stuck = Object.keys(pending).some(function (rid) {
-			return pending[rid].at && now - pending[rid].at > ANSWER_MS;
+			return pending[rid].at && now - pending[rid].at > PROBE_MS;
 		});
 		if (stuck)
-			dropDead();
-	}, 2000);
-
-	/* A desktop that sends nothing (an agent waiting for work) has no
-	 * request to time: it pings when idle (liveness.js). */
-	var heard = OmrLiveness.watch({
-		socket: function () { return loggedIn ? ws : null; },
-		dead: dropDead
-	});
+			heard.probe(PROBE_MS);
+	}, 1000);
 
 	function dropDead() {
 		var old = ws;

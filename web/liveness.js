@@ -10,7 +10,8 @@
  * server answers at once with {"type":"pong"} (docs/PROTOCOL.md); no frame
  * within ANSWER_MS of the ping means the connection is dead, and the page
  * drops it and reconnects. A page that hears from the server often (offers,
- * messages, acks) never pings. Tests may set window.OMR_LIVENESS_MS =
+ * messages, acks) never pings. A page whose request goes unanswered asks
+ * for a ping sooner (heard.probe). Tests may set window.OMR_LIVENESS_MS =
  * {idle, answer, check} before this file loads. */
 (function () {
 	"use strict";
@@ -28,9 +29,20 @@
 		var lastRx = Date.now();
 		var pingAt = 0;
 		var n = 0;
-		setInterval(function () {
+
+		function usable() {
 			var ws = opts.socket();
-			if (!ws || ws.readyState !== WebSocket.OPEN) {
+			return ws && ws.readyState === WebSocket.OPEN ? ws : null;
+		}
+
+		function ping(ws) {
+			ws.send(JSON.stringify({ type: "ping", id: "ping-" + (++n) }));
+			pingAt = Date.now();
+		}
+
+		setInterval(function () {
+			var ws = usable();
+			if (!ws) {
 				pingAt = 0;
 				return;
 			}
@@ -40,14 +52,24 @@
 				lastRx = now;
 				opts.dead(ws);
 			} else if (!pingAt && now - lastRx > IDLE_MS) {
-				ws.send(JSON.stringify({ type: "ping", id: "ping-" + (++n) }));
-				pingAt = now;
+				ping(ws);
 			}
 		}, CHECK_MS);
-		return function heard() {
+
+		function heard() {
 			lastRx = Date.now();
 			pingAt = 0;
+		}
+		/* A request of the page's has gone unanswered: the server may be slow
+		 * (Redis down: it holds requests up to bus.ack_timeout_ms x
+		 * bus.max_attempts) or the connection dead. Nothing heard for quietMs:
+		 * ping now; the connection is dropped only if the ping goes unanswered. */
+		heard.probe = function (quietMs) {
+			var ws = usable();
+			if (ws && !pingAt && Date.now() - lastRx > quietMs)
+				ping(ws);
 		};
+		return heard;
 	}
 
 	window.OmrLiveness = { watch: watch };

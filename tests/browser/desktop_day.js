@@ -601,6 +601,37 @@ async function customerIdleSilentDrop(browser) {
 	await waitText(cust, "Hola Rosa, soy Luis", 20000);
 }
 
+// A site that lets a request wait longer than the desktop's 15-s request watchdog
+// (bus.ack_timeout_ms 5000 x bus.max_attempts 5: 25 s) has Redis stall for 20 s while the agent
+// sends a reply. The connection is fine (the server answers pings meanwhile). Was: 15 s into the
+// stall the desktop took its connection for dead, dropped it and logged in again.
+async function longStallReply(browser) {
+	const { page, cust } = await pageChat(browser);
+	await customerSend(cust, "mi pedido 4521");
+	await waitText(page, "mi pedido 4521");
+	await page.evaluate(() => {
+		window.statusSeen = [];
+		const st = document.getElementById("status");
+		new MutationObserver(() => window.statusSeen.push(st.textContent))
+			.observe(st, { childList: true, characterData: true, subtree: true });
+	});
+	await cmd("redis-pause");
+	await reply(page, "Lo reviso, un momento", false);
+	await sleep(20000);
+	await cmd("redis-resume");
+	await waitText(cust, "Lo reviso, un momento", 30000);
+	const seen = await page.evaluate(() => window.statusSeen);
+	const st = await desktopState(page);
+	log(`the desktop's status through a 20-s stall: ${JSON.stringify(seen)}; now ` +
+	    `${JSON.stringify(st)}`);
+	await shot(page, "long-stall-reply");
+	check(seen.every((s) => s === "online"), `Redis stalled 20 s with a reply in flight ` +
+	      `(the server holds requests up to 25 s here, and answers pings): the desktop took ` +
+	      `its working connection for dead and reconnected: status ${JSON.stringify(seen)}`);
+	check(st.status === "online",
+	      `after the stall the desktop is not online: ${JSON.stringify(st)}`);
+}
+
 // Capacity 3, chats from two queues: the agent closes Rosa's (queue wrap, wrapup_s 60: "Wrap-up
 // done" shows), then Tomas's (queue general, no wrap-up). The server keeps the wrap-up of the
 // first close (a running wrap-up "is not cut short"), so no chat comes for a minute; the
@@ -673,7 +704,7 @@ async function draftReload(browser) {
 const SCENARIOS = {
 	missedOffers, adminPresence, draftSwitch, twoTabs, longDayList, silentDrop, longDrop,
 	unavailableReply, surveyWhileDown, switchReload, dropOrder, offerKeyboard, wrapupTwoCloses,
-	draftReload, idleSilentDrop, customerIdleSilentDrop,
+	draftReload, idleSilentDrop, customerIdleSilentDrop, longStallReply,
 };
 
 runScenario("desktop_day.js", Object.fromEntries(Object.entries(SCENARIOS).map(

@@ -135,6 +135,14 @@ def test_reply_refused_unavailable_marked_failed(env):
 
 
 @time_limit(300)
+def test_long_stall_reply_reconnects(env):
+    """A site holds requests 25 s (bus.ack_timeout_ms 5000 x max_attempts 5); Redis stalls 20 s
+    with a reply in flight: 15 s in, the desktop took its working connection for dead and
+    reconnected (the server answers pings throughout)."""
+    run_browser(env, "longStallReply", config={"bus": {"ack_timeout_ms": 5000}})
+
+
+@time_limit(300)
 def test_reply_during_drop_shown_out_of_order(env):
     """A reply typed during an 8-s drop shows above the customer's message that came before
     it on the server (and at the customer), also after a reload."""
@@ -167,7 +175,7 @@ TESTS = [test_missed_offers_break_shown_as_available, test_site_break_shown_as_a
          test_silent_network_drop_shows_online, test_idle_desktop_silent_drop_shows_online,
          test_waiting_customer_silent_drop_shows_connected,
          test_status_bar_stuck_on_error_after_drop,
-         test_reply_refused_unavailable_marked_failed,
+         test_reply_refused_unavailable_marked_failed, test_long_stall_reply_reconnects,
          test_reply_during_drop_shown_out_of_order, test_survey_sent_while_down_is_stuck,
          test_offer_gone_drops_keyboard_focus]
 
