@@ -19,6 +19,8 @@ const char *omr_strerror(int err)
 		return "conversation is closed";
 	case OMR_ERR_REDIS:
 		return "redis unavailable";
+	case OMR_ERR_REPLACED:
+		return "a newer login for this agent took over";
 	default:
 		/* strerror is not thread-safe in theory; glibc's is for known codes. */
 		return err < 0 ? strerror(-err) : "unknown error";
@@ -38,6 +40,8 @@ const char *omr_error_code(int err)
 		return "unauthorized";
 	case OMR_ERR_CLOSED:
 		return "closed";
+	case OMR_ERR_REPLACED:
+		return "replaced";
 	case -EINVAL:
 	case -EBADMSG:
 	case -ENOSPC: /* conversation holds too many messages */

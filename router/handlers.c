@@ -211,11 +211,16 @@ static int handle_agent_login(omr_request_t *q)
 	omr_sha256_hex(e->token, strlen(e->token), sha);
 	conn_session(q);
 	/* The conversations the desktop shows (when it says): the others it
-	 * holds are sent again. */
+	 * holds are sent again. opened_ms: when its connection was opened (a
+	 * login from a connection older than the current session's is refused). */
 	const char *known = omr_envelope_attr(e, "known");
-	const char *args[] = {e->agent, sha, q->session, known ? "1" : "0",
-	                      omr_str_or_empty(known)};
-	return omr_request_fcall(q, on_login, "omr_agent_login", 5, args, NULL);
+	const char *args[] = {e->agent,
+	                      sha,
+	                      q->session,
+	                      known ? "1" : "0",
+	                      omr_str_or_empty(known),
+	                      omr_str_or_empty(omr_envelope_attr(e, "opened_ms"))};
+	return omr_request_fcall(q, on_login, "omr_agent_login", 6, args, NULL);
 }
 
 static void on_presence(void *ud, const redisReply *rep)

@@ -56,6 +56,7 @@ static int error_status(const char *msg)
 	        {"CLOSED ", OMR_ERR_CLOSED},
 	        {"NOAGENT ", OMR_ERR_NO_AGENT},
 	        {"REPLACED ", OMR_ERR_BAD_TOKEN},
+	        {"STALE ", OMR_ERR_REPLACED},
 	        {"TOOMANY ", -ENOSPC},
 	        {"BADARG ", -EINVAL},
 	        {"BUSY ", -EBUSY},

@@ -41,6 +41,10 @@ typedef struct ws_conn {
 	char ip[64];
 	uint64_t ip_key; /* per-IP counter key; 0 = not counted */
 	uint64_t opened_ms;
+	/* the wall clock (ms) then: a login says how old its connection is, and
+	 * one from a connection older than the agent's current session's is
+	 * refused (a login run late, by an instance that stalled) */
+	uint64_t opened_wall_ms;
 	bool closing;   /* no more input; close once the queue is flushed */
 	int close_code; /* the close to send once the queue is flushed */
 	bool close_now; /* close frame reason set: close from the timer */

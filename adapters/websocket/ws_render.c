@@ -138,8 +138,9 @@ static void fill_failure(const omr_ws_request_t *rq, int status, omr_ws_error_t 
 {
 	const char *code = omr_error_code(status);
 	int close_code = 0;
-	if (strcmp(code, "unauthorized") == 0 &&
-	    (rq->kind == OMR_WS_LOGIN || rq->kind == OMR_WS_RESUME))
+	if ((strcmp(code, "unauthorized") == 0 &&
+	     (rq->kind == OMR_WS_LOGIN || rq->kind == OMR_WS_RESUME)) ||
+	    status == OMR_ERR_REPLACED)
 		close_code = OMR_WS_CLOSE_POLICY;
 	/* "too-big" closes only when a frame broke the websocket limit; a
 	 * conversation that is full is refused like any other request. */

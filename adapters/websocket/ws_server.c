@@ -243,6 +243,7 @@ static int conn_open(omr_ws_server_t *srv, struct lws *wsi, ws_conn_t **pss)
 	c->sess.role = role_of(wsi);
 	c->sess.conn = atomic_fetch_add(&ws_next_conn, 1);
 	c->opened_ms = c->refill_ms = uv_now(srv->loop);
+	c->opened_wall_ms = omr_now_ms();
 	c->tokens = 2.0 * srv->set.max_messages_per_second;
 	if (!lws_get_peer_simple(wsi, c->ip, sizeof(c->ip)))
 		snprintf(c->ip, sizeof(c->ip), "unknown");
@@ -385,7 +386,14 @@ void ws_server_submit(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
 	p->conn = c->sess.conn;
 	p->rq = *rq;
 	p->rq.env = NULL;
-	int rc = omr_bus_client_send(srv->bus, rq->env, p, &why);
+	int rc = 0;
+	if (rq->kind == OMR_WS_LOGIN) {
+		char opened[24];
+		snprintf(opened, sizeof(opened), "%llu", (unsigned long long)c->opened_wall_ms);
+		rc = omr_envelope_add_attr(rq->env, "opened_ms", opened) ? -ENOMEM : 0;
+	}
+	if (rc == 0)
+		rc = omr_bus_client_send(srv->bus, rq->env, p, &why);
 	if (rc) {
 		free(p);
 		omr_warn("ws", "request not sent conn=%llu type=%s err=%s why=%s",

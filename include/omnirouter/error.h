@@ -9,6 +9,7 @@
 #define OMR_ERR_NO_AGENT (-(OMR_ERR_BASE + 3))     /* agent does not exist */
 #define OMR_ERR_CLOSED (-(OMR_ERR_BASE + 4))       /* conversation is closed */
 #define OMR_ERR_REDIS (-(OMR_ERR_BASE + 5))        /* Redis unavailable or error */
+#define OMR_ERR_REPLACED (-(OMR_ERR_BASE + 6))     /* a newer login holds the agent */
 
 /* Text for 0, a negative errno or a project code. Never NULL. */
 const char *omr_strerror(int err);

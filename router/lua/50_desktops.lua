@@ -44,10 +44,17 @@ local function resend_held(P, a, known, now)
   end
 end
 
--- omr_agent_login P agent token_sha session given known
+-- omr_agent_login P agent token_sha session given known [opened_ms]
 --   -> {name, presence, languages csv, chat capacity, previous session}
 -- given "1": known lists the conversations the desktop shows; else it did
--- not say (resend_held sends everything held again).
+-- not say (resend_held sends everything held again). opened_ms: when the
+-- login's connection was opened (the instance's clock). The newest
+-- connection wins: a login from a connection opened before the current
+-- session's is refused (STALE) and changes nothing. Such a login was run
+-- late (its instance stalled, or was behind) after the desktop gave that
+-- connection up and logged in again elsewhere; taking over would close
+-- the live desktop, and the stale connection's close would then take the
+-- agent offline.
 local function agent_login(keys, args)
   local P, id = keys[1], args[1]
   local akey = P .. ':agent:' .. id
@@ -56,10 +63,15 @@ local function agent_login(keys, args)
     return err('BADTOKEN', 'unknown agent or wrong token')
   end
   local previous = a.session or ''
+  local opened = tonumber(args[6] or '')
+  if previous ~= '' and previous ~= args[3] and opened ~= nil and
+      opened < (tonumber(a.session_opened_ms or '') or opened) then
+    return err('STALE', 'a newer login for this agent holds it')
+  end
   if a.presence == 'offline' then
     set_presence(P, a, 'away', '', now_ms())
   end
-  redis.call('HSET', akey, 'session', args[3])
+  redis.call('HSET', akey, 'session', args[3], 'session_opened_ms', args[6] or '')
   if previous ~= '' and previous ~= args[3] then
     notify(P, 'r:' .. id .. '|' .. previous)
   end

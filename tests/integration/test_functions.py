@@ -467,6 +467,36 @@ class FunctionsTest(LuaTestCase):
         for key in self.r("KEYS", f"{P}:avail:*"):
             self.assertIsNone(self.r("ZSCORE", key, "a"), key)
 
+    def test_login_from_an_older_connection_does_not_take_over(self):
+        # The newest connection wins, not the last login run (PROTOCOL.md login): a login
+        # whose connection was opened before the current session's is refused and changes
+        # nothing; one from a newer connection, a resent one, or one that does not say when
+        # its connection was opened takes over as before.
+        self.agent("a", "en", 1, available=False)
+        self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-2", "0", "",
+                                         "2000"), list)
+        self.assertEqual(self.fcall("omr_agent_presence", "a", "s-2", "available"), "available")
+        got = self.fcall("omr_agent_login", "a", "sha-a", "s-1", "0", "", "1000")
+        self.assertTrue(str(got).startswith("STALE"), got)
+        self.assertEqual(self.r("HMGET", f"{P}:agent:a", "session", "presence"),
+                         ["s-2", "available"])
+        self.assertEqual(self.fcall("omr_agent_gone", "a", "s-1"), "ignored")
+        # the same connection's login again (a resend), then a newer connection's
+        self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-2", "0", "",
+                                         "2000"), list)
+        self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-3", "0", "",
+                                         "3000"), list)
+        self.assertEqual(self.r("HGET", f"{P}:agent:a", "session"), "s-3")
+        # no opened_ms (an older adapter): takes over; so does the next one after it
+        self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-4"), list)
+        self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-5", "0", "",
+                                         "1500"), list)
+        self.assertEqual(self.r("HGET", f"{P}:agent:a", "session"), "s-5")
+        # after the session ended, any login is taken
+        self.assertEqual(self.fcall("omr_agent_gone", "a", "s-5"), "offline")
+        self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-6", "0", "",
+                                         "100"), list)
+
     def test_login_needs_the_right_token(self):
         self.agent("a", "en", 1, available=False)
         self.assertTrue(self.fcall("omr_agent_login", "a", "wrong", "s").startswith("BADTOKEN"))

@@ -12,12 +12,12 @@ The test_lua_* tests call the routing Functions directly on a redis-server
 import asyncio
 import json
 import os
+import signal
 import sys
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import Agent, add_agent, ctl, log, run_tests, time_limit  # noqa: E402
+from omr_harness import Agent, Conn, Customer, add_agent, ctl, log, run_tests, time_limit  # noqa: E402
 from lua_harness import P, T, LuaTestCase, as_run_test  # noqa: E402
 import websockets  # noqa: E402  (Debian's, found by omr_harness)
 import websockets.exceptions  # noqa: E402
@@ -101,6 +101,62 @@ async def test_desktop_is_told_why_it_was_logged_out(env):
     await ended_by(lambda a: r.client().cmd("FLUSHALL"), "fl1", "no longer exists")
 
 
+@time_limit(120)
+async def test_login_run_late_by_a_stalled_instance_does_not_take_over(env):
+    """PROTOCOL.md login: "A login from a second connection for the same agent takes over";
+    ARCHITECTURE.md: "A late disconnect of an old desktop cannot take the new one offline".
+    A desktop's connection to d2 drops; it reconnects to d1 and sends its login just as d1
+    stalls (a VM pause); hearing nothing, it gives that connection up and logs in on d2
+    again. When d1 ran again it ran the old login: the live desktop on d2 was closed with
+    `replaced` (the shipped desktop then stops, saying "logged in elsewhere"), the stale
+    connection's close took the agent offline, and its chat went to another agent after
+    routing.agent_grace_s (a review of an 800-agent floor)."""
+    r = env.redis()
+    d1, d2 = env.daemon(r, name="d1"), env.daemon(r, name="d2")
+    token = add_agent(d2, "st1", "Stella", "en", 2)
+    other_token = add_agent(d2, "other", "Otto", "en", 2)
+    desk = Agent(d2.url, "st1", token)
+    await desk.login()
+    await desk.presence("available")
+    cust = Customer(d2.url, "customer")
+    await cust.hello(language="en", name="Kim")
+    await desk.wait_item(lambda f: f.get("type") == "assigned", 10, "the chat")
+    await desk.conn.close()
+    stale = await Conn.open(d1.url + "/ws/agent", "st1 stale@d1")
+    d1.proc.send_signal(signal.SIGSTOP)
+    try:
+        await stale.send({"type": "login", "v": 1, "agent_id": "st1", "token": token})
+        stale.ws.transport.close()  # given up: the socket is gone, its login was sent
+        await asyncio.sleep(1)
+        desk = Agent(d2.url, "st1", token, label="st1 again")
+        await desk.login()
+        await desk.presence("available")
+    finally:
+        d1.proc.send_signal(signal.SIGCONT)
+    await asyncio.sleep(4)
+    # another agent is free for the chat, should the router take it from st1
+    other = Agent(d2.url, "other", other_token)
+    await other.login()
+    await other.presence("available")
+    await asyncio.sleep(2)
+    rc = r.client()
+    state = rc.cmd("HMGET", "omr:{default}:agent:st1", "presence", "session")
+    conv = rc.cmd("HMGET", f"omr:{{default}}:conv:{cust.conversation_id}", "agent", "state")
+    log(f"after d1 ran again: desktop on d2 closed {desk.conn.closed} "
+        f"({desk.conn.close_code} {desk.conn.close_reason!r}); agent {state}; chat {conv}; "
+        f"d1: {[ln for ln in d1.log_text().splitlines() if 'st1' in ln][-3:]}")
+    assert not desk.conn.closed, (
+        f"d1 ran the login of a connection given up before the desktop logged in on d2, "
+        f"and the live desktop was closed: {desk.conn.close_code} {desk.conn.close_reason!r}")
+    assert state[0] == "available", f"the agent whose desktop is logged in on d2 is {state}"
+    # the newest connection still wins: a new login through d1 takes over
+    newer = Agent(d1.url, "st1", token, label="st1 newer@d1")
+    await newer.login()
+    code, why = await desk.conn.wait_closed(10, "the d2 desktop replaced by a newer login")
+    assert (code, why) == (1008, "replaced"), (code, why)
+    assert conv == ["st1", "assigned"], f"the agent's chat: {conv}"
+
+
 # ----------------------------------------------------------------------------
 # Routing Functions (Lua)
 
@@ -173,6 +229,7 @@ def _lua(name):
 if __name__ == "__main__":
     run_tests([test_upgrade_to_the_http_protocol_is_not_a_free_connection,
                test_desktop_is_told_why_it_was_logged_out,
+               test_login_run_late_by_a_stalled_instance_does_not_take_over,
                _lua("test_monitor_reads_an_offered_conversation_team_lists"),
                _lua("test_revoke_while_lost_is_not_undone_by_the_next_heartbeat"),
                _lua("test_token_reissue_while_lost_is_not_undone_by_the_next_heartbeat")])

@@ -104,6 +104,17 @@ static void test_reply_failures(void **state)
 	assert_string_equal(jstr(e, "id"), "a-1");
 	assert_non_null(jstr(e, "reason"));
 	cJSON_Delete(e);
+
+	/* a login from a connection older than the one holding the agent */
+	omr_ws_session_t fresh = agent(false);
+	rq = ok(&fresh, "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"t\"}");
+	fresh.auth_pending = true;
+	assert_int_equal(omr_ws_reply(&fresh, &rq, OMR_ERR_REPLACED, NULL, &out, &err), 0);
+	assert_null(out);
+	assert_string_equal(err.code, "replaced");
+	assert_int_equal(err.close_code, OMR_WS_CLOSE_POLICY);
+	assert_false(fresh.authed);
+	omr_ws_request_cleanup(&rq);
 	omr_envelope_destroy(&a);
 }
 
@@ -405,9 +416,9 @@ static void test_deliver_is_acked(void **state)
 	static const struct {
 		const char *event;
 		bool acked;
-	} cases[] = {{"assigned", true},  {"message", true},    {"offer", true},
-	             {"revoked", true},   {"closed", true},     {"typing", false},
-	             {"history", false},  {"monitor", false},   {"team", false},
+	} cases[] = {{"assigned", true},  {"message", true},     {"offer", true},
+	             {"revoked", true},   {"closed", true},      {"typing", false},
+	             {"history", false},  {"monitor", false},    {"team", false},
 	             {"replaced", false}, {"logged-out", false}, {"presence", false}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
