@@ -443,10 +443,14 @@ int omr_delivery_add_customer(omr_router_t *r, const char *group, const char *co
 {
 	char key[2 * OMR_ENV_ID_MAX + 2];
 	watch_key(group, conv, key, sizeof(key));
+	/* A start/resume sent again on the same connection (the client was told
+	 * to resend, or the bus resent it): the watch of the first one may have
+	 * read on past entries the adapter dropped (the client was not welcomed
+	 * yet). It is replaced by one that reads from this request's cursor, so
+	 * the client gets them (again: it de-duplicates by seq); the old one's
+	 * read in flight delivers nothing. */
+	omr_delivery_remove_customer(r, group, conv, conn);
 	omr_watch_t *head = omr_hmap_get(r->customers, key);
-	for (omr_watch_t *x = head; x; x = x->next)
-		if (x->conn == conn && memcmp(&x->peer, peer, sizeof(*peer)) == 0)
-			return 0; /* a resent start/resume */
 	omr_watch_t *w = watch_new(group, conv, peer, conn);
 	if (!w)
 		return -ENOMEM;

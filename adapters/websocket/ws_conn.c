@@ -116,6 +116,8 @@ void ws_conn_release(ws_conn_t *c)
 	free(c->rx);
 	c->rx = NULL;
 	c->rx_len = c->rx_cap = 0;
+	free(c->unanswered);
+	c->unanswered = NULL;
 }
 
 uint64_t ws_ip_key(const char *ip, uint64_t seed)

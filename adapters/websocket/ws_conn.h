@@ -72,6 +72,13 @@ typedef struct ws_conn {
 	omr_ws_request_t acks;
 	char *acks_more;
 	unsigned n_acks;
+	/* a hello/resume/login the router did not answer in time (the client
+	 * was told to resend): it may still run and have the router watch this
+	 * connection as that customer or agent. Reported as gone when the
+	 * connection closes, not before: a report now could run after the
+	 * resent request that succeeds, and take the live connection for
+	 * closed. */
+	struct ws_gone *unanswered;
 } ws_conn_t;
 
 typedef struct ws_conn_list {

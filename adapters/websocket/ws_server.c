@@ -304,6 +304,19 @@ static void report_failed(ws_gone_t *g, int rc)
  * bus or a router that did not answer in time: the report waits, ahead of
  * held requests (release_stalled), and goes again. While draining, the
  * close is ours, not the client's: the report says so. */
+static void send_gone_report(omr_ws_server_t *srv, ws_gone_t *g)
+{
+	g->shutdown = srv->draining;
+	int rc = srv->gone.head ? -EAGAIN : try_send_gone(srv, g);
+	if (rc == -EAGAIN) {
+		ws_gone_push(&srv->gone, g);
+		omr_debug("ws", "bus full: closed connection report waits conn=%llu",
+		          (unsigned long long)g->conn);
+	} else if (rc) {
+		report_failed(g, rc);
+	}
+}
+
 static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const char *tenant,
                       const char *id)
 {
@@ -313,15 +326,35 @@ static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const cha
 		         (unsigned long long)conn, omr_strerror(-ENOMEM));
 		return;
 	}
-	g->shutdown = srv->draining;
-	int rc = srv->gone.head ? -EAGAIN : try_send_gone(srv, g);
-	if (rc == -EAGAIN) {
-		ws_gone_push(&srv->gone, g);
-		omr_debug("ws", "bus full: closed connection report waits conn=%llu",
-		          (unsigned long long)conn);
-	} else if (rc) {
-		report_failed(g, rc);
+	send_gone_report(srv, g);
+}
+
+static bool same_gone(const ws_gone_t *a, const ws_gone_t *b)
+{
+	return a->agent == b->agent && strcmp(a->tenant, b->tenant) == 0 &&
+	       strcmp(a->id, b->id) == 0;
+}
+
+/* The auth request rq of open connection c was not answered in time: keep
+ * its report for the close (ws_conn_t.unanswered). One of another customer
+ * or agent kept before goes now: it cannot touch this one's state. */
+static void keep_unanswered(omr_ws_server_t *srv, ws_conn_t *c, const omr_ws_request_t *rq)
+{
+	bool agent = rq->kind == OMR_WS_LOGIN;
+	ws_gone_t *g = ws_gone_new(agent, c->sess.conn, rq->tenant, agent ? rq->agent : rq->conv);
+	if (!g) {
+		omr_warn("ws",
+		         "could not keep an unanswered hello/resume/login report conn=%llu err=%s",
+		         (unsigned long long)c->sess.conn, omr_strerror(-ENOMEM));
+		return;
 	}
+	if (c->unanswered && same_gone(c->unanswered, g)) {
+		free(g);
+		return;
+	}
+	if (c->unanswered)
+		send_gone_report(srv, c->unanswered);
+	c->unanswered = g;
 }
 
 /* Sends the waiting closed-connection reports while the bus has room. */
@@ -345,11 +378,26 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 	          (unsigned long long)c->sess.conn, role_name(c->sess.role), c->ip, c->sess.authed);
 	if (c->n_acks && srv->bus && !srv->shut)
 		ws_acks_flush(&srv->acks, c); /* what it acked is not sent again */
+	ws_gone_t *unanswered = c->unanswered;
+	c->unanswered = NULL;
 	if (c->sess.authed && srv->bus && !srv->shut) {
 		bool agent = c->sess.role == OMR_WS_ROLE_AGENT;
-		send_gone(srv, agent, c->sess.conn, c->sess.tenant,
-		          agent ? c->sess.agent : c->sess.conv);
+		ws_gone_t *g = ws_gone_new(agent, c->sess.conn, c->sess.tenant,
+		                           agent ? c->sess.agent : c->sess.conv);
+		if (g && unanswered && same_gone(g, unanswered)) {
+			free(unanswered);
+			unanswered = NULL;
+		}
+		if (g)
+			send_gone_report(srv, g);
+		else
+			omr_warn("ws", "could not report closed connection conn=%llu err=%s",
+			         (unsigned long long)c->sess.conn, omr_strerror(-ENOMEM));
 	}
+	if (unanswered && srv->bus && !srv->shut)
+		send_gone_report(srv, unanswered);
+	else
+		free(unanswered);
 	ws_conn_list_del(&srv->unauth, c);
 	ws_conn_list_del(&srv->stalled, c);
 	ws_acks_drop(&srv->acks, c);
@@ -602,12 +650,15 @@ static void finish_request(omr_ws_server_t *srv, void *ctx, int status, const om
 		return;
 	}
 	/* A hello/resume/login the router accepted, or may have (no answer in
-	 * time: it may still run), for a client that left or was told to
-	 * resend: the router may now watch this connection, so tell it that
-	 * connection's session is gone (Redis ignores a session not current). */
+	 * time: it may still run), for a client that left: the router may now
+	 * watch this connection, so tell it that connection's session is gone
+	 * (Redis ignores a session not current). For a client still here (told
+	 * to resend) that waits for its close (keep_unanswered). */
 	bool maybe_watched = omr_ws_kind_is_auth(p->rq.kind) && p->conn &&
 	                     (status == -ETIMEDOUT || (status == 0 && (!c || c->closing)));
-	if (maybe_watched && live) {
+	if (maybe_watched && c && !c->closing) {
+		keep_unanswered(srv, c, &p->rq);
+	} else if (maybe_watched && live) {
 		bool agent = p->rq.kind == OMR_WS_LOGIN;
 		send_gone(srv, agent, p->conn, p->rq.tenant, agent ? p->rq.agent : p->rq.conv);
 	}
