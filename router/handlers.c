@@ -101,6 +101,30 @@ static int handle_conv_resume(omr_request_t *q)
  * and the conversation learns its customer may be gone (omr_conv_left). A
  * connection the adapter closed because it is stopping is not the customer
  * leaving: the customer comes back when an instance is there again. */
+/* A closed-connection report is answered after whatever Redis ran before it.
+ * A hello, resume or login of that connection that went unanswered in time
+ * (the adapter reports it when the connection closes, or when it authenticates
+ * as someone else) may have run there meanwhile, and its late reply added a
+ * watch after the report came: that watch goes too, with the answer (none:
+ * the report is sent again, and its answer does it). */
+static void on_customer_gone(void *ud, const redisReply *rep)
+{
+	omr_request_t *q = ud;
+	if (rep)
+		omr_delivery_remove_customer(q->r, q->r->cfg->routing_group, q->env->conv,
+		                             q->env->conn);
+	omr_request_on_simple(q, rep);
+}
+
+static void on_agent_gone(void *ud, const redisReply *rep)
+{
+	omr_request_t *q = ud;
+	omr_watch_t *late = rep ? omr_request_agent(q) : NULL;
+	if (late)
+		omr_delivery_remove_agent(q->r, late);
+	omr_request_on_simple(q, rep);
+}
+
 static int handle_customer_gone(omr_request_t *q)
 {
 	const omr_envelope_t *e = q->env;
@@ -111,7 +135,7 @@ static int handle_customer_gone(omr_request_t *q)
 	}
 	conn_session(q);
 	const char *args[] = {e->conv, q->session};
-	return omr_request_fcall(q, omr_request_on_simple, "omr_conv_left", 2, args, NULL);
+	return omr_request_fcall(q, on_customer_gone, "omr_conv_left", 2, args, NULL);
 }
 
 void omr_request_on_message(void *ud, const redisReply *rep)
@@ -325,13 +349,13 @@ static int handle_agent_gone(omr_request_t *q)
 		}
 		conn_session(q);
 		const char *args[] = {e->agent, q->session};
-		return omr_request_fcall(q, omr_request_on_simple, "omr_agent_gone", 2, args, NULL);
+		return omr_request_fcall(q, on_agent_gone, "omr_agent_gone", 2, args, NULL);
 	}
 	snprintf(q->session, sizeof(q->session), "%s", w->session);
 	const char *args[] = {w->id, q->session};
 	omr_info("router", "agent disconnected agent=%s conn=%llu", w->id,
 	         (unsigned long long)w->conn);
-	int rc = omr_request_fcall(q, omr_request_on_simple, "omr_agent_gone", 2, args, NULL);
+	int rc = omr_request_fcall(q, on_agent_gone, "omr_agent_gone", 2, args, NULL);
 	/* Forgotten even if Redis cannot be told now: this instance stops
 	 * vouching for the desktop (the adapter's resend tells Redis, through
 	 * the session of the connection, or the heartbeat timeout does). */

@@ -337,7 +337,9 @@ static bool same_gone(const ws_gone_t *a, const ws_gone_t *b)
 
 /* The auth request rq of open connection c was not answered in time: keep
  * its report for the close (ws_conn_t.unanswered). One of another customer
- * or agent kept before goes now: it cannot touch this one's state. */
+ * or agent kept before goes now (as it does when the connection sends a
+ * hello, resume or login for someone else: ws_server_submit): it cannot
+ * touch this one's state, and the router drops its watch. */
 static void keep_unanswered(omr_ws_server_t *srv, ws_conn_t *c, const omr_ws_request_t *rq)
 {
 	bool agent = rq->kind == OMR_WS_LOGIN;
@@ -434,6 +436,18 @@ void ws_server_submit(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
 	p->conn = c->sess.conn;
 	p->rq = *rq;
 	p->rq.env = NULL;
+	if (c->unanswered && omr_ws_kind_is_auth(rq->kind)) {
+		/* an earlier one unanswered, for someone else: its report goes
+		 * first, so the router watches this connection for one at most */
+		bool agent = rq->kind == OMR_WS_LOGIN;
+		ws_gone_t now = {.agent = agent};
+		snprintf(now.tenant, sizeof(now.tenant), "%s", rq->tenant);
+		snprintf(now.id, sizeof(now.id), "%s", agent ? rq->agent : rq->conv);
+		if (!same_gone(c->unanswered, &now)) {
+			send_gone_report(srv, c->unanswered);
+			c->unanswered = NULL;
+		}
+	}
 	int rc = 0;
 	if (rq->kind == OMR_WS_LOGIN) {
 		char opened[24];
@@ -677,6 +691,14 @@ static void finish_request(omr_ws_server_t *srv, void *ctx, int status, const om
 	free(json);
 	if (err.code)
 		refuse(c, &err);
+	if (err.code && !c->sess.authed && omr_ws_kind_is_auth(p->rq.kind) &&
+	    strcmp(err.code, "unavailable") == 0) {
+		/* to be sent again: a whole websocket.auth_timeout_ms for it (the
+		 * answer may have taken bus.ack_timeout_ms x max_attempts) */
+		c->opened_ms = uv_now(srv->loop);
+		ws_conn_list_del(&srv->unauth, c);
+		ws_conn_list_add(&srv->unauth, c);
+	}
 	if (!was_authed && c->sess.authed) {
 		ws_conn_list_del(&srv->unauth, c);
 		omr_info("ws", "%s authenticated conn=%llu tenant=%s %s=%s",

@@ -29,21 +29,31 @@ STALL_CFG = {"redis": {"ping_timeout_ms": 15000},
              "chat": {"abandon_after_s": 5}}
 
 
+def pause(redis, ms):
+    """Redis holds writes for ms (CLIENT PAUSE WRITE)."""
+    rc = redis.client()
+    rc.cmd("CLIENT", "PAUSE", ms, "WRITE")
+    rc.close()
+
+
+async def answer(conn, frame, timeout=30):
+    """Sends frame (a hello, resume or login) and returns the welcome or error it gets."""
+    start = len(conn.frames)
+    await conn.send(frame)
+    return await conn.wait_for(lambda f: f.get("type") in ("welcome", "error"), timeout,
+                               f"{frame['type']} answer", start)
+
+
 async def until_welcomed(redis, conn, frame, pause_ms, resend_after_s):
     """Redis holds writes for pause_ms; frame (a hello, resume or login) is sent on conn,
     and again resend_after_s after each `unavailable`, until a welcome. Returns how many
     times it was sent."""
-    rc = redis.client()
-    rc.cmd("CLIENT", "PAUSE", pause_ms, "WRITE")
-    rc.close()
+    pause(redis, pause_ms)
     t0 = time.monotonic()
     n = 0
     while True:
         n += 1
-        start = len(conn.frames)
-        await conn.send(frame)
-        f = await conn.wait_for(lambda f: f.get("type") in ("welcome", "error"), 30,
-                                f"{frame['type']} answer", start)
+        f = await answer(conn, frame)
         log(f"{conn.label}: {frame['type']} #{n}: {f.get('type')} {f.get('code', '')} after "
             f"{time.monotonic() - t0:.2f}s")
         if f["type"] == "welcome":
@@ -52,6 +62,19 @@ async def until_welcomed(redis, conn, frame, pause_ms, resend_after_s):
         await asyncio.sleep(resend_after_s)
     assert n >= 2, f"the first {frame['type']} was not refused as unavailable: no stall?"
     return n
+
+
+async def unanswered_then_run(redis, conn, frame, pause_ms=2400):
+    """frame (a hello, resume or login) is sent on conn while Redis holds writes for
+    pause_ms: the adapter answers unavailable at 2 s, Redis runs it at pause_ms."""
+    pause(redis, pause_ms)
+    t0 = time.monotonic()
+    f = await answer(conn, frame)
+    log(f"{conn.label}: {frame['type']}: {f.get('type')} {f.get('code', '')} after "
+        f"{time.monotonic() - t0:.2f}s")
+    assert f.get("type") == "error" and f.get("code") == "unavailable", (
+        f"the {frame['type']} was not refused as unavailable: {f}")
+    await asyncio.sleep(max(0.0, pause_ms / 1000 - (time.monotonic() - t0)) + 0.8)
 
 
 @time_limit(120)
@@ -196,8 +219,176 @@ async def test_login_resent_after_stall_keeps_messages_in_order(env):
         f"the desktop got the customer's messages as {got}, want m1, m2, m3 in order")
 
 
+@time_limit(120)
+async def test_login_of_another_agent_after_unanswered_one_gets_its_items(env):
+    """PROTOCOL.md: "A `hello` or `login` that failed with `unavailable` may be sent again on
+    the same connection", and "`agent_id` ... are those of the login: members of later frames
+    never change them"; a desktop gets its agent's items. A login of agent lx is answered
+    unavailable (Redis slow) but runs; a login of agent ly is then sent on the same
+    connection and welcomed. Was (the first version of the kept report): the report of lx's
+    login waited for the connection's close, so the router kept delivering lx's inbox to
+    the connection, ly's desktop now: ly's desktop was shown lx's customer's messages, and
+    closed as `replaced` when lx logged in elsewhere (before that version: for as long as
+    the next heartbeat took). The report now goes before ly's login, and the router drops
+    lx's watch of the connection with its answer."""
+    r = env.redis()
+    d = env.daemon(r, "d1", STALL_CFG)
+    tx = add_agent(d, "lx", "Lexi", "en", 2)
+    ty = add_agent(d, "ly", "Lyle", "en", 2)
+    ax = Agent(d.url, "lx", tx)
+    await ax.login()
+    await ax.presence("available")
+    cust = Customer(d.url, "customer of lx")
+    await cust.hello(language="en", name="Kim")
+    await ax.wait_item(lambda f: f.get("type") == "assigned", 10, "the chat")
+    conv = cust.conversation_id
+    await ax.close()
+    rc = r.client()
+    await wait_hash(rc, agent_key("lx"), lambda h: h.get("presence") == "offline", 10,
+                    "lx offline after its desktop closed")
+    conn = await Conn.open(d.url + "/ws/agent", "shared desktop")
+    await unanswered_then_run(r, conn, {"type": "login", "v": 1, "agent_id": "lx",
+                                        "token": tx})
+    log(f"lx after its unanswered login ran: "
+        f"{rc.cmd('HMGET', agent_key('lx'), 'session', 'presence')}")
+    w = await answer(conn, {"type": "login", "v": 1, "agent_id": "ly", "token": ty})
+    assert w.get("type") == "welcome" and w.get("agent_id") == "ly", w
+    await cust.send("my card number is 4111", id="secret")
+    await asyncio.sleep(2)
+    leaked = [f for f in conn.frames if f.get("conversation_id") == conv]
+    log(f"ly's desktop got {len(leaked)} frame(s) of lx's conversation: "
+        f"{[(f.get('type'), f.get('text')) for f in leaked]}")
+    env.expect(not leaked, f"ly's desktop was delivered lx's conversation {conv}: "
+               f"{[(f.get('type'), f.get('text')) for f in leaked]}")
+    # lx logs in on its own desktop again: ly's desktop must not be told `replaced`
+    ax2 = Agent(d.url, "lx", tx, label="lx again")
+    await ax2.login()
+    await asyncio.sleep(2)
+    log(f"ly's desktop closed: {conn.closed} {conn.close_code} {conn.close_reason!r}")
+    env.expect(not conn.closed, f"ly's desktop was closed ({conn.close_code} "
+               f"{conn.close_reason!r}) by a login of lx")
+    assert not env.soft
+
+@time_limit(120)
+async def test_hello_unanswered_then_resume_of_another_chat_keeps_it_waiting(env):
+    """ROUTING.md / PROTOCOL.md: a waiting chat whose customer has no connection open is
+    closed as abandoned after chat.abandon_after_s. A page's hello (new chat A) is answered
+    unavailable but runs; the page then resumes its earlier chat B on the same connection
+    and is welcomed there. Chat A has no page: nobody was ever welcomed to it. Was (the first
+    version of the kept report): A's report waited for the close of B's connection, so A
+    waited, then was given to an agent, as if its customer were there, for as long as B's
+    page stayed open."""
+    r = env.redis()
+    d = env.daemon(r, "d1", STALL_CFG)
+    b = Customer(d.url, "chat B")
+    await b.hello(language="en", name="Bea")
+    await b.close()
+    conn = await Conn.open(d.url + "/ws/customer", "page")
+    key = "k" * 8 + "0123456789abcdef"
+    await unanswered_then_run(r, conn, {"type": "hello", "v": 1, "language": "en",
+                                        "name": "Ann", "key": key})
+    w = await answer(conn, {"type": "resume", "v": 1, "conversation_id": b.conversation_id,
+                            "resume_token": b.resume_token})
+    assert w.get("type") == "welcome" and w.get("conversation_id") == b.conversation_id, w
+    rc = r.client()
+    convs = [k for k in rc.keys("omr:{default}:conv:*") if k.count(":") == 3]
+    a_key = [k for k in convs if not k.endswith(b.conversation_id)]
+    assert len(a_key) == 1, f"the hello's chat A was not created: {convs}"
+    a_key = a_key[0]
+    await asyncio.sleep(5 + 4)
+    h = rc.hgetall(a_key)
+    cust = rc.cmd("SMEMBERS", a_key + ":cust")
+    log(f"chat A 9 s later: state {h.get('state')} ({h.get('close_reason')}), connections "
+        f"{cust}; the page (on chat B) open: {not conn.closed}")
+    assert h.get("state") == "closed", (
+        f"chat A, which no page was welcomed to, still {h.get('state')} with connections "
+        f"{cust} (B's page's connection counts as A's customer)")
+
+@time_limit(120)
+async def test_unavailable_hello_can_be_sent_again_with_default_timeouts(env):
+    """PROTOCOL.md: "A `hello` or `login` that failed with `unavailable` may be sent again on
+    the same connection"; "a connection must send `hello`/`resume`/`login` within
+    `websocket.auth_timeout_ms` (not enforced while that request is being answered)". With the
+    shipped defaults (bus.ack_timeout_ms 2000 x bus.max_attempts 5 = 10 s,
+    websocket.auth_timeout_ms 10000) a hello unanswered while Redis holds writes is answered
+    unavailable at 10 s. Was: the auth timeout, counted from the connection's open, closed
+    the connection within 100 ms: there was no time to send it again."""
+    r = env.redis()
+    d = env.daemon(r, "d1", {"redis": {"ping_timeout_ms": 30000},
+                             "bus": {"ack_timeout_ms": 2000, "max_attempts": 5}})
+    conn = await Conn.open(d.url + "/ws/customer", "page")
+    pause(r, 11500)
+    t0 = time.monotonic()
+    f = await answer(conn, {"type": "hello", "v": 1, "language": "en", "name": "Ann",
+                            "key": "resend-key-0123456789"})
+    log(f"hello: {f} after {time.monotonic() - t0:.2f}s")
+    assert f.get("code") == "unavailable", f
+    await asyncio.sleep(0.5)  # a client resending at once (the chat page waits 3 s)
+    try:
+        f2 = await answer(conn, {"type": "hello", "v": 1, "language": "en", "name": "Ann",
+                                 "key": "resend-key-0123456789"}, timeout=20)
+    except (Disconnected, websockets.exceptions.ConnectionClosed) as e:
+        f2 = {"closed": str(e)[:300]}
+    errs = [x for x in conn.frames if x.get("type") == "error"]
+    log(f"resent hello: {f2}; errors {errs}; closed {conn.closed} {conn.close_reason!r}")
+    assert f2.get("type") == "welcome", (
+        f"the hello sent again on its connection 0.5 s after `unavailable` was not welcomed: "
+        f"{f2}, errors {errs}, closed {conn.close_code} {conn.close_reason!r}")
+
+@time_limit(150)
+async def test_kept_reports_at_drain_flood_and_close(env):
+    """Kept reports (ws_conn_t.unanswered) of every kind end cleanly: the connection closes
+    itself, is refused for flood, or is closed by the drain (SIGTERM); the daemon exits 0
+    with no sanitizer (leak) report (this one held)."""
+    r = env.redis()
+    d = env.daemon(r, "d1", STALL_CFG)
+    t = add_agent(d, "kx", "Kay", "en", 2)
+    t2 = add_agent(d, "ky", "Kyo", "en", 2)
+    held = []
+    # a customer that keeps its connection over the drain
+    c1 = await Conn.open(d.url + "/ws/customer", "c1")
+    c2 = await Conn.open(d.url + "/ws/customer", "c2 (floods)")
+    c3 = await Conn.open(d.url + "/ws/customer", "c3 (closes)")
+    a1 = await Conn.open(d.url + "/ws/agent", "a1")
+    a2 = await Conn.open(d.url + "/ws/agent", "a2 (two agents)")
+    pause(r, 2400)
+    frames = [(c1, {"type": "hello", "v": 1, "language": "en", "key": "drain-key-0123456789"}),
+              (c2, {"type": "hello", "v": 1, "language": "en", "key": "flood-key-0123456789"}),
+              (c3, {"type": "hello", "v": 1, "language": "en", "key": "close-key-0123456789"}),
+              (a1, {"type": "login", "v": 1, "agent_id": "kx", "token": t}),
+              (a2, {"type": "login", "v": 1, "agent_id": "ky", "token": t2})]
+    got = await asyncio.gather(*(answer(c, f) for c, f in frames))
+    log(f"answers: {[g.get('code') for g in got]}")
+    await asyncio.sleep(1.5)
+    # a2: a second unanswered login of another agent, then one welcomed
+    pause(r, 2400)
+    f = await answer(a2, {"type": "login", "v": 1, "agent_id": "kx", "token": t})
+    log(f"a2 second login: {f}")
+    await asyncio.sleep(1.5)
+    for _ in range(200):
+        try:
+            await c2.send({"type": "ping"})
+        except websockets.exceptions.ConnectionClosed:
+            break
+    await c3.close()
+    await asyncio.sleep(2)
+    rc = r.client()
+    a_conv = [k for k in rc.keys("omr:{default}:conv:*") if k.count(":") == 3]
+    log(f"conversations: {a_conv}; c2 closed {c2.closed} {c2.close_reason!r}")
+    d.stop()
+    held.append(d)
+    await asyncio.sleep(0.5)
+    for k in a_conv:
+        log(f"{k}: {rc.cmd('HMGET', k, 'state', 'close_reason', 'left_ms')} "
+            f"cust {rc.cmd('SMEMBERS', k + ':cust')}")
+
+
 if __name__ == "__main__":
     run_tests([test_reload_during_redis_stall_abandons_connected_customer,
                test_login_during_redis_stall_logs_agent_out,
                test_resume_resent_after_stall_skips_messages,
-               test_login_resent_after_stall_keeps_messages_in_order])
+               test_login_resent_after_stall_keeps_messages_in_order,
+               test_login_of_another_agent_after_unanswered_one_gets_its_items,
+               test_hello_unanswered_then_resume_of_another_chat_keeps_it_waiting,
+               test_unavailable_hello_can_be_sent_again_with_default_timeouts,
+               test_kept_reports_at_drain_flood_and_close])
