@@ -54,7 +54,8 @@ end
 -- late (its instance stalled, or was behind) after the desktop gave that
 -- connection up and logged in again elsewhere; taking over would close
 -- the live desktop, and the stale connection's close would then take the
--- agent offline.
+-- agent offline. The same holds while that desktop is taken for lost (its
+-- instance stalled too): its instance may vouch for it again (agent_seen).
 local function agent_login(keys, args)
   local P, id = keys[1], args[1]
   local akey = P .. ':agent:' .. id
@@ -64,7 +65,11 @@ local function agent_login(keys, args)
   end
   local previous = a.session or ''
   local opened = tonumber(args[6] or '')
-  if previous ~= '' and previous ~= args[3] and opened ~= nil and
+  local held = previous
+  if held == '' and a.presence == 'offline' and a.reason == 'lost' then
+    held = a.lost_session or ''
+  end
+  if held ~= '' and held ~= args[3] and opened ~= nil and
       opened < (tonumber(a.session_opened_ms or '') or opened) then
     return err('STALE', 'a newer login for this agent holds it')
   end

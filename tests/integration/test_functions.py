@@ -497,6 +497,22 @@ class FunctionsTest(LuaTestCase):
         self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-6", "0", "",
                                          "100"), list)
 
+    def test_login_from_an_older_connection_while_the_newest_is_lost(self):
+        # The newest desktop's instance went silent (the desktop taken for lost): a login
+        # from an older connection run late meanwhile is refused too, and the newest is
+        # restored when its instance vouches for it again.
+        self.rules({"name": "q"}, heartbeat_timeout_s=1, agent_grace_s=60)
+        self.agent("a", "en", 1, available=False)
+        self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-2", "0", "",
+                                         "2000"), list)
+        self.assertEqual(self.fcall("omr_agent_seen", "a", "s-2"), "ok")
+        self.tick_after(1.1)
+        self.assertEqual(self.presence("a"), ("offline", "lost"))
+        got = self.fcall("omr_agent_login", "a", "sha-a", "s-1", "0", "", "1000")
+        self.assertTrue(str(got).startswith("STALE"), got)
+        self.assertEqual(self.fcall("omr_agent_seen", "a", "s-2"), "ok")
+        self.assertEqual(self.r("HGET", f"{P}:agent:a", "session"), "s-2")
+
     def test_login_needs_the_right_token(self):
         self.agent("a", "en", 1, available=False)
         self.assertTrue(self.fcall("omr_agent_login", "a", "wrong", "s").startswith("BADTOKEN"))

@@ -17,7 +17,8 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import Agent, Conn, Customer, add_agent, ctl, log, run_tests, time_limit  # noqa: E402
+from omr_harness import (Agent, Conn, Customer, add_agent, agent_key, conv_key,  # noqa: E402
+                         ctl, log, run_tests, time_limit, wait_hash)
 from lua_harness import P, T, LuaTestCase, as_run_test  # noqa: E402
 import websockets  # noqa: E402  (Debian's, found by omr_harness)
 import websockets.exceptions  # noqa: E402
@@ -140,8 +141,8 @@ async def test_login_run_late_by_a_stalled_instance_does_not_take_over(env):
     await other.presence("available")
     await asyncio.sleep(2)
     rc = r.client()
-    state = rc.cmd("HMGET", "omr:{default}:agent:st1", "presence", "session")
-    conv = rc.cmd("HMGET", f"omr:{{default}}:conv:{cust.conversation_id}", "agent", "state")
+    state = rc.cmd("HMGET", agent_key("st1"), "presence", "session")
+    conv = rc.cmd("HMGET", conv_key(cust.conversation_id), "agent", "state")
     log(f"after d1 ran again: desktop on d2 closed {desk.conn.closed} "
         f"({desk.conn.close_code} {desk.conn.close_reason!r}); agent {state}; chat {conv}; "
         f"d1: {[ln for ln in d1.log_text().splitlines() if 'st1' in ln][-3:]}")
@@ -155,6 +156,68 @@ async def test_login_run_late_by_a_stalled_instance_does_not_take_over(env):
     code, why = await desk.conn.wait_closed(10, "the d2 desktop replaced by a newer login")
     assert (code, why) == (1008, "replaced"), (code, why)
     assert conv == ["st1", "assigned"], f"the agent's chat: {conv}"
+
+
+@time_limit(150)
+async def test_stale_login_while_newest_desktop_is_lost_takes_over(env, stale_login=True):
+    """ARCHITECTURE.md: "The newest connection wins, not the last login run ... Otherwise an
+    instance that stalled with a login in its buffers, while the desktop gave that
+    connection up and logged in elsewhere, would run it late, close the live desktop, and
+    take the agent offline when the stale connection's close followed." 50_desktops.lua
+    agent_seen: "A desktop taken for lost ... and still connected is back: its session and
+    presence are restored". Was: the stale-login check ran only while the agent had a
+    session; while the newest desktop was taken for lost (its instance d1 silent past
+    routing.heartbeat_timeout_s) the stale login run late on d2 took over, and when d1 was
+    back its desktop, the newest connection, was closed as `replaced`, the agent offline.
+    With stale_login False (the control): the desktop is restored."""
+    r = env.redis()
+    cfg = {"routing": {"heartbeat_timeout_s": 3, "agent_grace_s": 60}}
+    d1 = env.daemon(r, "d1", cfg)
+    d2 = env.daemon(r, "d2", cfg)
+    d3 = env.daemon(r, "d3", cfg)  # ticks while d1 and d2 are stopped
+    token = add_agent(d3, "st1", "Stella", "en", 2)
+    stale = await Conn.open(d2.url + "/ws/agent", "st1 stale@d2")
+    await asyncio.sleep(0.3)
+    d2.proc.send_signal(signal.SIGSTOP)
+    rc = r.client()
+    try:
+        if stale_login:
+            await stale.send({"type": "login", "v": 1, "agent_id": "st1", "token": token})
+        stale.ws.transport.close()  # given up: the socket is gone, its login was sent
+        await asyncio.sleep(0.5)
+        desk = Agent(d1.url, "st1", token, label="st1 newest@d1")
+        await desk.login()
+        await desk.presence("available")
+        d1.proc.send_signal(signal.SIGSTOP)
+        try:
+            h = await wait_hash(rc, agent_key("st1"), lambda h: h.get("reason") == "lost", 8,
+                                "st1 taken for lost while d1 is silent")
+            log(f"st1 lost: session {h.get('session')!r} lost_session "
+                f"{h.get('lost_session')!r} session_opened_ms {h.get('session_opened_ms')}")
+        finally:
+            d2.proc.send_signal(signal.SIGCONT)
+            await asyncio.sleep(2.5)  # d2 runs the stale login, then its connection's close
+            log("after d2 ran: " + str(rc.cmd("HMGET", agent_key("st1"), "session",
+                                              "presence", "reason", "session_opened_ms")))
+    finally:
+        d1.proc.send_signal(signal.SIGCONT)
+        d2.proc.send_signal(signal.SIGCONT)
+    await asyncio.sleep(4)
+    state = rc.cmd("HMGET", agent_key("st1"), "presence", "reason", "session")
+    log(f"d1 back: newest desktop closed {desk.conn.closed} ({desk.conn.close_code} "
+        f"{desk.conn.close_reason!r}); agent {state}; d2: "
+        f"{[ln for ln in d2.log_text().splitlines() if 'st1' in ln][-3:]}")
+    assert not desk.conn.closed, (
+        f"the newest desktop (d1) was closed ({desk.conn.close_code} "
+        f"{desk.conn.close_reason!r}) after d2 ran the login of a connection opened before it")
+    assert state[0] == "available", f"the agent with its newest desktop logged in: {state}"
+
+
+@time_limit(150)
+async def test_lost_desktop_restored_without_stale_login(env):
+    """The control of the test above: without the stale login, d1's desktop is restored
+    when d1 is back."""
+    await test_stale_login_while_newest_desktop_is_lost_takes_over(env, stale_login=False)
 
 
 # ----------------------------------------------------------------------------
@@ -230,6 +293,8 @@ if __name__ == "__main__":
     run_tests([test_upgrade_to_the_http_protocol_is_not_a_free_connection,
                test_desktop_is_told_why_it_was_logged_out,
                test_login_run_late_by_a_stalled_instance_does_not_take_over,
+               test_stale_login_while_newest_desktop_is_lost_takes_over,
+               test_lost_desktop_restored_without_stale_login,
                _lua("test_monitor_reads_an_offered_conversation_team_lists"),
                _lua("test_revoke_while_lost_is_not_undone_by_the_next_heartbeat"),
                _lua("test_token_reissue_while_lost_is_not_undone_by_the_next_heartbeat")])
