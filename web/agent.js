@@ -211,7 +211,7 @@
 	 * after the request, and a server that holds requests while Redis is
 	 * away (it answers pings) keeps its connection. */
 	var heard = OmrLiveness.watch({
-		socket: function () { return loggedIn ? ws : null; },
+		socket: function () { return ws; }, /* a login on a dead path too */
 		dead: dropDead
 	});
 
@@ -290,6 +290,7 @@
 		ws = new WebSocket(proto + location.host + "/ws/agent");
 		setStatus("connecting…");
 		ws.onopen = function () {
+			heard();
 			send({ type: "login", v: 1, agent_id: creds.agent, token: creds.token,
 			       conversations: isStale() ? [] : shownIds() });
 		};

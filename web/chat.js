@@ -307,7 +307,7 @@
 	 * idle (liveness.js), and a connection that does not answer is dropped
 	 * and resumed like any other lost one. */
 	var heard = OmrLiveness.watch({
-		socket: function () { return welcomed ? ws : null; },
+		socket: function () { return ws; }, /* a hello on a dead path too */
 		dead: function (old) {
 			old.onmessage = null;
 			old.onclose = null;
@@ -321,6 +321,7 @@
 	});
 
 	function onOpen() {
+		heard();
 		anonRetry = false;
 		if (state && state.conversation_id) {
 			var r = { type: "resume", v: 1, conversation_id: state.conversation_id,

@@ -571,6 +571,26 @@ async function idleSilentDrop(browser) {
 	c.quit();
 }
 
+// The network goes silently just as the desktop connects: its login goes nowhere. Was: the
+// liveness check ran only once logged in, so the desktop said "connecting…" for as long as the
+// network stayed silent, on a connection that could never log in.
+async function loginSilentDrop(browser) {
+	const { page } = await openPage(browser, "desktop");
+	await fastLiveness(page);
+	const px = await agentProxy(page);
+	px.silence();
+	await page.goto(`${BASE}/agent.html#agent=${encodeURIComponent(AGENT_ID)}&token=` +
+			encodeURIComponent(AGENT_TOKEN));
+	await sleep(12000);
+	const st = await desktopState(page);
+	log(`12 s into a silent network from the start: ${px.connections} connection(s) tried; ` +
+	    `desktop ${JSON.stringify(st)}`);
+	check(px.connections >= 2, `the desktop's login went nowhere (the network silent) and ` +
+	      `12 s later it still waits on its first connection: "${st.status}"`);
+	await px.restore();
+	await online(page);
+}
+
 // The same on the chat page: a customer waits for an agent, sending nothing, when the network
 // goes silently. Was: the page went on saying it was connected; once the network was back the
 // agent's answer never came, until the customer typed.
@@ -704,7 +724,7 @@ async function draftReload(browser) {
 const SCENARIOS = {
 	missedOffers, adminPresence, draftSwitch, twoTabs, longDayList, silentDrop, longDrop,
 	unavailableReply, surveyWhileDown, switchReload, dropOrder, offerKeyboard, wrapupTwoCloses,
-	draftReload, idleSilentDrop, customerIdleSilentDrop, longStallReply,
+	draftReload, idleSilentDrop, customerIdleSilentDrop, longStallReply, loginSilentDrop,
 };
 
 runScenario("desktop_day.js", Object.fromEntries(Object.entries(SCENARIOS).map(

@@ -114,6 +114,14 @@ def test_idle_desktop_silent_drop_shows_online(env):
 
 
 @time_limit(300)
+def test_login_on_a_silent_network_waits_for_ever(env):
+    """The network goes silently as the desktop connects: its login goes nowhere, and the
+    desktop said "connecting…" for as long as it stayed silent (the liveness check ran only
+    once logged in)."""
+    run_browser(env, "loginSilentDrop")
+
+
+@time_limit(300)
 def test_waiting_customer_silent_drop_shows_connected(env):
     """A customer waiting for an agent when the network goes silently: the chat page went on
     saying it was connected."""
@@ -174,6 +182,7 @@ TESTS = [test_missed_offers_break_shown_as_available, test_site_break_shown_as_a
          test_two_tabs_back_to_the_first,
          test_silent_network_drop_shows_online, test_idle_desktop_silent_drop_shows_online,
          test_waiting_customer_silent_drop_shows_connected,
+         test_login_on_a_silent_network_waits_for_ever,
          test_status_bar_stuck_on_error_after_drop,
          test_reply_refused_unavailable_marked_failed, test_long_stall_reply_reconnects,
          test_reply_during_drop_shown_out_of_order, test_survey_sent_while_down_is_stuck,
