@@ -97,10 +97,6 @@ static int handle_conv_resume(omr_request_t *q)
 	return omr_request_fcall(q, on_conv_state, "omr_conv_resume", 5, args, NULL);
 }
 
-/* The customer's connection closed: this instance stops delivering there,
- * and the conversation learns its customer may be gone (omr_conv_left). A
- * connection the adapter closed because it is stopping is not the customer
- * leaving: the customer comes back when an instance is there again. */
 /* A closed-connection report is answered after whatever Redis ran before it.
  * A hello, resume or login of that connection that went unanswered in time
  * (the adapter reports it when the connection closes, or when it authenticates
@@ -125,6 +121,10 @@ static void on_agent_gone(void *ud, const redisReply *rep)
 	omr_request_on_simple(q, rep);
 }
 
+/* The customer's connection closed: this instance stops delivering there,
+ * and the conversation learns its customer may be gone (omr_conv_left). A
+ * connection the adapter closed because it is stopping is not the customer
+ * leaving: the customer comes back when an instance is there again. */
 static int handle_customer_gone(omr_request_t *q)
 {
 	const omr_envelope_t *e = q->env;
