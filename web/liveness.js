@@ -21,8 +21,8 @@
 	var ANSWER_MS = ms.answer || 10000;
 	var CHECK_MS = ms.check || 2000;
 
-	/* opts.socket(): the connection to watch, or null while there is none
-	 * that may be used (not logged in or welcomed yet); opts.dead(ws): that
+	/* opts.socket(): the connection to watch (open or not), or null; a ping
+	 * may go before the login or hello is answered. opts.dead(ws): that
 	 * connection did not answer. Returns heard(), to call on every frame
 	 * received and on every new connection. */
 	function watch(opts) {
