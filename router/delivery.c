@@ -166,6 +166,8 @@ static void deliver_entry(omr_router_t *r, omr_watch_t *w, const char *seq,
 	set_if(&d->seq, seq);
 	set_if(&d->tenant, field(fields, "tenant"));
 	set_if(&d->conv, w->is_agent ? field(fields, "conv") : w->id);
+	if (w->is_agent) /* whose inbox: the adapter checks the connection is that agent's */
+		set_if(&d->agent, w->id);
 	set_if(&d->msgid, field(fields, "msgid"));
 	set_if(&d->text, field(fields, "text"));
 	set_if(&d->name, field(fields, "name"));

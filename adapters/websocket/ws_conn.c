@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "websocket/ws_gone.h"
+
 void ws_conn_list_add(ws_conn_list_t *l, ws_conn_t *c)
 {
 	ws_link_t *k = &c->links[l->which];
@@ -116,8 +118,11 @@ void ws_conn_release(ws_conn_t *c)
 	free(c->rx);
 	c->rx = NULL;
 	c->rx_len = c->rx_cap = 0;
-	free(c->unanswered);
-	c->unanswered = NULL;
+	while (c->unanswered) {
+		struct ws_gone *g = c->unanswered;
+		c->unanswered = g->next;
+		free(g);
+	}
 }
 
 uint64_t ws_ip_key(const char *ip, uint64_t seed)

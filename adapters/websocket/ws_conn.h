@@ -73,12 +73,12 @@ typedef struct ws_conn {
 	omr_ws_request_t acks;
 	char *acks_more;
 	unsigned n_acks;
-	/* a hello/resume/login the router did not answer in time (the client
-	 * was told to resend): it may still run and have the router watch this
-	 * connection as that customer or agent. Reported as gone when the
-	 * connection closes, not before: a report now could run after the
-	 * resent request that succeeds, and take the live connection for
-	 * closed. */
+	/* the hellos/resumes/logins the router did not answer in time (the
+	 * client was told to resend), one per customer or agent named: each may
+	 * still run and have the router watch this connection as that one. A
+	 * report now could run after the resend that succeeds and take the live
+	 * connection for closed: they go when the connection is welcomed (but
+	 * the one it is welcomed as) or closes. */
 	struct ws_gone *unanswered;
 } ws_conn_t;
 

@@ -336,11 +336,8 @@ static bool same_gone(const ws_gone_t *a, const ws_gone_t *b)
 }
 
 /* The auth request rq of open connection c was not answered in time: keep
- * its report for the close (ws_conn_t.unanswered). One of another customer
- * or agent kept before goes now (as it does when the connection sends a
- * hello, resume or login for someone else: ws_server_submit): it cannot
- * touch this one's state, and the router drops its watch. */
-static void keep_unanswered(omr_ws_server_t *srv, ws_conn_t *c, const omr_ws_request_t *rq)
+ * its report (ws_conn_t.unanswered, one per customer or agent named). */
+static void keep_unanswered(ws_conn_t *c, const omr_ws_request_t *rq)
 {
 	bool agent = rq->kind == OMR_WS_LOGIN;
 	ws_gone_t *g = ws_gone_new(agent, c->sess.conn, rq->tenant, agent ? rq->agent : rq->conv);
@@ -350,13 +347,31 @@ static void keep_unanswered(omr_ws_server_t *srv, ws_conn_t *c, const omr_ws_req
 		         (unsigned long long)c->sess.conn, omr_strerror(-ENOMEM));
 		return;
 	}
-	if (c->unanswered && same_gone(c->unanswered, g)) {
-		free(g);
-		return;
-	}
-	if (c->unanswered)
-		send_gone_report(srv, c->unanswered);
+	for (ws_gone_t *k = c->unanswered; k; k = k->next)
+		if (same_gone(k, g)) {
+			free(g);
+			return;
+		}
+	g->next = c->unanswered;
 	c->unanswered = g;
+}
+
+/* Sends c's kept reports but the one of `except` (NULL: all), which is
+ * dropped: that customer or agent is the connection's now, and its report
+ * goes when it closes. Called when c is welcomed (it can name no one else
+ * from then on, so no report sent then can undo a later welcome) and when it
+ * closes. */
+static void send_unanswered(omr_ws_server_t *srv, ws_conn_t *c, const ws_gone_t *except)
+{
+	while (c->unanswered) {
+		ws_gone_t *g = c->unanswered;
+		c->unanswered = g->next;
+		g->next = NULL;
+		if ((except && same_gone(g, except)) || !srv->bus || srv->shut)
+			free(g);
+		else
+			send_gone_report(srv, g);
+	}
 }
 
 /* Sends the waiting closed-connection reports while the bus has room. */
@@ -380,26 +395,12 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 	          (unsigned long long)c->sess.conn, role_name(c->sess.role), c->ip, c->sess.authed);
 	if (c->n_acks && srv->bus && !srv->shut)
 		ws_acks_flush(&srv->acks, c); /* what it acked is not sent again */
-	ws_gone_t *unanswered = c->unanswered;
-	c->unanswered = NULL;
+	send_unanswered(srv, c, NULL);
 	if (c->sess.authed && srv->bus && !srv->shut) {
 		bool agent = c->sess.role == OMR_WS_ROLE_AGENT;
-		ws_gone_t *g = ws_gone_new(agent, c->sess.conn, c->sess.tenant,
-		                           agent ? c->sess.agent : c->sess.conv);
-		if (g && unanswered && same_gone(g, unanswered)) {
-			free(unanswered);
-			unanswered = NULL;
-		}
-		if (g)
-			send_gone_report(srv, g);
-		else
-			omr_warn("ws", "could not report closed connection conn=%llu err=%s",
-			         (unsigned long long)c->sess.conn, omr_strerror(-ENOMEM));
+		send_gone(srv, agent, c->sess.conn, c->sess.tenant,
+		          agent ? c->sess.agent : c->sess.conv);
 	}
-	if (unanswered && srv->bus && !srv->shut)
-		send_gone_report(srv, unanswered);
-	else
-		free(unanswered);
 	ws_conn_list_del(&srv->unauth, c);
 	ws_conn_list_del(&srv->stalled, c);
 	ws_acks_drop(&srv->acks, c);
@@ -418,6 +419,17 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 
 /* ---- requests --------------------------------------------------------------- */
 
+/* A hello/resume/login of c (not authenticated) refused as unavailable: the
+ * client may send it again, with a whole websocket.auth_timeout_ms for it
+ * (its answer may have taken bus.ack_timeout_ms x max_attempts). */
+static void auth_may_resend(omr_ws_server_t *srv, ws_conn_t *c)
+{
+	c->sess.auth_pending = false;
+	c->opened_ms = uv_now(srv->loop);
+	ws_conn_list_del(&srv->unauth, c);
+	ws_conn_list_add(&srv->unauth, c);
+}
+
 omr_bus_client_t *ws_server_bus(const omr_ws_server_t *srv)
 {
 	return srv->bus;
@@ -431,23 +443,13 @@ void ws_server_submit(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
 		free(p);
 		refuse_with(c, "unavailable", "too many requests in flight; resend later", 0,
 		            rq->id);
+		if (omr_ws_kind_is_auth(rq->kind) && !c->sess.authed)
+			auth_may_resend(srv, c);
 		return;
 	}
 	p->conn = c->sess.conn;
 	p->rq = *rq;
 	p->rq.env = NULL;
-	if (c->unanswered && omr_ws_kind_is_auth(rq->kind)) {
-		/* an earlier one unanswered, for someone else: its report goes
-		 * first, so the router watches this connection for one at most */
-		bool agent = rq->kind == OMR_WS_LOGIN;
-		ws_gone_t now = {.agent = agent};
-		snprintf(now.tenant, sizeof(now.tenant), "%s", rq->tenant);
-		snprintf(now.id, sizeof(now.id), "%s", agent ? rq->agent : rq->conv);
-		if (!same_gone(c->unanswered, &now)) {
-			send_gone_report(srv, c->unanswered);
-			c->unanswered = NULL;
-		}
-	}
 	int rc = 0;
 	if (rq->kind == OMR_WS_LOGIN) {
 		char opened[24];
@@ -465,6 +467,8 @@ void ws_server_submit(omr_ws_server_t *srv, ws_conn_t *c, omr_ws_request_t *rq)
 		            rc == -EINVAL || rc == -EMSGSIZE ? "request breaks a bus limit"
 		                                             : "could not reach the router",
 		            0, rq->id);
+		if (omr_ws_kind_is_auth(rq->kind) && !c->sess.authed)
+			auth_may_resend(srv, c);
 		return;
 	}
 	if (rq->kind == OMR_WS_HELLO || rq->kind == OMR_WS_RESUME || rq->kind == OMR_WS_LOGIN)
@@ -671,7 +675,7 @@ static void finish_request(omr_ws_server_t *srv, void *ctx, int status, const om
 	bool maybe_watched = omr_ws_kind_is_auth(p->rq.kind) && p->conn &&
 	                     (status == -ETIMEDOUT || (status == 0 && (!c || c->closing)));
 	if (maybe_watched && c && !c->closing) {
-		keep_unanswered(srv, c, &p->rq);
+		keep_unanswered(c, &p->rq);
 	} else if (maybe_watched && live) {
 		bool agent = p->rq.kind == OMR_WS_LOGIN;
 		send_gone(srv, agent, p->conn, p->rq.tenant, agent ? p->rq.agent : p->rq.conv);
@@ -692,14 +696,13 @@ static void finish_request(omr_ws_server_t *srv, void *ctx, int status, const om
 	if (err.code)
 		refuse(c, &err);
 	if (err.code && !c->sess.authed && omr_ws_kind_is_auth(p->rq.kind) &&
-	    strcmp(err.code, "unavailable") == 0) {
-		/* to be sent again: a whole websocket.auth_timeout_ms for it (the
-		 * answer may have taken bus.ack_timeout_ms x max_attempts) */
-		c->opened_ms = uv_now(srv->loop);
-		ws_conn_list_del(&srv->unauth, c);
-		ws_conn_list_add(&srv->unauth, c);
-	}
+	    strcmp(err.code, "unavailable") == 0)
+		auth_may_resend(srv, c);
 	if (!was_authed && c->sess.authed) {
+		ws_gone_t self = {.agent = c->sess.role == OMR_WS_ROLE_AGENT};
+		snprintf(self.tenant, sizeof(self.tenant), "%s", c->sess.tenant);
+		snprintf(self.id, sizeof(self.id), "%s", self.agent ? c->sess.agent : c->sess.conv);
+		send_unanswered(srv, c, &self);
 		ws_conn_list_del(&srv->unauth, c);
 		omr_info("ws", "%s authenticated conn=%llu tenant=%s %s=%s",
 		         role_name(c->sess.role), (unsigned long long)c->sess.conn, c->sess.tenant,
@@ -729,6 +732,15 @@ void omr_ws_server_on_deliver(omr_ws_server_t *srv, omr_envelope_t **envp)
 		 * it answered too late) a customer reads its own conversation only */
 		omr_info("ws", "delivery of another conversation dropped conn=%llu conv=%s",
 		         (unsigned long long)env->conn, env->conv);
+		return;
+	}
+	if (c->sess.role == OMR_WS_ROLE_AGENT && env->agent && env->event &&
+	    strcmp(env->event, "team") != 0 && strcmp(env->agent, c->sess.agent) != 0) {
+		/* (the router's watch of an earlier login of this connection, for
+		 * another agent, that it answered too late) a desktop gets its
+		 * agent's inbox only; a team snapshot names the agent it is about */
+		omr_info("ws", "delivery for another agent dropped conn=%llu agent=%s",
+		         (unsigned long long)env->conn, env->agent);
 		return;
 	}
 	char *json = NULL;

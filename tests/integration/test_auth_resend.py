@@ -77,6 +77,18 @@ async def unanswered_then_run(redis, conn, frame, pause_ms=2400):
     await asyncio.sleep(max(0.0, pause_ms / 1000 - (time.monotonic() - t0)) + 0.8)
 
 
+async def go_available(conn):
+    """A welcomed desktop asks for presence available: the ack or error it gets, or
+    {"type": "closed", ...} when the connection closed first."""
+    start = len(conn.frames)
+    try:
+        await conn.send({"type": "presence", "presence": "available", "id": "p1"})
+        return await conn.wait_for(lambda f: f.get("type") in ("ack", "error")
+                                   and f.get("id") == "p1", 10, "presence answer", start)
+    except (websockets.exceptions.ConnectionClosed, Disconnected) as e:
+        return {"type": "closed", "why": str(e)[:300]}
+
+
 @time_limit(120)
 async def test_reload_during_redis_stall_abandons_connected_customer(env):
     """A customer reloads the page while Redis is slow; the first resume gets unavailable,
@@ -123,13 +135,7 @@ async def test_login_during_redis_stall_logs_agent_out(env):
     await until_welcomed(r, conn, {"type": "login", "v": 1, "agent_id": "st1",
                                    "token": token}, 4750, 1.5)
     await asyncio.sleep(0.5)
-    start = len(conn.frames)
-    try:
-        await conn.send({"type": "presence", "presence": "available", "id": "p1"})
-        f = await conn.wait_for(lambda f: f.get("type") in ("ack", "error")
-                                and f.get("id") == "p1", 10, "presence answer", start)
-    except (websockets.exceptions.ConnectionClosed, Disconnected) as e:
-        f = {"type": "closed before the answer", "why": str(e)[:300]}
+    f = await go_available(conn)
     await asyncio.sleep(6)
     rc = r.client()
     a = rc.hgetall(agent_key("st1"))
@@ -229,8 +235,9 @@ async def test_login_of_another_agent_after_unanswered_one_gets_its_items(env):
     login waited for the connection's close, so the router kept delivering lx's inbox to
     the connection, ly's desktop now: ly's desktop was shown lx's customer's messages, and
     closed as `replaced` when lx logged in elsewhere (before that version: for as long as
-    the next heartbeat took). The report now goes before ly's login, and the router drops
-    lx's watch of the connection with its answer."""
+    the next heartbeat took). The report now goes once ly is welcomed, the router drops
+    lx's watch of the connection with its answer, and the adapter drops whatever of lx's
+    inbox comes meanwhile."""
     r = env.redis()
     d = env.daemon(r, "d1", STALL_CFG)
     tx = add_agent(d, "lx", "Lexi", "en", 2)
@@ -383,6 +390,136 @@ async def test_kept_reports_at_drain_flood_and_close(env):
             f"cust {rc.cmd('SMEMBERS', k + ':cust')}")
 
 
+def cfg(**more):
+    """STALL_CFG with more options, section by section."""
+    out = {k: dict(v) for k, v in STALL_CFG.items()}
+    for sec, opts in more.items():
+        out.setdefault(sec, {}).update(opts)
+    return out
+
+
+def hello(key, name="Ann"):
+    return {"type": "hello", "v": 1, "language": "en", "name": name, "key": key}
+
+
+KA, KB, KY = "keyA-0123456789abcdef", "keyB-0123456789abcdef", "keyY-0123456789abcdef"
+
+
+@time_limit(90)
+async def test_hello_after_a_kept_report_refused_with_room(env):
+    """PROTOCOL.md: when bus.max_pending requests are in flight the server stops reading;
+    "Nothing is refused for that". bus.max_pending 1: a page's hello A goes unanswered, then
+    the page starts chat B on the same connection with Redis fine and nothing in flight.
+    Was (a second version of the kept report, sent before a request for someone else): A's
+    report took the one slot and hello B was refused `unavailable`."""
+    r = env.redis()
+    d = env.daemon(r, "d1", cfg(bus={"max_pending": 1}))
+    x = await Conn.open(d.url + "/ws/customer", "page X")
+    await unanswered_then_run(r, x, hello(KA))
+    f = await answer(x, hello(KB, "Bea"))
+    log(f"hello B with Redis up and an empty bus: {f}")
+    assert f.get("type") == "welcome", (
+        f"hello B, sent with Redis up and no request in flight, was refused: {f}")
+
+
+@time_limit(90)
+async def test_login_held_after_a_kept_report_gets_stuck(env):
+    """Backpressure: a login read while the bus is full waits and goes when a request is
+    answered. Desktop X's login of lx goes unanswered; Redis stalls again, desktop Y's login
+    fills the bus (max_pending 1) and X's login of ly is held. Was (the same second version):
+    when released, lx's report took the slot, the login was refused `unavailable` and the
+    connection stayed "authentication in progress" for good: every login sent again was
+    refused, and the auth timeout never closed it. Now it is welcomed (or answered
+    unavailable and welcomed when sent again), and lx's late login leaves no trace."""
+    r = env.redis()
+    d = env.daemon(r, "d1", cfg(bus={"max_pending": 1}))
+    tx = add_agent(d, "lx", "Lexi", "en", 2)
+    ty = add_agent(d, "ly", "Lyle", "en", 2)
+    tz = add_agent(d, "lz", "Liz", "en", 2)
+    x = await Conn.open(d.url + "/ws/agent", "desktop X")
+    y = await Conn.open(d.url + "/ws/agent", "desktop Y")
+    await unanswered_then_run(r, x, {"type": "login", "v": 1, "agent_id": "lx", "token": tx})
+    pause(r, 2400)
+    await y.send({"type": "login", "v": 1, "agent_id": "lz", "token": tz})
+    await asyncio.sleep(0.3)
+    login = {"type": "login", "v": 1, "agent_id": "ly", "token": ty}
+    answers = [await answer(x, login)]
+    while answers[-1].get("type") != "welcome" and len(answers) < 4:
+        await asyncio.sleep(1.5)
+        answers.append(await answer(x, login))
+    log(f"X's login of ly (held while Y's filled the bus), then sent again: {answers}")
+    assert answers[-1].get("type") == "welcome", (
+        f"desktop X can no longer log in on its connection: {answers}")
+    await asyncio.sleep(1.0)
+    rc = r.client()
+    lx = rc.cmd("HMGET", agent_key("lx"), "session", "presence")
+    assert not lx[0], f"lx, whose login on X went unanswered, still holds X: {lx}"
+
+
+@time_limit(120)
+async def test_early_report_sent_again_after_the_welcome_abandons(env):
+    """A waiting chat is abandoned only when no connection of its customer is open. One
+    connection: hello A unanswered; hello B unanswered; hello A again, welcomed. Was (the
+    same second version): A's report, sent before hello B, was sent again at each give-up,
+    and its last copy ran after the welcomed hello A: the live connection was taken for
+    gone and the waiting chat closed as abandoned while its page was open."""
+    r = env.redis()
+    d = env.daemon(r, "d1", STALL_CFG)
+    x = await Conn.open(d.url + "/ws/customer", "page")
+    pause(r, 6600)
+    t0 = time.monotonic()
+    fa = await answer(x, hello(KA))
+    fb = await answer(x, hello(KB, "Bea"))
+    await asyncio.sleep(max(0.0, 5.0 - (time.monotonic() - t0)))
+    fa2 = await answer(x, hello(KA))
+    log(f"hello A {fa.get('code')}, hello B {fb.get('code')}, hello A again {fa2.get('type')}"
+        f" at {time.monotonic() - t0:.2f}s")
+    assert fa.get("code") == "unavailable" and fb.get("code") == "unavailable", (fa, fb)
+    assert fa2.get("type") == "welcome", f"hello A again not welcomed: {fa2}"
+    conv = fa2["conversation_id"]
+    rc = r.client()
+    await asyncio.sleep(5 + 3)
+    h = rc.hgetall(conv_key(conv))
+    cust = rc.cmd("SMEMBERS", conv_key(conv) + ":cust")
+    log(f"8 s later: chat A {h.get('state')} ({h.get('close_reason')}), connections {cust}")
+    assert not x.closed
+    assert cust and h.get("state") != "closed", (
+        f"chat A, welcomed on an open connection, is {h.get('state')} "
+        f"({h.get('close_reason')}) with connections {cust}")
+
+
+@time_limit(120)
+async def test_early_login_report_sent_again_after_the_welcome(env):
+    """The desktop's side of the test above: login lx unanswered, login ly unanswered,
+    login lx again, welcomed. Was: a copy of lx's early report ran after the welcome, set
+    the welcomed desktop's agent offline and stopped the router delivering to it."""
+    r = env.redis()
+    d = env.daemon(r, "d1", STALL_CFG)
+    tx = add_agent(d, "lx", "Lexi", "en", 2)
+    ty = add_agent(d, "ly", "Lyle", "en", 2)
+    x = await Conn.open(d.url + "/ws/agent", "desktop")
+    lx = {"type": "login", "v": 1, "agent_id": "lx", "token": tx}
+    pause(r, 6600)
+    t0 = time.monotonic()
+    fa = await answer(x, lx)
+    fb = await answer(x, {"type": "login", "v": 1, "agent_id": "ly", "token": ty})
+    await asyncio.sleep(max(0.0, 5.0 - (time.monotonic() - t0)))
+    fa2 = await answer(x, lx)
+    log(f"login lx {fa.get('code')}, login ly {fb.get('code')}, login lx again "
+        f"{fa2.get('type')} at {time.monotonic() - t0:.2f}s")
+    assert fa2.get("type") == "welcome", fa2
+    await asyncio.sleep(1.0)
+    f = await go_available(x)
+    await asyncio.sleep(1.0)
+    rc = r.client()
+    a = rc.hgetall(agent_key("lx"))
+    log(f"presence available: {f}; lx: session {a.get('session')!r} presence "
+        f"{a.get('presence')} ({a.get('reason')})")
+    assert f.get("type") == "ack" and a.get("session") and a.get("presence") == "available", (
+        f"the welcomed desktop of lx: presence answer {f}, agent {a.get('presence')} "
+        f"({a.get('reason')}) session {a.get('session')!r}")
+
+
 if __name__ == "__main__":
     run_tests([test_reload_during_redis_stall_abandons_connected_customer,
                test_login_during_redis_stall_logs_agent_out,
@@ -391,4 +528,8 @@ if __name__ == "__main__":
                test_login_of_another_agent_after_unanswered_one_gets_its_items,
                test_hello_unanswered_then_resume_of_another_chat_keeps_it_waiting,
                test_unavailable_hello_can_be_sent_again_with_default_timeouts,
-               test_kept_reports_at_drain_flood_and_close])
+               test_kept_reports_at_drain_flood_and_close,
+               test_hello_after_a_kept_report_refused_with_room,
+               test_login_held_after_a_kept_report_gets_stuck,
+               test_early_report_sent_again_after_the_welcome_abandons,
+               test_early_login_report_sent_again_after_the_welcome])
