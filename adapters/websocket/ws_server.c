@@ -335,9 +335,13 @@ static bool same_gone(const ws_gone_t *a, const ws_gone_t *b)
 	       strcmp(a->id, b->id) == 0;
 }
 
+/* Reports one connection keeps at most: a client naming more customers or
+ * agents while Redis is away has the oldest sent at once. */
+#define WS_KEPT_MAX 8
+
 /* The auth request rq of open connection c was not answered in time: keep
  * its report (ws_conn_t.unanswered, one per customer or agent named). */
-static void keep_unanswered(ws_conn_t *c, const omr_ws_request_t *rq)
+static void keep_unanswered(omr_ws_server_t *srv, ws_conn_t *c, const omr_ws_request_t *rq)
 {
 	bool agent = rq->kind == OMR_WS_LOGIN;
 	ws_gone_t *g = ws_gone_new(agent, c->sess.conn, rq->tenant, agent ? rq->agent : rq->conv);
@@ -347,11 +351,24 @@ static void keep_unanswered(ws_conn_t *c, const omr_ws_request_t *rq)
 		         (unsigned long long)c->sess.conn, omr_strerror(-ENOMEM));
 		return;
 	}
-	for (ws_gone_t *k = c->unanswered; k; k = k->next)
+	unsigned n = 0;
+	ws_gone_t **last = &c->unanswered;
+	for (ws_gone_t *k = c->unanswered; k; k = k->next, n++) {
 		if (same_gone(k, g)) {
 			free(g);
 			return;
 		}
+		if (k->next)
+			last = &k->next;
+	}
+	if (n >= WS_KEPT_MAX) {
+		ws_gone_t *oldest = *last;
+		*last = NULL;
+		if (srv->bus && !srv->shut)
+			send_gone_report(srv, oldest);
+		else
+			free(oldest);
+	}
 	g->next = c->unanswered;
 	c->unanswered = g;
 }
@@ -675,7 +692,7 @@ static void finish_request(omr_ws_server_t *srv, void *ctx, int status, const om
 	bool maybe_watched = omr_ws_kind_is_auth(p->rq.kind) && p->conn &&
 	                     (status == -ETIMEDOUT || (status == 0 && (!c || c->closing)));
 	if (maybe_watched && c && !c->closing) {
-		keep_unanswered(c, &p->rq);
+		keep_unanswered(srv, c, &p->rq);
 	} else if (maybe_watched && live) {
 		bool agent = p->rq.kind == OMR_WS_LOGIN;
 		send_gone(srv, agent, p->conn, p->rq.tenant, agent ? p->rq.agent : p->rq.conv);

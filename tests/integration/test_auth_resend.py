@@ -520,6 +520,29 @@ async def test_early_login_report_sent_again_after_the_welcome(env):
         f"({a.get('reason')}) session {a.get('session')!r}")
 
 
+@time_limit(120)
+async def test_many_unanswered_hellos_on_one_connection(env):
+    """A page names ten chats on one connection while Redis is away (a broken or hostile
+    client): the connection keeps at most eight reports (the oldest goes at once); every
+    chat, none of which was welcomed, is abandoned once the connection closes."""
+    r = env.redis()
+    d = env.daemon(r, "d1", cfg(bus={"ack_timeout_ms": 200, "max_attempts": 1}))
+    x = await Conn.open(d.url + "/ws/customer", "page")
+    pause(r, 4000)
+    for i in range(10):
+        f = await answer(x, hello(f"many-{i:02d}-0123456789abcdef"))
+        assert f.get("code") == "unavailable", f
+    await asyncio.sleep(4.5)  # Redis ran them all
+    await x.close()
+    rc = r.client()
+    convs = [k for k in rc.keys("omr:{default}:conv:*") if k.count(":") == 3]
+    assert len(convs) == 10, convs
+    await asyncio.sleep(5 + 3)  # chat.abandon_after_s + slack
+    states = sorted((rc.cmd("HMGET", k, "state", "close_reason")) for k in convs)
+    log(f"the ten chats: {states}")
+    assert all(st == ["closed", "abandoned"] for st in states), states
+
+
 if __name__ == "__main__":
     run_tests([test_reload_during_redis_stall_abandons_connected_customer,
                test_login_during_redis_stall_logs_agent_out,
@@ -532,4 +555,5 @@ if __name__ == "__main__":
                test_hello_after_a_kept_report_refused_with_room,
                test_login_held_after_a_kept_report_gets_stuck,
                test_early_report_sent_again_after_the_welcome_abandons,
-               test_early_login_report_sent_again_after_the_welcome])
+               test_early_login_report_sent_again_after_the_welcome,
+               test_many_unanswered_hellos_on_one_connection])
