@@ -118,11 +118,7 @@ void ws_conn_release(ws_conn_t *c)
 	free(c->rx);
 	c->rx = NULL;
 	c->rx_len = c->rx_cap = 0;
-	while (c->unanswered) {
-		struct ws_gone *g = c->unanswered;
-		c->unanswered = g->next;
-		free(g);
-	}
+	ws_gone_free_all(&c->unanswered);
 }
 
 uint64_t ws_ip_key(const char *ip, uint64_t seed)

@@ -39,10 +39,11 @@ typedef struct ws_conn {
 	struct lws *wsi;
 	omr_ws_session_t sess;
 	char ip[64];
-	uint64_t ip_key;    /* per-IP counter key; 0 = not counted */
-	uint64_t opened_ms; /* (loop time) the auth timeout counts from it, or from the
-	                     * last `unavailable` answer to a hello/resume/login */
-	/* the wall clock (ms) then: a login says how old its connection is, and
+	uint64_t ip_key;       /* per-IP counter key; 0 = not counted */
+	uint64_t auth_from_ms; /* (loop time) the auth timeout counts from here: the
+	                        * open, or the last `unavailable` answer to a
+	                        * hello/resume/login */
+	/* the wall clock (ms) at the open: a login says how old its connection is, and
 	 * one from a connection older than the agent's current session's is
 	 * refused (a login run late, by an instance that stalled) */
 	uint64_t opened_wall_ms;

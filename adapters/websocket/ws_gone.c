@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 ws_gone_t *ws_gone_new(bool agent, uint64_t conn, const char *tenant, const char *id)
 {
@@ -14,6 +15,50 @@ ws_gone_t *ws_gone_new(bool agent, uint64_t conn, const char *tenant, const char
 	snprintf(g->tenant, sizeof(g->tenant), "%s", tenant ? tenant : "");
 	snprintf(g->id, sizeof(g->id), "%s", id ? id : "");
 	return g;
+}
+
+bool ws_gone_same(const ws_gone_t *a, const ws_gone_t *b)
+{
+	return a->agent == b->agent && strcmp(a->tenant, b->tenant) == 0 &&
+	       strcmp(a->id, b->id) == 0;
+}
+
+ws_gone_t *ws_gone_keep(ws_gone_t **list, ws_gone_t *g, unsigned max)
+{
+	unsigned n = 0;
+	ws_gone_t **last = list; /* the link to the oldest */
+	for (ws_gone_t *k = *list; k; k = k->next, n++) {
+		if (ws_gone_same(k, g)) {
+			free(g);
+			return NULL;
+		}
+		if (k->next)
+			last = &k->next;
+	}
+	ws_gone_t *oldest = NULL;
+	if (n >= max && *list) {
+		oldest = *last;
+		*last = NULL;
+	}
+	g->next = *list;
+	*list = g;
+	return oldest;
+}
+
+ws_gone_t *ws_gone_take(ws_gone_t **list)
+{
+	ws_gone_t *g = *list;
+	if (g) {
+		*list = g->next;
+		g->next = NULL;
+	}
+	return g;
+}
+
+void ws_gone_free_all(ws_gone_t **list)
+{
+	for (ws_gone_t *g; (g = ws_gone_take(list));)
+		free(g);
 }
 
 omr_envelope_t *ws_gone_envelope(const ws_gone_t *g)

@@ -33,6 +33,19 @@ ws_gone_t *ws_gone_new(bool agent, uint64_t conn, const char *tenant, const char
  * or NULL on ENOMEM (the caller destroys it). */
 omr_envelope_t *ws_gone_envelope(const ws_gone_t *g);
 
+/* Whether a and b report the same customer or agent (the connection aside). */
+bool ws_gone_same(const ws_gone_t *a, const ws_gone_t *b);
+
+/* A connection's kept reports (ws_conn_t.unanswered): a list of distinct
+ * customers and agents, newest first, through `next`. ws_gone_keep adds g
+ * (freed when the list names its customer or agent already); past max
+ * reports it unlinks the oldest and returns it for the caller to send, else
+ * NULL. ws_gone_take unlinks and returns the newest, or NULL when empty;
+ * ws_gone_free_all frees every report of the list. */
+ws_gone_t *ws_gone_keep(ws_gone_t **list, ws_gone_t *g, unsigned max);
+ws_gone_t *ws_gone_take(ws_gone_t **list);
+void ws_gone_free_all(ws_gone_t **list);
+
 void ws_gone_queue_init(ws_gone_queue_t *q);
 void ws_gone_push(ws_gone_queue_t *q, ws_gone_t *g);    /* at the tail */
 void ws_gone_unshift(ws_gone_queue_t *q, ws_gone_t *g); /* back at the head */

@@ -242,7 +242,7 @@ static int conn_open(omr_ws_server_t *srv, struct lws *wsi, ws_conn_t **pss)
 	c->wsi = wsi;
 	c->sess.role = role_of(wsi);
 	c->sess.conn = atomic_fetch_add(&ws_next_conn, 1);
-	c->opened_ms = c->refill_ms = uv_now(srv->loop);
+	c->auth_from_ms = c->refill_ms = uv_now(srv->loop);
 	c->opened_wall_ms = omr_now_ms();
 	c->tokens = 2.0 * srv->set.max_messages_per_second;
 	if (!lws_get_peer_simple(wsi, c->ip, sizeof(c->ip)))
@@ -329,12 +329,6 @@ static void send_gone(omr_ws_server_t *srv, bool agent, uint64_t conn, const cha
 	send_gone_report(srv, g);
 }
 
-static bool same_gone(const ws_gone_t *a, const ws_gone_t *b)
-{
-	return a->agent == b->agent && strcmp(a->tenant, b->tenant) == 0 &&
-	       strcmp(a->id, b->id) == 0;
-}
-
 /* Reports one connection keeps at most: a client naming more customers or
  * agents while Redis is away has the oldest sent at once. */
 #define WS_KEPT_MAX 8
@@ -351,26 +345,11 @@ static void keep_unanswered(omr_ws_server_t *srv, ws_conn_t *c, const omr_ws_req
 		         (unsigned long long)c->sess.conn, omr_strerror(-ENOMEM));
 		return;
 	}
-	unsigned n = 0;
-	ws_gone_t **last = &c->unanswered;
-	for (ws_gone_t *k = c->unanswered; k; k = k->next, n++) {
-		if (same_gone(k, g)) {
-			free(g);
-			return;
-		}
-		if (k->next)
-			last = &k->next;
-	}
-	if (n >= WS_KEPT_MAX) {
-		ws_gone_t *oldest = *last;
-		*last = NULL;
-		if (srv->bus && !srv->shut)
-			send_gone_report(srv, oldest);
-		else
-			free(oldest);
-	}
-	g->next = c->unanswered;
-	c->unanswered = g;
+	ws_gone_t *oldest = ws_gone_keep(&c->unanswered, g, WS_KEPT_MAX);
+	if (oldest && srv->bus && !srv->shut)
+		send_gone_report(srv, oldest);
+	else
+		free(oldest);
 }
 
 /* Sends c's kept reports but the one of `except` (NULL: all), which is
@@ -380,11 +359,8 @@ static void keep_unanswered(omr_ws_server_t *srv, ws_conn_t *c, const omr_ws_req
  * closes. */
 static void send_unanswered(omr_ws_server_t *srv, ws_conn_t *c, const ws_gone_t *except)
 {
-	while (c->unanswered) {
-		ws_gone_t *g = c->unanswered;
-		c->unanswered = g->next;
-		g->next = NULL;
-		if ((except && same_gone(g, except)) || !srv->bus || srv->shut)
+	for (ws_gone_t *g; (g = ws_gone_take(&c->unanswered));) {
+		if ((except && ws_gone_same(g, except)) || !srv->bus || srv->shut)
 			free(g);
 		else
 			send_gone_report(srv, g);
@@ -442,7 +418,7 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 static void auth_may_resend(omr_ws_server_t *srv, ws_conn_t *c)
 {
 	c->sess.auth_pending = false;
-	c->opened_ms = uv_now(srv->loop);
+	c->auth_from_ms = uv_now(srv->loop);
 	ws_conn_list_del(&srv->unauth, c);
 	ws_conn_list_add(&srv->unauth, c);
 }
@@ -838,7 +814,7 @@ static void on_sweep(uv_timer_t *t)
 	if (srv->stalled.head || srv->gone.head)
 		release_stalled(srv);
 	ws_conn_t *c = srv->unauth.head;
-	while (c && now - c->opened_ms >= srv->set.auth_timeout_ms) {
+	while (c && now - c->auth_from_ms >= srv->set.auth_timeout_ms) {
 		ws_conn_t *next = c->links[WS_LIST_UNAUTH].next;
 		if (!c->sess.auth_pending && !c->closing) {
 			ws_conn_list_del(&srv->unauth, c);

@@ -89,6 +89,17 @@ async def go_available(conn):
         return {"type": "closed", "why": str(e)[:300]}
 
 
+async def chat(d, agent_id):
+    """An available agent and a customer it serves: (agent, customer)."""
+    a = Agent(d.url, agent_id, add_agent(d, agent_id, agent_id.upper(), "en", 2))
+    await a.login()
+    await a.presence("available")
+    c = Customer(d.url, "customer")
+    await c.hello(language="en", name="Kim")
+    await a.wait_item(lambda f: f.get("type") == "assigned", 10, "assignment")
+    return a, c
+
+
 @time_limit(120)
 async def test_reload_during_redis_stall_abandons_connected_customer(env):
     """A customer reloads the page while Redis is slow; the first resume gets unavailable,
@@ -147,17 +158,6 @@ async def test_login_during_redis_stall_logs_agent_out(env):
                              f"{conn.close_reason!r}) with no other login")
     assert a.get("session") and a.get("presence") == "available", (
         f"the agent whose desktop is logged in: {a}")
-
-
-async def chat(d, agent_id):
-    """An available agent and a customer it serves: (agent, customer)."""
-    a = Agent(d.url, agent_id, add_agent(d, agent_id, agent_id.upper(), "en", 2))
-    await a.login()
-    await a.presence("available")
-    c = Customer(d.url, "customer")
-    await c.hello(language="en", name="Kim")
-    await a.wait_item(lambda f: f.get("type") == "assigned", 10, "assignment")
-    return a, c
 
 
 @time_limit(120)
@@ -240,14 +240,8 @@ async def test_login_of_another_agent_after_unanswered_one_gets_its_items(env):
     inbox comes meanwhile."""
     r = env.redis()
     d = env.daemon(r, "d1", STALL_CFG)
-    tx = add_agent(d, "lx", "Lexi", "en", 2)
-    ty = add_agent(d, "ly", "Lyle", "en", 2)
-    ax = Agent(d.url, "lx", tx)
-    await ax.login()
-    await ax.presence("available")
-    cust = Customer(d.url, "customer of lx")
-    await cust.hello(language="en", name="Kim")
-    await ax.wait_item(lambda f: f.get("type") == "assigned", 10, "the chat")
+    ax, cust = await chat(d, "lx")
+    tx, ty = ax.token, add_agent(d, "ly", "Lyle", "en", 2)
     conv = cust.conversation_id
     await ax.close()
     rc = r.client()

@@ -102,6 +102,15 @@ async def test_desktop_is_told_why_it_was_logged_out(env):
     await ended_by(lambda a: r.client().cmd("FLUSHALL"), "fl1", "no longer exists")
 
 
+async def give_up_after_login(stale, agent_id, token):
+    """A desktop sends its login on connection stale (none when token is None), hears
+    nothing (the instance is stalled) and gives the connection up: the socket is gone,
+    the login sits in the instance's buffers."""
+    if token is not None:
+        await stale.send({"type": "login", "v": 1, "agent_id": agent_id, "token": token})
+    stale.ws.transport.close()
+
+
 @time_limit(120)
 async def test_login_run_late_by_a_stalled_instance_does_not_take_over(env):
     """PROTOCOL.md login: "A login from a second connection for the same agent takes over";
@@ -126,8 +135,7 @@ async def test_login_run_late_by_a_stalled_instance_does_not_take_over(env):
     stale = await Conn.open(d1.url + "/ws/agent", "st1 stale@d1")
     d1.proc.send_signal(signal.SIGSTOP)
     try:
-        await stale.send({"type": "login", "v": 1, "agent_id": "st1", "token": token})
-        stale.ws.transport.close()  # given up: the socket is gone, its login was sent
+        await give_up_after_login(stale, "st1", token)
         await asyncio.sleep(1)
         desk = Agent(d2.url, "st1", token, label="st1 again")
         await desk.login()
@@ -181,9 +189,7 @@ async def test_stale_login_while_newest_desktop_is_lost_takes_over(env, stale_lo
     d2.proc.send_signal(signal.SIGSTOP)
     rc = r.client()
     try:
-        if stale_login:
-            await stale.send({"type": "login", "v": 1, "agent_id": "st1", "token": token})
-        stale.ws.transport.close()  # given up: the socket is gone, its login was sent
+        await give_up_after_login(stale, "st1", token if stale_login else None)
         await asyncio.sleep(0.5)
         desk = Agent(d1.url, "st1", token, label="st1 newest@d1")
         await desk.login()
