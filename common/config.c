@@ -419,6 +419,16 @@ static int check_instance_name(const char *s, size_t len, char *why, size_t whyl
 	return len == 0 ? 0 : check_id(s, len, why, whylen);
 }
 
+/* Redis refuses an ACL user name with a space in it (ACL SETUSER), so such a name could only
+ * fail AUTH at every connect. */
+static int check_redis_username(const char *s, size_t len, char *why, size_t whylen)
+{
+	if (!memchr(s, ' ', len))
+		return 0;
+	snprintf(why, whylen, "Redis ACL user names cannot contain a space");
+	return -EINVAL;
+}
+
 /* The router binds it and the adapters connect to it, so it must work both ways: inproc://NAME,
  * ipc://PATH (at most 107 bytes, a unix socket's limit) or tcp://IPV4:PORT (not "*", which zmq
  * binds but cannot connect to; no host names, which it does not resolve for a bind; no IPv6,
@@ -464,6 +474,7 @@ static const struct {
         {offsetof(omr_config_t, chat_identity_secret), check_identity_secret},
         {offsetof(omr_config_t, instance_name), check_instance_name},
         {offsetof(omr_config_t, bus_endpoint), check_endpoint},
+        {offsetof(omr_config_t, redis_username), check_redis_username},
 };
 
 /* Strings end up in logs, Redis keys and URLs: one line of valid UTF-8. Never echoed (but by

@@ -25,7 +25,7 @@
 struct omr_store {
 	uv_loop_t *loop;
 	omr_store_callbacks_t cbs;
-	char *host, *password;
+	char *host, *username, *password;
 	int port, db;
 	uint64_t ping_interval_ms, ping_timeout_ms, backoff_min_ms, backoff_max_ms;
 
@@ -124,9 +124,18 @@ static void on_setup_reply(void *ud, const redisReply *r)
 }
 
 /* The value of a CONFIG GET reply, or NULL (a Redis that refuses CONFIG, a
- * managed one, is not an error). */
+ * managed one or an ACL user without it, is not an error: the check is skipped, said once at
+ * info). */
 static const char *config_value(const redisReply *r)
 {
+	static bool refusal_said;
+	if (r && r->type == REDIS_REPLY_ERROR && !refusal_said) {
+		refusal_said = true;
+		omr_info("redis",
+		         "CONFIG GET refused (%s): stream-node-max-bytes and maxmemory-policy are "
+		         "not checked (README, Redis settings)",
+		         r->str);
+	}
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 	    r->element[1]->type != REDIS_REPLY_STRING)
 		return NULL;
@@ -190,9 +199,13 @@ static void send_ping(omr_store_t *s)
 		s->ping_outstanding = true;
 }
 
+/* AUTH USER PASSWORD for an ACL user (redis.username), AUTH PASSWORD for the default one. */
 static void send_auth(omr_store_t *s, redisAsyncContext *ac)
 {
-	if (s->password[0]) {
+	if (s->username[0]) {
+		const char *argv[] = {"AUTH", s->username, s->password};
+		send_cmd(s, ac, on_setup_reply, 3, argv);
+	} else if (s->password[0]) {
 		const char *argv[] = {"AUTH", s->password};
 		send_cmd(s, ac, on_setup_reply, 2, argv);
 	}
@@ -373,9 +386,11 @@ omr_store_t *omr_store_new(uv_loop_t *loop, const omr_config_t *cfg,
 	s->loop = loop;
 	s->cbs = *cbs;
 	s->host = strdup(cfg->redis_host);
+	s->username = strdup(cfg->redis_username);
 	s->password = strdup(cfg->redis_password);
-	if (!s->host || !s->password) {
+	if (!s->host || !s->username || !s->password) {
 		free(s->host);
+		free(s->username);
 		free(s->password);
 		free(s);
 		return NULL;
@@ -431,6 +446,7 @@ static void on_handle_closed(uv_handle_t *h)
 	omr_store_t *s = h->data;
 	if (--s->open_handles == 0) {
 		free(s->host);
+		free(s->username);
 		free(s->password);
 		free(s);
 	}

@@ -79,6 +79,7 @@ yaml_get() {
 
 redis_host=$(yaml_get redis host 127.0.0.1)
 redis_port=$(yaml_get redis port 6379)
+redis_username=$(yaml_get redis username "")
 redis_password=$(yaml_get redis password "")
 ws_listen=$(yaml_get websocket listen 127.0.0.1)
 ws_port=$(yaml_get websocket port 8080)
@@ -90,14 +91,17 @@ command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found: run scripts/de
 if [[ -n "$redis_password" ]]; then
 	export REDISCLI_AUTH="$redis_password"
 fi
+cli_user=()
+[[ -z "$redis_username" ]] || cli_user=(--user "$redis_username")
 
 # redis_state: "up" (PONG), "auth" (a Redis is there but refuses our password), "down".
 redis_state() {
 	local reply
-	reply=$(timeout 3 redis-cli --no-auth-warning -h "$redis_host" -p "$redis_port" ping 2>&1) || true
+	reply=$(timeout 3 redis-cli --no-auth-warning "${cli_user[@]}" -h "$redis_host" -p "$redis_port" ping 2>&1) || true
+	# (a refused ACL user's AUTH is reported, then PING runs as the default user)
 	case $reply in
-	*PONG*) echo up ;;
 	*NOAUTH* | *WRONGPASS* | *"invalid password"* | *"AUTH failed"*) echo auth ;;
+	*PONG*) echo up ;;
 	*) echo down ;;
 	esac
 }
@@ -157,7 +161,7 @@ up)
 	say "using the Redis at $redis_host:$redis_port"
 	;;
 auth)
-	die "a Redis answers at $redis_host:$redis_port but rejects redis.password from $config_rel"
+	die "a Redis answers at $redis_host:$redis_port but rejects redis.username/redis.password from $config_rel"
 	;;
 down)
 	case $redis_host in
@@ -175,6 +179,11 @@ down)
 		--stream-node-max-bytes 1024) # README: Running it for real
 	if [[ -n "$redis_password" ]]; then
 		args+=(--requirepass "$redis_password")
+	fi
+	if [[ -n "$redis_username" ]]; then # redis.username: that ACL user, with every right
+		pass=nopass
+		[[ -z "$redis_password" ]] || pass=">$redis_password"
+		args+=(--user "$redis_username" on "$pass" '~*' '&*' '+@all')
 	fi
 	say "no Redis at $redis_host:$redis_port: starting a private redis-server (data and log in .run/redis/)"
 	setsid bash -c "$watcher" omr-redis-watcher "$$" "$state_dir" "${args[@]}" </dev/null >/dev/null 2>&1 &

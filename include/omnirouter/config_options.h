@@ -16,6 +16,8 @@ OMR_OPT(STR, instance_name, "daemon.instance_name", "", 0, 64, false,
 
 OMR_OPT(STR, redis_host, "redis.host", "127.0.0.1", 1, 255, false, "Redis host name or address")
 OMR_OPT(INT, redis_port, "redis.port", 6379, 1, 65535, false, "Redis TCP port")
+OMR_OPT(STR, redis_username, "redis.username", "", 0, 255, false,
+        "Redis ACL user for AUTH; empty = the default user")
 OMR_OPT(STR, redis_password, "redis.password", "", 0, 255, false, "AUTH password; empty = none")
 OMR_OPT(INT, redis_db, "redis.db", 0, 0, 15, false, "Redis database number")
 OMR_OPT(INT, redis_ping_interval_ms, "redis.ping_interval_ms", 1000, 100, 60000, true,

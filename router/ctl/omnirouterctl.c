@@ -159,13 +159,18 @@ static int connect_redis(omr_ctl_t *ctl)
 	redisSetTimeout(c, tv);
 	char db[24];
 	snprintf(db, sizeof(db), "%lld", (long long)cfg->redis_db);
+	/* AUTH USER PASSWORD for an ACL user, AUTH PASSWORD for the default one, as the
+	 * daemon does (router/store.c). */
+	const char *user_auth[] = {"AUTH", cfg->redis_username, cfg->redis_password};
 	const char *auth[] = {"AUTH", cfg->redis_password};
+	bool acl_user = cfg->redis_username[0] != '\0';
 	const char *select[] = {"SELECT", db};
 	/* The daemons load the same library on every connect; loading it here
 	 * too lets the tool work before any daemon has run. */
 	const char *load[] = {"FUNCTION", "LOAD", "REPLACE", omr_functions_lua};
 	size_t load_lens[] = {8, 4, 7, omr_functions_lua_len};
-	if ((cfg->redis_password[0] && setup_command(c, "AUTH", 2, auth, NULL) != 0) ||
+	if ((acl_user && setup_command(c, "AUTH", 3, user_auth, NULL) != 0) ||
+	    (!acl_user && cfg->redis_password[0] && setup_command(c, "AUTH", 2, auth, NULL) != 0) ||
 	    setup_command(c, "SELECT", 2, select, NULL) != 0 ||
 	    setup_command(c, "cannot load the functions library", 4, load, load_lens) != 0) {
 		redisFree(c);

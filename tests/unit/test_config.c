@@ -196,6 +196,17 @@ static void test_empty_documents_give_defaults(void **state)
 	}
 }
 
+/* redis.username: an ACL user for AUTH USER PASSWORD; Redis refuses a name with a space. */
+static void test_redis_username(void **state)
+{
+	(void)state;
+	omr_config_t *cfg = ACCEPT("redis:\n  username: omnirouter\n  password: pw\n");
+	assert_string_equal(cfg->redis_username, "omnirouter");
+	omr_config_destroy(&cfg);
+	REJECT_EXACT("redis:\n  username: \"omni router\"\n",
+	             "t.yaml:2:13: redis.username: Redis ACL user names cannot contain a space");
+}
+
 static void test_values_are_loaded(void **state)
 {
 	omr_config_t *cfg = ACCEPT("log:\n  level: debug\n"
@@ -769,6 +780,7 @@ int main(void)
 	        cmocka_unit_test(test_new_defaults),
 	        cmocka_unit_test(test_empty_documents_give_defaults),
 	        cmocka_unit_test(test_values_are_loaded),
+	        cmocka_unit_test(test_redis_username),
 	        cmocka_unit_test(test_length_bounds_the_input),
 	        cmocka_unit_test(test_rejects_yaml_syntax_errors),
 	        cmocka_unit_test(test_rejects_bad_bytes),
