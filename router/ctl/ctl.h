@@ -65,6 +65,10 @@ int omr_ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int omr_ctl_check_options(const omr_ctl_t *ctl, const char *command, const char *verb,
                           unsigned allowed);
 
+/* Connects to Redis (AUTH, SELECT, the functions library) unless connected. OMR_CTL_OK, or
+ * OMR_CTL_FAIL after printing why. */
+int omr_ctl_connect(omr_ctl_t *ctl);
+
 /* FCALL fn 1 PREFIX args... (connecting first if needed). Returns OMR_CTL_OK
  * and *reply (never an error reply; the caller frees it), or prints one line
  * naming `what` (e.g. "agent ana") and returns OMR_CTL_FAIL, or OMR_CTL_USAGE
@@ -93,6 +97,7 @@ int omr_ctl_agent(omr_ctl_t *ctl, int argc, char **argv);
 int omr_ctl_import(omr_ctl_t *ctl, const char *path);
 int omr_ctl_explain(omr_ctl_t *ctl, int argc, char **argv);
 int omr_ctl_conversation(omr_ctl_t *ctl, int argc, char **argv);
+int omr_ctl_queue(omr_ctl_t *ctl, int argc, char **argv);
 
 /* Writes "k:v,k:v" of a JSON object of numbers, highest value first, then by
  * key, or "-" when empty, to out: every member, however many. */

@@ -51,6 +51,10 @@ static void usage(FILE *f)
 	        "        [,skills][,capacity][,tenants][,supervises]; items in a cell\n"
 	        "        separated by |);\n"
 	        "        prints id,token for each new agent\n"
+	        "  queue status [QUEUE]          what waits in each queue: how many, since when,\n"
+	        "                                the oldest; with QUEUE, its waiting "
+	        "conversations\n"
+	        "                                oldest first (--tenant T: that tenant's only)\n"
 	        "  explain CONVERSATION          why a conversation went where it went\n"
 	        "  conversation close CONVERSATION [--reason TEXT]\n"
 	        "        end a conversation in any state: the customer and its agent are\n"
@@ -198,6 +202,11 @@ static int report_refusal(const char *what, const char *err)
 	return rc;
 }
 
+int omr_ctl_connect(omr_ctl_t *ctl)
+{
+	return ctl->redis ? OMR_CTL_OK : connect_redis(ctl);
+}
+
 int omr_ctl_fcall(omr_ctl_t *ctl, const char *fn, const char *what, int nargs, const char **args,
                   redisReply **reply)
 {
@@ -205,7 +214,7 @@ int omr_ctl_fcall(omr_ctl_t *ctl, const char *fn, const char *what, int nargs, c
 	*reply = NULL;
 	if (nargs < 0 || nargs > 12)
 		return omr_ctl_error("internal: %d arguments to %s", nargs, fn);
-	if (!ctl->redis && connect_redis(ctl) != OMR_CTL_OK)
+	if (omr_ctl_connect(ctl) != OMR_CTL_OK)
 		return OMR_CTL_FAIL;
 	for (int i = 0; i < nargs; i++)
 		argv[4 + i] = args[i];
@@ -380,12 +389,12 @@ int main(int argc, char **argv)
 	}
 	if (npos < 1)
 		return omr_ctl_usage_error(
-		        "give a command: agent, token, explain, conversation (see --help)");
+		        "give a command: agent, token, queue, explain, conversation (see --help)");
 	if (strcmp(pos[0], "agent") != 0 && strcmp(pos[0], "explain") != 0 &&
-	    strcmp(pos[0], "conversation") != 0)
-		return omr_ctl_usage_error(
-		        "unknown command '%s': agent, token, explain, conversation (see --help)",
-		        pos[0]);
+	    strcmp(pos[0], "conversation") != 0 && strcmp(pos[0], "queue") != 0)
+		return omr_ctl_usage_error("unknown command '%s': agent, token, queue, explain, "
+		                           "conversation (see --help)",
+		                           pos[0]);
 	if (tenant && !omr_id_is_valid(tenant, OMR_CTL_TENANT_MAX))
 		return omr_ctl_usage_error("--tenant: ids are 1-64 of A-Z a-z 0-9 . _ : @ -");
 	char err[512];
@@ -403,6 +412,8 @@ int main(int argc, char **argv)
 		rc = omr_ctl_agent(&ctl, npos, pos);
 	else if (strcmp(pos[0], "conversation") == 0)
 		rc = omr_ctl_conversation(&ctl, npos, pos);
+	else if (strcmp(pos[0], "queue") == 0)
+		rc = omr_ctl_queue(&ctl, npos, pos);
 	else
 		rc = omr_ctl_explain(&ctl, npos, pos);
 	redisFree(ctl.redis);
