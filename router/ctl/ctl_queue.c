@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "hmap.h"
 #include "omnirouter/envelope.h"
 #include "omnirouter/util.h"
 
@@ -43,7 +44,7 @@ typedef struct queue_stat {
 typedef struct status {
 	queue_stat_t *q;
 	size_t n, cap;
-	bool oom;
+	omr_hmap_t *seen; /* SSCAN may return an id twice (a rehash meanwhile): counted once */
 } status_t;
 
 static char *dup_reply(const redisReply *r)
@@ -111,6 +112,7 @@ static void status_free(status_t *st)
 		cJSON_Delete(q->channels), cJSON_Delete(q->tenants);
 	}
 	free(st->q);
+	omr_hmap_destroy(&st->seen);
 }
 
 /* The queues of the rules in force, in their order, with their priority; a group no daemon
@@ -209,22 +211,40 @@ static int read_page(omr_ctl_t *ctl, status_t *st, const redisReply *ids, const 
 	argv[0] = "HMGET", lens[0] = 5;
 	for (int i = 0; i < NF; i++)
 		argv[2 + i] = fields[i], lens[2 + i] = strlen(fields[i]);
+	bool *fresh = calloc(ids->elements ? ids->elements : 1, sizeof(*fresh));
+	if (!fresh)
+		return omr_ctl_error("out of memory");
 	for (size_t i = 0; i < ids->elements; i++) {
-		int n = snprintf(key, sizeof(key), "%s:conv:%s", ctl->prefix, ids->element[i]->str);
+		const char *id = ids->element[i]->str;
+		if (ids->element[i]->type != REDIS_REPLY_STRING || omr_hmap_get(st->seen, id))
+			continue;
+		if (omr_hmap_put(st->seen, id, st) != 0) {
+			free(fresh);
+			return omr_ctl_error("out of memory");
+		}
+		fresh[i] = true;
+		int n = snprintf(key, sizeof(key), "%s:conv:%s", ctl->prefix, id);
 		argv[1] = key, lens[1] = (size_t)n;
-		if (redisAppendCommandArgv(ctl->redis, 2 + NF, argv, lens) != REDIS_OK)
+		if (redisAppendCommandArgv(ctl->redis, 2 + NF, argv, lens) != REDIS_OK) {
+			free(fresh);
 			return omr_ctl_error("redis: %s", ctl->redis->errstr);
+		}
 	}
 	int rc = OMR_CTL_OK;
 	for (size_t i = 0; i < ids->elements; i++) {
+		if (!fresh[i])
+			continue;
 		redisReply *r = NULL;
-		if (redisGetReply(ctl->redis, (void **)&r) != REDIS_OK || !r)
+		if (redisGetReply(ctl->redis, (void **)&r) != REDIS_OK || !r) {
+			free(fresh);
 			return omr_ctl_error("redis: %s", ctl->redis->errstr);
+		}
 		if (rc == OMR_CTL_OK && r->type == REDIS_REPLY_ARRAY && r->elements == NF &&
 		    !add_waiting(st, ids->element[i]->str, r->element, tenant))
 			rc = omr_ctl_error("out of memory");
 		freeReplyObject(r);
 	}
+	free(fresh);
 	return rc;
 }
 
@@ -459,7 +479,9 @@ int omr_ctl_queue(omr_ctl_t *ctl, int argc, char **argv)
 		return omr_ctl_usage_error("queue names are 1-128 of A-Z a-z 0-9 . _ : @ -");
 	if (omr_ctl_connect(ctl) != OMR_CTL_OK)
 		return OMR_CTL_FAIL;
-	status_t st = {0};
+	status_t st = {.seen = omr_hmap_new()};
+	if (!st.seen)
+		return omr_ctl_error("out of memory");
 	cJSON *avg = NULL;
 	long long now = 0;
 	const char *tenant = ctl->tenant_given ? ctl->default_tenant : NULL;
