@@ -4,7 +4,7 @@ A site's Redis is shared and has users (Redis 6 ACL): README.md ("A Redis user o
 gives the ACL SETUSER line for omnirouter's user. These tests create that user from the
 README's own line, so the documented rules are the ones tested, and run the product as it:
   - a whole chat (agent created and its token issued by omnirouterctl, login, hello, messages
-    both ways, a customer's reload, a desktop's reconnect, close with a disposition, explain),
+    both ways, a customer's reload, a desktop's reconnect, the close, explain, queue status),
     with every daemon connection logged in as that user, and no command, key or channel
     refused anywhere but CONFIG GET (ACL LOG: the functions' own commands are checked too);
   - a wrong password: the daemon says WRONGPASS and is not ready (it does not listen before
@@ -107,6 +107,8 @@ async def test_whole_chat_as_the_readme_acl_user(env):
     await agent.close_conv(conv)
     why = json.loads(ctl(d, "--json", "explain", conv).stdout)
     assert why.get("agent") == "acl1", why
+    st = json.loads(ctl(d, "--json", "queue", "status").stdout)
+    assert [q["waiting"] for q in st["queues"]] == [0], st
     issued = ctl(d, "token", "issue", "acl1").stdout.strip()
     assert issued and issued != token, issued
     await agent.close()
