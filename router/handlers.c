@@ -158,8 +158,14 @@ static int handle_conv_message(omr_request_t *q)
 		return -EINVAL;
 	if (e->from != OMR_ROLE_CUSTOMER && e->from != OMR_ROLE_AGENT)
 		return -EINVAL;
-	if (e->from == OMR_ROLE_AGENT && !omr_id_is_valid(e->agent, OMR_ENV_ID_MAX))
-		return -EINVAL;
+	if (e->from == OMR_ROLE_AGENT) {
+		/* Only from the agent's desktop session on this connection, which the
+		 * function checks is still the agent's (not revoked, not taken over). */
+		omr_watch_t *w = omr_request_agent(q);
+		if (!w)
+			return OMR_ERR_BAD_TOKEN;
+		snprintf(q->session, sizeof(q->session), "%s", w->session);
+	}
 	int rc = ch->validate_text(e->text, strlen(e->text), (size_t)q->r->cfg->chat_max_text_bytes,
 	                           &why);
 	if (rc != 0)
@@ -170,13 +176,14 @@ static int handle_conv_message(omr_request_t *q)
 static int handle_conv_close(omr_request_t *q)
 {
 	const omr_envelope_t *e = q->env;
-	if (!omr_id_is_valid(e->agent, OMR_ENV_ID_MAX))
-		return -EINVAL;
+	omr_watch_t *w = omr_request_agent(q);
+	if (!w)
+		return OMR_ERR_BAD_TOKEN;
 	/* reason = the disposition code the agent chose (optional). */
 	if (e->reason && !omr_id_is_valid(e->reason, 64))
 		return -EINVAL;
-	const char *args[] = {e->conv, e->agent, omr_str_or_empty(e->reason)};
-	return omr_request_fcall(q, omr_request_on_simple, "omr_conv_close", 3, args, NULL);
+	const char *args[] = {e->conv, w->id, omr_str_or_empty(e->reason), w->session};
+	return omr_request_fcall(q, omr_request_on_simple, "omr_conv_close", 4, args, NULL);
 }
 
 /* ---- agents ------------------------------------------------------------- */
@@ -279,8 +286,8 @@ static int handle_offer(omr_request_t *q)
 	if (!w)
 		return OMR_ERR_BAD_TOKEN;
 	if (e->type == OMR_ENV_OFFER_ACCEPT) {
-		const char *args[] = {e->conv, w->id};
-		return omr_request_fcall(q, omr_request_on_simple, "omr_offer_accept", 2, args,
+		const char *args[] = {e->conv, w->id, w->session};
+		return omr_request_fcall(q, omr_request_on_simple, "omr_offer_accept", 3, args,
 		                         NULL);
 	}
 	const char *args[] = {e->conv, w->id, omr_str_or_empty(e->reason)};

@@ -16,7 +16,7 @@
 
 #include "omnirouter/log.h"
 
-#define MSG_ARGS 6 /* conv from agent msgid text name */
+#define MSG_ARGS 7 /* conv from agent msgid text name session */
 
 typedef struct batch_call {
 	size_t n;
@@ -78,6 +78,7 @@ void omr_msgbatch_flush(omr_router_t *r)
 		a[3] = e->msgid;
 		a[4] = e->text;
 		a[5] = omr_str_or_empty(e->name);
+		a[6] = e->from == OMR_ROLE_AGENT ? r->msgs[i]->session : "";
 		b->q[i] = r->msgs[i];
 	}
 	for (int i = 0; i < argc; i++)

@@ -33,11 +33,17 @@ end
 -- COPY_MAX) in the agent's inbox.
 local function send_assignment(P, c, a, ts, max)
   local ckey = P .. ':conv:' .. c.id
+  -- Its history: the customer's conversations before it (the list is newest first) that are
+  -- closed, as omr_conv_history lets the agent read them (one still open is another
+  -- agent's, or waits).
   local earlier = {}
   if (c.customer or '') ~= '' then
+    local after = false
     for _, id in ipairs(redis.call('LRANGE', customer_convs_key(P, c.tenant, c.customer), 0,
       HISTORY_CONVS - 1)) do
-      if id ~= c.id then
+      if id == c.id then
+        after = true
+      elseif after and redis.call('HGET', P .. ':conv:' .. id, 'state') == 'closed' then
         earlier[#earlier + 1] = id
       end
     end
@@ -479,14 +485,47 @@ local function held_by_this_agent(c, a)
   return num(since, 0) >= num(a.created_ms, 0)
 end
 
+-- The session of agent a's desktop taken for lost (its instance could not vouch for it in
+-- time: frozen, cut off from Redis) that nothing ended since: no login took over, no
+-- revocation logged it out, the desktop did not close. Its instance, back, vouches for it
+-- again (agent_seen), and what it sent meanwhile is its own. The presence does not say: the
+-- site may have set one while the desktop was lost. Agents stored before ended_reason was
+-- kept: offline as lost.
+local function lost_session_of(a)
+  if (a.session or '') ~= '' or (a.lost_session or '') == '' then
+    return nil
+  end
+  local lost
+  if a.ended_reason ~= nil then
+    lost = a.ended_reason == 'lost'
+  else
+    lost = a.presence == 'offline' and a.reason == 'lost'
+  end
+  return lost and a.lost_session or nil
+end
+
+-- Whether session is the desktop of agent `id`: its current one, or one lost and not ended.
+-- Reads the fields that say so, not the whole agent.
+local function desktop_session(P, id, session)
+  local f = redis.call('HMGET', P .. ':agent:' .. id, 'session', 'lost_session', 'ended_reason',
+    'presence', 'reason')
+  if f[1] and f[1] ~= '' then
+    return f[1] == session
+  end
+  return lost_session_of({session = '', lost_session = f[2] or nil, ended_reason = f[3] or nil,
+    presence = f[4] or nil, reason = f[5] or nil}) == session
+end
+
 -- Agent a's desktop (session) is gone: closed, lost, or logged out by its
 -- token's revocation or reissue. Offline with `reason`, no longer waited
 -- for, and what it holds goes back to routing when the grace period ends,
 -- unless it logs in again before (fire_requeue). `...`: more agent fields
 -- to set (fire_lost keeps what agent_seen restores).
 local function session_ended(P, R, a, session, reason, now, ...)
-  redis.call('HSET', P .. ':agent:' .. a.id, 'session', '', 'lost_session', session, ...)
-  a.session = '' -- (no desktop to tell: set_presence says nothing)
+  redis.call('HSET', P .. ':agent:' .. a.id, 'session', '', 'lost_session', session,
+    'ended_reason', reason, ...)
+  a.session, a.lost_session, a.ended_reason = '', session, reason
+  -- (no desktop to tell: set_presence says nothing)
   set_presence(P, a, 'offline', reason, now)
   reindex(P, R, a)
   end_waits_for(P, R, a.id, now) -- an offline agent is not waited for

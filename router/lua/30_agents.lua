@@ -98,9 +98,11 @@ local function log_out(P, a, reason)
     notify(P, 'o:' .. a.id .. '|' .. a.session .. '|' .. reason)
     session_ended(P, rules(P), a, a.session, reason, now_ms())
     a.session = ''
-  elseif (a.lost_session or '') ~= '' and a.presence == 'offline' then
+  elseif lost_session_of(a) then
     -- Lost (its instance was cut off from Redis): that instance, back, must
-    -- not restore it (agent_seen restores only a desktop offline as 'lost').
+    -- not restore it (agent_seen restores only a desktop lost and not ended).
+    redis.call('HSET', P .. ':agent:' .. a.id, 'ended_reason', reason)
+    a.ended_reason = reason
     set_presence(P, a, 'offline', reason, now_ms())
   end
 end

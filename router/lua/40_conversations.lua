@@ -83,9 +83,10 @@ sticky_route = function(P, R, c, q, customer, now)
   if customer == '' or num(q.sticky_window_s, 0) <= 0 then
     return nil
   end
-  local last = redis.call('HGET', customer_key(P, c.tenant, customer), 'agent')
-  local a = last and agent_read(P, last) -- HGET gives false, not nil, when absent
-  if not a or a.presence == 'offline' then
+  local h = redis.call('HMGET', customer_key(P, c.tenant, customer), 'agent', 'at_ms')
+  local a = h[1] and agent_read(P, h[1]) -- HMGET gives false, not nil, when absent
+  -- (an agent created again with a removed agent's id after that close is not that agent)
+  if not a or a.presence == 'offline' or num(h[2], 0) < num(a.created_ms, 0) then
     return nil
   end
   -- An agent who cannot serve this conversation at all (its tenant, the
@@ -263,8 +264,12 @@ end
 
 -- One chat message: stored in the transcript (once per sender and msgid), and into
 -- the agent's inbox when a customer writes to an assigned conversation.
--- Returns the log id, or an error reply.
-local function store_message(P, conv, from, agent, msgid, text, name, max)
+-- An agent's is taken from its desktop's session only (session: nil, not
+-- checked): a desktop logged out by its token's revocation or reissue, or
+-- taken over by a newer login, no longer writes, even in a message that
+-- reaches Redis late (its instance stalled, the request held by
+-- backpressure). Returns the log id, or an error reply.
+local function store_message(P, conv, from, agent, msgid, text, name, max, session)
   local ckey = P .. ':conv:' .. conv
   -- Only the fields a message needs: the hash also holds the explanation.
   local f = redis.call('HMGET', ckey, 'state', 'agent', 'nmsg', 'name', 'left_ms')
@@ -287,6 +292,9 @@ local function store_message(P, conv, from, agent, msgid, text, name, max)
   end
   if state == 'closed' then
     return err('CLOSED', 'conversation is closed')
+  end
+  if from == 'agent' and session ~= nil and not desktop_session(P, agent, session) then
+    return err('REPLACED', 'this desktop session of the agent has ended')
   end
   local nmsg = num(f[3], 0)
   if nmsg >= max then
@@ -332,21 +340,23 @@ local function store_message(P, conv, from, agent, msgid, text, name, max)
   return id
 end
 
--- omr_conv_message P conv from agent msgid text name max_messages -> log id
+-- omr_conv_message P conv from agent msgid text name max_messages [session] -> log id
 local function conv_message(keys, args)
   return store_message(keys[1], args[1], args[2], args[3], args[4], args[5], args[6],
-    tonumber(args[7]))
+    tonumber(args[7]), args[8])
 end
 
--- omr_conv_messages P max_messages (conv from agent msgid text name)... ->
+-- omr_conv_messages P max_messages (conv from agent msgid text name session)... ->
 -- one reply per message, in order: its log id or its error. The router sends
 -- the messages of one loop turn together: one call, not one per message. A
--- message that fails (a Redis error) fails alone, not the others.
+-- message that fails (a Redis error) fails alone, not the others. session:
+-- the agent's desktop session ("" for a customer's message).
 local function conv_messages(keys, args)
   local P, max, out = keys[1], tonumber(args[1]), {}
-  for i = 2, #args - 5, 6 do
+  for i = 2, #args - 6, 7 do
+    local session = args[i + 6]
     local ok, r = pcall(store_message, P, args[i], args[i + 1], args[i + 2], args[i + 3],
-      args[i + 4], args[i + 5], max)
+      args[i + 4], args[i + 5], max, session ~= '' and session or nil)
     if not ok and not (type(r) == 'table' and r.err) then
       r = redis.error_reply('ERR ' .. tostring(r))
     end
@@ -399,7 +409,9 @@ close_held = function(P, R, c, id, now, fields, reason, note, ends)
   release(P, R, c, id, now)
 end
 
--- omr_conv_close P conv agent [disposition] -> "closed"
+-- omr_conv_close P conv agent [disposition [session]] -> "closed"
+-- session (given by the router): the agent's desktop session, which must
+-- not have ended (as for its messages, store_message).
 local function conv_close(keys, args)
   local P, conv, id = keys[1], args[1], args[2]
   local c = conv_read(P, conv)
@@ -412,6 +424,9 @@ local function conv_close(keys, args)
   end
   if c.state == 'closed' then
     return 'closed'
+  end
+  if (args[4] or '') ~= '' and not desktop_session(P, id, args[4]) then
+    return err('REPLACED', 'this desktop session of the agent has ended')
   end
   local now = now_ms()
   local R = rules(P)

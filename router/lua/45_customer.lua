@@ -96,9 +96,9 @@ end
 
 -- omr_conv_history P conv agent earlier -> transcript entries of `earlier`
 -- An agent may read an earlier conversation of the customer of a
--- conversation it holds (same tenant, same customer id, started before it),
--- in a tenant it serves now, nothing else: not a later one, which another
--- agent may hold now.
+-- conversation it holds (same tenant, same customer id, started before it,
+-- closed), in a tenant it serves now, nothing else: not a later one, nor one
+-- still open, which another agent may hold now.
 local function conv_history(keys, args)
   local P, conv, agent, earlier = keys[1], args[1], args[2], args[3]
   local c = conv_read(P, conv)
@@ -130,6 +130,10 @@ local function conv_history(keys, args)
   end
   if pe == nil then
     return err('NOTASSIGNED', 'not an earlier conversation of this customer')
+  end
+  if e.state ~= 'closed' then
+    -- Still open (the customer's other chat or email): another agent's now.
+    return err('NOTASSIGNED', 'that conversation is still open')
   end
   return transcript(P .. ':conv:' .. earlier .. ':log')
 end

@@ -66,8 +66,8 @@ local function agent_login(keys, args)
   local previous = a.session or ''
   local opened = tonumber(args[6] or '')
   local held = previous
-  if held == '' and a.presence == 'offline' and a.reason == 'lost' then
-    held = a.lost_session or ''
+  if held == '' then
+    held = lost_session_of(a) or ''
   end
   if held ~= '' and held ~= args[3] and opened ~= nil and
       opened < (tonumber(a.session_opened_ms or '') or opened) then
@@ -187,7 +187,8 @@ local function take_back(P, R, c, agent, reason, now)
     a.load = istr(math.max(0, num(a.load, 1) - 1))
     redis.call('HSET', P .. ':agent:' .. agent, 'load_' .. ch, a['load_' .. ch], 'load', a.load)
   end
-  if a ~= nil and seen and a.presence ~= 'offline' then
+  if a ~= nil and seen and a.presence == 'available' then
+    -- (an agent who went on break, away or busy with the offer open keeps its reason)
     local missed = redis.call('HINCRBY', P .. ':agent:' .. agent, 'missed_offers', 1)
     if missed >= num(R.max_missed_offers, 3) then
       set_presence(P, a, 'break', 'missed-offers', now)
@@ -219,7 +220,8 @@ withdraw = function(P, R, c, agent, reason, now)
   end
 end
 
--- omr_offer_accept P conv agent -> "assigned"
+-- omr_offer_accept P conv agent [session] -> "assigned"
+-- session (given by the router): the desktop's, which must not have ended.
 local function offer_accept(keys, args)
   local P, conv, agent = keys[1], args[1], args[2]
   local c = conv_read(P, conv)
@@ -231,6 +233,9 @@ local function offer_accept(keys, args)
   end
   if c.state ~= 'offered' then
     return err('NOTASSIGNED', 'the offer is no longer open')
+  end
+  if (args[3] or '') ~= '' and not desktop_session(P, agent, args[3]) then
+    return err('REPLACED', 'this desktop session of the agent has ended')
   end
   local now = now_ms()
   if now > num(c.offer_expires_ms, now) then
@@ -288,15 +293,19 @@ local function agent_seen(keys, args)
     if (a.session or '') ~= '' then
       return 'replaced'
     end
-    if a.lost_session ~= session or a.presence ~= 'offline' or a.reason ~= 'lost' then
+    if lost_session_of(a) ~= session then
       -- Logged out by its token's revocation or reissue; else a newer login
       -- took over (and may have ended since).
-      return LOGGED_OUT[a.reason or ''] and 'logged-out ' .. a.reason or 'replaced'
+      local why = a.ended_reason or a.reason or ''
+      return LOGGED_OUT[why] and 'logged-out ' .. why or 'replaced'
     end
     local R = rules(P)
     redis.call('HSET', P .. ':agent:' .. id, 'session', session)
     a.session = session
-    set_presence(P, a, a.lost_presence or 'away', a.lost_reason or '', now)
+    if a.presence == 'offline' and a.reason == 'lost' then
+      set_presence(P, a, a.lost_presence or 'away', a.lost_reason or '', now)
+    end
+    -- (else the site set a presence while it was lost: that one stays)
     reindex(P, R, a)
     pull_waiting(P, R, a, now)
   end

@@ -164,10 +164,12 @@ local function fire_requeue(P, R, a, session, now)
   for _, conv in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')) do
     local c = conv_read(P, conv)
     if c ~= nil and c.agent == a.id and (c.state == 'assigned' or c.state == 'offered') then
-      redis.call('XADD', P .. ':conv:' .. conv .. ':log', '*', 'kind', 'event', 'event',
-        'requeued', 'reason', 'agent-lost', 'ts', now)
-      notify(P, 'c:' .. conv)
       if c.state == 'assigned' then
+        -- The customer had this agent: told it was lost (an offer only
+        -- goes to the next agent; its customer never had one).
+        redis.call('XADD', P .. ':conv:' .. conv .. ':log', '*', 'kind', 'event', 'event',
+          'requeued', 'reason', 'agent-lost', 'ts', now)
+        notify(P, 'c:' .. conv)
         -- (its maximum wait counts from now: max_wait_from)
         redis.call('HSET', P .. ':conv:' .. conv, 'requeued_ms', now)
         c.requeued_ms = now

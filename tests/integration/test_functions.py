@@ -407,12 +407,12 @@ class FunctionsTest(LuaTestCase):
         self.fcall("omr_conv_close", "c2", "a")
         self.r("SET", f"{P}:conv:c3:ids", "not a hash")
         first = self.fcall("omr_conv_message", "c1", "customer", "", "m0", "before", "", 100)
-        batch = ["c1", "customer", "", "m1", "one", "",
-                 "c1", "customer", "", "m0", "before", "",      # a resend: the same id
-                 "nope", "customer", "", "m1", "x", "",         # no such conversation
-                 "c2", "customer", "", "m1", "late", "",        # closed
-                 "c3", "customer", "", "m1", "broken", "",      # WRONGTYPE, alone
-                 "c1", "agent", "a", "r1", "reply", ""]
+        batch = ["c1", "customer", "", "m1", "one", "", "",
+                 "c1", "customer", "", "m0", "before", "", "",      # a resend: the same id
+                 "nope", "customer", "", "m1", "x", "", "",         # no such conversation
+                 "c2", "customer", "", "m1", "late", "", "",        # closed
+                 "c3", "customer", "", "m1", "broken", "", "",      # WRONGTYPE, alone
+                 "c1", "agent", "a", "r1", "reply", "", ""]
         res = self.fcall("omr_conv_messages", 100, *batch)
         self.assertEqual(len(res), 6, res)
         self.assertIsInstance(res[0], str)
