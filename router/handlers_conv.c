@@ -67,8 +67,9 @@ int omr_handle_conv_transfer(omr_request_t *q)
 	                      target,
 	                      omr_str_or_empty(e->text),
 	                      e->lang && rlang[0] ? e->lang : "",
-	                      rlang};
-	return omr_request_fcall(q, omr_request_on_simple, "omr_conv_transfer", 7, args, NULL);
+	                      rlang,
+	                      w->session};
+	return omr_request_fcall(q, omr_request_on_simple, "omr_conv_transfer", 8, args, NULL);
 }
 
 static const char *field(const redisReply *fields, const char *name)

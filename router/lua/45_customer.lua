@@ -138,14 +138,15 @@ local function conv_history(keys, args)
   return transcript(P .. ':conv:' .. earlier .. ':log')
 end
 
--- omr_conv_transfer P conv agent kind target note [lang rlang] -> "transferred"
+-- omr_conv_transfer P conv agent kind target note [lang rlang [session]] -> "transferred"
 -- kind "queue": the conversation is routed in queue `target` (ladder from the
 -- start, original enqueue time kept); kind "agent": it waits for agent
 -- `target` in particular (taken as soon as that agent can, for at most
 -- TRANSFER_WAIT_S, then routed normally). The note goes
 -- into the transcript, so the next agent reads it. lang/rlang (the tag and
 -- the code routing matches on), when given, are the customer's language:
--- the conversation has it from now on (it came in another).
+-- the conversation has it from now on (it came in another). session (given
+-- by the router): the agent's desktop session, which must not have ended.
 local function conv_transfer(keys, args)
   local P, conv, agent, kind, target, note = keys[1], args[1], args[2], args[3], args[4], args[5]
   local lang, rlang = args[6] or '', args[7] or ''
@@ -156,6 +157,9 @@ local function conv_transfer(keys, args)
   end
   if c == nil or c.agent ~= agent or c.state ~= 'assigned' then
     return err('NOTASSIGNED', 'conversation is not assigned to this agent')
+  end
+  if (args[8] or '') ~= '' and not desktop_session(P, agent, args[8]) then
+    return err('REPLACED', 'this desktop session of the agent has ended')
   end
   local relang = rlang ~= '' and rlang ~= c.rlang
   if rlang ~= '' then

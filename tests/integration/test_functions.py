@@ -513,6 +513,46 @@ class FunctionsTest(LuaTestCase):
         self.assertEqual(self.fcall("omr_agent_seen", "a", "s-2"), "ok")
         self.assertEqual(self.r("HGET", f"{P}:agent:a", "session"), "s-2")
 
+    def test_an_ended_desktop_session_no_longer_acts(self):
+        # An agent's message, close, transfer and offer accept carry its desktop session
+        # (the router's): once that session ended (token revoked or reissued, a newer
+        # login) they are refused, even if the request reaches Redis late. A stored reply
+        # sent again is still answered; a session taken for lost and not ended still acts
+        # (its instance may vouch for it again).
+        self.rules({"name": "fr", "languages": ["fr"], "auto_accept": False,
+                    "offer_timeout_s": 30}, {"name": "q"}, heartbeat_timeout_s=1,
+                   agent_grace_s=60)
+        self.agent("a", "en,fr", 3)
+        self.assertEqual(self.start("c1"), "assigned")
+        self.assertEqual(self.start("c2"), "assigned")
+        self.assertEqual(self.start("c3", lang="fr"), "offered")
+        stored = self.fcall("omr_conv_message", "c1", "agent", "a", "r1", "hi", "", 100, "s-a")
+        self.assertNotIsInstance(stored, RedisError)
+        self.assertTrue(str(self.fcall("omr_conv_message", "c1", "agent", "a", "r2", "x", "",
+                                       100, "s-old")).startswith("REPLACED"))
+        # the router's session of this desktop ends: a newer login took over
+        self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-new"), list)
+        refused = [
+            self.fcall("omr_conv_messages", 100, "c1", "agent", "a", "r3", "late", "", "s-a"),
+            self.fcall("omr_conv_close", "c1", "a", "", "s-a"),
+            self.fcall("omr_conv_transfer", "c2", "a", "queue", "q", "", "", "", "s-a"),
+            self.fcall("omr_offer_accept", "c3", "a", "s-a")]
+        refused[0] = refused[0][0]
+        for got in refused:
+            self.assertTrue(str(got).startswith("REPLACED"), refused)
+        self.assertEqual((self.conv("c1")["state"], self.conv("c2")["agent"],
+                          self.conv("c3")["state"]), ("assigned", "a", "offered"))
+        self.assertEqual(self.fcall("omr_conv_message", "c1", "agent", "a", "r1", "hi", "",
+                                    100, "s-a"), stored)  # a resend of a stored reply
+        self.assertNotIsInstance(self.fcall("omr_conv_message", "c1", "agent", "a", "r4",
+                                            "new desktop", "", 100, "s-new"), RedisError)
+        # taken for lost (its instance silent), not ended: it still acts
+        self.assertEqual(self.fcall("omr_agent_seen", "a", "s-new"), "ok")
+        self.tick_after(1.1)
+        self.assertEqual(self.presence("a"), ("offline", "lost"))
+        self.assertEqual(self.fcall("omr_offer_accept", "c3", "a", "s-new"), "assigned")
+        self.assertEqual(self.fcall("omr_conv_close", "c1", "a", "", "s-new"), "closed")
+
     def test_login_needs_the_right_token(self):
         self.agent("a", "en", 1, available=False)
         self.assertTrue(self.fcall("omr_agent_login", "a", "wrong", "s").startswith("BADTOKEN"))
