@@ -16,7 +16,7 @@
 
 #include "omnirouter/log.h"
 
-#define MSG_ARGS 7 /* conv from agent msgid text name session */
+#define MSG_ARGS 6 /* conv from agent msgid text name */
 
 typedef struct batch_call {
 	size_t n;
@@ -74,11 +74,11 @@ void omr_msgbatch_flush(omr_router_t *r)
 		const char **a = argv + 5 + MSG_ARGS * i;
 		a[0] = e->conv;
 		a[1] = omr_role_name(e->from);
-		a[2] = e->from == OMR_ROLE_AGENT ? e->agent : "";
+		/* an agent's: "AGENT|SESSION", the session checked by the function */
+		a[2] = e->from == OMR_ROLE_AGENT ? r->msgs[i]->agent_session : "";
 		a[3] = e->msgid;
 		a[4] = e->text;
 		a[5] = omr_str_or_empty(e->name);
-		a[6] = e->from == OMR_ROLE_AGENT ? r->msgs[i]->session : "";
 		b->q[i] = r->msgs[i];
 	}
 	for (int i = 0; i < argc; i++)

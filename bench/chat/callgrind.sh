@@ -57,7 +57,7 @@ else:
     for first in range(0, n, batch):
         args = []
         for i in range(first, min(n, first + batch)):
-            args += [conv, "customer", "", "m%d" % i, text, "", ""]
+            args += [conv, "customer", "", "m%d" % i, text, ""]
         sys.stdout.write(resp("FCALL", "omr_conv_messages", "1", prefix, "1000000", *args))
 PY
 	callgrind_control -z "$PID" >/dev/null 2>&1

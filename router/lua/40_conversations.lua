@@ -85,8 +85,10 @@ sticky_route = function(P, R, c, q, customer, now)
   end
   local h = redis.call('HMGET', customer_key(P, c.tenant, customer), 'agent', 'at_ms')
   local a = h[1] and agent_read(P, h[1]) -- HMGET gives false, not nil, when absent
-  -- (an agent created again with a removed agent's id after that close is not that agent)
-  if not a or a.presence == 'offline' or num(h[2], 0) < num(a.created_ms, 0) then
+  -- Not waited for: an agent with no desktop logged in (offline, lost, or put on break by
+  -- the site since), or one created again with a removed agent's id after that close.
+  if not a or a.presence == 'offline' or (a.session or '') == ''
+    or num(h[2], 0) < num(a.created_ms, 0) then
     return nil
   end
   -- An agent who cannot serve this conversation at all (its tenant, the
@@ -340,23 +342,35 @@ local function store_message(P, conv, from, agent, msgid, text, name, max, sessi
   return id
 end
 
--- omr_conv_message P conv from agent msgid text name max_messages [session] -> log id
-local function conv_message(keys, args)
-  return store_message(keys[1], args[1], args[2], args[3], args[4], args[5], args[6],
-    tonumber(args[7]), args[8])
+-- An agent's message names "AGENT|SESSION" (the router's desktop session, checked:
+-- store_message), or AGENT alone: a daemon of an earlier version, during a rolling upgrade
+-- (not checked). '|' is in no id.
+local function message_agent(field)
+  local agent, session = string.match(field, '^([^|]*)|(.+)$')
+  if agent then
+    return agent, session
+  end
+  return field, nil
 end
 
--- omr_conv_messages P max_messages (conv from agent msgid text name session)... ->
+-- omr_conv_message P conv from agent msgid text name max_messages -> log id
+local function conv_message(keys, args)
+  local agent, session = message_agent(args[3])
+  return store_message(keys[1], args[1], args[2], agent, args[4], args[5], args[6],
+    tonumber(args[7]), session)
+end
+
+-- omr_conv_messages P max_messages (conv from agent msgid text name)... ->
 -- one reply per message, in order: its log id or its error. The router sends
 -- the messages of one loop turn together: one call, not one per message. A
--- message that fails (a Redis error) fails alone, not the others. session:
--- the agent's desktop session ("" for a customer's message).
+-- message that fails (a Redis error) fails alone, not the others. agent:
+-- "AGENT|SESSION" for an agent's message (message_agent), "" for a customer's.
 local function conv_messages(keys, args)
   local P, max, out = keys[1], tonumber(args[1]), {}
-  for i = 2, #args - 6, 7 do
-    local session = args[i + 6]
-    local ok, r = pcall(store_message, P, args[i], args[i + 1], args[i + 2], args[i + 3],
-      args[i + 4], args[i + 5], max, session ~= '' and session or nil)
+  for i = 2, #args - 5, 6 do
+    local agent, session = message_agent(args[i + 2])
+    local ok, r = pcall(store_message, P, args[i], args[i + 1], agent, args[i + 3],
+      args[i + 4], args[i + 5], max, session)
     if not ok and not (type(r) == 'table' and r.err) then
       r = redis.error_reply('ERR ' .. tostring(r))
     end

@@ -407,12 +407,12 @@ class FunctionsTest(LuaTestCase):
         self.fcall("omr_conv_close", "c2", "a")
         self.r("SET", f"{P}:conv:c3:ids", "not a hash")
         first = self.fcall("omr_conv_message", "c1", "customer", "", "m0", "before", "", 100)
-        batch = ["c1", "customer", "", "m1", "one", "", "",
-                 "c1", "customer", "", "m0", "before", "", "",      # a resend: the same id
-                 "nope", "customer", "", "m1", "x", "", "",         # no such conversation
-                 "c2", "customer", "", "m1", "late", "", "",        # closed
-                 "c3", "customer", "", "m1", "broken", "", "",      # WRONGTYPE, alone
-                 "c1", "agent", "a", "r1", "reply", "", ""]
+        batch = ["c1", "customer", "", "m1", "one", "",
+                 "c1", "customer", "", "m0", "before", "",      # a resend: the same id
+                 "nope", "customer", "", "m1", "x", "",         # no such conversation
+                 "c2", "customer", "", "m1", "late", "",        # closed
+                 "c3", "customer", "", "m1", "broken", "",      # WRONGTYPE, alone
+                 "c1", "agent", "a", "r1", "reply", ""]
         res = self.fcall("omr_conv_messages", 100, *batch)
         self.assertEqual(len(res), 6, res)
         self.assertIsInstance(res[0], str)
@@ -526,14 +526,14 @@ class FunctionsTest(LuaTestCase):
         self.assertEqual(self.start("c1"), "assigned")
         self.assertEqual(self.start("c2"), "assigned")
         self.assertEqual(self.start("c3", lang="fr"), "offered")
-        stored = self.fcall("omr_conv_message", "c1", "agent", "a", "r1", "hi", "", 100, "s-a")
+        stored = self.fcall("omr_conv_message", "c1", "agent", "a|s-a", "r1", "hi", "", 100)
         self.assertNotIsInstance(stored, RedisError)
-        self.assertTrue(str(self.fcall("omr_conv_message", "c1", "agent", "a", "r2", "x", "",
-                                       100, "s-old")).startswith("REPLACED"))
+        self.assertTrue(str(self.fcall("omr_conv_message", "c1", "agent", "a|s-old", "r2", "x",
+                                       "", 100)).startswith("REPLACED"))
         # the router's session of this desktop ends: a newer login took over
         self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-new"), list)
         refused = [
-            self.fcall("omr_conv_messages", 100, "c1", "agent", "a", "r3", "late", "", "s-a"),
+            self.fcall("omr_conv_messages", 100, "c1", "agent", "a|s-a", "r3", "late", ""),
             self.fcall("omr_conv_close", "c1", "a", "", "s-a"),
             self.fcall("omr_conv_transfer", "c2", "a", "queue", "q", "", "", "", "s-a"),
             self.fcall("omr_offer_accept", "c3", "a", "s-a")]
@@ -542,10 +542,13 @@ class FunctionsTest(LuaTestCase):
             self.assertTrue(str(got).startswith("REPLACED"), refused)
         self.assertEqual((self.conv("c1")["state"], self.conv("c2")["agent"],
                           self.conv("c3")["state"]), ("assigned", "a", "offered"))
-        self.assertEqual(self.fcall("omr_conv_message", "c1", "agent", "a", "r1", "hi", "",
-                                    100, "s-a"), stored)  # a resend of a stored reply
-        self.assertNotIsInstance(self.fcall("omr_conv_message", "c1", "agent", "a", "r4",
-                                            "new desktop", "", 100, "s-new"), RedisError)
+        self.assertEqual(self.fcall("omr_conv_message", "c1", "agent", "a|s-a", "r1", "hi", "",
+                                    100), stored)  # a resend of a stored reply
+        self.assertNotIsInstance(self.fcall("omr_conv_message", "c1", "agent", "a|s-new", "r4",
+                                            "new desktop", "", 100), RedisError)
+        # (an agent named alone, by a daemon of an earlier version: not checked)
+        self.assertNotIsInstance(self.fcall("omr_conv_message", "c1", "agent", "a", "r5",
+                                            "old daemon", "", 100), RedisError)
         # taken for lost (its instance silent), not ended: it still acts
         self.assertEqual(self.fcall("omr_agent_seen", "a", "s-new"), "ok")
         self.tick_after(1.1)

@@ -146,7 +146,7 @@ class ReviewLua(LuaTestCase):
                 for base in range(0, per_conv, 300):
                     args = ["FCALL", "omr_conv_messages", 1, P, "1000"]
                     for n in range(base, min(base + 300, per_conv)):
-                        args += [cid, "customer", "", f"m{n}", f"line {n}", "", ""]
+                        args += [cid, "customer", "", f"m{n}", f"line {n}", ""]
                     c.pipeline([args])
         finally:
             c.close()
