@@ -503,7 +503,8 @@ int omr_ctl_queue(omr_ctl_t *ctl, int argc, char **argv)
 		        only);
 	if (rc == OMR_CTL_OK && one) {
 		/* oldest first, the order of cmp_waiting (its pointer would move with the sort) */
-		qsort(one->list, one->n, sizeof(*one->list), cmp_waiting);
+		if (one->n > 0) /* (list is NULL when nothing waits) */
+			qsort(one->list, one->n, sizeof(*one->list), cmp_waiting);
 		one->oldest = one->n ? one->list : NULL;
 	}
 	if (rc == OMR_CTL_OK && ctl->json) {

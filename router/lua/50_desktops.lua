@@ -293,6 +293,11 @@ local function agent_seen(keys, args)
     if (a.session or '') ~= '' then
       return 'replaced'
     end
+    if (a.lost_session or '') == '' then
+      -- No session of this agent ever ended: the desktop's agent was removed
+      -- (and one with its id created since).
+      return 'logged-out agent-unknown'
+    end
     if lost_session_of(a) ~= session then
       -- Logged out by its token's revocation or reissue; else a newer login
       -- took over (and may have ended since).
@@ -304,8 +309,11 @@ local function agent_seen(keys, args)
     a.session = session
     if a.presence == 'offline' and a.reason == 'lost' then
       set_presence(P, a, a.lost_presence or 'away', a.lost_reason or '', now)
+    else
+      -- The site set a presence while it was lost: that one stays, and the
+      -- desktop, which was not there to be told, is told now.
+      notify(P, 'p:' .. a.id .. '|' .. a.presence .. '|' .. (a.reason or ''))
     end
-    -- (else the site set a presence while it was lost: that one stays)
     reindex(P, R, a)
     pull_waiting(P, R, a, now)
   end

@@ -6,6 +6,9 @@ oldest (the next one served) and since when, their languages, steps, channels an
 who waits for one agent (a transfer to an agent on break) and whose customer is away (page closed);
 `queue status QUEUE` lists a queue's waiting conversations oldest first; --tenant keeps one
 tenant's. When an agent takes the oldest, the status follows. Bad arguments are usage errors.
+Also: 2,600 waiting over several SSCAN pages with stale members of the set (assigned since, or
+gone) and a queue no longer in the rules; a Redis no daemon has written rules to (the built-in
+default queue); a queue with nothing waiting (its listing once passed NULL to qsort).
 """
 
 import asyncio
@@ -17,7 +20,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Customer, add_agent, ctl, log, poll,  # noqa: E402
-                         run_tests, time_limit)
+                         run_tests, time_limit, write_config)
 
 QUEUES = """
 queues:
@@ -147,5 +150,93 @@ async def test_queue_status_usage(env):
             not p.stdout, (args, p.returncode, p.stdout, p.stderr)
 
 
+QUEUES2 = """
+queues:
+  - name: vip
+    priority: 5
+  - name: general
+"""
+
+
+def status_json(d, *args):
+    return json.loads(ctl(d, "--json", "queue", "status", *args).stdout)
+
+
+@time_limit(120)
+async def test_queue_status_many_pages_stale_members_and_an_old_queue(env):
+    r = env.redis()
+    d = env.daemon(r, queues=QUEUES2)
+    c = r.client()
+    P = "omr:{default}"
+    cmds = []
+    truth = {}
+    for i in range(2600):
+        cid = f"c{i:05d}"
+        q = ["vip", "general", "oldq"][i % 3]
+        state = "queued" if i % 7 else "assigned"
+        tenant = "acme" if i % 2 else "default"
+        enq = 1_700_000_000_000 + (5000 - i) * 10
+        cmds.append(["HSET", f"{P}:conv:{cid}", "state", state, "queue", q, "step", "1",
+                     "channel", "chat", "tenant", tenant, "rlang", "en", "enqueued_ms", str(enq)])
+        cmds.append(["SADD", f"{P}:queued", cid])
+        if state == "queued":
+            t = truth.setdefault((q, None), [])
+            t.append((enq, cid))
+            truth.setdefault((q, tenant), []).append((enq, cid))
+    # an id in the set with no hash at all (expired)
+    cmds.append(["SADD", f"{P}:queued", "ghost"])
+    for i in range(0, len(cmds), 500):
+        c.pipeline(cmds[i:i + 500])
+    st = status_json(d)
+    qs = {q["name"]: q for q in st["queues"]}
+    for name in ("vip", "general", "oldq"):
+        exp = sorted(truth[(name, None)])
+        env.expect(qs[name]["waiting"] == len(exp), (name, qs[name]["waiting"], len(exp)))
+        env.expect(qs[name]["oldest"]["conversation"] == exp[0][1], (name, qs[name]["oldest"]))
+    env.expect(not qs["oldq"]["in_rules"], qs["oldq"])
+    st = status_json(d, "--tenant", "acme")
+    qs = {q["name"]: q for q in st["queues"]}
+    for name in ("vip", "general", "oldq"):
+        exp = sorted(truth[(name, "acme")])
+        env.expect(qs[name]["waiting"] == len(exp), ("acme", name, qs[name]["waiting"], len(exp)))
+    one = status_json(d, "oldq")
+    lst = one["queues"][0]["conversations"]
+    env.expect([x["conversation"] for x in lst] == [x[1] for x in sorted(truth[("oldq", None)])],
+               "oldq list order")
+    p = ctl(d, "queue", "status")
+    env.expect("not in the rules" in p.stdout, p.stdout[:500])
+    p = ctl(d, "queue", "status", "general")
+    env.expect(len(p.stdout.splitlines()) == len(truth[("general", None)]) + 1, "list lines")
+    c.close()
+
+
+@time_limit(60)
+async def test_queue_status_before_any_daemon(env):
+    r = env.redis()
+    cfg = os.path.join(env.dir, "ctl.yaml")
+    write_config(cfg, {"redis": {"host": "127.0.0.1", "port": r.port}})
+    p = ctl(cfg, "--json", "queue", "status")
+    st = json.loads(p.stdout)
+    env.expect([q["name"] for q in st["queues"]] == ["default"], st)
+    p = ctl(cfg, "queue", "status", "nope", check=False)
+    env.expect(p.returncode == 1, (p.returncode, p.stderr))
+    for args in (["queue", "status", "a", "b"], ["queue", "status", "x" * 129],
+                 ["queue", "status", "--tenant"], ["queue", "status", "--id", "x"]):
+        p = ctl(cfg, *args, check=False)
+        env.expect(p.returncode == 2 and not p.stdout, (args, p.returncode, p.stdout, p.stderr))
+
+
+@time_limit(60)
+async def test_queue_status_of_an_empty_queue(env):
+    """README: `queue status spanish` lists one queue's waiting conversations; a queue of the
+    rules with nothing waiting must list nothing, exit 0, with no sanitizer report."""
+    r = env.redis()
+    d = env.daemon(r, queues=QUEUES2)
+    p = ctl(d, "queue", "status", "vip")
+    env.expect(p.returncode == 0, p)
+
+
 if __name__ == "__main__":
-    run_tests([test_queue_status_follows_the_floor, test_queue_status_usage])
+    run_tests([test_queue_status_follows_the_floor, test_queue_status_usage,
+               test_queue_status_many_pages_stale_members_and_an_old_queue,
+               test_queue_status_before_any_daemon, test_queue_status_of_an_empty_queue])
