@@ -160,14 +160,12 @@ static int handle_conv_message(omr_request_t *q)
 		return -EINVAL;
 	if (e->from == OMR_ROLE_AGENT) {
 		/* Only from the agent's desktop session on this connection, which the
-		 * function checks is still the agent's (not revoked, not taken over):
-		 * it names "AGENT|SESSION" (a function of an earlier version refuses
-		 * it as not the agent's; the other way round, an earlier daemon's
-		 * AGENT alone is taken unchecked). */
+		 * function checks is still the agent's (not revoked, not taken over;
+		 * msgbatch.c passes it). */
 		omr_watch_t *w = omr_request_agent(q);
 		if (!w)
 			return OMR_ERR_BAD_TOKEN;
-		snprintf(q->agent_session, sizeof(q->agent_session), "%s|%s", w->id, w->session);
+		snprintf(q->session, sizeof(q->session), "%s", w->session);
 	}
 	int rc = ch->validate_text(e->text, strlen(e->text), (size_t)q->r->cfg->chat_max_text_bytes,
 	                           &why);

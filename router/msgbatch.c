@@ -50,17 +50,28 @@ void omr_msgbatch_flush(omr_router_t *r)
 		return;
 	r->nmsgs = 0;
 	uv_prepare_stop(r->msgflush);
-	int argc = 5 + MSG_ARGS * (int)n;
+	/* The messages' fields, then one more argument: the agents' desktop
+	 * sessions, comma-separated, one per message ("" for a customer's). A
+	 * library of an earlier version, which another instance may have loaded
+	 * during a rolling upgrade, reads the messages and ignores it. */
+	int argc = 5 + MSG_ARGS * (int)n + 1;
+	size_t slen = n;
+	for (size_t i = 0; i < n; i++)
+		if (r->msgs[i]->env->from == OMR_ROLE_AGENT)
+			slen += strlen(r->msgs[i]->session);
 	batch_call_t *b = malloc(sizeof(*b) + n * sizeof(b->q[0]));
 	const char **argv = malloc((size_t)argc * sizeof(*argv));
 	size_t *lens = malloc((size_t)argc * sizeof(*lens));
-	if (!b || !argv || !lens) {
+	char *sessions = malloc(slen + 1);
+	if (!b || !argv || !lens || !sessions) {
 		drop(r->msgs, n);
 		free(b);
 		free(argv);
 		free(lens);
+		free(sessions);
 		return;
 	}
+	char *s = sessions;
 	char prefix[OMR_ENV_ID_MAX + 8], max[24];
 	omr_router_group_prefix(r->cfg->routing_group, prefix, sizeof(prefix));
 	snprintf(max, sizeof(max), "%lld", (long long)r->cfg->chat_max_messages);
@@ -74,19 +85,28 @@ void omr_msgbatch_flush(omr_router_t *r)
 		const char **a = argv + 5 + MSG_ARGS * i;
 		a[0] = e->conv;
 		a[1] = omr_role_name(e->from);
-		/* an agent's: "AGENT|SESSION", the session checked by the function */
-		a[2] = e->from == OMR_ROLE_AGENT ? r->msgs[i]->agent_session : "";
+		a[2] = e->from == OMR_ROLE_AGENT ? e->agent : "";
 		a[3] = e->msgid;
 		a[4] = e->text;
 		a[5] = omr_str_or_empty(e->name);
+		if (i > 0)
+			*s++ = ',';
+		if (e->from == OMR_ROLE_AGENT) {
+			size_t k = strlen(r->msgs[i]->session);
+			memcpy(s, r->msgs[i]->session, k);
+			s += k;
+		}
 		b->q[i] = r->msgs[i];
 	}
+	*s = '\0';
+	argv[argc - 1] = sessions;
 	for (int i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
 	b->n = n;
 	int rc = omr_store_command(r->store, on_stored, b, argc, argv, lens);
 	free(argv);
 	free(lens);
+	free(sessions);
 	if (rc != 0) {
 		drop(b->q, n);
 		free(b);

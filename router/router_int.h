@@ -121,8 +121,6 @@ typedef struct omr_request {
 	omr_envelope_t *env;
 	char inflight_key[2 * 255 + 24];
 	char session[OMR_SESSION_MAX];
-	/* an agent's chat message: "AGENT|SESSION" (msgbatch.c, omr_conv_messages) */
-	char agent_session[OMR_ENV_ID_MAX + 1 + OMR_SESSION_MAX];
 } omr_request_t;
 
 void omr_request_free(omr_request_t *q);

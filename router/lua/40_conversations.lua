@@ -342,35 +342,40 @@ local function store_message(P, conv, from, agent, msgid, text, name, max, sessi
   return id
 end
 
--- An agent's message names "AGENT|SESSION" (the router's desktop session, checked:
--- store_message), or AGENT alone: a daemon of an earlier version, during a rolling upgrade
--- (not checked). '|' is in no id.
-local function message_agent(field)
-  local agent, session = string.match(field, '^([^|]*)|(.+)$')
-  if agent then
-    return agent, session
-  end
-  return field, nil
-end
-
--- omr_conv_message P conv from agent msgid text name max_messages -> log id
+-- omr_conv_message P conv from agent msgid text name max_messages [session] -> log id
+-- session: an agent's desktop session (store_message checks it).
 local function conv_message(keys, args)
-  local agent, session = message_agent(args[3])
-  return store_message(keys[1], args[1], args[2], agent, args[4], args[5], args[6],
-    tonumber(args[7]), session)
+  return store_message(keys[1], args[1], args[2], args[3], args[4], args[5], args[6],
+    tonumber(args[7]), (args[8] or '') ~= '' and args[8] or nil)
 end
 
--- omr_conv_messages P max_messages (conv from agent msgid text name)... ->
+-- omr_conv_messages P max_messages (conv from agent msgid text name)... [sessions] ->
 -- one reply per message, in order: its log id or its error. The router sends
 -- the messages of one loop turn together: one call, not one per message. A
--- message that fails (a Redis error) fails alone, not the others. agent:
--- "AGENT|SESSION" for an agent's message (message_agent), "" for a customer's.
+-- message that fails (a Redis error) fails alone, not the others. sessions:
+-- the agents' desktop sessions, comma-separated, one per message ("" for a
+-- customer's; ',' is in no session), which store_message checks. A daemon of
+-- an earlier version sends none (not checked), and a library of an earlier
+-- version ignores them: instances of two versions share one Redis during a
+-- rolling upgrade, served by the library loaded last.
 local function conv_messages(keys, args)
   local P, max, out = keys[1], tonumber(args[1]), {}
-  for i = 2, #args - 5, 6 do
-    local agent, session = message_agent(args[i + 2])
-    local ok, r = pcall(store_message, P, args[i], args[i + 1], agent, args[i + 3],
-      args[i + 4], args[i + 5], max, session)
+  local n = math.floor((#args - 1) / 6)
+  local sessions = {}
+  if #args == 2 + 6 * n then
+    local from = 1
+    local text = args[#args]
+    for k = 1, n do
+      local comma = string.find(text, ',', from, true) or #text + 1
+      sessions[k] = string.sub(text, from, comma - 1)
+      from = comma + 1
+    end
+  end
+  for k = 1, n do
+    local i = 2 + 6 * (k - 1)
+    local session = sessions[k]
+    local ok, r = pcall(store_message, P, args[i], args[i + 1], args[i + 2], args[i + 3],
+      args[i + 4], args[i + 5], max, session ~= '' and session or nil)
     if not ok and not (type(r) == 'table' and r.err) then
       r = redis.error_reply('ERR ' .. tostring(r))
     end

@@ -518,7 +518,8 @@ class FunctionsTest(LuaTestCase):
         # (the router's): once that session ended (token revoked or reissued, a newer
         # login) they are refused, even if the request reaches Redis late. A stored reply
         # sent again is still answered; a session taken for lost and not ended still acts
-        # (its instance may vouch for it again).
+        # (its instance may vouch for it again). The batch takes the sessions as one last
+        # argument, one per message, which an earlier daemon does not send.
         self.rules({"name": "fr", "languages": ["fr"], "auto_accept": False,
                     "offer_timeout_s": 30}, {"name": "q"}, heartbeat_timeout_s=1,
                    agent_grace_s=60)
@@ -526,29 +527,33 @@ class FunctionsTest(LuaTestCase):
         self.assertEqual(self.start("c1"), "assigned")
         self.assertEqual(self.start("c2"), "assigned")
         self.assertEqual(self.start("c3", lang="fr"), "offered")
-        stored = self.fcall("omr_conv_message", "c1", "agent", "a|s-a", "r1", "hi", "", 100)
+        stored = self.fcall("omr_conv_message", "c1", "agent", "a", "r1", "hi", "", 100, "s-a")
         self.assertNotIsInstance(stored, RedisError)
-        self.assertTrue(str(self.fcall("omr_conv_message", "c1", "agent", "a|s-old", "r2", "x",
-                                       "", 100)).startswith("REPLACED"))
+        self.assertTrue(str(self.fcall("omr_conv_message", "c1", "agent", "a", "r2", "x", "",
+                                       100, "s-old")).startswith("REPLACED"))
         # the router's session of this desktop ends: a newer login took over
         self.assertIsInstance(self.fcall("omr_agent_login", "a", "sha-a", "s-new"), list)
+        batch = self.fcall("omr_conv_messages", 100,
+                           "c1", "customer", "", "m1", "still there?", "",
+                           "c1", "agent", "a", "r3", "late", "", ",s-a")
+        self.assertNotIsInstance(batch[0], RedisError)
         refused = [
-            self.fcall("omr_conv_messages", 100, "c1", "agent", "a|s-a", "r3", "late", ""),
+            batch[1],
             self.fcall("omr_conv_close", "c1", "a", "", "s-a"),
             self.fcall("omr_conv_transfer", "c2", "a", "queue", "q", "", "", "", "s-a"),
             self.fcall("omr_offer_accept", "c3", "a", "s-a")]
-        refused[0] = refused[0][0]
         for got in refused:
             self.assertTrue(str(got).startswith("REPLACED"), refused)
         self.assertEqual((self.conv("c1")["state"], self.conv("c2")["agent"],
                           self.conv("c3")["state"]), ("assigned", "a", "offered"))
-        self.assertEqual(self.fcall("omr_conv_message", "c1", "agent", "a|s-a", "r1", "hi", "",
-                                    100), stored)  # a resend of a stored reply
-        self.assertNotIsInstance(self.fcall("omr_conv_message", "c1", "agent", "a|s-new", "r4",
-                                            "new desktop", "", 100), RedisError)
-        # (an agent named alone, by a daemon of an earlier version: not checked)
-        self.assertNotIsInstance(self.fcall("omr_conv_message", "c1", "agent", "a", "r5",
-                                            "old daemon", "", 100), RedisError)
+        self.assertEqual(self.fcall("omr_conv_message", "c1", "agent", "a", "r1", "hi", "",
+                                    100, "s-a"), stored)  # a resend of a stored reply
+        ok = self.fcall("omr_conv_messages", 100, "c1", "agent", "a", "r4", "new desktop", "",
+                        "s-new")
+        self.assertNotIsInstance(ok[0], RedisError)
+        # an earlier daemon's batch (no sessions): not checked
+        ok = self.fcall("omr_conv_messages", 100, "c1", "agent", "a", "r5", "old daemon", "")
+        self.assertNotIsInstance(ok[0], RedisError)
         # taken for lost (its instance silent), not ended: it still acts
         self.assertEqual(self.fcall("omr_agent_seen", "a", "s-new"), "ok")
         self.tick_after(1.1)
