@@ -272,17 +272,22 @@ class Daemon:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout=20):
+    def launch(self):
+        """Starts the process and returns its log path, without waiting for it to listen
+        (a daemon that never gets Redis ready never does)."""
         if not os.access(DAEMON_BIN, os.X_OK):
             raise AssertionError(f"{DAEMON_BIN} is missing (set OMR_BUILD_DIR)")
         self.starts += 1
         path = os.path.join(self.env.dir, f"{self.name}.{self.starts}.log")
         self.logs.append(path)
-        logf = open(path, "wb")
-        self.proc = subprocess.Popen([DAEMON_BIN, "-c", self.cfg_path], stdin=subprocess.DEVNULL,
-                                     stdout=logf, stderr=logf, cwd=SOURCE_DIR,
-                                     env=_sanitizer_env())
-        logf.close()
+        with open(path, "wb") as logf:
+            self.proc = subprocess.Popen([DAEMON_BIN, "-c", self.cfg_path],
+                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                         cwd=SOURCE_DIR, env=_sanitizer_env())
+        return path
+
+    def start(self, timeout=20):
+        path = self.launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -26,18 +26,9 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (TOKEN_RE, Agent, Customer, add_agent, conv_key, ctl,  # noqa: E402
-                         log, run_tests, time_limit)
-
-
-def add(d, agent_id, name, languages, *extra):
-    return add_agent(d, agent_id, name, languages, extra=extra)
-
-
-async def assigned_to(agent, customer, timeout=15):
-    return await agent.wait_item(lambda f: f.get("type") == "assigned"
-                                 and f.get("conversation_id") == customer.conversation_id,
-                                 timeout, f"assigned {customer.label}")
+from omr_harness import (TOKEN_RE, Agent, Customer, conv_key, ctl, log,  # noqa: E402
+                         run_tests, time_limit)
+from test_security_edges import add, assigned_to  # noqa: E402
 
 
 async def req(agent, frame, timeout=10):

@@ -19,7 +19,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (DAEMON_BIN, SOURCE_DIR, Agent, Customer, _sanitizer_env,  # noqa: E402
+from omr_harness import (DAEMON_BIN, Agent, Customer, _sanitizer_env,  # noqa: E402
                          add_agent, conv_key, ctl, free_port, log, run_tests, time_limit,
                          wait_log)
 
@@ -241,13 +241,7 @@ def test_redis_auth_failure_backs_off_and_is_not_ready(env):
     r = env.redis()
     d = env.daemon(r, config={"redis": {"password": "not-the-password", "reconnect_min_ms": 100,
                                         "reconnect_max_ms": 5000}}, start=False)
-    path = os.path.join(env.dir, "d1.1.log")
-    d.starts = 1
-    d.logs.append(path)
-    with open(path, "wb") as logf:
-        d.proc = subprocess.Popen([DAEMON_BIN, "-c", d.cfg_path], stdin=subprocess.DEVNULL,
-                                  stdout=logf, stderr=logf, cwd=SOURCE_DIR,
-                                  env=_sanitizer_env())
+    d.launch()
     time.sleep(4.5)
     text = d.log_text()
     resets = text.count("connection lost, reconnecting")

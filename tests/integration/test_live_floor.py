@@ -60,6 +60,16 @@ def conv(r, cid):
         c.close()
 
 
+async def hellos(d, n):
+    """n customers (English) who said hello on d, c0 first."""
+    out = []
+    for i in range(n):
+        c = Customer(d.url, f"c{i}")
+        await c.hello(language="en", name=f"C{i}")
+        out.append(c)
+    return out
+
+
 async def available(d, aid, token, **kw):
     a = Agent(d.url, aid, token, **kw)
     await a.login()
@@ -84,11 +94,7 @@ async def test_capacity_lowered_below_load_across_instances(env):
     d1, d2 = cluster(env, r, 2, GENERAL)
     tok = add_agent(d1, "ana", "Ana", "en", 3)
     ana = await available(d1, "ana", tok)
-    held = []
-    for i in range(3):
-        c = Customer(d2.url, f"c{i}")
-        await c.hello(language="en", name=f"C{i}")
-        held.append(c)
+    held = await hellos(d2, 3)
     await poll(lambda: len(ana.assigned()) == 3, 10)
     assert len(ana.assigned()) == 3, ana.order
     ctl(d2, "agent", "update", "--id", "ana", "--capacity", "chat:1")
@@ -309,11 +315,7 @@ async def test_roster_import_while_agents_are_live(env):
     d1, d2 = cluster(env, r, 2, GENERAL)
     ta = add_agent(d1, "ana", "Ana", "en", 2)
     ana = await available(d1, "ana", ta)
-    cs = []
-    for i in range(2):
-        c = Customer(d2.url, f"c{i}")
-        await c.hello(language="en", name=f"C{i}")
-        cs.append(c)
+    cs = await hellos(d2, 2)
     await poll(lambda: len(ana.assigned()) == 2, 10)
     roster = os.path.join(env.dir, "roster.csv")
     with open(roster, "w") as f:
@@ -505,11 +507,7 @@ queues:
     d1, d2 = cluster(env, r, 2, q)
     ta = add_agent(d1, "ana", "Ana", "en", 1)
     ana = await available(d1, "ana", ta)
-    cs = []
-    for i in range(3):
-        c = Customer(d2.url, f"c{i}")
-        await c.hello(language="en", name=f"C{i}")
-        cs.append(c)
+    cs = await hellos(d2, 3)
     await ana.wait_item(lambda f: f.get("type") == "offer", 10, "offer 1")
     r1 = await ana.accept(cs[0].conversation_id)
     assert r1.get("type") == "ack", r1

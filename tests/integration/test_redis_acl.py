@@ -17,14 +17,13 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (DAEMON_BIN, SOURCE_DIR, Agent, Customer, _sanitizer_env,  # noqa: E402
-                         add_agent, ctl, http_status, log, run_tests, time_limit, wait_log)
+from omr_harness import (SOURCE_DIR, Agent, Customer, add_agent, ctl,  # noqa: E402
+                         http_status, log, run_tests, time_limit, wait_log)
 
 USER, PASSWORD = "omnirouter", "acl-s3cret"
 
@@ -51,14 +50,7 @@ def acl_daemon(env, r, password=PASSWORD, wait_ready=True):
     d = env.daemon(r, config={"redis": {"username": USER, "password": password}},
                    start=wait_ready)
     if not wait_ready:
-        # Not ready, it never listens: started by hand (Daemon.start waits for /healthz).
-        path = os.path.join(env.dir, "d1.1.log")
-        d.starts = 1
-        d.logs.append(path)
-        with open(path, "wb") as logf:
-            d.proc = subprocess.Popen([DAEMON_BIN, "-c", d.cfg_path], stdin=subprocess.DEVNULL,
-                                      stdout=logf, stderr=logf, cwd=SOURCE_DIR,
-                                      env=_sanitizer_env())
+        d.launch()  # (not ready, it never listens: Daemon.start would wait for /healthz)
         return d
     deadline = time.monotonic() + 10
     while http_status(d.port, "/readyz") != 200:
