@@ -412,7 +412,7 @@ class Env:
         """A check that does not stop the test: it fails at the end, so one run
         shows every mismatch of a flow and not only the first."""
         if not cond:
-            self.soft.append(msg)
+            self.soft.append(str(msg))
             log(f"CHECK FAILED: {msg}")
         return cond
 

@@ -446,9 +446,13 @@ async def test_sticky_customer_returns_during_wrapup_agent_ends_it_early(env):
     ta = add_agent(d1, "ana", "Ana", "en", 2)
     add_agent(d1, "bob", "Bob", "en", 1)  # (offline: not a candidate)
     ana = await available(d1, "ana", ta)
-    await served_once(d2, ana, "kim")
-    closed = [f for f in ana.order if f.get("type") == "closed"]
-    env.expect(closed and closed[-1].get("wrapup_until_ms", 0) > 0, closed)
+    first = await served_once(d2, ana, "kim")
+    # The closed item is a stream item: it may reach the desktop after the
+    # close's ack.
+    closed = await ana.wait_item(lambda f: f.get("type") == "closed"
+                                 and f.get("conversation_id") == first.conversation_id, 5,
+                                 "closed of the first visit")
+    env.expect(closed.get("wrapup_until_ms", 0) > 0, closed)
     back = Customer(d2.url, "kim-back")
     w = await back.hello(language="en", name="Kim", customer_id="kim")
     env.expect(w["state"] == "queued", w)
