@@ -47,7 +47,15 @@ local function rules_load(keys, args)
     local c = conv_read(P, id)
     if c ~= nil and c.state == 'queued' and (c.pref_agent or '') ~= '' then
       -- Waiting for one agent (sticky, a transfer): its window's timer
-      -- routes it by the new rules if that agent does not take it.
+      -- routes it by the new rules if that agent does not take it. Its queue
+      -- renamed or gone, it waits on in the one the new rules give it (with
+      -- none, the agent's next pull ends the wait and routes it).
+      local q = queue_named(R, c.queue) == nil and queue_for(R, c, true) or nil
+      if q ~= nil then
+        c.queue, c.step = q.name, 1
+        redis.call('HSET', P .. ':conv:' .. id, 'queue', q.name, 'step', 1)
+        arm_max_wait(P, c, q, now)
+      end
     elseif c ~= nil and c.state == 'queued' then
       unqueue(P, c)
       -- The new rules decide the queue; the step is kept only in the same

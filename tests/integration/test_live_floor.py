@@ -720,5 +720,64 @@ queues:
                f"explain {why}")
 
 
+RENAME_BEFORE = """
+queues:
+  - name: spanish
+    languages: [es]
+    sticky_window_s: 60
+  - name: general
+    sticky_window_s: 60
+"""
+
+
+@time_limit(90)
+async def test_sticky_wait_survives_its_queue_renamed_on_reload(env):
+    """ROUTING.md Sticky: the returning customer waits for its agent up to the
+    window. A reload that renames its queue (spanish to es) is not a reason
+    to stop waiting: it waits on in the queue the new rules give it, and when
+    its agent frees up it is the agent's, before an older chat of the queue."""
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50}}, queues=RENAME_BEFORE)
+    ta = add_agent(d, "ana", "Ana", "es:10", 1)
+    ana = await available(d, "ana", ta)
+    first = Customer(d.url, "kim-first")
+    await first.hello(language="es", name="Kim", customer_id="kim")
+    await ana.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == first.conversation_id, 10, "first visit")
+    await ana.close_conv(first.conversation_id)
+    await first.close()
+    busy = Customer(d.url, "busy")
+    await busy.hello(language="es", name="B")
+    await ana.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == busy.conversation_id, 10, "busy")
+    older = Customer(d.url, "older")
+    await older.hello(language="es", name="O")
+    await asyncio.sleep(0.05)
+    kim = Customer(d.url, "kim-back")
+    await kim.hello(language="es", name="Kim", customer_id="kim")
+    env.expect(explain(d, kim.conversation_id).get("waiting_for") == "ana",
+               explain(d, kim.conversation_id))
+    with open(d.cfg_path) as f:
+        text = f.read()
+    with open(d.cfg_path, "w") as f:
+        f.write(text.replace("name: spanish", "name: es"))
+    d.proc.send_signal(signal.SIGHUP)
+    assert await poll(lambda: conv(r, older.conversation_id).get("queue") == "es", 10), \
+        "the reload did not re-home the waiting chat"
+    why = explain(d, kim.conversation_id)
+    env.expect(why.get("waiting_for") == "ana" and why.get("queue") == "es",
+               f"after the rename, still waits for ana, in es: {why}")
+    await ana.close_conv(busy.conversation_id)
+    got = await ana.wait_item(lambda f: f.get("type") == "assigned"
+                              and f.get("conversation_id") != busy.conversation_id
+                              and f.get("conversation_id") != first.conversation_id, 10,
+                              "the next chat")
+    env.expect(got["conversation_id"] == kim.conversation_id,
+               f"ana got {got['conversation_id']} (older {older.conversation_id}), not kim's: "
+               f"{explain(d, kim.conversation_id)}")
+    why = explain(d, kim.conversation_id)
+    env.expect(why.get("trigger") == "sticky: the agent who last served this customer", why)
+
+
 if __name__ == "__main__":
     run_tests([v for k, v in list(globals().items()) if k.startswith("test_")])
