@@ -939,6 +939,14 @@ async def wait_log(d, needle, timeout, count=1):
     raise AssertionError(f"{d.name}: log never said {needle!r} ({count} times)")
 
 
+async def reload_limits(d, timeout=10):
+    """SIGHUP: reloads d's configuration and waits until its websocket server
+    applied the new limits (it does so on its own thread, after the reload)."""
+    n = d.log_text().count("limits reloaded")
+    d.proc.send_signal(signal.SIGHUP)
+    await wait_log(d, "limits reloaded", timeout, count=n + 1)
+
+
 async def wait_field(redis, key, field, want, timeout):
     """Polls hash field `field` of `key` until it is `want`; returns the last
     value seen (the caller asserts, with its own message)."""

@@ -110,6 +110,10 @@ async def test_revoke_live_desktop_everything_refused(env):
                 worked.append((p["type"], r, len(items)))
         env.expect(not worked, f"after `agent revoke` returned the old desktop still works: "
                    f"{worked}")
+        try:
+            await ana.conn.wait_closed(10, "revoke")  # (told through pub/sub: its own schedule)
+        except AssertionError:
+            pass
         env.expect(ana.conn.closed, f"desktop still open after revoke; frames "
                    f"{[f.get('type') for f in ana.conn.frames[-5:]]}")
         # the stored transcript: any race message stored after the revoke?
@@ -365,6 +369,10 @@ async def test_supervisor_revoked_live(env):
         r, items = await req(sup, {"type": "monitor", "conversation_id": a1.conversation_id,
                                    "id": "m1"})
         env.expect(r is None or r.get("type") != "ack", f"revoked sup monitors: {r}")
+        try:
+            await sup.conn.wait_closed(10, "revoke")  # (told through pub/sub: its own schedule)
+        except AssertionError:
+            pass
         env.expect(sup.conn.closed, "revoked supervisor's desktop still open")
     finally:
         for x in (bob, sup, a1):

@@ -349,6 +349,11 @@ async def test_login_from_a_new_browser_shows_the_chats_held(env):
     await cust.wait_item(lambda f: f.get("text") == "found it", 10, "the reply")
     await fresh.accept(offered.conversation_id)
     await offered.wait_item(lambda f: f.get("event") == "assigned", 10, "assigned")
+    # (the desktop's own assigned item comes through its inbox, apart from the customer's
+    # event: acked before the desktop closes, it is not sent again as unacked)
+    await fresh.wait_item(lambda f: f.get("type") == "assigned"
+                          and f.get("conversation_id") == offered.conversation_id, 10,
+                          "the assigned item after accept")
     # A desktop that says what it shows gets nothing again.
     await fresh.close()
     same = Agent(d.url, "a1", token, label="reloaded tab")

@@ -105,6 +105,8 @@ async def test_lost_then_login_elsewhere_that_disconnects(env):
         rr = {"type": "error", "_exc": str(e)[:100]}
     env.expect(rr is None or rr.get("type") == "error", f"old desktop's reply stored: {rr}")
     await asyncio.sleep(2.5)
+    # (d1, just thawed, may have dropped the notification: then its next heartbeat tells it)
+    await poll(lambda: ana.conn.closed, 15)
     a = show(d2, "ana")
     env.expect(ana.conn.closed, f"old desktop still open; ana {a['presence']} {a['reason']}")
     env.expect(a["presence"] == "offline", f"ana restored by the old desktop: {a}")

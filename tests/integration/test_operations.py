@@ -18,8 +18,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Customer, Disconnected, RedisServer, Resp, add_agent,  # noqa: E402
-                         agent_key, conv_key, log, retry, run_tests, tail, time_limit,
-                         wait_hash)
+                         agent_key, conv_key, log, poll, retry, run_tests, tail,
+                         time_limit, wait_hash)
 import websockets.exceptions  # noqa: E402
 
 P = "omr:{default}"
@@ -407,8 +407,14 @@ async def test_sigterm_restart_mid_chat(env):
         entries = [f.get("msgid") for _, f in rc.xrange(conv_key(c.conversation_id) + ":log")
                    if f.get("kind") == "message"]
         env.expect(entries == want, f"{c.label}: log {entries} != acked {want}")
-        seen = list(dict.fromkeys(f.get("id") for f in a1.messages(c.conversation_id)
-                                  + a1b.messages(c.conversation_id)))
+
+        def shown(c=c):
+            return list(dict.fromkeys(f.get("id") for f in a1.messages(c.conversation_id)
+                                      + a1b.messages(c.conversation_id)))
+        # (the last messages acked just before the stop reach the agent through its inbox,
+        # on their own schedule)
+        await poll(lambda: set(want) <= set(shown()), 10)
+        seen = shown()
         missing = [m for m in want if m not in seen]
         env.expect(not missing, f"{c.label}: agent never got {missing}")
         evs = [e for e in log_events(rc, c.conversation_id) if e[0] == "event"]
@@ -526,7 +532,7 @@ async def test_sighup_renames_queue_while_offer_open(env):
     await b1.presence("available")
     r_ = await a1.reject(c.conversation_id, reason="busy")
     assert r_.get("type") == "ack", r_
-    await asyncio.sleep(0.5)
+    await poll(lambda: b1.offers(c.conversation_id), 10)  # (an inbox item: its own schedule)
     h = rc.hgetall(conv_key(c.conversation_id))
     log(f"after reject: state={h.get('state')} queue={h.get('queue')} agent={h.get('agent')}")
     env.expect(h.get("queue") == "es-new",
@@ -633,7 +639,8 @@ async def test_redis_restart_under_two_instances(env):
     await c1.hello(language="en")
     await c2.hello(language="en")
     # each gets one offer; accept c1's, leave c2's open across the restart
-    await asyncio.sleep(0.5)
+    await poll(lambda: {o["conversation_id"] for ag in (a1, b1) for o in ag.offers()}
+               >= {c1.conversation_id, c2.conversation_id}, 10)
     holders = {}
     for ag in (a1, b1):
         for o in ag.offers():

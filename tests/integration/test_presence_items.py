@@ -11,12 +11,13 @@ from, and the changes told to a session that ended never come to the next one.
 """
 
 import asyncio
+import json
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import Agent, Customer, add_agent, ctl, run_tests, time_limit  # noqa: E402
+from omr_harness import Agent, Customer, add_agent, ctl, poll, run_tests, time_limit  # noqa: E402
 
 OFFERS = """queues:
   - name: offers
@@ -70,7 +71,9 @@ async def test_a_new_login_is_not_told_an_old_sessions_changes(env):
     ctl(d, "agent", "state", "a1", "break", "--reason", "meeting")
     await wait_presence(a, "break", "meeting", "break")
     await a.close()  # offline when it went
-    await asyncio.sleep(0.5)
+    # (the daemon sees the close on its own schedule)
+    assert await poll(lambda: json.loads(ctl(d, "--json", "agent", "show", "a1").stdout)
+                      .get("presence") == "offline", 10), "a1 not offline after its desktop went"
     b = Agent(d.url, "a1", a.token, label="a1 again")
     try:
         w = await b.login()

@@ -16,7 +16,8 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (OP_TEXT, SEQ_RE, TOKEN_RE, Conn, Resp, add_agent,  # noqa: E402
-                         conv_key, ctl, log, run_tests, seq_key, time_limit)
+                         conv_key, ctl, log, poll, reload_limits, run_tests, seq_key,
+                         time_limit)
 
 import websockets  # noqa: E402
 
@@ -1176,7 +1177,8 @@ async def test_agent_disconnect_goes_offline_and_keeps_work(env):
     aconn, c, w, a = await assigned_pair(env, d, tok)
     conv = w["conversation_id"]
     await aconn.close()
-    await asyncio.sleep(0.5)
+    # (the daemon sees the close on its own schedule)
+    await poll(lambda: '"offline"' in ctl(d, "--json", "agent", "show", "ana").stdout, 10)
     out = ctl(d, "--json", "agent", "show", "ana").stdout
     log(f"agent show after disconnect: {out[:300]}")
     env.expect('"offline"' in out, f"agent offline after disconnect: {out[:300]}")
@@ -1345,8 +1347,7 @@ async def test_sighup_limits_apply_to_open_connections(env):
     text += "chat:\n  max_text_bytes: 128\n"  # (the frame must hold the longest text)
     with open(d.cfg_path, "w") as f:
         f.write(text)
-    d.proc.send_signal(1)  # SIGHUP
-    await asyncio.sleep(1.0)
+    await reload_limits(d)
     await refused(env, c, {"type": "message", "id": "m2", "text": "x" * 700}, "too-big",
                   close=1009, echo=False, what="700-byte frame after the reload to 512")
 

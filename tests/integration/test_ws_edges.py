@@ -22,7 +22,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Conn, Customer, add_agent, agent_key, conv_key,  # noqa: E402
-                         log, run_tests, time_limit, wait_field)
+                         log, reload_limits, run_tests, time_limit, wait_field)
 
 
 # --------------------------------------------------------------------------
@@ -362,8 +362,7 @@ async def test_slow_readers(env):
     # (c) past the queue cap (1 MiB after this reload): cut, no close frame.
     cfg = open(d.cfg_path).read().replace("max_messages: 2000", "max_messages: 10")
     open(d.cfg_path, "w").write(cfg)
-    d.proc.send_signal(signal.SIGHUP)
-    await asyncio.sleep(1)
+    await reload_limits(d)
     cut, rest = resume_raw(d, c)
     await asyncio.sleep(4)
     frames, closed = await loop.run_in_executor(None, read_all_frames, cut, 60)
@@ -378,8 +377,7 @@ async def test_slow_readers(env):
     # (d) SIGTERM with readers stuck on a full queue and a half message.
     cfg = open(d.cfg_path).read().replace("max_messages: 10", "max_messages: 2000")
     open(d.cfg_path, "w").write(cfg)
-    d.proc.send_signal(signal.SIGHUP)
-    await asyncio.sleep(1)
+    await reload_limits(d)
     stuck = [resume_raw(d, c) for _ in range(2)]
     half, _ = raw_ws(d.port, "/ws/customer")
     half.sendall(ws_frame('{"type":"hel', fin=False))
