@@ -41,34 +41,59 @@ local function rules_load(keys, args)
         redis.call('DEL', idx)
       end
       reindex(P, R, a)
+      -- What the agent holds in a queue renamed or gone, and what it is
+      -- offered (unless an agent transferred it to that queue): the queue the
+      -- new rules give it (its wrap-up at the close, a transfer's checks, a
+      -- rejected offer's route, as for what waits below).
+      for _, conv in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. id .. ':convs')) do
+        local c = conv_read(P, conv)
+        local q = c and (queue_named(R, c.queue) == nil or c.state == 'offered'
+          and not string.find(c.transferred_to or '', '^queue|')) and queue_for(R, c, true)
+        if q and q.name ~= c.queue then
+          redis.call('HSET', P .. ':conv:' .. conv, 'queue', q.name, 'step', 1)
+        end
+      end
     end
   end
   for _, id in ipairs(redis.call('SMEMBERS', P .. ':queued')) do
     local c = conv_read(P, id)
-    if c ~= nil and c.state == 'queued' and (c.pref_agent or '') ~= '' then
-      -- Waiting for one agent (sticky, a transfer): its window's timer
-      -- routes it by the new rules if that agent does not take it. Its queue
-      -- renamed or gone, it waits on in the one the new rules give it (with
-      -- none, the agent's next pull ends the wait and routes it).
-      local q = queue_named(R, c.queue) == nil and queue_for(R, c, true) or nil
-      if q ~= nil then
-        c.queue, c.step = q.name, 1
-        redis.call('HSET', P .. ':conv:' .. id, 'queue', q.name, 'step', 1)
-        arm_max_wait(P, c, q, now)
-      end
-    elseif c ~= nil and c.state == 'queued' then
-      unqueue(P, c)
+    if c ~= nil and c.state == 'queued' then
       -- The new rules decide the queue; the step is kept only in the same
-      -- queue, and the enqueue time always. Queued only: the agents pull
-      -- below, so that they take the highest priority, then the oldest.
-      local q = queue_for(R, c, true)
-      if q == nil then
+      -- queue, and the enqueue time always. One waiting for an agent (sticky,
+      -- a transfer) or transferred to a queue by an agent stays in its queue
+      -- while that still takes it; renamed or gone, it goes on in the one the
+      -- new rules give it. Why it waits is kept for `explain`.
+      local pref = (c.pref_agent or '') ~= ''
+      local q = queue_for(R, c, not (pref or string.find(c.transferred_to or '', '^queue|')))
+      c.trigger = c.wait_trigger
+      if q ~= nil and (c.queue ~= q.name or num(c.step, 1) > #q.steps) then
+        c.step = 1
+      end
+      if pref and q == nil then
+        redis.call('ZREM', P .. ':pref:' .. c.pref_agent, id)
+        redis.call('HDEL', P .. ':conv:' .. id, 'pref_agent')
         close_waiting(P, R, c, 'no-queue', now)
-      else
-        if c.queue ~= q.name or num(c.step, 1) > #q.steps then
-          c.step = 1
+      elseif pref then
+        -- Its window's timer routes it if that agent does not take it: a
+        -- returning customer's window at the queue's new value (from its
+        -- start), a transfer's as it was. The queue's maximum wait at its
+        -- new value.
+        c.queue = q.name
+        redis.call('HSET', P .. ':conv:' .. id, 'queue', q.name, 'step', c.step)
+        if c.transferred_to ~= 'agent|' .. c.pref_agent then
+          timer_add(P, num(c.enqueued_ms, now) + num(q.sticky_window_s, 0) * 1000,
+            'sticky|' .. id .. '|' .. c.pref_agent)
         end
-        enqueue(P, R, c, q, now) -- (arms the queue's maximum wait)
+        arm_max_wait(P, c, q, now)
+      else
+        unqueue(P, c)
+        if q == nil then
+          close_waiting(P, R, c, 'no-queue', now)
+        else
+          -- Queued only: the agents pull below, so that they take the highest
+          -- priority, then the oldest. (enqueue arms the queue's maximum wait)
+          enqueue(P, R, c, q, now)
+        end
       end
     else
       redis.call('SREM', P .. ':queued', id)
