@@ -21,6 +21,8 @@ const char *omr_strerror(int err)
 		return "redis unavailable";
 	case OMR_ERR_REPLACED:
 		return "a newer login for this agent took over";
+	case OMR_ERR_AGENT_AWAY:
+		return "that agent is not logged in: transfer to a queue";
 	default:
 		/* strerror is not thread-safe in theory; glibc's is for known codes. */
 		return err < 0 ? strerror(-err) : "unknown error";
@@ -42,6 +44,7 @@ const char *omr_error_code(int err)
 		return "closed";
 	case OMR_ERR_REPLACED:
 		return "replaced";
+	case OMR_ERR_AGENT_AWAY:
 	case -EINVAL:
 	case -EBADMSG:
 	case -ENOSPC: /* conversation holds too many messages */

@@ -59,6 +59,7 @@ static int error_status(const char *msg)
 	        {"STALE ", OMR_ERR_REPLACED},
 	        {"TOOMANY ", -ENOSPC},
 	        {"BADARG ", -EINVAL},
+	        {"AWAY ", OMR_ERR_AGENT_AWAY},
 	        {"BUSY ", -EBUSY},
 	        {"NOQUEUE ", -EINVAL},
 	};

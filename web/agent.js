@@ -528,7 +528,12 @@
 				ui.closeConfirm.disabled = false;
 			} else if (p.kind === "transfer") {
 				ui.transferSend.disabled = false;
-				ui.transferError.textContent = msg.code === "bad-request"
+				const away = msg.code === "bad-request" &&
+					/not logged in/.test(msg.reason || "");
+				ui.transferError.textContent = away
+					? "Not transferred to agent \u201c" + p.target + "\u201d: they are not " +
+					  "logged in. Transfer it to a queue instead."
+					: msg.code === "bad-request"
 					? "Not transferred to " + (p.to === "agent" ? "agent" : "queue") +
 					  " \u201c" + p.target + "\u201d: there is none by that name, or it " +
 					  "cannot take this conversation (its language, skills or channel)." +

@@ -10,6 +10,7 @@
 #define OMR_ERR_CLOSED (-(OMR_ERR_BASE + 4))       /* conversation is closed */
 #define OMR_ERR_REDIS (-(OMR_ERR_BASE + 5))        /* Redis unavailable or error */
 #define OMR_ERR_REPLACED (-(OMR_ERR_BASE + 6))     /* a newer login holds the agent */
+#define OMR_ERR_AGENT_AWAY (-(OMR_ERR_BASE + 7))   /* transfer target not logged in */
 
 /* Text for 0, a negative errno or a project code. Never NULL. */
 const char *omr_strerror(int err);

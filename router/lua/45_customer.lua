@@ -188,6 +188,10 @@ local function conv_transfer(keys, args)
     if not contains(t.tenants_t, c.tenant) then
       return err('BADARG', 'that agent does not serve this tenant')
     end
+    -- Nobody to wait for (as for a returning customer: sticky_route).
+    if t.presence == 'offline' or (t.session or '') == '' then
+      return err('AWAY', 'that agent is not logged in: transfer to a queue')
+    end
     -- One who cannot take it (language, skills at its step, channel) would
     -- never get it: it would wait for them, then go elsewhere unseen.
     local cq = queue_named(R, c.queue or '')
@@ -225,7 +229,19 @@ local function conv_transfer(keys, args)
     c.trigger = 'transferred to queue ' .. q.name .. ' by ' .. agent .. langnote
     route(P, R, c, q, now)
   else
-    redis.call('HSET', ckey, 'pref_agent', target)
+    -- Its customer away long enough: closed, never handed on (route does
+    -- the same for a transfer to a queue); away, not that long: the clock
+    -- of that departure goes on while it waits.
+    local gone = abandon_due(R, c)
+    if gone ~= nil and gone <= now then
+      close_waiting(P, R, c, 'abandoned', now)
+      return 'transferred'
+    elseif gone ~= nil then
+      timer_add(P, gone, 'gone|' .. conv .. '|' .. c.left_ms)
+    end
+    -- (queued_ms: its time with the agent is not waiting, for the queue's
+    -- average and the customer's estimate)
+    redis.call('HSET', ckey, 'pref_agent', target, 'queued_ms', now)
     redis.call('SADD', P .. ':queued', conv)
     redis.call('ZADD', P .. ':pref:' .. target, num(c.enqueued_ms, now), conv)
     -- Not forever: after TRANSFER_WAIT_S it takes the normal route of its queue.

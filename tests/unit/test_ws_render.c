@@ -105,6 +105,15 @@ static void test_reply_failures(void **state)
 	assert_non_null(jstr(e, "reason"));
 	cJSON_Delete(e);
 
+	/* a transfer to an agent who is not logged in: refused with why */
+	rq = ok(&ag, "{\"type\":\"transfer\",\"conversation_id\":\"c7\",\"id\":\"t-1\","
+	             "\"agent\":\"bob\"}");
+	assert_int_equal(omr_ws_reply(&ag, &rq, OMR_ERR_AGENT_AWAY, NULL, &out, &err), 0);
+	assert_string_equal(err.code, "bad-request");
+	assert_non_null(strstr(err.reason, "not logged in"));
+	assert_int_equal(err.close_code, 0);
+	omr_ws_request_cleanup(&rq);
+
 	/* a login from a connection older than the one holding the agent */
 	omr_ws_session_t fresh = agent(false);
 	rq = ok(&fresh, "{\"type\":\"login\",\"agent_id\":\"ana\",\"token\":\"t\"}");
