@@ -20,15 +20,49 @@ local function rules_load(keys, args)
   end
   local old = decode(redis.call('GET', P .. ':rules'), {})
   local format = redis.call('GET', P .. ':index_format')
+  -- P:rules_pushers: every instance that pushed the rules in force (the
+  -- same ones again: 'unchanged'), so that whichever of them pushes other
+  -- rules is told the others still run the old ones, whatever the start
+  -- order (P:rules_by: the last to change them, as earlier versions keep it).
+  local pushers = P .. ':rules_pushers'
   if old.version == new.version and format == INDEX_FORMAT then
+    if by ~= '' then
+      redis.call('SADD', pushers, by)
+    end
     return 'unchanged'
   end
+  local R = rules(P) -- (the old rules: whose instances count as alive)
+  local now = now_ms()
   local old_by = redis.call('GET', P .. ':rules_by') or ''
+  -- (names are daemon.instance_name, or the host: its running instances
+  -- are NAME-..., in P:instances)
+  local live = {}
+  for _, inst in ipairs(redis.call('ZRANGE', P .. ':instances', 0, -1)) do
+    if instance_alive(P, R, inst, now) then
+      live[#live + 1] = inst
+    end
+  end
+  local others = {}
+  for _, name in ipairs(redis.call('SMEMBERS', pushers)) do
+    for _, inst in ipairs(live) do
+      if name ~= by and string.sub(inst, 1, #name + 1) == name .. '-' then
+        others[#others + 1] = name
+        break
+      end
+    end
+  end
+  table.sort(others)
+  if #others > 0 or redis.call('EXISTS', pushers) == 1 then
+    old_by = others[1] or ''
+  end
   redis.call('SET', P .. ':rules', args[1])
   redis.call('SET', P .. ':rules_by', by)
+  redis.call('DEL', pushers)
+  if by ~= '' then
+    redis.call('SADD', pushers, by)
+  end
   redis.call('SET', P .. ':index_format', INDEX_FORMAT)
-  local R = rules(P)
-  local now = now_ms()
+  R = rules(P)
   for _, id in ipairs(redis.call('SMEMBERS', P .. ':agents')) do
     local a = agent_read(P, id)
     if a ~= nil then

@@ -506,7 +506,8 @@ async def test_offer_open_during_reload_rejected_goes_to_new_rules_queue(env):
 
 # ---------------------------------------------------------------------------
 # 8. Two instances, different configurations, one Redis: the later push wins and a
-#    warning is logged (README "Run several instances").
+#    warning is logged (README "Run several instances"), whatever the start order (with
+#    one, nobody warned: the second push of the same rules was not recorded).
 
 Q_A = """
 queues:
@@ -538,6 +539,34 @@ async def test_two_instances_different_queues_warn(env):
               if ln.startswith("warn") and "rules" in ln]
     log(f"warnings: {warned}")
     env.expect(warned, "no warning about the differing queues")
+
+
+@time_limit(60)
+async def test_rolling_reload_warning_does_not_depend_on_start_order(env):
+    """d1 then d2 start with the same queues; d1 is reloaded with new ones and d2 is
+    forgotten. Same with d2 started first. Either way the instances now differ."""
+    results = {}
+    for first in ("d1", "d2"):
+        r = env.redis(name=f"redis-{first}")
+        names = ["d1", "d2"] if first == "d1" else ["d2", "d1"]
+        ds = {}
+        for n in names:
+            ds[n] = env.daemon(r, name=f"{n}-{first}first", config=FAST, queues=Q_A)
+            await poll(lambda: rules_names(r) == ["general"], 5)
+            await asyncio.sleep(0.3)
+        d1 = ds["d1"]
+        await reload_queues(d1, r, Q_B)
+
+        def warned(d1=d1, d2=ds["d2"]):
+            return [ln for ln in (d1.log_text() + d2.log_text()).splitlines()
+                    if ln.startswith("warn") and "rules loaded over different ones" in ln]
+        await poll(warned, 5)
+        results[first] = warned()
+        log(f"{first} started first: warnings {results[first]}")
+    env.expect(results["d1"] and results["d2"],
+               f"d1 reloaded with queues d2 does not have: a warning whichever started first "
+               f"(d2 first: {len(results['d2'])} lines, d1 first: {len(results['d1'])}): "
+               f"{results}")
 
 
 # ---------------------------------------------------------------------------
