@@ -58,8 +58,9 @@ static int error_status(const char *msg)
 	        {"REPLACED ", OMR_ERR_BAD_TOKEN},
 	        {"STALE ", OMR_ERR_REPLACED},
 	        {"TOOMANY ", -ENOSPC},
+	        /* (before BADARG: a daemon of before this one maps it as any BADARG) */
+	        {"BADARG that agent is not logged in", OMR_ERR_AGENT_AWAY},
 	        {"BADARG ", -EINVAL},
-	        {"AWAY ", OMR_ERR_AGENT_AWAY},
 	        {"BUSY ", -EBUSY},
 	        {"NOQUEUE ", -EINVAL},
 	};

@@ -14,6 +14,9 @@
 -- queue's recent average wait less what was already waited since it was
 -- last queued.
 local TRANSFER_WAIT_S = 120
+-- The refusal of a transfer to an agent nobody can wait for (router/request.c
+-- maps it by this text).
+local AGENT_AWAY = 'that agent is not logged in: transfer to a queue'
 
 local function conv_position(keys, args)
   local P = keys[1]
@@ -188,9 +191,10 @@ local function conv_transfer(keys, args)
     if not contains(t.tenants_t, c.tenant) then
       return err('BADARG', 'that agent does not serve this tenant')
     end
-    -- Nobody to wait for (as for a returning customer: sticky_route).
+    -- Nobody to wait for (as for a returning customer: sticky_route). (A
+    -- BADARG, which a daemon of before this refusal answers bad-request.)
     if t.presence == 'offline' or (t.session or '') == '' then
-      return err('AWAY', 'that agent is not logged in: transfer to a queue')
+      return err('BADARG', AGENT_AWAY)
     end
     -- One who cannot take it (language, skills at its step, channel) would
     -- never get it: it would wait for them, then go elsewhere unseen.
