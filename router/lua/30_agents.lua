@@ -89,7 +89,6 @@ local function rules_load(keys, args)
       end
     end
   end
-  local slots = {} -- the waiting sets filled below -> their queue
   for _, id in ipairs(redis.call('SMEMBERS', P .. ':queued')) do
     local c = conv_read(P, id)
     if c ~= nil and c.state == 'queued' then
@@ -125,45 +124,13 @@ local function rules_load(keys, args)
         if q == nil then
           close_waiting(P, R, c, 'no-queue', now)
         else
-          -- Queued only: routed below, the highest priority, then the oldest
-          -- first. (enqueue arms the queue's maximum wait)
+          -- Queued only: the agents pull below, so that they take the highest
+          -- priority, then the oldest. (enqueue arms the queue's maximum wait)
           enqueue(P, R, c, q, now)
-          slots[c.wait_key] = q
         end
       end
     else
       redis.call('SREM', P .. ':queued', id)
-    end
-  end
-  -- What the new rules make servable goes to the agent its queue's strategy
-  -- picks: the head of all waiting sets with the lowest score (the highest
-  -- priority, then the longest waiting) first, until a set's head finds
-  -- nobody. What is left (a wait for one agent, an agent's declines) the
-  -- free agents pull next.
-  while true do
-    local best, best_score, best_key = nil, nil, nil
-    for wk in pairs(slots) do
-      local head = redis.call('ZRANGE', wk, 0, 0, 'WITHSCORES')
-      local sc = tonumber(head[2] or '')
-      if sc == nil then
-        slots[wk] = nil
-      elseif best == nil or sc < best_score or (sc == best_score and head[1] < best) then
-        best, best_score, best_key = head[1], sc, wk
-      end
-    end
-    if best == nil then
-      break
-    end
-    local c = conv_read(P, best)
-    if c == nil or c.state ~= 'queued' then
-      wait_remove(P, best_key, best) -- (left behind: nothing waits there)
-    else
-      c.trigger = 'the routing rules were reloaded'
-      if try_assign(P, R, c, slots[best_key], now) then
-        wait_remove(P, best_key, best)
-      else
-        slots[best_key] = nil
-      end
     end
   end
   local ids = redis.call('SMEMBERS', P .. ':agents')

@@ -570,55 +570,6 @@ async def test_rolling_reload_warning_does_not_depend_on_start_order(env):
 
 
 # ---------------------------------------------------------------------------
-# 9. A reload that makes waiting work servable by several agents at once: the agent is
-#    picked by the queue's strategy (ROUTING.md: "Among the agents who can, the queue's
-#    strategy picks"), not by agent id (as it was: the agents pulled in turn).
-
-STRAT_BEFORE = """
-queues:
-  - name: spanish
-    languages: [es]
-    min_proficiency: 8
-  - name: general
-"""
-
-STRAT_AFTER = """
-queues:
-  - name: spanish
-    languages: [es]
-    min_proficiency: 1
-  - name: general
-"""
-
-
-@time_limit(60)
-async def test_reload_newly_servable_work_goes_by_strategy(env):
-    r = env.redis()
-    d = env.daemon(r, config=FAST, queues=STRAT_BEFORE)
-    t_a = add_agent(d, "aaron", "Aaron", "en:10,es:5", 2)
-    t_z = add_agent(d, "zed", "Zed", "en:10,es:5", 2)
-    aaron = await available(d, "aaron", t_a)
-    en = Customer(d.url, "en")
-    await en.hello(language="en", name="E")
-    await aaron.wait_item(lambda f: f.get("type") == "assigned", 10, "english chat")
-    zed = await available(d, "zed", t_z)
-    es = Customer(d.url, "es")
-    await es.hello(language="es", name="S")
-    await asyncio.sleep(0.3)
-    assert conv(r, es.conversation_id).get("state") == "queued"
-    await reload_queues(d, r, STRAT_AFTER)
-    h = await poll(lambda: conv(r, es.conversation_id).get("agent"), 5)
-    why = explain(d, es.conversation_id)
-    log(f"waiting chat went to {h!r}: {why}")
-    env.expect(h == "zed",
-               f"least_loaded: aaron holds 1 chat, zed 0, both can serve the waiting Spanish "
-               f"chat after the reload, and it went to {h!r} (explain {why})")
-    env.expect(why.get("trigger") == "the routing rules were reloaded", why)
-    for x in (en, es, aaron, zed):
-        await x.close()
-
-
-# ---------------------------------------------------------------------------
 # 10. Bad files on reload keep the running rules, with file:line.
 
 GOOD = """
