@@ -123,15 +123,18 @@ local function assign(P, R, c, a, why, now)
   if not c.fresh then
     redis.call('SREM', P .. ':queued', c.id)
   end
-  -- The queue's recent wait (moving average): what a waiting customer is told.
-  local field = 'wait_ewma_ms:' .. (c.queue or '')
-  -- (since it was last queued: a transferred or re-queued conversation's
-  -- time with the agent before is not waiting; withdraw and transfer set
-  -- queued_ms, and enqueue keeps it)
-  local waited = math.max(0, now - num(c.queued_ms, num(c.enqueued_ms, now)))
-  local old = tonumber(redis.call('HGET', P .. ':qstats', field) or '')
-  redis.call('HSET', P .. ':qstats', field, int(math.floor(old and (0.8 * old + 0.2 * waited)
-    or waited)))
+  -- The queue's recent wait (moving average): what a waiting customer is
+  -- told, how long conversations waited for their first agent. One an agent
+  -- held before (transferred, its agent lost: requeued_ms) is not counted: a
+  -- hand-over to a free agent would count as no wait at all.
+  if num(c.requeued_ms, 0) == 0 then
+    local field = 'wait_ewma_ms:' .. (c.queue or '')
+    -- (since it was queued; an offer's time counts: it was still waiting)
+    local waited = math.max(0, now - num(c.queued_ms, num(c.enqueued_ms, now)))
+    local old = tonumber(redis.call('HGET', P .. ':qstats', field) or '')
+    redis.call('HSET', P .. ':qstats', field, int(math.floor(old and (0.8 * old + 0.2 * waited)
+      or waited)))
+  end
   a['load_' .. ch] = istr(load_of(a, ch) + 1)
   a.load = istr(num(a.load, 0) + 1)
   a.last_assign_ms = int(now)
@@ -295,6 +298,21 @@ local function instance_of(session)
   return string.match(session, '^(.*):[^:]*$') or session
 end
 
+-- Whether the customer has a connection open on conv: one of an instance
+-- that is alive (a drain or a crash never reports its customers gone). The
+-- members of an instance that stopped ticking are not counted, and kept: one
+-- that was only frozen or cut off from Redis for a while ticks again, and
+-- its connections count again (fire_gone looks before it closes anything).
+-- They go with the conversation's other keys.
+local function customer_connected(P, R, conv, now)
+  for _, m in ipairs(redis.call('SMEMBERS', P .. ':conv:' .. conv .. ':cust')) do
+    if instance_alive(P, R, instance_of(m), now) then
+      return true
+    end
+  end
+  return false
+end
+
 local function instance_convs_key(P, instance)
   return P .. ':inst:' .. instance .. ':convs'
 end
@@ -382,7 +400,9 @@ end
 -- closed as abandoned instead when its customer left long enough ago.
 local function route(P, R, c, q, now)
   local gone = abandon_due(R, c)
-  if gone ~= nil and gone <= now then
+  -- (one whose instance was only frozen for a while is back: its gone timer
+  -- tells the agent)
+  if gone ~= nil and gone <= now and not customer_connected(P, R, c.id, now) then
     close_waiting(P, R, c, 'abandoned', now) -- nobody is handed a chat nobody is in
     return 'closed'
   end

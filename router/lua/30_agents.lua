@@ -33,9 +33,11 @@ local function rules_load(keys, args)
   end
   local R = rules(P) -- (the old rules: whose instances count as alive)
   local now = now_ms()
-  local old_by = redis.call('GET', P .. ':rules_by') or ''
-  -- (names are daemon.instance_name, or the host: its running instances
-  -- are NAME-..., in P:instances)
+  -- The names are daemon.instance_name, or the host; their running
+  -- instances in P:instances are NAME-RANDOM or HOST-PID-RANDOM. The last to
+  -- change the rules counts too: an earlier library does not keep the set.
+  local names = redis.call('SMEMBERS', pushers)
+  names[#names + 1] = redis.call('GET', P .. ':rules_by') or ''
   local live = {}
   for _, inst in ipairs(redis.call('ZRANGE', P .. ':instances', 0, -1)) do
     if instance_alive(P, R, inst, now) then
@@ -43,18 +45,18 @@ local function rules_load(keys, args)
     end
   end
   local others = {}
-  for _, name in ipairs(redis.call('SMEMBERS', pushers)) do
+  for _, name in ipairs(names) do
     for _, inst in ipairs(live) do
-      if name ~= by and string.sub(inst, 1, #name + 1) == name .. '-' then
+      local rest = name ~= '' and name ~= by and string.sub(inst, 1, #name + 1) == name .. '-'
+        and string.sub(inst, #name + 2)
+      if rest and (string.find(rest, '^[^-]+$') or string.find(rest, '^%d+%-[^-]+$')) then
         others[#others + 1] = name
         break
       end
     end
   end
   table.sort(others)
-  if #others > 0 or redis.call('EXISTS', pushers) == 1 then
-    old_by = others[1] or ''
-  end
+  local old_by = others[1] or ''
   redis.call('SET', P .. ':rules', args[1])
   redis.call('SET', P .. ':rules_by', by)
   redis.call('DEL', pushers)
@@ -103,10 +105,17 @@ local function rules_load(keys, args)
       if q ~= nil and (c.queue ~= q.name or num(c.step, 1) > #q.steps) then
         c.step = 1
       end
-      if pref and q == nil then
+      -- Its customer away longer than the new chat.abandon_after_s: closed
+      -- (as at its gone timer), never handed to an agent below.
+      local gone = abandon_due(R, c)
+      local abandoned = gone ~= nil and gone <= now and not customer_connected(P, R, id, now)
+      if pref and (q == nil or abandoned) then
         redis.call('ZREM', P .. ':pref:' .. c.pref_agent, id)
         redis.call('HDEL', P .. ':conv:' .. id, 'pref_agent')
-        close_waiting(P, R, c, 'no-queue', now)
+        close_waiting(P, R, c, abandoned and 'abandoned' or 'no-queue', now)
+      elseif abandoned then
+        unqueue(P, c)
+        close_waiting(P, R, c, 'abandoned', now)
       elseif pref then
         -- Its window's timer routes it if that agent does not take it: a
         -- returning customer's window at the queue's new value (from its

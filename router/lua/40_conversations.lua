@@ -197,21 +197,6 @@ local function conv_resume(keys, args)
   return c.state
 end
 
--- Whether the customer has a connection open on conv: one of an instance
--- that is alive (a drain or a crash never reports its customers gone). The
--- members of an instance that stopped ticking are not counted, and kept: one
--- that was only frozen or cut off from Redis for a while ticks again, and
--- its connections count again (fire_gone looks before it closes anything).
--- They go with the conversation's other keys.
-local function customer_connected(P, R, conv, now)
-  for _, m in ipairs(redis.call('SMEMBERS', P .. ':conv:' .. conv .. ':cust')) do
-    if instance_alive(P, R, instance_of(m), now) then
-      return true
-    end
-  end
-  return false
-end
-
 -- c's customer has no connection left, from now: its agent is told (unless
 -- quiet), and the abandonment clock starts.
 local function customer_away(P, R, c, now, quiet)

@@ -237,7 +237,7 @@ local function conv_transfer(keys, args)
     -- the same for a transfer to a queue); away, not that long: the clock
     -- of that departure goes on while it waits.
     local gone = abandon_due(R, c)
-    if gone ~= nil and gone <= now then
+    if gone ~= nil and gone <= now and not customer_connected(P, R, c.id, now) then
       close_waiting(P, R, c, 'abandoned', now)
       return 'transferred'
     elseif gone ~= nil then

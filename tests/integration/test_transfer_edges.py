@@ -341,5 +341,95 @@ async def test_transfer_of_open_offer_refused(env):
     env.expect(e.get("code") == "not-assigned", e)
 
 
+
+async def thawed(env, kind):
+    """ROUTING.md "Customers who leave": a customer whose page is on an instance that was
+    frozen long enough to be reaped is taken for gone; when the instance ticks again its
+    connections count again. A transfer after abandon_after_s passed closed such a chat as
+    abandoned though the page was connected: it goes to bob."""
+    r = env.redis()
+    d1, d2 = cluster(env, r, 2, GENERAL, {"chat": {"abandon_after_s": 1}})
+    ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 2))
+    cust = Customer(d2.url, "cust")
+    await cust.hello(language="en", name="Cus")
+    cid = cust.conversation_id
+    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    bob = await available(d1, "bob", add_agent(d1, "bob", "Bob", "en", 2))
+    d2.proc.send_signal(signal.SIGSTOP)
+    try:
+        # silent heartbeat_timeout_s (3) + 10 s: its customers are taken for gone
+        await poll(lambda: conv(r, cid).get("left_ms"), 25)
+        assert conv(r, cid).get("left_ms"), conv(r, cid)
+        await asyncio.sleep(2.0)  # abandon_after_s passes (the conversation is ana's)
+    finally:
+        d2.proc.send_signal(signal.SIGCONT)
+    await asyncio.sleep(2.0)  # d2 ticks again: the page's connection counts again
+    rc = r.client()
+    try:
+        ikeys = [k for k in rc.keys("*instances") if not str(k).endswith("resumed")]
+        ticks = {m: s for m, s in zip(*[iter(rc.cmd("ZRANGE", ikeys[0], 0, -1,
+                                                     "WITHSCORES"))] * 2)}
+        tnow = rc.cmd("TIME")
+        members = rc.cmd("SMEMBERS", [k for k in rc.keys("*conv:" + cid + ":cust")][0])
+    finally:
+        rc.close()
+    now_ms = int(tnow[0]) * 1000 + int(tnow[1]) // 1000
+    print("instances (ms since last tick):",
+          {(m.decode() if isinstance(m, bytes) else m): now_ms - int(s) for m, s in ticks.items()},
+          "customer connections:", members)
+    env.expect(not cust.conn.closed, "the customer's page stayed connected")
+    msg = {"type": "transfer", "conversation_id": cid, "id": ana.next_id("t")}
+    msg[kind] = "bob" if kind == "agent" else "general"
+    rep = await ana.conn.request(msg)
+    assert rep.get("type") == "ack", rep
+    await poll(lambda: bob.assigned(cid), 10)
+    c = conv(r, cid)
+    env.expect(c.get("state") != "closed" and bob.assigned(cid),
+               f"transfer ({kind}) of a chat whose customer is connected again (its instance "
+               f"thawed): state={c.get('state')} close_reason={c.get('close_reason')} "
+               f"left_ms={c.get('left_ms')} bob assigned={bool(bob.assigned(cid))}")
+
+
+@time_limit(90)
+async def test_agent_transfer_customer_on_thawed_instance_not_abandoned(env):
+    await thawed(env, "agent")
+
+
+@time_limit(90)
+async def test_queue_transfer_customer_on_thawed_instance_not_abandoned(env):
+    """The same with a transfer to a queue (route(): it closed it abandoned too)."""
+    await thawed(env, "queue")
+
+
+@time_limit(90)
+async def test_agent_to_agent_transfers_do_not_drag_queue_average_to_zero(env):
+    """PROTOCOL `position`: the estimate is the queue's recent average wait for a first agent
+    (queue status average_wait_ms). A customer waited ~6 s; then the chat is handed back and
+    forth between free agents 4 times (nobody waits): each hand-over counted as a 0 ms wait,
+    and the average a new customer is told dropped from ~6 s to ~2.5 s."""
+    r = env.redis()
+    (d1,) = cluster(env, r, 1, GENERAL)
+    tok_b = add_agent(d1, "bob", "Bob", "en", 3)
+    tok_a = add_agent(d1, "ana", "Ana", "en", 3)
+    c1 = Customer(d1.url, "c1")
+    await c1.hello(language="en", name="C1")
+    await asyncio.sleep(6)
+    ana = await available(d1, "ana", tok_a)
+    await ana.wait_item(assigned_to(c1.conversation_id), 10, "ana takes c1")
+    bob = await available(d1, "bob", tok_b)
+    avg = queue_avg(d1)
+    cid = c1.conversation_id
+    holder, other = ana, bob
+    for i in range(4):
+        assert (await transfer(holder, cid, to=other.agent_id)).get("type") == "ack"
+        await poll(lambda: len(other.assigned(cid)) >= (i // 2) + 1, 10)
+        holder, other = other, holder
+    await asyncio.sleep(0.5)
+    avg2 = queue_avg(d1)
+    env.expect(avg2 is not None and avg2 > avg * 0.8,
+               f"queue average after 4 agent-to-agent hand-overs (no customer waited): "
+               f"{avg} -> {avg2} ms")
+
+
 if __name__ == "__main__":
     run_tests([v for k, v in list(globals().items()) if k.startswith("test_")])

@@ -1,0 +1,348 @@
+"""test_reload_edges.py - a routing-rules reload (SIGHUP) at the edges: a lowered
+chat.abandon_after_s closes what waits for a customer gone longer (never handed to an agent);
+an agent a reload frees up serves the customer waiting for them first; a waiting set's head
+declined by the only agent does not hold back the rest of a higher-priority queue; the
+warning about instances with other rules names only instances still running; conversations
+whose record is gone do not abort it.
+
+    OMR_BUILD_DIR=build/asan python3 tests/integration/test_reload_edges.py [NAME...]
+"""
+import asyncio
+import os
+import signal
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from omr_harness import Customer, add_agent, log, poll, run_tests, time_limit  # noqa: E402
+from test_live_floor import available, conv, explain  # noqa: E402
+from test_reload_live import rules_text  # noqa: E402
+
+P = "omr:{default}"
+
+
+async def reload_file(d, r, edit):
+    """Rewrites d's whole config with edit(text), SIGHUPs it, waits for new rules in Redis."""
+    before = rules_text(r)
+    with open(d.cfg_path) as f:
+        text = f.read()
+    new = edit(text)
+    assert new != text
+    with open(d.cfg_path, "w") as f:
+        f.write(new)
+    d.proc.send_signal(signal.SIGHUP)
+    ok = await poll(lambda: rules_text(r) != before, 10, 0.05)
+    assert ok, f"{d.name}: the reload did not change the rules; log:\n" + d.log_text()[-3000:]
+    await asyncio.sleep(0.3)
+
+
+def warnings(*ds):
+    return [ln for d in ds for ln in d.log_text().splitlines()
+            if "rules loaded over different ones" in ln]
+
+
+# ---------------------------------------------------------------------------
+# 1. A reload that lowers chat.abandon_after_s below the time a waiting chat's customer has
+#    been gone AND makes that chat servable: ROUTING.md "Customers who leave": "A reload of
+#    chat.abandon_after_s applies to customers who left already" and "one routed again after
+#    the time is closed rather than handed to an agent" (it was assigned by the agents'
+#    pull at the end of the reload).
+
+ABANDON_Q = """
+queues:
+  - name: spanish
+    languages: [es]
+    min_proficiency: {p}
+  - name: general
+"""
+
+
+@time_limit(60)
+async def test_abandon_lowered_and_servable_on_reload_is_not_handed_to_agent(env):
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50}, "chat": {"abandon_after_s": 600}},
+                   queues=ABANDON_Q.format(p=8))
+    tz = add_agent(d, "zed", "Zed", "en:10,es:5", 2)
+    zed = await available(d, "zed", tz)
+    es = Customer(d.url, "es")
+    await es.hello(language="es", name="S")
+    await asyncio.sleep(0.3)
+    assert conv(r, es.conversation_id).get("state") == "queued"
+    await es.close()  # the customer leaves
+    ok = await poll(lambda: conv(r, es.conversation_id).get("left_ms"), 5)
+    assert ok, conv(r, es.conversation_id)
+    await asyncio.sleep(2.0)  # gone 2 s: longer than the new abandon_after_s (1)
+
+    def edit(text):
+        return text.replace("abandon_after_s: 600", "abandon_after_s: 1").replace(
+            "min_proficiency: 8", "min_proficiency: 1")
+    await reload_file(d, r, edit)
+    await asyncio.sleep(1.5)
+    h = conv(r, es.conversation_id)
+    log(f"after reload: {h.get('state')} agent={h.get('agent')} reason={h.get('close_reason')} "
+        f"explain={explain(d, es.conversation_id)}")
+    env.expect(h.get("state") == "closed" and h.get("close_reason") == "abandoned"
+               and not zed.assigned(es.conversation_id),
+               f"the customer left 2 s+ before a reload set abandon_after_s 1 and made the chat "
+               f"servable: it should be closed abandoned, not handed to zed; it is "
+               f"{h.get('state')!r}, agent {h.get('agent')!r}, close_reason "
+               f"{h.get('close_reason')!r}, zed got it: {bool(zed.assigned(es.conversation_id))}")
+    await zed.close()
+
+
+# ---------------------------------------------------------------------------
+# 2. Two sets of rules (the warning tests below).
+
+QA = """
+queues:
+  - name: general
+"""
+QB = """
+queues:
+  - name: general
+  - name: billing
+    skills: {billing: 5}
+"""
+
+
+# ---------------------------------------------------------------------------
+# 3. A returning customer waits for its agent (sticky), who cannot take a chat because a
+#    call blocks chats; an older chat waits in the queue too. A reload that stops voice from
+#    blocking chats makes the agent free for one chat: the sticky customer who waits for that
+#    agent should get it (ROUTING.md sticky: "goes first to the agent who last served them";
+#    the agent freeing up takes what waits for it first: pull_preferred), not the older queue
+#    chat (a head-first pass of the reload, backed out, gave it the older one).
+
+STICKY_Q = """
+queues:
+  - name: general
+    sticky_window_s: 60
+"""
+
+
+@time_limit(60)
+async def test_reload_unblocking_agent_serves_its_sticky_wait_first(env):
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50, "blocking_channels": "voice:chat,email"}},
+                   queues=STICKY_Q)
+    ta = add_agent(d, "ana", "Ana", "en", "chat:1,voice:1")
+    ana = await available(d, "ana", ta)
+    first = Customer(d.url, "kim-first")
+    await first.hello(language="en", name="Kim", customer_id="kim")
+    await ana.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == first.conversation_id, 10, "first")
+    await ana.close_conv(first.conversation_id)
+    await asyncio.sleep(0.3)
+    c = r.client()
+    try:
+        st = c.cmd("FCALL", "omr_conv_start", "1", P, "voice1", "x", "en", "en", "V", "voice",
+                   "default", "", "{}", "[]")
+    finally:
+        c.close()
+    assert st == "assigned", st
+    await ana.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == "voice1", 10, "voice call")
+    other = Customer(d.url, "other")
+    await other.hello(language="en", name="O")
+    await asyncio.sleep(0.3)
+    kim = Customer(d.url, "kim-back")
+    await kim.hello(language="en", name="Kim", customer_id="kim")
+    await asyncio.sleep(0.3)
+    why = explain(d, kim.conversation_id)
+    log(f"kim back: {why}; other: {conv(r, other.conversation_id).get('state')}")
+    assert why.get("waiting_for") == "ana", why
+    assert conv(r, other.conversation_id).get("state") == "queued"
+
+    def edit(text):
+        return text.replace("voice:chat,email", "voice:email")
+    await reload_file(d, r, edit)
+    await poll(lambda: conv(r, kim.conversation_id).get("state") != "queued"
+               or conv(r, other.conversation_id).get("state") != "queued", 5)
+    hk, ho = conv(r, kim.conversation_id), conv(r, other.conversation_id)
+    log(f"after reload: kim {hk.get('state')} {hk.get('agent')}; other {ho.get('state')} "
+        f"{ho.get('agent')}; explain other {explain(d, other.conversation_id)}")
+    env.expect(hk.get("agent") == "ana" and hk.get("state") == "assigned",
+               f"the reload let ana (chat capacity 1) take a chat again: kim, waiting for her "
+               f"(sticky), should get her; kim is {hk.get('state')!r} agent {hk.get('agent')!r}, "
+               f"the older queue chat is {ho.get('state')!r} agent {ho.get('agent')!r}")
+    for x in (first, other, kim, ana):
+        await x.close()
+
+
+# ---------------------------------------------------------------------------
+# 4. Priority after a reload, with a decline: ana transferred chat H to queue vip (priority
+#    5; she may not be given H back for decline_hold_s), bob transferred the younger H2 there
+#    too; a French chat L waits in a priority-0 queue. A reload lets ana serve both queues.
+#    ROUTING.md "Waiting and ordering": the highest priority first, then the oldest: ana
+#    (capacity 1, the only agent) should get H2 (vip) before L (a
+#    head-first pass of the reload, backed out, dropped vip's whole waiting set when its head H
+#    found nobody, and gave ana L).
+
+PRIO_BEFORE = """
+queues:
+  - name: french
+    languages: [fr]
+    min_proficiency: 8
+  - name: general
+  - name: vip
+    priority: 5
+    skills: {vip: 5}
+"""
+PRIO_AFTER = """
+queues:
+  - name: french
+    languages: [fr]
+    min_proficiency: 1
+  - name: general
+  - name: vip
+    priority: 5
+"""
+
+
+async def transfer(agent, cid, queue, rid):
+    rep = await agent.conn.request({"type": "transfer", "conversation_id": cid, "queue": queue,
+                                    "note": "n", "id": rid})
+    assert rep.get("type") == "ack", rep
+
+
+@time_limit(60)
+async def test_reload_priority_not_inverted_by_declined_head(env):
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50}}, queues=PRIO_BEFORE)
+    ta = add_agent(d, "ana", "Ana", "en:5,fr:5", 1)
+    tb = add_agent(d, "bob", "Bob", "en", 1)
+    ana = await available(d, "ana", ta)
+    h = Customer(d.url, "H")
+    await h.hello(language="en", name="H")
+    await ana.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == h.conversation_id, 10, "H")
+    bob = await available(d, "bob", tb)
+    h2 = Customer(d.url, "H2")
+    await h2.hello(language="en", name="H2")
+    await bob.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == h2.conversation_id, 10, "H2")
+    await transfer(ana, h.conversation_id, "vip", "t1")
+    await transfer(bob, h2.conversation_id, "vip", "t2")
+    await bob.close()
+    await poll(lambda: r.client().cmd("HGET", P + ":agent:bob", "presence") == "offline", 5)
+    lc = Customer(d.url, "L")
+    await lc.hello(language="fr", name="L")
+    await asyncio.sleep(0.5)
+    for cid in (h.conversation_id, h2.conversation_id, lc.conversation_id):
+        hh = conv(r, cid)
+        assert hh.get("state") == "queued", (cid, hh)
+    await reload_queues_text(d, r, PRIO_AFTER)
+    await poll(lambda: conv(r, h2.conversation_id).get("state") != "queued"
+               or conv(r, lc.conversation_id).get("state") != "queued", 5)
+    await asyncio.sleep(0.5)
+    s = {n: (conv(r, c.conversation_id).get("state"), conv(r, c.conversation_id).get("agent"))
+         for n, c in (("H", h), ("H2", h2), ("L", lc))}
+    log(f"after reload: {s}; explain L {explain(d, lc.conversation_id)}")
+    env.expect(s["H2"] == ("assigned", "ana") and s["L"][0] == "queued",
+               f"ana (capacity 1) can serve vip (priority 5: H, which she declined, and H2) "
+               f"and french (priority 0: L, younger) after the reload: she should get H2, "
+               f"got {s}")
+    for x in (h, h2, lc, ana):
+        await x.close()
+
+
+async def reload_queues_text(d, r, queues):
+    def edit(text):
+        return text.split("\nqueues:\n")[0] + "\n" + queues.lstrip("\n")
+    await reload_file(d, r, edit)
+
+
+# ---------------------------------------------------------------------------
+# 5. rules_pushers: instance "eu" stopped for good and was reaped; "eu-west" (its ids are
+#    "eu-west-...") reloaded alone is not warned that eu still runs the old rules (it was:
+#    a live id starting with "eu-" counted as eu). ARCHITECTURE.md rules_pushers: "one that
+#    pushes different rules while another of them still runs logs a warning".
+
+HB = {"routing": {"tick_ms": 50, "heartbeat_timeout_s": 3}}
+
+
+async def pushers_stopped_peer(env, other):
+    r = env.redis()
+    d1 = env.daemon(r, name="eu", config=HB, queues=QA)
+    d2 = env.daemon(r, name=other, config=HB, queues=QA)
+    await asyncio.sleep(0.5)
+    d1.stop()
+    c = r.client()
+    try:
+        ok = await poll(lambda: not [i for i in c.cmd("ZRANGE", P + ":instances", 0, -1)
+                                     if i.startswith("eu-") and not i.startswith(other)], 30)
+        log(f"instances: {c.cmd('ZRANGE', P + ':instances', 0, -1)} pushers "
+            f"{c.cmd('SMEMBERS', P + ':rules_pushers')}")
+    finally:
+        c.close()
+    assert ok, "eu was not reaped"
+    await reload_queues_text(d2, r, QB)
+    await asyncio.sleep(0.5)
+    w = warnings(d2)
+    log(f"{other} reloaded alone: warnings {w}")
+    env.expect(not w, f"eu stopped and was reaped; {other}, the only instance, reloaded and "
+                      f"warned another instance still runs the old rules: {w}")
+
+
+@time_limit(90)
+async def test_pushers_name_prefix_stopped_instance_no_false_warning(env):
+    await pushers_stopped_peer(env, "eu-west")
+
+
+# ---------------------------------------------------------------------------
+# 6. Lua errors abort a reload: leftovers whose conversation hash is gone (a waiting set's
+#    head, P:queued, an agent's convs, a pref set) must not stop it.
+
+GHOST_BEFORE = """
+queues:
+  - name: general
+    languages: [en]
+    min_proficiency: 8
+"""
+GHOST_AFTER = """
+queues:
+  - name: general
+    languages: [en]
+    min_proficiency: 1
+"""
+
+
+@time_limit(60)
+async def test_reload_survives_ghost_conversations(env):
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50}}, queues=GHOST_BEFORE)
+    ta = add_agent(d, "ana", "Ana", "en:5", 2)
+    ana = await available(d, "ana", ta)
+    real = Customer(d.url, "real")
+    await real.hello(language="en", name="R")
+    await asyncio.sleep(0.3)
+    h = conv(r, real.conversation_id)
+    assert h.get("state") == "queued", h
+    wk = h["wait_key"]
+    c = r.client()
+    try:
+        c.cmd("ZADD", wk, "1", "ghost1")  # older than anything: the set's head
+        c.cmd("SADD", P + ":queued", "ghost2")
+        c.cmd("SADD", P + ":agent:ana:convs", "ghost3")
+        c.cmd("ZADD", P + ":pref:ana", "1", "ghost4")
+    finally:
+        c.close()
+    before = rules_text(r)
+    with open(d.cfg_path) as f:
+        text = f.read()
+    with open(d.cfg_path, "w") as f:
+        f.write(text.replace("min_proficiency: 8", "min_proficiency: 1"))
+    d.proc.send_signal(signal.SIGHUP)
+    changed = await poll(lambda: rules_text(r) != before, 5)
+    await asyncio.sleep(0.5)
+    errs = [ln for ln in d.log_text().splitlines() if "refused by redis" in ln]
+    got = await poll(lambda: conv(r, real.conversation_id).get("agent") == "ana", 5)
+    env.expect(changed and not errs and got,
+               f"reload with leftover ids: rules changed {changed}, errors {errs}, the real "
+               f"chat went to ana: {got}")
+    await real.close()
+    await ana.close()
+
+
+if __name__ == "__main__":
+    run_tests([v for k, v in list(globals().items()) if k.startswith("test_")])
