@@ -534,9 +534,12 @@ async def test_two_instances_different_queues_warn(env):
     d2 = env.daemon(r, name="d2", config=FAST, queues=Q_B)
     ok = await poll(lambda: rules_names(r) == ["general", "spare"], 5)
     env.expect(ok, f"the later push should win: {rules_names(r)}")
-    await asyncio.sleep(0.5)
-    warned = [ln for ln in (d1.log_text() + d2.log_text()).splitlines()
-              if ln.startswith("warn") and "rules" in ln]
+
+    def warnings():
+        return [ln for ln in (d1.log_text() + d2.log_text()).splitlines()
+                if ln.startswith("warn") and "rules" in ln]
+    await poll(warnings, 5)
+    warned = warnings()
     log(f"warnings: {warned}")
     env.expect(warned, "no warning about the differing queues")
 

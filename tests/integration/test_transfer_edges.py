@@ -78,7 +78,7 @@ async def test_transfer_to_agent_in_offer_queue_rejected_goes_on(env):
     env.expect(not ana.offers(cid)[1:], "ana offered it back")
     await carl.accept(cid)
     await carl.wait_item(assigned_to(cid), 5, "carl assigned")
-    await asyncio.sleep(0.5)
+    await poll(lambda: ev(carl, cid, "transferred"), 10)  # (the transcript comes after)
     tr = ev(carl, cid, "transferred")
     env.expect(tr and tr[-1].get("text") == "for bob", f"carl sees the note: {tr}")
     for a in ("ana", "bob", "carl"):
@@ -119,7 +119,9 @@ async def test_transfer_resend_and_notes(env):
     env.expect(a1.get("type") == "ack" and a2.get("type") == "ack"
                and a2.get("conversation_id") == cid, f"{a1} {a2}")
     await bob.wait_item(assigned_to(cid), 10, "bob")
-    await asyncio.sleep(0.5)
+    await poll(lambda: ev(bob, cid, "transferred"), 10)  # (the transcript comes after)
+    await ana.wait_item(lambda f: f.get("type") == "closed"
+                        and f.get("conversation_id") == cid, 10, "ana's closed item")
     tr = ev(bob, cid, "transferred")
     env.expect(len(tr) == 1 and tr[0].get("text") == note, f"note {tr}")
     env.expect(bob.assigned(cid)[0].get("language") == "en", bob.assigned(cid))
@@ -272,7 +274,7 @@ async def test_transfer_racing_customer_leaving(env):
     await asyncio.gather(cust.close(), transfer(ana, cid, queue="general"))
     await asyncio.sleep(2.5)
     await bob.presence("available")
-    await asyncio.sleep(1)
+    await poll(lambda: conv(r, cid).get("state") == "closed", 10)
     c = conv(r, cid)
     env.expect(c.get("state") == "closed" and c.get("close_reason") == "abandoned"
                and not bob.assigned(cid), c)
@@ -364,6 +366,18 @@ async def thawed(env, kind):
     finally:
         d2.proc.send_signal(signal.SIGCONT)
     await asyncio.sleep(2.0)  # d2 ticks again: the page's connection counts again
+
+    def d2_ticked():  # (its last tick recent by Redis's clock: on a busy machine, later)
+        rc = r.client()
+        try:
+            tnow = rc.cmd("TIME")
+            now = int(tnow[0]) * 1000 + int(tnow[1]) // 1000
+            ticks = rc.cmd("ZRANGE", "omr:{default}:instances", 0, -1, "WITHSCORES")
+            return any(str(m).startswith("d2") and now - int(sc) < 1000
+                       for m, sc in zip(ticks[::2], ticks[1::2]))
+        finally:
+            rc.close()
+    await poll(d2_ticked, 15)
     rc = r.client()
     try:
         ikeys = [k for k in rc.keys("*instances") if not str(k).endswith("resumed")]

@@ -381,18 +381,23 @@ async def test_transfer_loop_a_b_a(env):
     assert (await transfer(bob, cid, to="ana", note="n2")).get("type") == "ack"
     await poll(lambda: len(ana.assigned(cid)) == 2, 10)
     env.expect(len(ana.assigned(cid)) == 2, f"ana did not get it back: {ana.assigned(cid)}")
-    await asyncio.sleep(0.5)
-    second = ana.order[ana.order.index(ana.assigned(cid)[-1]):]
-    texts = [f.get("text") for f in second if f.get("conversation_id") == cid
-             and f.get("type") in ("message", "event")]
-    env.expect(texts == ["hello", "n1", "bob here", "n2"], f"ana's copy: {texts}")
+
+    def texts():  # (the transcript comes after the assigned item, on its own schedule)
+        second = ana.order[ana.order.index(ana.assigned(cid)[-1]):]
+        return [f.get("text") for f in second if f.get("conversation_id") == cid
+                and f.get("type") in ("message", "event")]
+    await poll(lambda: len(texts()) >= 4, 10)
+    env.expect(texts() == ["hello", "n1", "bob here", "n2"], f"ana's copy: {texts()}")
     assert (await transfer(ana, cid, to="bob", note="n3")).get("type") == "ack"
     await poll(lambda: len(bob.assigned(cid)) == 2, 10)
     env.expect(len(bob.assigned(cid)) == 2, "third hop")
     env.expect(show(d1, "ana")["load"]["chat"] == 0 and show(d1, "bob")["load"]["chat"] == 1,
                "loads")
-    await asyncio.sleep(0.5)
-    evs = [f.get("event") for f in cust.order if f.get("type") == "event"]
+
+    def events():
+        return [f.get("event") for f in cust.order if f.get("type") == "event"]
+    await poll(lambda: len(events()) >= 7, 10)
+    evs = events()
     env.expect(evs == ["assigned", "transferred", "assigned", "transferred", "assigned",
                        "transferred", "assigned"], f"customer events {evs}")
 
@@ -481,7 +486,7 @@ async def test_transfer_target_logs_out_then_normal_route(env):
     await bob.close()
     got = await poll(lambda: carl.assigned(cid), 5)
     env.expect(bool(got), f"bob logged out: carl should get it: {conv(r, cid)}")
-    await asyncio.sleep(0.5)
+    await poll(lambda: ev(carl, cid, "transferred"), 10)
     tr = ev(carl, cid, "transferred")
     env.expect(tr and tr[-1].get("text") == "nb", f"carl sees note {tr}")
 
