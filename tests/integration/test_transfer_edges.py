@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import Customer, add_agent, ctl, poll, run_tests, time_limit  # noqa: E402
 from test_live_floor import available, cluster, conv, show  # noqa: E402
 from test_transfers import (GENERAL, assigned_to, busy_bob_and_ana, ev,  # noqa: E402
-                            queue_avg, transfer)
+                            held_by, queue_avg, transfer)
 
 
 @time_limit(90)
@@ -90,10 +90,7 @@ async def test_decline_hold_then_back_to_transferring_agent(env):
     r = env.redis()
     (d1,) = cluster(env, r, 1, GENERAL, {"routing": {"decline_hold_s": 10}})
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 1))
-    cust = Customer(d1.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d1)
     assert (await transfer(ana, cid, queue="general", note="n")).get("type") == "ack"
     await asyncio.sleep(7)
     env.expect(len(ana.assigned(cid)) == 1, "back to ana within the decline hold")
@@ -106,10 +103,7 @@ async def test_transfer_resend_and_notes(env):
     r = env.redis()
     d1, d2 = cluster(env, r, 2, GENERAL, {"chat": {"max_text_bytes": 64}})
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 1))
-    cust = Customer(d1.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d1)
     bob = await available(d2, "bob", add_agent(d1, "bob", "Bob", "en", 1))
     note = "é" * 32  # 64 bytes exactly
     msg = {"type": "transfer", "conversation_id": cid, "agent": "bob", "note": note,
@@ -153,10 +147,7 @@ async def test_transfer_queued_customer_position_eta(env):
     await ana.presence("available")
     await ana.wait_item(assigned_to(w.conversation_id), 10, "w")
     await ana.close_conv(w.conversation_id)
-    cust = Customer(d1.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d1)
     await asyncio.sleep(8)  # with ana, not waiting
     avg = queue_avg(d1)
     assert (await transfer(ana, cid, to="bob")).get("type") == "ack"
@@ -248,10 +239,7 @@ async def test_transfer_without_note_has_no_text(env):
     r = env.redis()
     (d1,) = cluster(env, r, 1, GENERAL)
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 1))
-    cust = Customer(d1.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d1)
     bob = await available(d1, "bob", add_agent(d1, "bob", "Bob", "en", 1))
     assert (await transfer(ana, cid, to="bob")).get("type") == "ack"
     t = await bob.wait_item(lambda f: f.get("event") == "transferred", 10, "transferred")
@@ -265,10 +253,7 @@ async def test_transfer_racing_customer_leaving(env):
     r = env.redis()
     (d1,) = cluster(env, r, 1, GENERAL, {"chat": {"abandon_after_s": 1}})
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 1))
-    cust = Customer(d1.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d1)
     bob = await available(d1, "bob", add_agent(d1, "bob", "Bob", "en", 1))
     await bob.presence("break")
     await asyncio.gather(cust.close(), transfer(ana, cid, queue="general"))
@@ -286,10 +271,7 @@ async def test_transfer_sent_from_replaced_desktop_refused(env):
     d1, d2 = cluster(env, r, 2, GENERAL)
     tok = add_agent(d1, "ana", "Ana", "en", 1)
     ana = await available(d1, "ana", tok)
-    cust = Customer(d1.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d1)
     bob = await available(d2, "bob", add_agent(d1, "bob", "Bob", "en", 1))
     ana2 = await available(d2, "ana", tok)
     await asyncio.sleep(0.5)
@@ -308,10 +290,7 @@ async def test_reply_ids_of_two_agents_do_not_collide(env):
     r = env.redis()
     (d1,) = cluster(env, r, 1, GENERAL)
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 1))
-    cust = Customer(d1.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d1)
     bob = await available(d1, "bob", add_agent(d1, "bob", "Bob", "en", 1))
     await ana.reply(cid, "from ana", id="r-1")
     assert (await transfer(ana, cid, to="bob")).get("type") == "ack"
@@ -352,10 +331,7 @@ async def thawed(env, kind):
     r = env.redis()
     d1, d2 = cluster(env, r, 2, GENERAL, {"chat": {"abandon_after_s": 1}})
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 2))
-    cust = Customer(d2.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d2)
     bob = await available(d1, "bob", add_agent(d1, "bob", "Bob", "en", 2))
     d2.proc.send_signal(signal.SIGSTOP)
     try:

@@ -44,6 +44,15 @@ def ev(agent, cid, name):
             and f.get("conversation_id") == cid and f.get("event") == name]
 
 
+async def held_by(ana, d):
+    """A customer's chat (its page on instance d) assigned to ana: (customer, its id)."""
+    cust = Customer(d.url, "cust")
+    await cust.hello(language="en", name="Cus")
+    cid = cust.conversation_id
+    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    return cust, cid
+
+
 async def busy_bob_and_ana(env, d_bob, d_ana, d_cust, cap=1):
     """bob (capacity cap) busy with another customer's chat, ana holding cust's: returns
     (bob, other, ana, cust)."""
@@ -52,9 +61,7 @@ async def busy_bob_and_ana(env, d_bob, d_ana, d_cust, cap=1):
     await other.hello(language="en", name="Oth")
     await bob.wait_item(lambda f: f.get("type") == "assigned", 10, "bob busy")
     ana = await available(d_ana, "ana", add_agent(d_ana, "ana", "Ana", "en", 1))
-    cust = Customer(d_cust.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    await ana.wait_item(assigned_to(cust.conversation_id), 10, "assigned")
+    cust, _ = await held_by(ana, d_cust)
     return bob, other, ana, cust
 
 
@@ -260,10 +267,7 @@ async def test_transfer_to_queue_across_three_instances(env):
     r = env.redis()
     d1, d2, d3 = cluster(env, r, 3, GENERAL)
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 2))
-    cust = Customer(d3.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d3)
     bob = await available(d2, "bob", add_agent(d1, "bob", "Bob", "en", 2))
     await cust.send("hi 1")
     await ana.wait_item(lambda f: f.get("type") == "message" and f.get("text") == "hi 1", 10,
@@ -369,10 +373,7 @@ async def test_transfer_loop_a_b_a(env):
     r = env.redis()
     d1, d2 = cluster(env, r, 2, GENERAL)
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 2))
-    cust = Customer(d2.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d2)
     bob = await available(d2, "bob", add_agent(d1, "bob", "Bob", "en", 2))
     await cust.send("hello")
     assert (await transfer(ana, cid, to="bob", note="n1")).get("type") == "ack"
@@ -419,10 +420,7 @@ async def test_transfer_refusals(env):
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 2))
     add_agent(d1, "zed", "Zed", "en", 2, extra=["--tenants", "acme"])
     es = await available(d1, "esa", add_agent(d1, "esa", "Esa", "es", 2))
-    cust = Customer(d1.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d1)
     for kw, what in ((dict(queue="acme-q"), "another tenant's queue"),
                      (dict(queue="spanish"), "queue of another language"),
                      (dict(queue="nope"), "unknown queue"),
@@ -452,10 +450,7 @@ async def test_transfer_racing_customer_messages(env):
     r = env.redis()
     d1, d2 = cluster(env, r, 2, GENERAL)
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 2))
-    cust = Customer(d2.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d2)
     bob = await available(d2, "bob", add_agent(d1, "bob", "Bob", "en", 2))
 
     async def writer():
@@ -498,10 +493,7 @@ async def test_transfer_target_break_then_back(env):
     r = env.redis()
     (d1,) = cluster(env, r, 1, GENERAL)
     ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 1))
-    cust = Customer(d1.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d1)
     bob = await available(d1, "bob", add_agent(d1, "bob", "Bob", "en", 1))
     await bob.presence("break")
     assert (await transfer(ana, cid, to="bob")).get("type") == "ack"
@@ -565,10 +557,7 @@ async def test_first_agent_relogin_does_not_get_transferred_chat_back(env):
     d1, d2 = cluster(env, r, 2, GENERAL)
     tok = add_agent(d1, "ana", "Ana", "en", 2)
     ana = await available(d1, "ana", tok)
-    cust = Customer(d2.url, "cust")
-    await cust.hello(language="en", name="Cus")
-    cid = cust.conversation_id
-    await ana.wait_item(assigned_to(cid), 10, "assigned")
+    cust, cid = await held_by(ana, d2)
     bob = await available(d2, "bob", add_agent(d1, "bob", "Bob", "en", 2))
     assert (await transfer(ana, cid, to="bob", note="x")).get("type") == "ack"
     await ana.close()  # desktop drops right after
