@@ -358,6 +358,7 @@ async def test_transfer_to_busy_agent_waits_then_gets_it(env):
     # ana's capacity free: a new customer goes to ana or carl, not to bob
     await bob.close_conv(other.conversation_id)
     await bob.wait_item(assigned_to(cid), 10, "bob got it")
+    await poll(lambda: ev(bob, cid, "transferred"), 10)  # (the transcript comes after)
     tr = ev(bob, cid, "transferred")
     env.expect(tr and tr[-1].get("text") == "bob knows this one", f"note: {tr}")
     why = explain(d2, cid)
