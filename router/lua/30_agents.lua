@@ -65,6 +65,7 @@ local function rules_load(keys, args)
   end
   redis.call('SET', P .. ':index_format', INDEX_FORMAT)
   R = rules(P)
+  local rehome = {} -- what waits in a queue only, routed again below
   for _, id in ipairs(redis.call('SMEMBERS', P .. ':agents')) do
     local a = agent_read(P, id)
     if a ~= nil then
@@ -133,18 +134,78 @@ local function rules_load(keys, args)
         if q == nil then
           close_waiting(P, R, c, 'no-queue', now)
         else
-          -- Queued only: the agents pull below, so that they take the highest
-          -- priority, then the oldest. (enqueue arms the queue's maximum wait)
-          enqueue(P, R, c, q, now)
+          rehome[#rehome + 1] = {c = c, q = q, score = wait_score(c, q)}
         end
       end
     else
       redis.call('SREM', P .. ':queued', id)
     end
   end
+  -- The free agents take first what waits for them in particular, as when
+  -- they free up. open: the tenant|channel pairs one of them can take now.
+  local free, open = {}, {}
   local ids = redis.call('SMEMBERS', P .. ':agents')
   table.sort(ids)
   for _, id in ipairs(ids) do
+    local a = agent_read(P, id)
+    if a ~= nil and a.presence == 'available' then
+      free[#free + 1] = id
+      while a.presence == 'available' and pull_preferred(P, R, a, now) do
+      end
+      for ch in pairs(a.cap_t) do
+        if can_take(R, a, ch) then
+          for _, t in ipairs(a.tenants_t) do
+            open[t .. '|' .. ch] = true
+          end
+        end
+      end
+    end
+  end
+  -- Then what waits is routed again, the highest priority first, then the
+  -- oldest, each to the agent its queue's strategy picks (as a new
+  -- conversation is), else to waiting (enqueue arms its maximum wait). Only
+  -- the waiting sets a free agent is indexed for are sorted and tried: one
+  -- look per set (its conversations have the same requirements), if a free
+  -- agent takes its tenant and channel at all. A set one of whose
+  -- conversations then found no agent is not tried again in this pass,
+  -- unless someone had declined that one (the others they may take).
+  local servable, go = {}, {}
+  for _, w in ipairs(rehome) do
+    local c = w.c
+    w.wk = wait_key(P, w.q.name, num(c.step, 1), c.channel, c.tenant, c.rlang)
+    if servable[w.wk] == nil then
+      local probe = {step = c.step, rlang = c.rlang, channel = c.channel, tenant = c.tenant,
+        lang = c.lang, fresh = true}
+      servable[w.wk] = open[c.tenant .. '|' .. c.channel] == true
+        and best_agent(P, R, probe, w.q, now) ~= nil
+    end
+    if servable[w.wk] then
+      go[#go + 1] = w
+    else
+      enqueue(P, R, c, w.q, now)
+    end
+  end
+  table.sort(go, function(x, y)
+    return x.score < y.score or (x.score == y.score and x.c.id < y.c.id)
+  end)
+  for _, w in ipairs(go) do
+    local c, q = w.c, w.q
+    local state = false
+    if servable[w.wk] then
+      c.queue, c.trigger = q.name, 'rules reloaded'
+      state = try_assign(P, R, c, q, now)
+      if not state and redis.call('EXISTS', P .. ':conv:' .. c.id .. ':decl') == 0 then
+        servable[w.wk] = false
+      end
+    end
+    if not state then
+      c.trigger = c.wait_trigger
+      enqueue(P, R, c, q, now)
+    end
+  end
+  -- What is left that a free agent can take (one passed over above: an
+  -- agent had declined it, or gone from the index): in turn by agent id.
+  for _, id in ipairs(free) do
     local a = agent_read(P, id)
     if a ~= nil and a.presence == 'available' then
       pull_waiting(P, R, a, now)

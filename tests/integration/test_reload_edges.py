@@ -3,7 +3,8 @@ chat.abandon_after_s closes what waits for a customer gone longer (never handed 
 an agent a reload frees up serves the customer waiting for them first; a waiting set's head
 declined by the only agent does not hold back the rest of a higher-priority queue; the
 warning about instances with other rules names only instances still running; conversations
-whose record is gone do not abort it.
+whose record is gone do not abort it; what it makes servable goes to the agent each queue's
+strategy picks.
 
     OMR_BUILD_DIR=build/asan python3 tests/integration/test_reload_edges.py [NAME...]
 """
@@ -342,6 +343,114 @@ async def test_reload_survives_ghost_conversations(env):
                f"chat went to ana: {got}")
     await real.close()
     await ana.close()
+
+
+# ---------------------------------------------------------------------------
+# 7. What a reload makes servable goes to the agent each queue's strategy picks, as a new
+#    conversation would (ROUTING.md "Strategies"; the agents used to pull it in turn by agent
+#    id, so agent "aaa" took every chat it had room for while "zed" sat idle).
+
+STRATEGY_Q = """
+queues:
+  - name: spanish
+    languages: [es]
+    min_proficiency: {p}
+    strategy: {s}
+  - name: general
+"""
+
+
+def strategy_daemon(env, strategy):
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50}},
+                   queues=STRATEGY_Q.format(p=8, s=strategy))
+    return d, r
+
+
+async def agent_with_chat(d, agent_id, close):
+    """Agent agent_id (capacity 3, en:10,es:5) free, given an English chat, which it closes
+    if close."""
+    a = await available(d, agent_id, add_agent(d, agent_id, agent_id.title(), "en:10,es:5", 3))
+    en = Customer(d.url, "en-" + agent_id)
+    await en.hello(language="en", name="E")
+    await a.wait_item(lambda f: f.get("type") == "assigned"
+                      and f.get("conversation_id") == en.conversation_id, 10, "en chat")
+    if close:
+        await a.close_conv(en.conversation_id)
+    return a
+
+
+async def spanish_after_reload(d, r, strategy, n):
+    """n Spanish chats waiting (the queue wants es:8), then a reload to es:1: the agents
+    they went to, the oldest chat's first, and the oldest chat's explanation."""
+    chats = []
+    for i in range(n):
+        c = Customer(d.url, f"es{i}")
+        await c.hello(language="es", name=f"S{i}")
+        chats.append(c)
+        await asyncio.sleep(0.05)  # (distinct enqueue times: the older first)
+    for c in chats:
+        assert conv(r, c.conversation_id).get("state") == "queued", conv(r, c.conversation_id)
+    await reload_queues_text(d, r, STRATEGY_Q.format(p=1, s=strategy))
+    for c in chats:
+        ok = await poll(lambda: conv(r, c.conversation_id).get("state") == "assigned", 5)
+        assert ok, conv(r, c.conversation_id)
+    got = [conv(r, c.conversation_id).get("agent") for c in chats]
+    why = explain(d, chats[0].conversation_id)
+    log(f"after reload: {got}; explain {why}")
+    return got, why
+
+
+@time_limit(60)
+async def test_reload_routes_by_least_loaded(env):
+    d, r = strategy_daemon(env, "least_loaded")
+    await agent_with_chat(d, "aaa", close=False)
+    await available(d, "zed", add_agent(d, "zed", "Zed", "en:10,es:5", 3))
+    got, why = await spanish_after_reload(d, r, "least_loaded", 2)
+    # the older to zed (no chat), then a tie (one each): longest since the last assignment
+    env.expect(got == ["zed", "aaa"],
+               f"least_loaded: the older Spanish chat to zed (0 chats, aaa has 1), the next "
+               f"to aaa (1 each, aaa assigned longer ago); got {got}")
+    env.expect(why.get("trigger") == "rules reloaded" and why.get("strategy") == "least_loaded"
+               and len(why.get("candidates") or []) == 2, why)
+
+
+@time_limit(60)
+async def test_reload_routes_by_longest_idle(env):
+    d, r = strategy_daemon(env, "longest_idle")
+    await agent_with_chat(d, "zed", close=False)  # zed: 1 chat, assigned first
+    await asyncio.sleep(0.05)
+    await agent_with_chat(d, "aaa", close=True)  # aaa: none, but assigned since
+    got, why = await spanish_after_reload(d, r, "longest_idle", 1)
+    env.expect(got == ["zed"] and why.get("strategy") == "longest_idle",
+               f"longest_idle: the Spanish chat to zed (idle longer than aaa); got {got} {why}")
+
+
+@time_limit(60)
+async def test_reload_strategy_pass_does_not_skip_other_sets(env):
+    """A set whose conversations nobody can serve (tenant nobody serves) sorted before a
+    servable one (older) does not keep the servable one from its agent."""
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50}},
+                   queues=STRATEGY_Q.format(p=8, s="least_loaded"))
+    zed = await available(d, "zed", add_agent(d, "zed", "Zed", "en:10,es:5", 2))
+    c = r.client()
+    try:
+        for i in range(3):  # older than the Spanish chat, in a set nobody serves
+            st = c.cmd("FCALL", "omr_conv_start", "1", P, f"u{i}", "x", "en", "en", "U",
+                       "chat", "nobody", "", "{}", "[]")
+            assert st == "queued", st
+    finally:
+        c.close()
+    es = Customer(d.url, "es")
+    await es.hello(language="es", name="S")
+    await asyncio.sleep(0.3)
+    assert conv(r, es.conversation_id).get("state") == "queued"
+    await reload_queues_text(d, r, STRATEGY_Q.format(p=1, s="least_loaded"))
+    await zed.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == es.conversation_id, 5, "es chat")
+    for i in range(3):
+        env.expect(conv(r, f"u{i}").get("state") == "queued", conv(r, f"u{i}"))
 
 
 if __name__ == "__main__":
