@@ -278,7 +278,7 @@ async def test_agent_removed_while_connected(env):
         await asyncio.sleep(0.3)
         ctl(d, "agent", "remove", "ana")
         try:
-            await ana.conn.wait_closed(5, "remove")
+            await ana.conn.wait_closed(10, "remove")  # (told through pub/sub: its own schedule)
         except AssertionError:
             pass
         r, items = await req(ana, {"type": "history", "conversation_id":

@@ -18,7 +18,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Conn, Customer, Disconnected, add_agent,  # noqa: E402
-                         agent_key, conv_key, log, run_tests, time_limit, wait_hash)
+                         agent_key, conv_key, log, poll, run_tests, time_limit, wait_hash)
 import websockets.exceptions  # noqa: E402  (Debian's, found by omr_harness)
 
 # A request the router does not answer gives up after ack_timeout_ms x max_attempts = 2 s
@@ -296,11 +296,16 @@ async def test_hello_unanswered_then_resume_of_another_chat_keeps_it_waiting(env
                             "resume_token": b.resume_token})
     assert w.get("type") == "welcome" and w.get("conversation_id") == b.conversation_id, w
     rc = r.client()
-    convs = [k for k in rc.keys("omr:{default}:conv:*") if k.count(":") == 3]
+
+    def conv_keys():
+        return [k for k in rc.keys("omr:{default}:conv:*") if k.count(":") == 3]
+    await poll(lambda: len(conv_keys()) >= 2, 10)  # (Redis runs hello A once writes resume)
+    convs = conv_keys()
     a_key = [k for k in convs if not k.endswith(b.conversation_id)]
     assert len(a_key) == 1, f"the hello's chat A was not created: {convs}"
     a_key = a_key[0]
     await asyncio.sleep(5 + 4)
+    await poll(lambda: rc.hgetall(a_key).get("state") == "closed", 10)  # (at a later tick)
     h = rc.hgetall(a_key)
     cust = rc.cmd("SMEMBERS", a_key + ":cust")
     log(f"chat A 9 s later: state {h.get('state')} ({h.get('close_reason')}), connections "
@@ -533,10 +538,18 @@ async def test_many_unanswered_hellos_on_one_connection(env):
     await asyncio.sleep(4.5)  # Redis ran them all
     await x.close()
     rc = r.client()
-    convs = [k for k in rc.keys("omr:{default}:conv:*") if k.count(":") == 3]
+
+    def conv_keys():
+        return [k for k in rc.keys("omr:{default}:conv:*") if k.count(":") == 3]
+    await poll(lambda: len(conv_keys()) >= 10, 10)
+    convs = conv_keys()
     assert len(convs) == 10, convs
     await asyncio.sleep(5 + 3)  # chat.abandon_after_s + slack
-    states = sorted((rc.cmd("HMGET", k, "state", "close_reason")) for k in convs)
+
+    def states_now():
+        return sorted((rc.cmd("HMGET", k, "state", "close_reason")) for k in convs)
+    await poll(lambda: all(st == ["closed", "abandoned"] for st in states_now()), 10)
+    states = states_now()
     log(f"the ten chats: {states}")
     assert all(st == ["closed", "abandoned"] for st in states), states
 

@@ -20,8 +20,8 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (DAEMON_BIN, Agent, Customer, _sanitizer_env,  # noqa: E402
-                         add_agent, conv_key, ctl, free_port, log, run_tests, time_limit,
-                         wait_log)
+                         add_agent, conv_key, ctl, free_port, log, poll, run_tests,
+                         time_limit, wait_log)
 
 
 # ---------------------------------------------------------------------------
@@ -83,11 +83,18 @@ async def test_reload_max_wait_applies_to_waiting_conversations(env):
         d.proc.send_signal(signal.SIGHUP)
         await wait_log(d, "configuration reloaded", 5)
         rc = r.client()
-        rules = {q["name"]: q["max_wait_s"]
-                 for q in json.loads(rc.cmd("GET", "omr:{default}:rules"))["queues"]}
+
+        def max_waits():
+            return {q["name"]: q["max_wait_s"]
+                    for q in json.loads(rc.cmd("GET", "omr:{default}:rules"))["queues"]}
+        # (the rules reach Redis after that log line, with the router's next request)
+        await poll(lambda: max_waits() == {"en": 600, "es": 2}, 10)
+        rules = max_waits()
         assert rules == {"en": 600, "es": 2}, f"reload not applied to the rules: {rules}"
         await asyncio.sleep(max(0.0, 7 - (time.monotonic() - t0)))
         h_en = rc.hgetall(conv_key(en.conversation_id))
+        await poll(lambda: rc.hgetall(conv_key(es.conversation_id)).get("state") == "closed",
+                   10)  # (closed at a tick after its new deadline)
         h_es = rc.hgetall(conv_key(es.conversation_id))
         env.expect(h_en.get("state") == "queued",
                    f"queue en: max_wait_s raised 4 -> 600 by SIGHUP, yet its waiting "
@@ -246,7 +253,10 @@ def test_redis_auth_failure_backs_off_and_is_not_ready(env):
     text = d.log_text()
     resets = text.count("connection lost, reconnecting")
     readies = text.count("info redis: ready")
-    auth = "AUTH" in text
+    deadline = time.monotonic() + 10  # (the first attempt's AUTH error: a slow start)
+    while "AUTH" not in d.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    auth = "AUTH" in d.log_text()
     log(f"in 4.5 s: {resets} reconnects, {readies} 'redis: ready', AUTH error logged: {auth}")
     env.expect(auth, "the AUTH failure is not logged")
     # 100, 200, 400, 800, 1600 ms: at most 6 attempts in 4.5 s (8 leaves slack)

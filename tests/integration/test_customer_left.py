@@ -956,6 +956,8 @@ async def restart_flow(env, crash):
     # the reap (3 + 10 s after the last tick before the stop), then abandon_after_s
     await poll(lambda: rc.cmd("HGET", conv_key(cs["w_gone"].conversation_id), "state")
                == "closed", 40)
+    # (ana's customer-left item comes on her inbox's schedule, not with that close)
+    await poll(lambda: [f for f in ana.order if f.get("event") == "customer-left"], 10)
     left = sorted(f.get("conversation_id") for f in ana.order
                   if f.get("event") == "customer-left")
     st = {n: rc.cmd("HGET", conv_key(c.conversation_id), "state") for n, c in cs.items()}

@@ -249,6 +249,7 @@ async def test_connected_desktop_stays_online_after_a_redis_outage(env):
     while time.monotonic() < deadline and d.log_text().count("ready host=") < 2:
         await asyncio.sleep(0.05)
     await asyncio.sleep(3)  # ticks and heartbeats run again
+    await wait_field(r, agent_key("o1"), "presence", "available", 10)  # (its next heartbeat)
 
     c = r.client()
     a = c.hgetall(agent_key("o1"))

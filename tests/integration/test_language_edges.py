@@ -28,7 +28,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (DAEMON_BIN, Agent, Customer, add_agent, ctl, log,  # noqa: E402
-                         run_tests, time_limit)
+                         poll, run_tests, time_limit)
 from lua_harness import P, T, LuaTestCase, as_run_test, es_then_en  # noqa: E402
 
 
@@ -210,6 +210,8 @@ async def test_ctl_explain_names_the_chats_language_for_a_bilingual_agent(env):
         w = await cust.hello(language="es-MX", name="María")
         assert w.get("state") == "queued", w
         await asyncio.sleep(2.0)  # step 2 (after 1 s) is reached; ticks every 200 ms
+        await poll(lambda: json.loads(ctl(d, "--json", "explain", cust.conversation_id)
+                                      .stdout).get("step") == 2, 10)  # (at a tick: a late one)
         await ana.presence("available")
         a = await ana.wait_item(is_for(cust.conversation_id, "assigned"), 10, "assigned")
         assert a.get("language") == "es-MX", a

@@ -111,7 +111,7 @@ async def test_capacity_lowered_below_load_across_instances(env):
         env.expect(a["load"]["chat"] == 2 - i,
                    f"after {i + 1} close(s) at capacity 1, load must be {2 - i}: {a}")
     await ana.close_conv(held[2].conversation_id)
-    await poll(lambda: len(ana.assigned()) == 4, 5)
+    await poll(lambda: len(ana.assigned()) == 4, 10)
     await asyncio.sleep(0.5)
     a = show(d1, "ana")
     env.expect(a["load"]["chat"] == 1, f"load after the third close must be 1 (cap 1): {a}")

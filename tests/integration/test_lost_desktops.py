@@ -133,7 +133,7 @@ async def test_lost_then_removed_desktop_logged_out(env):
                 add_agent(d2, "ana", "Ana again", "en", 2)
         finally:
             d1.proc.send_signal(signal.SIGCONT)
-        await poll(lambda: ana.conn.closed, 5)
+        await poll(lambda: ana.conn.closed, 10)
         errs = [f for f in ana.conn.frames if f.get("type") == "error"]
         env.expect(ana.conn.closed and any(f.get("code") == "logged-out" for f in errs),
                    f"readd={readd}: closed={ana.conn.closed} {ana.conn.close_code} "
@@ -143,6 +143,9 @@ async def test_lost_then_removed_desktop_logged_out(env):
 async def restored_after(env, state):
     ana, c1, r, d2 = await frozen_then_back(
         env, ["agent", "state", "--id", "ana", state, "--reason", "lunch"])
+    # (the notice comes when d1's heartbeat restores the desktop: its own schedule)
+    await poll(lambda: [f for f in ana.conn.frames if f.get("type") == "presence"
+                        and f.get("presence") == state], 10)
     a = show(d2, "ana")
     notices = [f for f in ana.conn.frames if f.get("type") == "presence"]
     env.expect(not ana.conn.closed, f"closed {ana.conn.close_code}")

@@ -22,7 +22,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (Agent, Customer, add_agent, http_get, run_tests,  # noqa: E402
+from omr_harness import (Agent, Customer, add_agent, http_get, poll, run_tests,  # noqa: E402
                          time_limit, wait_log)
 
 CONFIG = {"redis": {"ping_interval_ms": 200, "ping_timeout_ms": 1000,
@@ -145,6 +145,7 @@ async def test_failing_timer_tick_is_logged_once_a_minute(env):
     await asyncio.sleep(0.5)
     assert c.cmd("FUNCTION", "DELETE", "omnirouter") == "OK"
     await asyncio.sleep(3)
+    await wait_log(d, "timer tick failed", 10)  # (at least the first, on the daemon's schedule)
     n = d.log_text().count("timer tick failed")
     assert n == 1, f"{n} lines of 'timer tick failed' in 3 s at tick_ms 50"
     # a reconnect loads the library again
@@ -208,6 +209,8 @@ async def test_readiness_follows_redis(env):
     with notify.exported():
         d = env.daemon(r, config=CONFIG)
     await wait_ready(d, 200, "ready", 5)
+    # (sd_notify comes after the websocket server, which answers /readyz, started)
+    await poll(lambda: "READY=1" in notify.read(), 10)
     assert "READY=1" in notify.read(), notify.lines
     await notify.wait_status("routing", 5)
     r.proc.send_signal(signal.SIGSTOP)

@@ -18,7 +18,7 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Conn, Customer, add_agent, agent_key, conv_key,  # noqa: E402
-                         ctl, log, run_tests, time_limit, wait_hash)
+                         ctl, log, poll, run_tests, time_limit, wait_hash)
 from lua_harness import P, T, LuaTestCase, as_run_test  # noqa: E402
 import websockets  # noqa: E402  (Debian's, found by omr_harness)
 import websockets.exceptions  # noqa: E402
@@ -209,6 +209,8 @@ async def test_stale_login_while_newest_desktop_is_lost_takes_over(env, stale_lo
         d1.proc.send_signal(signal.SIGCONT)
         d2.proc.send_signal(signal.SIGCONT)
     await asyncio.sleep(4)
+    # (restored at d1's next heartbeat, on its own schedule)
+    await poll(lambda: rc.cmd("HGET", agent_key("st1"), "presence") == "available", 10)
     state = rc.cmd("HMGET", agent_key("st1"), "presence", "reason", "session")
     log(f"d1 back: newest desktop closed {desk.conn.closed} ({desk.conn.close_code} "
         f"{desk.conn.close_reason!r}); agent {state}; d2: "

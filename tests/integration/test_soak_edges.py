@@ -225,6 +225,8 @@ async def test_every_key_of_a_finished_conversation_expires(env):
     await c4.close()
     ends["max-wait"] = c4.conversation_id
     await asyncio.sleep(4)
+    await poll(lambda: rc.cmd("HGET", f"{P}:conv:{c4.conversation_id}", "state") == "closed",
+               10)  # (max_wait_s 2: closed at a tick after it)
     bad = {}
     for how, cid in ends.items():
         rep = key_report(rc, cid)
