@@ -66,6 +66,9 @@ local function rules_load(keys, args)
   redis.call('SET', P .. ':index_format', INDEX_FORMAT)
   R = rules(P)
   local rehome = {} -- what waits in a queue only, routed again below
+  -- open: the tenant|channel pairs an available agent has room for (what
+  -- waits in others is not looked at again below)
+  local open = {}
   for _, id in ipairs(redis.call('SMEMBERS', P .. ':agents')) do
     local a = agent_read(P, id)
     if a ~= nil then
@@ -78,6 +81,13 @@ local function rules_load(keys, args)
         redis.call('DEL', idx)
       end
       reindex(P, R, a)
+      for ch in pairs(a.cap_t) do
+        if can_take(R, a, ch) then
+          for _, t in ipairs(a.tenants_t) do
+            open[t .. '|' .. ch] = true
+          end
+        end
+      end
       -- What the agent holds in a queue renamed or gone, and what it is
       -- offered (unless an agent transferred it to that queue): the queue the
       -- new rules give it (its wrap-up at the close, a transfer's checks, a
@@ -107,9 +117,14 @@ local function rules_load(keys, args)
         c.step = 1
       end
       -- Its customer away longer than the new chat.abandon_after_s: closed
-      -- (as at its gone timer), never handed to an agent below.
+      -- (as at its gone timer), never handed to an agent below. Away for
+      -- less: the gone timer at the new time, whatever comes of it below
+      -- (waiting for an agent in particular or in a queue, offered).
       local gone = abandon_due(R, c)
       local abandoned = gone ~= nil and gone <= now and not customer_connected(P, R, id, now)
+      if gone ~= nil and not abandoned then
+        timer_add(P, gone, 'gone|' .. id .. '|' .. c.left_ms)
+      end
       if pref and (q == nil or abandoned) then
         redis.call('ZREM', P .. ':pref:' .. c.pref_agent, id)
         redis.call('HDEL', P .. ':conv:' .. id, 'pref_agent')
@@ -133,8 +148,10 @@ local function rules_load(keys, args)
         unqueue(P, c)
         if q == nil then
           close_waiting(P, R, c, 'no-queue', now)
-        else
+        elseif open[c.tenant .. '|' .. c.channel] then
           rehome[#rehome + 1] = {c = c, q = q, score = wait_score(c, q)}
+        else
+          enqueue(P, R, c, q, now)
         end
       end
     else
@@ -142,8 +159,8 @@ local function rules_load(keys, args)
     end
   end
   -- The free agents take first what waits for them in particular, as when
-  -- they free up. open: the tenant|channel pairs one of them can take now.
-  local free, open = {}, {}
+  -- they free up.
+  local free = {}
   local ids = redis.call('SMEMBERS', P .. ':agents')
   table.sort(ids)
   for _, id in ipairs(ids) do
@@ -152,23 +169,15 @@ local function rules_load(keys, args)
       free[#free + 1] = id
       while a.presence == 'available' and pull_preferred(P, R, a, now) do
       end
-      for ch in pairs(a.cap_t) do
-        if can_take(R, a, ch) then
-          for _, t in ipairs(a.tenants_t) do
-            open[t .. '|' .. ch] = true
-          end
-        end
-      end
     end
   end
   -- Then what waits is routed again, the highest priority first, then the
   -- oldest, each to the agent its queue's strategy picks (as a new
   -- conversation is), else to waiting (enqueue arms its maximum wait). Only
   -- the waiting sets a free agent is indexed for are sorted and tried: one
-  -- look per set (its conversations have the same requirements), if a free
-  -- agent takes its tenant and channel at all. A set one of whose
-  -- conversations then found no agent is not tried again in this pass,
-  -- unless someone had declined that one (the others they may take).
+  -- look per set (its conversations have the same requirements). A set one
+  -- of whose conversations then found no agent is not tried again in this
+  -- pass, unless someone had declined that one (the others they may take).
   local servable, go = {}, {}
   for _, w in ipairs(rehome) do
     local c = w.c
@@ -176,8 +185,7 @@ local function rules_load(keys, args)
     if servable[w.wk] == nil then
       local probe = {step = c.step, rlang = c.rlang, channel = c.channel, tenant = c.tenant,
         lang = c.lang, fresh = true}
-      servable[w.wk] = open[c.tenant .. '|' .. c.channel] == true
-        and best_agent(P, R, probe, w.q, now) ~= nil
+      servable[w.wk] = best_agent(P, R, probe, w.q, now) ~= nil
     end
     if servable[w.wk] then
       go[#go + 1] = w
@@ -194,7 +202,7 @@ local function rules_load(keys, args)
     if servable[w.wk] then
       c.queue, c.trigger = q.name, 'rules reloaded'
       state = try_assign(P, R, c, q, now)
-      if not state and redis.call('EXISTS', P .. ':conv:' .. c.id .. ':decl') == 0 then
+      if not state and select(2, declined_by(P, R, c.id, now)) == 0 then
         servable[w.wk] = false
       end
     end

@@ -453,5 +453,132 @@ async def test_reload_strategy_pass_does_not_skip_other_sets(env):
         env.expect(conv(r, f"u{i}").get("state") == "queued", conv(r, f"u{i}"))
 
 
+# ---------------------------------------------------------------------------
+# 8. A reload that lowers (or turns on) chat.abandon_after_s reaches a customer who left
+#    while their chat waited: also when the reload offers that chat at once (auto_accept
+#    false: the strategy pass of section 7 offered it without arming the customer-left
+#    clock), and when it waits for one agent in particular (sticky: that clock was never
+#    re-armed; the chat waited for the whole sticky window).
+
+OFFER_Q = """
+queues:
+  - name: spanish
+    languages: [es]
+    min_proficiency: 8
+    auto_accept: false
+    offer_timeout_s: 60
+  - name: general
+"""
+
+
+async def offered_after_reload(env, abandon_before, abandon_after):
+    """A Spanish chat waits (nobody speaks es:8), its customer closes the page; a reload sets
+    chat.abandon_after_s to abandon_after and min_proficiency 1: zed (es:5) is offered it."""
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50},
+                              "chat": {"abandon_after_s": abandon_before}}, queues=OFFER_Q)
+    zed = await available(d, "zed", add_agent(d, "zed", "Zed", "en:10,es:5", 2))
+    es = Customer(d.url, "es")
+    await es.hello(language="es", name="S")
+    ok = await poll(lambda: conv(r, es.conversation_id).get("state") == "queued", 5)
+    assert ok, conv(r, es.conversation_id)
+    await es.close()  # the customer leaves
+    ok = await poll(lambda: conv(r, es.conversation_id).get("left_ms"), 5)
+    assert ok, conv(r, es.conversation_id)
+
+    def edit(text):
+        return text.replace(f"abandon_after_s: {abandon_before}",
+                            f"abandon_after_s: {abandon_after}").replace(
+            "min_proficiency: 8", "min_proficiency: 1")
+    await reload_file(d, r, edit)
+    await zed.wait_item(lambda f: f.get("type") == "offer"
+                        and f.get("conversation_id") == es.conversation_id, 5, "es offer")
+    left = int(conv(r, es.conversation_id)["left_ms"])
+    return d, r, zed, es, left
+
+
+async def expect_abandoned(env, d, r, zed, es, left, abandon_after):
+    # ROUTING.md "Customers who leave": gone for abandon_after_s, a conversation still queued
+    # or offered is closed as abandoned (the offer taken back with that reason); "a reload of
+    # chat.abandon_after_s applies to customers who left already".
+    closed = await poll(lambda: conv(r, es.conversation_id).get("state") == "closed",
+                        abandon_after + 6)
+    h = conv(r, es.conversation_id)
+    log(f"after the reload: {h.get('state')} {h.get('close_reason')} at "
+        f"{h.get('closed_ms')} (left {left}); zed revoked {zed.revoked(es.conversation_id)}")
+    env.expect(closed and h.get("close_reason") == "abandoned",
+               f"customer gone since {left}, chat.abandon_after_s reloaded to {abandon_after}, "
+               f"the chat offered to zed at the reload (offer_timeout_s 60): it should be closed "
+               f"abandoned within ~{abandon_after} s of the departure; it is {h.get('state')!r} "
+               f"(reason {h.get('close_reason')!r}, agent {h.get('agent')!r}) "
+               f"{abandon_after + 6} s later; explain {explain(d, es.conversation_id)}")
+    await zed.close()
+
+
+@time_limit(60)
+async def test_reload_offer_abandon_lowered(env):
+    """abandon_after_s 600 -> 3 with the customer gone under a second: the offer made at the
+    reload keeps only the old clock (600 s)."""
+    d, r, zed, es, left = await offered_after_reload(env, 600, 3)
+    await expect_abandoned(env, d, r, zed, es, left, 3)
+
+
+@time_limit(60)
+async def test_reload_offer_abandon_enabled(env):
+    """abandon_after_s 0 (never) -> 3: nothing was armed when the customer left, and the
+    offer made at the reload arms nothing either."""
+    d, r, zed, es, left = await offered_after_reload(env, 0, 3)
+    await expect_abandoned(env, d, r, zed, es, left, 3)
+
+
+
+STICKY_600 = """
+queues:
+  - name: general
+    sticky_window_s: 600
+"""
+
+
+@time_limit(60)
+async def test_reload_lowered_abandon_applies_to_sticky_wait(env):
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50}, "chat": {"abandon_after_s": 600}},
+                   queues=STICKY_600)
+    ana = await available(d, "ana", add_agent(d, "ana", "Ana", "en", 1))
+    first = Customer(d.url, "kim-first")
+    await first.hello(language="en", name="Kim", customer_id="kim")
+    await ana.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == first.conversation_id, 10, "first")
+    await ana.close_conv(first.conversation_id)
+    other = Customer(d.url, "other")  # ana (capacity 1) busy with another chat
+    await other.hello(language="en", name="O")
+    await ana.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == other.conversation_id, 10, "other")
+    kim = Customer(d.url, "kim-back")
+    await kim.hello(language="en", name="Kim", customer_id="kim")
+    ok = await poll(lambda: conv(r, kim.conversation_id).get("pref_agent") == "ana", 5)
+    assert ok, conv(r, kim.conversation_id)
+    await kim.close()  # kim leaves while waiting for ana
+    ok = await poll(lambda: conv(r, kim.conversation_id).get("left_ms"), 5)
+    assert ok, conv(r, kim.conversation_id)
+    await reload_file(d, r, lambda t: t.replace("abandon_after_s: 600", "abandon_after_s: 2"))
+    left = int(conv(r, kim.conversation_id)["left_ms"])
+    # ROUTING.md "Customers who leave": gone for chat.abandon_after_s, a conversation still
+    # queued is closed as abandoned; "a reload of chat.abandon_after_s applies to customers
+    # who left already". A non-sticky chat waiting the same way is (the reload re-queues it,
+    # which arms the clock at the new value); one waiting for its agent is not.
+    closed = await poll(lambda: conv(r, kim.conversation_id).get("state") == "closed", 8)
+    h = conv(r, kim.conversation_id)
+    log(f"after the reload: {h.get('state')} {h.get('close_reason')} (left {left}, "
+        f"closed {h.get('closed_ms')})")
+    env.expect(closed and h.get("close_reason") == "abandoned",
+               f"kim left at {left} while waiting for ana (sticky_window_s 600); the reload set "
+               f"chat.abandon_after_s 2: the chat should be closed abandoned ~2 s after she "
+               f"left; 8 s after the reload it is {h.get('state')!r}; explain "
+               f"{explain(d, kim.conversation_id)}")
+    for x in (first, other, ana):
+        await x.close()
+
+
 if __name__ == "__main__":
     run_tests([v for k, v in list(globals().items()) if k.startswith("test_")])
