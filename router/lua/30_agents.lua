@@ -116,6 +116,16 @@ local function rules_load(keys, args)
       if q ~= nil and (c.queue ~= q.name or num(c.step, 1) > #q.steps) then
         c.step = 1
       end
+      -- Its agent free but no longer serving it under the new rules: it stops
+      -- waiting for them (as pull_preferred would) and is routed with the
+      -- rest below, in its turn (a busy agent's wait ends when they free up).
+      local pa = pref and q ~= nil and agent_read(P, c.pref_agent)
+      if pa and pa.presence == 'available' and serves(pa, q, num(c.step, 1), c) == nil then
+        redis.call('ZREM', P .. ':pref:' .. c.pref_agent, id)
+        redis.call('HDEL', P .. ':conv:' .. id, 'pref_agent')
+        c.trigger = 'agent ' .. c.pref_agent .. ', whom it waited for, no longer serves it'
+        c.wait_trigger, c.pref_agent, pref = c.trigger, nil, false
+      end
       -- Its customer away longer than the new chat.abandon_after_s: closed
       -- (as at its gone timer), never handed to an agent below. Away for
       -- less: the gone timer at the new time, whatever comes of it below

@@ -580,5 +580,73 @@ async def test_reload_lowered_abandon_applies_to_sticky_wait(env):
         await x.close()
 
 
+# ---------------------------------------------------------------------------
+# 9. A chat waiting for an agent (sticky) whom the reload no longer lets serve it was routed
+#    again (pull_preferred) before the waiting work the reload made servable, and took the
+#    only free agent from an older chat of a higher-priority queue.
+
+STICKY_JUMP_Q = """
+queues:
+  - name: spanish
+    languages: [es]
+    priority: 5
+    min_proficiency: {spanish}
+  - name: general
+    sticky_window_s: 600
+    min_proficiency: {general}
+"""
+
+
+@time_limit(90)
+async def test_sticky_reroute_does_not_jump_the_reloaded_queue(env):
+    """ROUTING.md (the reload paragraph): "the free agents first take what waits for them in
+    particular, then the waiting work goes, the highest priority first, then the oldest". Kim
+    waits for zed (sticky; zed is full). A reload lowers spanish to es:1 (bob, es:5, may now
+    take the older Spanish chat W, priority 5) and raises general to en:5 (zed, en:3, no
+    longer serves Kim). bob (capacity 1) is the only free agent: W should be his; Kim, routed
+    again, should wait."""
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50}},
+                   queues=STICKY_JUMP_Q.format(spanish=8, general=1))
+    zed = await available(d, "zed", add_agent(d, "zed", "Zed", "en:3", 1))
+    first = Customer(d.url, "kim-first")
+    await first.hello(language="en", name="Kim", customer_id="kim")
+    await zed.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == first.conversation_id, 10, "first")
+    await zed.close_conv(first.conversation_id)
+    other = Customer(d.url, "other")
+    await other.hello(language="en", name="O")  # zed is full
+    await zed.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == other.conversation_id, 10, "other")
+    w = Customer(d.url, "w")
+    await w.hello(language="es", name="W")  # nobody speaks es:8
+    ok = await poll(lambda: conv(r, w.conversation_id).get("state") == "queued", 5)
+    assert ok, conv(r, w.conversation_id)
+    await asyncio.sleep(0.05)
+    kim = Customer(d.url, "kim-back")
+    await kim.hello(language="en", name="Kim", customer_id="kim")
+    ok = await poll(lambda: conv(r, kim.conversation_id).get("pref_agent") == "zed", 5)
+    assert ok, conv(r, kim.conversation_id)
+    bob = await available(d, "bob", add_agent(d, "bob", "Bob", "en:5,es:5", 1))
+    await asyncio.sleep(0.3)
+    assert conv(r, w.conversation_id).get("state") == "queued", conv(r, w.conversation_id)
+    await reload_queues_text(d, r, STICKY_JUMP_Q.format(spanish=1, general=5))
+    await poll(lambda: conv(r, w.conversation_id).get("state") != "queued"
+               or conv(r, kim.conversation_id).get("state") != "queued", 5)
+    hw, hk = conv(r, w.conversation_id), conv(r, kim.conversation_id)
+    log(f"after reload: W {hw.get('state')} {hw.get('agent')}; kim {hk.get('state')} "
+        f"{hk.get('agent')}; explain kim {explain(d, kim.conversation_id)}")
+    env.expect(hw.get("state") == "assigned" and hw.get("agent") == "bob",
+               f"bob (capacity 1) should get the older, priority-5 Spanish chat W; W is "
+               f"{hw.get('state')!r} {hw.get('agent')!r}, kim (routed again, priority 0, "
+               f"newer) is {hk.get('state')!r} {hk.get('agent')!r}")
+    why = explain(d, kim.conversation_id)
+    env.expect(why.get("state") == "queued"
+               and why.get("trigger") == "agent zed, whom it waited for, no longer serves it",
+               f"kim waits again, and says why: {why}")
+    for x in (first, other, w, kim, zed, bob):
+        await x.close()
+
+
 if __name__ == "__main__":
     run_tests([v for k, v in list(globals().items()) if k.startswith("test_")])
