@@ -56,8 +56,9 @@ local HISTORY_MAXLEN = '1000'
 local EXPLAIN_MAX = 8
 local HISTORY_CONVS = 20 -- earlier conversations remembered per customer
 -- The layout of the availability index; omr_rules_load rebuilds the index
--- when the one stored (P:index_format) differs. 2: chains and tiers.
-local INDEX_FORMAT = '2'
+-- when the one stored (P:index_format) differs. 2: chains and tiers. 3:
+-- longest_idle scores break ties on the load (strategy_score).
+local INDEX_FORMAT = '3'
 
 local sticky_route
 local close_waiting -- (40_conversations.lua)

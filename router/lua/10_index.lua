@@ -111,7 +111,9 @@ end
 local function strategy_score(chain, a)
   local idle = num(a.last_assign_ms, 0)
   if chain.strategy == 'longest_idle' then
-    return idle
+    -- Agents assigned in the same millisecond (a reload's pass assigns many
+    -- at once) tie: the one with fewer open conversations first.
+    return idle * 100 + math.min(99, num(a.load, 0))
   elseif chain.strategy == 'best_skill' then
     local sum = 0
     for skill in pairs(chain.skills or {}) do

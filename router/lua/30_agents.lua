@@ -89,15 +89,21 @@ local function rules_load(keys, args)
         end
       end
       -- What the agent holds in a queue renamed or gone, and what it is
-      -- offered (unless an agent transferred it to that queue): the queue the
-      -- new rules give it (its wrap-up at the close, a transfer's checks, a
-      -- rejected offer's route, as for what waits below).
+      -- offered (unless an agent transferred it, to that queue or to an
+      -- agent): the queue the new rules give it (its wrap-up at the close, a
+      -- transfer's checks, a rejected offer's route, as for what waits
+      -- below). An offer whose customer left: the gone timer at the new
+      -- chat.abandon_after_s (it takes the offer back when it is past).
       for _, conv in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. id .. ':convs')) do
         local c = conv_read(P, conv)
         local q = c and (queue_named(R, c.queue) == nil or c.state == 'offered'
-          and not string.find(c.transferred_to or '', '^queue|')) and queue_for(R, c, true)
+          and (c.transferred_to or '') == '') and queue_for(R, c, true)
         if q and q.name ~= c.queue then
           redis.call('HSET', P .. ':conv:' .. conv, 'queue', q.name, 'step', 1)
+        end
+        local gone = c and c.state == 'offered' and abandon_due(R, c)
+        if gone then
+          timer_add(P, gone, 'gone|' .. conv .. '|' .. c.left_ms)
         end
       end
     end
@@ -107,14 +113,31 @@ local function rules_load(keys, args)
     if c ~= nil and c.state == 'queued' then
       -- The new rules decide the queue; the step is kept only in the same
       -- queue, and the enqueue time always. One waiting for an agent (sticky,
-      -- a transfer) or transferred to a queue by an agent stays in its queue
-      -- while that still takes it; renamed or gone, it goes on in the one the
-      -- new rules give it. Why it waits is kept for `explain`.
+      -- a transfer) or that an agent transferred (to a queue or an agent)
+      -- stays in its queue while that still takes it; renamed or gone, it
+      -- goes on in the one the new rules give it. Why it waits is kept for
+      -- `explain`.
       local pref = (c.pref_agent or '') ~= ''
-      local q = queue_for(R, c, not (pref or string.find(c.transferred_to or '', '^queue|')))
+      local q = queue_for(R, c, not (pref or (c.transferred_to or '') ~= ''))
       c.trigger = c.wait_trigger
       if q ~= nil and (c.queue ~= q.name or num(c.step, 1) > #q.steps) then
         c.step = 1
+      end
+      -- The steps of its ladder already due (the new ladder's, counted as its
+      -- timers count them), but not an overflow: taken now, so that the pass
+      -- below routes it by priority rather than the timers by due time.
+      if q ~= nil and not pref then
+        local from = math.max(num(c.enqueued_ms, now), num(c.requeued_ms, 0))
+        local s = num(c.step, 1)
+        while q.steps[s + 1] ~= nil and (q.steps[s + 1].overflow or '') == ''
+          and from + num(q.steps[s + 1].after_s, 0) * 1000 <= now do
+          s = s + 1
+        end
+        if s ~= num(c.step, 1) then
+          c.step = s
+          c.trigger = 'escalated to step ' .. s .. ' of queue ' .. q.name
+          c.wait_trigger = c.trigger
+        end
       end
       -- Its agent free but no longer serving it under the new rules: it stops
       -- waiting for them (as pull_preferred would) and is routed with the
