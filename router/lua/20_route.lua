@@ -347,6 +347,22 @@ local function arm_max_wait(P, c, q, now)
 end
 
 -- Puts c on the waiting set of its current slot and arms its next timer.
+-- The customer-left timer of c's departure at chat.abandon_after_s as the
+-- rules say now (fire_gone closes what still waits or is offered then).
+local function arm_gone(P, R, c)
+  local due = abandon_due(R, c)
+  if due ~= nil then
+    timer_add(P, due, 'gone|' .. c.id .. '|' .. c.left_ms)
+  end
+end
+
+-- When c's ladder started: its enqueue time, or when an agent who held it
+-- gave it back (a transfer to a queue is not overflowed away at once for
+-- the time the customer spent with the agent).
+local function ladder_from(c, now)
+  return math.max(num(c.enqueued_ms, now), num(c.requeued_ms, 0))
+end
+
 local function enqueue(P, R, c, q, now)
   local s = num(c.step, 1)
   local wk = wait_key(P, q.name, s, c.channel, c.tenant, c.rlang)
@@ -366,17 +382,11 @@ local function enqueue(P, R, c, q, now)
   arm_max_wait(P, c, q, now)
   -- Waiting again (transferred, its agent lost, a reload) while its
   -- customer is away: the abandonment clock of that departure (fire_gone).
-  local gone = abandon_due(R, c)
-  if gone ~= nil then
-    timer_add(P, gone, 'gone|' .. c.id .. '|' .. c.left_ms)
-  end
-  -- The ladder counts from the enqueue time too, or from when an agent who
-  -- held it gave it back (a transfer to this queue is not overflowed away at
-  -- once for the time the customer spent with the agent).
+  arm_gone(P, R, c)
   local nxt = q.steps[s + 1]
   if nxt ~= nil then
-    timer_add(P, math.max(num(c.enqueued_ms, now), num(c.requeued_ms, 0))
-      + num(nxt.after_s, 0) * 1000, 'esc|' .. c.id .. '|' .. (s + 1))
+    timer_add(P, ladder_from(c, now) + num(nxt.after_s, 0) * 1000,
+      'esc|' .. c.id .. '|' .. (s + 1))
   end
 end
 
@@ -482,6 +492,14 @@ local function reroute(P, R, c, now, rematch)
   return route(P, R, c, q, now)
 end
 
+-- c stops waiting for one agent in particular (sticky, a transfer:
+-- P:pref:AGENT); why (for `explain`) becomes its trigger, if given.
+local function stop_waiting_for(P, c, why)
+  redis.call('ZREM', P .. ':pref:' .. c.pref_agent, c.id)
+  redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
+  c.pref_agent, c.trigger = nil, why or c.trigger
+end
+
 -- Conversations waiting for agent `id` in particular (sticky, a transfer)
 -- stop waiting: it went offline or was removed.
 local function end_waits_for(P, R, id, now)
@@ -489,9 +507,7 @@ local function end_waits_for(P, R, id, now)
   for _, conv in ipairs(redis.call('ZRANGE', pkey, 0, -1)) do
     local c = conv_read(P, conv)
     if c ~= nil and c.state == 'queued' and c.pref_agent == id then
-      redis.call('HDEL', P .. ':conv:' .. conv, 'pref_agent')
-      c.pref_agent = nil
-      c.trigger = 'agent ' .. id .. ', whom it waited for, went offline'
+      stop_waiting_for(P, c, 'agent ' .. id .. ', whom it waited for, went offline')
       reroute(P, R, c, now, false)
     end
   end
@@ -591,10 +607,7 @@ local function pull_preferred(P, R, a, now)
       elseif q == nil or serves(a, q, num(c.step, 1), c) == nil then
         -- The agent no longer serves it (tenant, skills, languages or
         -- channel changed, or its queue is gone): it stops waiting for them.
-        redis.call('ZREM', pkey, conv)
-        redis.call('HDEL', P .. ':conv:' .. conv, 'pref_agent')
-        c.pref_agent = nil
-        c.trigger = 'agent ' .. a.id .. ', whom it waited for, no longer serves it'
+        stop_waiting_for(P, c, 'agent ' .. a.id .. ', whom it waited for, no longer serves it')
         reroute(P, R, c, now, false)
         -- That may have given it to this very agent: read it again.
         local fresh = agent_read(P, a.id)

@@ -101,9 +101,8 @@ local function rules_load(keys, args)
         if q and q.name ~= c.queue then
           redis.call('HSET', P .. ':conv:' .. conv, 'queue', q.name, 'step', 1)
         end
-        local gone = c and c.state == 'offered' and abandon_due(R, c)
-        if gone then
-          timer_add(P, gone, 'gone|' .. conv .. '|' .. c.left_ms)
+        if c and c.state == 'offered' then
+          arm_gone(P, R, c)
         end
       end
     end
@@ -127,8 +126,7 @@ local function rules_load(keys, args)
       -- timers count them), but not an overflow: taken now, so that the pass
       -- below routes it by priority rather than the timers by due time.
       if q ~= nil and not pref then
-        local from = math.max(num(c.enqueued_ms, now), num(c.requeued_ms, 0))
-        local s = num(c.step, 1)
+        local from, s = ladder_from(c, now), num(c.step, 1)
         while q.steps[s + 1] ~= nil and (q.steps[s + 1].overflow or '') == ''
           and from + num(q.steps[s + 1].after_s, 0) * 1000 <= now do
           s = s + 1
@@ -144,10 +142,8 @@ local function rules_load(keys, args)
       -- rest below, in its turn (a busy agent's wait ends when they free up).
       local pa = pref and q ~= nil and agent_read(P, c.pref_agent)
       if pa and pa.presence == 'available' and serves(pa, q, num(c.step, 1), c) == nil then
-        redis.call('ZREM', P .. ':pref:' .. c.pref_agent, id)
-        redis.call('HDEL', P .. ':conv:' .. id, 'pref_agent')
-        c.trigger = 'agent ' .. c.pref_agent .. ', whom it waited for, no longer serves it'
-        c.wait_trigger, c.pref_agent, pref = c.trigger, nil, false
+        stop_waiting_for(P, c, 'agent ' .. pa.id .. ', whom it waited for, no longer serves it')
+        c.wait_trigger, pref = c.trigger, false
       end
       -- Its customer away longer than the new chat.abandon_after_s: closed
       -- (as at its gone timer), never handed to an agent below. Away for
@@ -155,12 +151,11 @@ local function rules_load(keys, args)
       -- (waiting for an agent in particular or in a queue, offered).
       local gone = abandon_due(R, c)
       local abandoned = gone ~= nil and gone <= now and not customer_connected(P, R, id, now)
-      if gone ~= nil and not abandoned then
-        timer_add(P, gone, 'gone|' .. id .. '|' .. c.left_ms)
+      if not abandoned then
+        arm_gone(P, R, c)
       end
       if pref and (q == nil or abandoned) then
-        redis.call('ZREM', P .. ':pref:' .. c.pref_agent, id)
-        redis.call('HDEL', P .. ':conv:' .. id, 'pref_agent')
+        stop_waiting_for(P, c)
         close_waiting(P, R, c, abandoned and 'abandoned' or 'no-queue', now)
       elseif abandoned then
         unqueue(P, c)

@@ -32,9 +32,7 @@ end
 local function stop_waiting(P, c)
   unqueue(P, c)
   if (c.pref_agent or '') ~= '' then
-    redis.call('ZREM', P .. ':pref:' .. c.pref_agent, c.id)
-    redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
-    c.pref_agent = nil
+    stop_waiting_for(P, c)
   end
 end
 
@@ -93,10 +91,7 @@ local function fire_sticky(P, R, c, agent, now)
   if c.state ~= 'queued' or c.pref_agent ~= agent then
     return
   end
-  redis.call('ZREM', P .. ':pref:' .. agent, c.id)
-  redis.call('HDEL', P .. ':conv:' .. c.id, 'pref_agent')
-  c.pref_agent = nil
-  c.trigger = 'it waited for agent ' .. agent .. ' as long as it may'
+  stop_waiting_for(P, c, 'it waited for agent ' .. agent .. ' as long as it may')
   reroute(P, R, c, now, false)
 end
 
