@@ -205,11 +205,7 @@ local function customer_away(P, R, c, now, quiet)
   if not quiet then
     tell_agent(P, c, 'customer-left', now)
   end
-  local due = abandon_due(R, c)
-  if due ~= nil then
-    -- (set whatever the state: one that waits by then is closed)
-    timer_add(P, due, 'gone|' .. c.id .. '|' .. c.left_ms)
-  end
+  arm_gone(P, R, c) -- (whatever the state: one that waits by then is closed)
 end
 
 -- omr_conv_left P conv session -> "away" (that was the customer's last

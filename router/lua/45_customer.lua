@@ -240,9 +240,8 @@ local function conv_transfer(keys, args)
     if gone ~= nil and gone <= now and not customer_connected(P, R, c.id, now) then
       close_waiting(P, R, c, 'abandoned', now)
       return 'transferred'
-    elseif gone ~= nil then
-      timer_add(P, gone, 'gone|' .. conv .. '|' .. c.left_ms)
     end
+    arm_gone(P, R, c)
     -- (queued_ms: its time with the agent is not waiting, for the queue's
     -- average and the customer's estimate)
     redis.call('HSET', ckey, 'pref_agent', target, 'queued_ms', now)
