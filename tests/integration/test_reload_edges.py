@@ -121,6 +121,26 @@ queues:
 """
 
 
+async def kim_served(d, agent):
+    """Customer kim's first chat, served by agent (a desktop) and closed: kim's customer id
+    now names that agent for a sticky queue."""
+    first = Customer(d.url, "kim-first")
+    await first.hello(language="en", name="Kim", customer_id="kim")
+    await agent.wait_item(lambda f: f.get("type") == "assigned"
+                          and f.get("conversation_id") == first.conversation_id, 10, "first")
+    await agent.close_conv(first.conversation_id)
+    return first
+
+
+async def kim_back(d, r, agent_id):
+    """kim returns: her new chat waits for agent_id (sticky)."""
+    kim = Customer(d.url, "kim-back")
+    await kim.hello(language="en", name="Kim", customer_id="kim")
+    ok = await poll(lambda: conv(r, kim.conversation_id).get("pref_agent") == agent_id, 5)
+    assert ok, conv(r, kim.conversation_id)
+    return kim
+
+
 @time_limit(60)
 async def test_reload_unblocking_agent_serves_its_sticky_wait_first(env):
     r = env.redis()
@@ -128,11 +148,7 @@ async def test_reload_unblocking_agent_serves_its_sticky_wait_first(env):
                    queues=STICKY_Q)
     ta = add_agent(d, "ana", "Ana", "en", "chat:1,voice:1")
     ana = await available(d, "ana", ta)
-    first = Customer(d.url, "kim-first")
-    await first.hello(language="en", name="Kim", customer_id="kim")
-    await ana.wait_item(lambda f: f.get("type") == "assigned"
-                        and f.get("conversation_id") == first.conversation_id, 10, "first")
-    await ana.close_conv(first.conversation_id)
+    first = await kim_served(d, ana)
     await asyncio.sleep(0.3)
     c = r.client()
     try:
@@ -146,9 +162,7 @@ async def test_reload_unblocking_agent_serves_its_sticky_wait_first(env):
     other = Customer(d.url, "other")
     await other.hello(language="en", name="O")
     await asyncio.sleep(0.3)
-    kim = Customer(d.url, "kim-back")
-    await kim.hello(language="en", name="Kim", customer_id="kim")
-    await asyncio.sleep(0.3)
+    kim = await kim_back(d, r, "ana")
     why = explain(d, kim.conversation_id)
     log(f"kim back: {why}; other: {conv(r, other.conversation_id).get('state')}")
     assert why.get("waiting_for") == "ana", why
@@ -380,15 +394,21 @@ async def agent_with_chat(d, agent_id, close):
     return a
 
 
-async def spanish_after_reload(d, r, strategy, n):
-    """n Spanish chats waiting (the queue wants es:8), then a reload to es:1: the agents
-    they went to, the oldest chat's first, and the oldest chat's explanation."""
+async def spanish_chats(d, n):
+    """n customers' Spanish chats, started in turn (the older first)."""
     chats = []
     for i in range(n):
         c = Customer(d.url, f"es{i}")
         await c.hello(language="es", name=f"S{i}")
         chats.append(c)
-        await asyncio.sleep(0.05)  # (distinct enqueue times: the older first)
+        await asyncio.sleep(0.05)  # (distinct enqueue times)
+    return chats
+
+
+async def spanish_after_reload(d, r, strategy, n):
+    """n Spanish chats waiting (the queue wants es:8), then a reload to es:1: the agents
+    they went to, the oldest chat's first, and the oldest chat's explanation."""
+    chats = await spanish_chats(d, n)
     for c in chats:
         assert conv(r, c.conversation_id).get("state") == "queued", conv(r, c.conversation_id)
     await reload_queues_text(d, r, STRATEGY_Q.format(p=1, s=strategy))
@@ -545,19 +565,12 @@ async def test_reload_lowered_abandon_applies_to_sticky_wait(env):
     d = env.daemon(r, config={"routing": {"tick_ms": 50}, "chat": {"abandon_after_s": 600}},
                    queues=STICKY_600)
     ana = await available(d, "ana", add_agent(d, "ana", "Ana", "en", 1))
-    first = Customer(d.url, "kim-first")
-    await first.hello(language="en", name="Kim", customer_id="kim")
-    await ana.wait_item(lambda f: f.get("type") == "assigned"
-                        and f.get("conversation_id") == first.conversation_id, 10, "first")
-    await ana.close_conv(first.conversation_id)
+    first = await kim_served(d, ana)
     other = Customer(d.url, "other")  # ana (capacity 1) busy with another chat
     await other.hello(language="en", name="O")
     await ana.wait_item(lambda f: f.get("type") == "assigned"
                         and f.get("conversation_id") == other.conversation_id, 10, "other")
-    kim = Customer(d.url, "kim-back")
-    await kim.hello(language="en", name="Kim", customer_id="kim")
-    ok = await poll(lambda: conv(r, kim.conversation_id).get("pref_agent") == "ana", 5)
-    assert ok, conv(r, kim.conversation_id)
+    kim = await kim_back(d, r, "ana")
     await kim.close()  # kim leaves while waiting for ana
     ok = await poll(lambda: conv(r, kim.conversation_id).get("left_ms"), 5)
     assert ok, conv(r, kim.conversation_id)
@@ -609,11 +622,7 @@ async def test_sticky_reroute_does_not_jump_the_reloaded_queue(env):
     d = env.daemon(r, config={"routing": {"tick_ms": 50}},
                    queues=STICKY_JUMP_Q.format(spanish=8, general=1))
     zed = await available(d, "zed", add_agent(d, "zed", "Zed", "en:3", 1))
-    first = Customer(d.url, "kim-first")
-    await first.hello(language="en", name="Kim", customer_id="kim")
-    await zed.wait_item(lambda f: f.get("type") == "assigned"
-                        and f.get("conversation_id") == first.conversation_id, 10, "first")
-    await zed.close_conv(first.conversation_id)
+    first = await kim_served(d, zed)
     other = Customer(d.url, "other")
     await other.hello(language="en", name="O")  # zed is full
     await zed.wait_item(lambda f: f.get("type") == "assigned"
@@ -623,10 +632,7 @@ async def test_sticky_reroute_does_not_jump_the_reloaded_queue(env):
     ok = await poll(lambda: conv(r, w.conversation_id).get("state") == "queued", 5)
     assert ok, conv(r, w.conversation_id)
     await asyncio.sleep(0.05)
-    kim = Customer(d.url, "kim-back")
-    await kim.hello(language="en", name="Kim", customer_id="kim")
-    ok = await poll(lambda: conv(r, kim.conversation_id).get("pref_agent") == "zed", 5)
-    assert ok, conv(r, kim.conversation_id)
+    kim = await kim_back(d, r, "zed")
     bob = await available(d, "bob", add_agent(d, "bob", "Bob", "en:5,es:5", 1))
     await asyncio.sleep(0.3)
     assert conv(r, w.conversation_id).get("state") == "queued", conv(r, w.conversation_id)

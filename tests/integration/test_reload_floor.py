@@ -18,7 +18,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import Customer, add_agent, log, poll, run_tests, time_limit  # noqa: E402
 from test_live_floor import available, cluster, conv, explain  # noqa: E402
-from test_reload_edges import reload_file  # noqa: E402
+from test_reload_edges import STRATEGY_Q, reload_file, spanish_chats  # noqa: E402
 from test_transfers import transfer  # noqa: E402
 
 P = "omr:{default}"
@@ -74,26 +74,6 @@ async def test_open_offer_abandon_lowered_on_reload(env):
     await ana.close()
 
 
-LI_Q = """
-queues:
-  - name: spanish
-    languages: [es]
-    min_proficiency: {p}
-    strategy: longest_idle
-  - name: general
-"""
-
-
-async def five_spanish(d, r, n=5):
-    chats = []
-    for i in range(n):
-        c = Customer(d.url, f"es{i}")
-        await c.hello(language="es", name=f"S{i}")
-        chats.append(c)
-        await asyncio.sleep(0.05)
-    return chats
-
-
 # 2. longest_idle at a reload: three free agents (capacity 3, never assigned), five Spanish
 #    chats nobody could serve; a reload makes them servable. ROUTING.md: the reload routes
 #    each "to the agent its queue's strategy picks" "as a new conversation would be";
@@ -106,11 +86,11 @@ async def longest_idle_spread(env, by_reload):
     once or made so by a reload: each chat's agent and the counts."""
     r = env.redis()
     d = env.daemon(r, config={"routing": {"tick_ms": 50}},
-                   queues=LI_Q.format(p=8 if by_reload else 1))
+                   queues=STRATEGY_Q.format(p=8 if by_reload else 1, s="longest_idle"))
     agents = []
     for aid in ("aaa", "bbb", "zed"):
         agents.append(await available(d, aid, add_agent(d, aid, aid.title(), "en:10,es:5", 3)))
-    chats = await five_spanish(d, r)
+    chats = await spanish_chats(d, 5)
     if by_reload:
         for c in chats:
             assert conv(r, c.conversation_id).get("state") == "queued"
@@ -280,7 +260,7 @@ async def test_sighup_storm(env):
     ags = []
     for aid in ("ana", "bob"):
         ags.append(await available(d, aid, add_agent(d, aid, aid.title(), "en:10,es:5", 2)))
-    chats = await five_spanish(d, r, 6)
+    chats = await spanish_chats(d, 6)
     with open(d.cfg_path) as f:
         base = f.read()
     texts = [base.replace("min_proficiency: 8", "min_proficiency: 1"), base]
@@ -403,7 +383,7 @@ async def test_two_rules_reconnect_pingpong(env):
     d2 = env.daemon(r, name="d2", config={"routing": {"tick_ms": 50}}, queues=q2)
     ags = [await available(d1, "ana", add_agent(d1, "ana", "Ana", "en:10,es:5", 2)),
            await available(d2, "bob", add_agent(d2, "bob", "Bob", "en:10,es:5", 2))]
-    chats = await five_spanish(d1, r, 6)
+    chats = await spanish_chats(d1, 6)
     hist = []
     for i in range(6):
         c = r.client()
