@@ -69,6 +69,7 @@ local function rules_load(keys, args)
   -- open: the tenant|channel pairs an available agent has room for (what
   -- waits in others is not looked at again below)
   local open = {}
+  local free, free_agent = {}, {} -- the available agents' ids, and their records
   for _, id in ipairs(redis.call('SMEMBERS', P .. ':agents')) do
     local a = agent_read(P, id)
     if a ~= nil then
@@ -81,6 +82,9 @@ local function rules_load(keys, args)
         redis.call('DEL', idx)
       end
       reindex(P, R, a)
+      if a.presence == 'available' then
+        free[#free + 1], free_agent[id] = id, a
+      end
       for ch in pairs(a.cap_t) do
         if can_take(R, a, ch) then
           for _, t in ipairs(a.tenants_t) do
@@ -187,16 +191,11 @@ local function rules_load(keys, args)
     end
   end
   -- The free agents take first what waits for them in particular, as when
-  -- they free up.
-  local free = {}
-  local ids = redis.call('SMEMBERS', P .. ':agents')
-  table.sort(ids)
-  for _, id in ipairs(ids) do
-    local a = agent_read(P, id)
-    if a ~= nil and a.presence == 'available' then
-      free[#free + 1] = id
-      while a.presence == 'available' and pull_preferred(P, R, a, now) do
-      end
+  -- they free up (in turn by agent id).
+  table.sort(free)
+  for _, id in ipairs(free) do
+    local a = free_agent[id]
+    while a.presence == 'available' and pull_preferred(P, R, a, now) do
     end
   end
   -- Then what waits is routed again, the highest priority first, then the
