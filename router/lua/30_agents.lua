@@ -126,6 +126,15 @@ local function rules_load(keys, args)
       if q ~= nil and (c.queue ~= q.name or num(c.step, 1) > #q.steps) then
         c.step = 1
       end
+      -- Its agent free but no longer serving it under the new rules: it stops
+      -- waiting for them (as pull_preferred would) and is routed with the
+      -- rest below, in its turn, at the ladder step it has waited past (a busy
+      -- agent's wait ends when they free up).
+      local pa = pref and q ~= nil and agent_read(P, c.pref_agent)
+      if pa and pa.presence == 'available' and serves(pa, q, num(c.step, 1), c) == nil then
+        stop_waiting_for(P, c, 'agent ' .. pa.id .. ', whom it waited for, no longer serves it')
+        c.wait_trigger, pref = c.trigger, false
+      end
       -- The steps of its ladder already due (the new ladder's, counted as its
       -- timers count them), but not an overflow: taken now, so that the pass
       -- below routes it by priority rather than the timers by due time.
@@ -140,14 +149,6 @@ local function rules_load(keys, args)
           c.trigger = 'escalated to step ' .. s .. ' of queue ' .. q.name
           c.wait_trigger = c.trigger
         end
-      end
-      -- Its agent free but no longer serving it under the new rules: it stops
-      -- waiting for them (as pull_preferred would) and is routed with the
-      -- rest below, in its turn (a busy agent's wait ends when they free up).
-      local pa = pref and q ~= nil and agent_read(P, c.pref_agent)
-      if pa and pa.presence == 'available' and serves(pa, q, num(c.step, 1), c) == nil then
-        stop_waiting_for(P, c, 'agent ' .. pa.id .. ', whom it waited for, no longer serves it')
-        c.wait_trigger, pref = c.trigger, false
       end
       -- Its customer away longer than the new chat.abandon_after_s: closed
       -- (as at its gone timer), never handed to an agent below. Away for

@@ -4,7 +4,7 @@ an agent a reload frees up serves the customer waiting for them first; a waiting
 declined by the only agent does not hold back the rest of a higher-priority queue; the
 warning about instances with other rules names only instances still running; conversations
 whose record is gone do not abort it; what it makes servable goes to the agent each queue's
-strategy picks.
+strategy picks; a sticky wait it ends goes on at the ladder step already due.
 
     OMR_BUILD_DIR=build/asan python3 tests/integration/test_reload_edges.py [NAME...]
 """
@@ -651,6 +651,70 @@ async def test_sticky_reroute_does_not_jump_the_reloaded_queue(env):
                and why.get("trigger") == "agent zed, whom it waited for, no longer serves it",
                f"kim waits again, and says why: {why}")
     for x in (first, other, w, kim, zed, bob):
+        await x.close()
+
+
+
+# ---------------------------------------------------------------------------
+# 10. A chat waiting for an agent (sticky) whom the reload no longer lets serve it goes on at
+#     the step of its queue's ladder it has already waited past (ROUTING.md: "Ladder steps the
+#     new rules give that a conversation has already waited past are taken at once"), so
+#     the reload's pass routes it in its turn. It was routed at step 1 and left to the timers:
+#     a newer chat took the only agent its step 2 would have found.
+
+STICKY_LADDER_Q = """
+queues:
+  - name: french
+    languages: [fr]
+    min_proficiency: {french}
+  - name: general
+    sticky_window_s: 600
+    min_proficiency: {general}
+"""
+STICKY_LADDER_AFTER = STICKY_LADDER_Q.format(french=1, general=5) + (
+    "    steps:\n      - after_s: 1\n        languages: [es]\n")
+
+
+@time_limit(90)
+async def test_sticky_wait_ended_by_reload_takes_due_ladder_steps(env):
+    """Kim waits for zed (sticky; zed, en:3, is full). A reload raises general to
+    proficiency 5 (zed no longer serves her) and gives it a step from 1 s taking Spanish
+    speakers, and lowers french to 1. bob (es:5, fr:5, capacity 1) is the only free agent:
+    Kim (older, at step 2 by now) should get him before the newer French chat N."""
+    r = env.redis()
+    d = env.daemon(r, config={"routing": {"tick_ms": 50}},
+                   queues=STICKY_LADDER_Q.format(french=8, general=1))
+    zed = await available(d, "zed", add_agent(d, "zed", "Zed", "en:3", 1))
+    first = await kim_served(d, zed)
+    other = Customer(d.url, "other")
+    await other.hello(language="en", name="O")  # zed is full
+    await zed.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == other.conversation_id, 10, "other")
+    kim = await kim_back(d, r, "zed")
+    await asyncio.sleep(0.05)
+    n = Customer(d.url, "n")
+    await n.hello(language="fr", name="N")  # nobody speaks fr:8
+    ok = await poll(lambda: conv(r, n.conversation_id).get("state") == "queued", 5)
+    assert ok, conv(r, n.conversation_id)
+    bob = await available(d, "bob", add_agent(d, "bob", "Bob", "es:5,fr:5", 1))
+    await asyncio.sleep(1.2)  # kim has waited past the new step's 1 s
+    assert conv(r, n.conversation_id).get("state") == "queued", conv(r, n.conversation_id)
+    assert conv(r, kim.conversation_id).get("state") == "queued", conv(r, kim.conversation_id)
+    await reload_queues_text(d, r, STICKY_LADDER_AFTER)
+    await poll(lambda: conv(r, n.conversation_id).get("state") != "queued"
+               or conv(r, kim.conversation_id).get("state") != "queued", 5)
+    hk, hn = conv(r, kim.conversation_id), conv(r, n.conversation_id)
+    why = explain(d, kim.conversation_id)
+    log(f"after reload: kim {hk.get('state')} {hk.get('agent')} step {hk.get('step')}; "
+        f"N {hn.get('state')} {hn.get('agent')}; explain kim {why}")
+    env.expect(hk.get("state") == "assigned" and hk.get("agent") == "bob",
+               f"bob (capacity 1) should get kim, older than N and at step 2 of general (Spanish "
+               f"speakers) by the time of the reload; kim is {hk.get('state')!r} "
+               f"{hk.get('agent')!r} at step {hk.get('step')!r}, N is {hn.get('state')!r} "
+               f"{hn.get('agent')!r}")
+    env.expect(why.get("step") == 2 and why.get("language_matched") == "es",
+               f"kim's explanation names step 2 and Spanish: {why}")
+    for x in (first, other, n, kim, zed, bob):
         await x.close()
 
 
