@@ -57,8 +57,10 @@ local EXPLAIN_MAX = 8
 local HISTORY_CONVS = 20 -- earlier conversations remembered per customer
 -- The layout of the availability index; omr_rules_load rebuilds the index
 -- when the one stored (P:index_format) differs. 2: chains and tiers. 3:
--- longest_idle scores break ties on the load (strategy_score).
-local INDEX_FORMAT = '3'
+-- longest_idle scores break ties on the load (strategy_score). 4: what waits
+-- for an agent in particular (P:pref:AGENT) is scored by its queue's
+-- priority, then its enqueue time (wait_score), as the waiting sets are.
+local INDEX_FORMAT = '4'
 
 local sticky_route
 local close_waiting -- (40_conversations.lua)

@@ -28,6 +28,29 @@ local function wait_score(c, q)
   return (9 - num(q.priority, 0)) * 1e13 + num(c.enqueued_ms, 0)
 end
 
+-- Sorts {c = conversation, score = wait_score} records as the queues serve
+-- them: the highest priority first, then the oldest, then by id.
+local function in_wait_order(list)
+  table.sort(list, function(x, y)
+    return x.score < y.score or (x.score == y.score and x.c.id < y.c.id)
+  end)
+  return list
+end
+
+-- The conversations agent a holds for which keep(c) is true, in the order
+-- the queues serve them (in_wait_order): routed again one by one (its
+-- desktop lost, set offline), the first may take the only free agent.
+local function held_in_wait_order(P, R, a, keep)
+  local held = {}
+  for _, conv in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')) do
+    local c = conv_read(P, conv)
+    if c ~= nil and c.agent == a.id and keep(c) then
+      held[#held + 1] = {c = c, score = wait_score(c, queue_named(R, c.queue or '') or {})}
+    end
+  end
+  return in_wait_order(held)
+end
+
 -- Puts the assignment (time ts) and the transcript so far (the messages,
 -- and the notes of earlier transfers; its newest max entries, default
 -- COPY_MAX) in the agent's inbox.
@@ -363,6 +386,18 @@ local function ladder_from(c, now)
   return math.max(num(c.enqueued_ms, now), num(c.requeued_ms, 0))
 end
 
+-- The step of q's ladder c has reached by now: from its own, the later steps
+-- already due (counted as their timers count them), but not an overflow step
+-- (its timer moves it).
+local function step_due(c, q, now)
+  local from, s = ladder_from(c, now), num(c.step, 1)
+  while q.steps[s + 1] ~= nil and (q.steps[s + 1].overflow or '') == ''
+    and from + num(q.steps[s + 1].after_s, 0) * 1000 <= now do
+    s = s + 1
+  end
+  return s
+end
+
 local function enqueue(P, R, c, q, now)
   local s = num(c.step, 1)
   local wk = wait_key(P, q.name, s, c.channel, c.tenant, c.rlang)
@@ -422,6 +457,12 @@ local function route(P, R, c, q, now)
     c.step = 1
   end
   c.queue = q.name
+  -- Routed again (an offer rejected or timed out, its agent lost, its wait
+  -- for an agent in particular over): at the step its wait has reached, as
+  -- its timers would have moved it meanwhile, not one tick per step later
+  -- (when a newer conversation may take the agent, or its maximum wait end
+  -- it at a step that finds nobody).
+  c.step = step_due(c, q, now)
   local state = try_assign(P, R, c, q, now)
   if state then
     return state

@@ -139,11 +139,7 @@ local function rules_load(keys, args)
       -- timers count them), but not an overflow: taken now, so that the pass
       -- below routes it by priority rather than the timers by due time.
       if q ~= nil and not pref then
-        local from, s = ladder_from(c, now), num(c.step, 1)
-        while q.steps[s + 1] ~= nil and (q.steps[s + 1].overflow or '') == ''
-          and from + num(q.steps[s + 1].after_s, 0) * 1000 <= now do
-          s = s + 1
-        end
+        local s = step_due(c, q, now)
         if s ~= num(c.step, 1) then
           c.step = s
           c.trigger = 'escalated to step ' .. s .. ' of queue ' .. q.name
@@ -169,9 +165,11 @@ local function rules_load(keys, args)
         -- Its window's timer routes it if that agent does not take it: a
         -- returning customer's window at the queue's new value (from its
         -- start), a transfer's as it was. The queue's maximum wait at its
-        -- new value.
+        -- new value, and its place among those waiting for that agent by
+        -- the queue's new priority.
         c.queue = q.name
         redis.call('HSET', P .. ':conv:' .. id, 'queue', q.name, 'step', c.step)
+        redis.call('ZADD', P .. ':pref:' .. c.pref_agent, wait_score(c, q), id)
         if c.transferred_to ~= 'agent|' .. c.pref_agent then
           timer_add(P, num(c.enqueued_ms, now) + num(q.sticky_window_s, 0) * 1000,
             'sticky|' .. id .. '|' .. c.pref_agent)
@@ -221,10 +219,7 @@ local function rules_load(keys, args)
       enqueue(P, R, c, w.q, now)
     end
   end
-  table.sort(go, function(x, y)
-    return x.score < y.score or (x.score == y.score and x.c.id < y.c.id)
-  end)
-  for _, w in ipairs(go) do
+  for _, w in ipairs(in_wait_order(go)) do
     local c, q = w.c, w.q
     local state = false
     if servable[w.wk] then
@@ -477,11 +472,11 @@ local function change_state(P, a, state, reason, asked)
     -- Set offline by the site: not waited for (sticky, a transfer), and an
     -- offer it has open goes to the next agent (not as its decline).
     end_waits_for(P, R, a.id, now)
-    for _, conv in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')) do
-      local c = conv_read(P, conv)
-      if c ~= nil and c.state == 'offered' and c.agent == a.id then
-        withdraw(P, R, c, a.id, 'agent-offline', now)
-      end
+    local offers = held_in_wait_order(P, R, a, function(c)
+      return c.state == 'offered'
+    end)
+    for _, w in ipairs(offers) do
+      withdraw(P, R, w.c, a.id, 'agent-offline', now)
     end
   elseif state == 'available' and was ~= 'available' and num(a.missed_offers, 0) > 0 then
     -- Back (from the break missed offers put it on, or any other): the

@@ -108,7 +108,7 @@ sticky_route = function(P, R, c, q, customer, now)
   redis.call('HSET', P .. ':conv:' .. c.id, 'state', 'queued', 'queue', q.name, 'step', 1,
     'pref_agent', a.id)
   redis.call('SADD', P .. ':queued', c.id)
-  redis.call('ZADD', P .. ':pref:' .. a.id, num(c.enqueued_ms, now), c.id)
+  redis.call('ZADD', P .. ':pref:' .. a.id, wait_score(c, q), c.id)
   timer_add(P, now + q.sticky_window_s * 1000, 'sticky|' .. c.id .. '|' .. a.id)
   arm_max_wait(P, c, q, now) -- (the window may be longer than the queue's maximum wait)
   return 'queued'

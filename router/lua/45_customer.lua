@@ -246,10 +246,10 @@ local function conv_transfer(keys, args)
     -- average and the customer's estimate)
     redis.call('HSET', ckey, 'pref_agent', target, 'queued_ms', now)
     redis.call('SADD', P .. ':queued', conv)
-    redis.call('ZADD', P .. ':pref:' .. target, num(c.enqueued_ms, now), conv)
+    local cq = queue_named(R, c.queue or '')
+    redis.call('ZADD', P .. ':pref:' .. target, wait_score(c, cq or {}), conv)
     -- Not forever: after TRANSFER_WAIT_S it takes the normal route of its queue.
     timer_add(P, now + TRANSFER_WAIT_S * 1000, 'sticky|' .. conv .. '|' .. target)
-    local cq = queue_named(R, c.queue or '')
     if cq ~= nil then
       arm_max_wait(P, c, cq, now)
     end

@@ -156,22 +156,23 @@ local function fire_requeue(P, R, a, session, now)
   if (a.session or '') ~= '' or (a.lost_session or session) ~= session then
     return -- a new desktop took over and keeps them (or lost them later: its own timer)
   end
-  for _, conv in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')) do
-    local c = conv_read(P, conv)
-    if c ~= nil and c.agent == a.id and (c.state == 'assigned' or c.state == 'offered') then
-      if c.state == 'assigned' then
-        -- The customer had this agent: told it was lost (an offer only
-        -- goes to the next agent; its customer never had one).
-        redis.call('XADD', P .. ':conv:' .. conv .. ':log', '*', 'kind', 'event', 'event',
-          'requeued', 'reason', 'agent-lost', 'ts', now)
-        notify(P, 'c:' .. conv)
-        -- (its maximum wait counts from now: max_wait_from)
-        redis.call('HSET', P .. ':conv:' .. conv, 'requeued_ms', now)
-        c.requeued_ms = now
-      end
-      c.trigger = 'its agent ' .. a.id .. ' was lost'
-      withdraw(P, R, c, a.id, 'agent-lost', now)
+  local held = held_in_wait_order(P, R, a, function(c)
+    return c.state == 'assigned' or c.state == 'offered'
+  end)
+  for _, w in ipairs(held) do
+    local c, conv = w.c, w.c.id
+    if c.state == 'assigned' then
+      -- The customer had this agent: told it was lost (an offer only
+      -- goes to the next agent; its customer never had one).
+      redis.call('XADD', P .. ':conv:' .. conv .. ':log', '*', 'kind', 'event', 'event',
+        'requeued', 'reason', 'agent-lost', 'ts', now)
+      notify(P, 'c:' .. conv)
+      -- (its maximum wait counts from now: max_wait_from)
+      redis.call('HSET', P .. ':conv:' .. conv, 'requeued_ms', now)
+      c.requeued_ms = now
     end
+    c.trigger = 'its agent ' .. a.id .. ' was lost'
+    withdraw(P, R, c, a.id, 'agent-lost', now)
   end
 end
 
