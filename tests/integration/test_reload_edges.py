@@ -610,6 +610,18 @@ queues:
 """
 
 
+async def zed_full(d):
+    """Agent zed (en:3, capacity 1) served kim's first chat and now holds another: kim's
+    return waits for zed (sticky). Returns (zed, kim's first chat, the other chat)."""
+    zed = await available(d, "zed", add_agent(d, "zed", "Zed", "en:3", 1))
+    first = await kim_served(d, zed)
+    other = Customer(d.url, "other")
+    await other.hello(language="en", name="O")  # zed is full
+    await zed.wait_item(lambda f: f.get("type") == "assigned"
+                        and f.get("conversation_id") == other.conversation_id, 10, "other")
+    return zed, first, other
+
+
 @time_limit(90)
 async def test_sticky_reroute_does_not_jump_the_reloaded_queue(env):
     """ROUTING.md (the reload paragraph): "the free agents first take what waits for them in
@@ -621,12 +633,7 @@ async def test_sticky_reroute_does_not_jump_the_reloaded_queue(env):
     r = env.redis()
     d = env.daemon(r, config={"routing": {"tick_ms": 50}},
                    queues=STICKY_JUMP_Q.format(spanish=8, general=1))
-    zed = await available(d, "zed", add_agent(d, "zed", "Zed", "en:3", 1))
-    first = await kim_served(d, zed)
-    other = Customer(d.url, "other")
-    await other.hello(language="en", name="O")  # zed is full
-    await zed.wait_item(lambda f: f.get("type") == "assigned"
-                        and f.get("conversation_id") == other.conversation_id, 10, "other")
+    zed, first, other = await zed_full(d)
     w = Customer(d.url, "w")
     await w.hello(language="es", name="W")  # nobody speaks es:8
     ok = await poll(lambda: conv(r, w.conversation_id).get("state") == "queued", 5)
@@ -684,12 +691,7 @@ async def test_sticky_wait_ended_by_reload_takes_due_ladder_steps(env):
     r = env.redis()
     d = env.daemon(r, config={"routing": {"tick_ms": 50}},
                    queues=STICKY_LADDER_Q.format(french=8, general=1))
-    zed = await available(d, "zed", add_agent(d, "zed", "Zed", "en:3", 1))
-    first = await kim_served(d, zed)
-    other = Customer(d.url, "other")
-    await other.hello(language="en", name="O")  # zed is full
-    await zed.wait_item(lambda f: f.get("type") == "assigned"
-                        and f.get("conversation_id") == other.conversation_id, 10, "other")
+    zed, first, other = await zed_full(d)
     kim = await kim_back(d, r, "zed")
     await asyncio.sleep(0.05)
     n = Customer(d.url, "n")
