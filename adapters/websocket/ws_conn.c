@@ -87,9 +87,12 @@ bool ws_conn_rate_take(ws_conn_t *c, uint64_t now_ms, uint32_t per_second)
 	return true;
 }
 
-int ws_conn_queue(ws_conn_t *c, const char *text, size_t len, size_t cap)
+int ws_conn_queue(ws_conn_t *c, const char *text, size_t len, size_t cap, uint64_t now_ms)
 {
-	if (c->out_bytes + len > cap)
+	if (!c->out_head)
+		c->out_moved_ms = now_ms; /* (the queue starts) */
+	if (c->out_bytes + len > cap && (now_ms - c->out_moved_ms >= WS_QUEUE_STALL_MS ||
+	                                 c->out_bytes + len > cap * WS_QUEUE_BURST))
 		return -ENOBUFS;
 	ws_out_t *m = malloc(sizeof(*m) + LWS_PRE + len);
 	if (!m)
@@ -104,6 +107,20 @@ int ws_conn_queue(ws_conn_t *c, const char *text, size_t len, size_t cap)
 	c->out_tail = m;
 	c->out_bytes += len;
 	return 0;
+}
+
+ws_out_t *ws_conn_dequeue(ws_conn_t *c, uint64_t now_ms)
+{
+	ws_out_t *m = c->out_head;
+	if (!m)
+		return NULL;
+	c->out_head = m->next;
+	if (!c->out_head)
+		c->out_tail = NULL;
+	c->out_bytes -= m->len;
+	c->out_moved_ms = now_ms;
+	m->next = NULL;
+	return m;
 }
 
 void ws_conn_release(ws_conn_t *c)

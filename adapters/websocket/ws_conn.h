@@ -63,6 +63,7 @@ typedef struct ws_conn {
 	/* output queue */
 	ws_out_t *out_head, *out_tail;
 	size_t out_bytes;
+	uint64_t out_moved_ms; /* when a frame last left the queue (or it started) */
 	/* links in the server's lists (ws_list_which_t) */
 	ws_link_t links[WS_LIST_COUNT];
 	/* a request read while the bus was full: submitted once it has room,
@@ -98,9 +99,18 @@ void ws_conn_rx_reset(ws_conn_t *c);
 /* Takes one token; false when the connection is over its rate. */
 bool ws_conn_rate_take(ws_conn_t *c, uint64_t now_ms, uint32_t per_second);
 
-/* Queues a text frame (copied). -ENOBUFS when the queue would pass cap,
- * -ENOMEM. */
-int ws_conn_queue(ws_conn_t *c, const char *text, size_t len, size_t cap);
+/* A connection whose queue would pass cap bytes has stopped reading when nothing of it left
+ * for WS_QUEUE_STALL_MS; one that reads may take a burst (a resume, a login's resend, escaped
+ * texts) up to WS_QUEUE_BURST times cap, the memory a connection may hold. */
+#define WS_QUEUE_STALL_MS 10000
+#define WS_QUEUE_BURST 4
+
+/* Queues a text frame (copied) at now_ms. -ENOBUFS when the client stopped reading or the
+ * queue would pass WS_QUEUE_BURST x cap (see above), -ENOMEM. */
+int ws_conn_queue(ws_conn_t *c, const char *text, size_t len, size_t cap, uint64_t now_ms);
+
+/* Takes the first queued frame (the caller frees it) at now_ms; NULL when none. */
+ws_out_t *ws_conn_dequeue(ws_conn_t *c, uint64_t now_ms);
 
 /* Frees the queue and the rx buffer (not c). */
 void ws_conn_release(ws_conn_t *c);

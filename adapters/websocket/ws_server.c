@@ -148,15 +148,15 @@ static bool write_now(ws_conn_t *c, const char *text, size_t len)
 	return true;
 }
 
-/* Sends one frame, or queues it behind the others; a client whose queue is
- * full has stopped reading: cut it. */
+/* Sends one frame, or queues it behind the others; a client that stopped reading (or took
+ * more than a connection may hold: ws_conn_queue) is cut. */
 static void send_text(ws_conn_t *c, const char *text)
 {
 	omr_ws_server_t *srv = lws_context_user(lws_get_context(c->wsi));
 	size_t len = strlen(text);
 	if (write_now(c, text, len))
 		return;
-	int rc = ws_conn_queue(c, text, len, srv->set.max_queue_bytes);
+	int rc = ws_conn_queue(c, text, len, srv->set.max_queue_bytes, uv_now(srv->loop));
 	if (rc == 0) {
 		want_write(c);
 		return;
@@ -600,12 +600,9 @@ static int on_receive(omr_ws_server_t *srv, ws_conn_t *c, const void *in, size_t
 
 static int on_writeable(ws_conn_t *c)
 {
-	ws_out_t *m = c->out_head;
+	omr_ws_server_t *srv = lws_context_user(lws_get_context(c->wsi));
+	ws_out_t *m = ws_conn_dequeue(c, uv_now(srv->loop));
 	if (m) {
-		c->out_head = m->next;
-		if (!c->out_head)
-			c->out_tail = NULL;
-		c->out_bytes -= m->len;
 		/* One lws_write per WRITEABLE: lws buffers a partial write itself.
 		 * The close frame too needs a WRITEABLE of its own. */
 		int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);

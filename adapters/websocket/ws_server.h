@@ -22,7 +22,7 @@ typedef struct omr_ws_settings {
 	uint32_t max_messages_per_second;
 	uint64_t auth_timeout_ms;
 	size_t max_text_bytes;
-	size_t max_queue_bytes; /* per-connection output queue cap (derived) */
+	size_t max_queue_bytes; /* per-connection output queue cap (derived; see send_text) */
 	uint64_t ack_timeout_ms;
 	unsigned max_attempts;
 	char default_language[OMR_WS_LANG_MAX + 1];

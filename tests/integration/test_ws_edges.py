@@ -22,7 +22,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Conn, Customer, add_agent, agent_key, conv_key,  # noqa: E402
-                         log, reload_limits, run_tests, time_limit, wait_field)
+                         log, poll, reload_limits, run_tests, time_limit, wait_field)
 
 
 # --------------------------------------------------------------------------
@@ -278,7 +278,8 @@ async def test_drain_refusal_echoes_id_then_going_away(env):
 # that read slowly or not at all (server queue + lws partial writes). Every
 # item must arrive, once, in order; a peer that goes away with frames queued
 # and half-written (FIN or RST) must free them; a reader past the queue cap
-# is cut without a close frame; then SIGTERM with readers still stuck.
+# that reads nothing for 10 s is cut without a close frame; then SIGTERM with
+# readers still stuck.
 
 N_BIG = 1300
 TEXT_BIG = 4000
@@ -359,23 +360,34 @@ async def test_slow_readers(env):
     await alive.hello(language="en", name="After")
     await alive.send("still works")
 
-    # (c) past the queue cap (1 MiB after this reload): cut, no close frame.
-    cfg = open(d.cfg_path).read().replace("max_messages: 2000", "max_messages: 10")
+    # (c) past the queue cap (1.8 MiB with 400 messages) but not 4 times it: kept while the
+    # reader may still read; once it has read nothing for 10 s, the next frame for it (a pong
+    # here) cuts it, without a close frame (test_ws_queue: the cap's multiple).
+    cfg = open(d.cfg_path).read().replace("max_messages: 2000", "max_messages: 400")
     open(d.cfg_path, "w").write(cfg)
     await reload_limits(d)
-    cut, rest = resume_raw(d, c)
-    await asyncio.sleep(4)
-    frames, closed = await loop.run_in_executor(None, read_all_frames, cut, 60)
-    close = close_of(frames)
+    def cuts():
+        return d.log_text().count("closing slow connection")
+    before = cuts()
+    stall, rest = resume_raw(d, c)
+    await asyncio.sleep(3)
+    stall.sendall(ws_frame(json.dumps({"type": "ping", "id": "early"})))
+    await asyncio.sleep(1)
+    env.expect(cuts() == before, "a reader past the cap is not cut before 10 s without reading")
+    await asyncio.sleep(7)
+    stall.sendall(ws_frame(json.dumps({"type": "ping", "id": "late"})))
+    ok = await poll(lambda: cuts() > before, 10)
+    env.expect(ok, "the pong for a reader that read nothing for 10 s cuts it")
+    frames, closed = await loop.run_in_executor(None, read_all_frames, stall, 60)
     n_items = len([t for t in text_frames(frames) if t.get("type") == "message"])
-    log(f"over the cap: peer closed={closed}, close frame={close}, items={n_items}")
-    env.expect(closed and close is None and n_items < N_BIG,
-               f"a reader past the queue cap must be cut without a close frame: "
-               f"closed={closed} close={close} items={n_items}")
-    cut.close()
+    log(f"stalled reader: peer closed={closed}, close frame={close_of(frames)}, items={n_items}")
+    env.expect(closed and close_of(frames) is None and n_items < N_BIG,
+               f"a reader past the queue cap that read nothing for 10 s must be cut without a "
+               f"close frame: closed={closed} close={close_of(frames)} items={n_items}")
+    stall.close()
 
     # (d) SIGTERM with readers stuck on a full queue and a half message.
-    cfg = open(d.cfg_path).read().replace("max_messages: 10", "max_messages: 2000")
+    cfg = open(d.cfg_path).read().replace("max_messages: 400", "max_messages: 2000")
     open(d.cfg_path, "w").write(cfg)
     await reload_limits(d)
     stuck = [resume_raw(d, c) for _ in range(2)]
