@@ -53,18 +53,23 @@ static bool path_is(const char *uri, int len, const char *path)
 
 /* The body (a static string) of a /healthz or /readyz answer, and its status;
  * NULL for another path. */
-static const char *probe_body(struct lws *wsi, int *status)
+static const char *probe_body(struct lws *wsi, int *status, bool *head)
 {
 	char *uri = NULL;
 	int len = 0;
-	if (lws_http_get_uri_and_method(wsi, &uri, &len) < 0 || !uri)
+	int method = lws_http_get_uri_and_method(wsi, &uri, &len);
+	if (method < 0 || !uri || (!path_is(uri, len, "/healthz") && !path_is(uri, len, "/readyz")))
 		return NULL;
+	/* GET, or HEAD: the same headers without the body (RFC 9110). Another method: 405. */
+	if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
+		*status = HTTP_STATUS_METHOD_NOT_ALLOWED;
+		return NULL;
+	}
+	*head = method == LWSHUMETH_HEAD;
 	if (path_is(uri, len, "/healthz")) {
 		*status = HTTP_STATUS_OK;
 		return "ok";
 	}
-	if (!path_is(uri, len, "/readyz"))
-		return NULL;
 	omr_health_t h = omr_health_get();
 	*status = h == OMR_HEALTH_READY ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
 	return omr_health_text(h);
@@ -125,16 +130,19 @@ int ws_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	case LWS_CALLBACK_HTTP: {
 		/* Also called for a path of the "/" mount that names no file. */
 		int status = HTTP_STATUS_NOT_FOUND;
-		const char *body = probe_body(wsi, &status);
+		bool head = false;
+		const char *body = probe_body(wsi, &status, &head);
 		if (body && !pss)
 			return 1; /* (lws gives the mounts of this protocol their pss) */
 		size_t n = body ? strlen(body) : 0;
 		if (lws_add_http_common_headers(wsi, (unsigned)status, "text/plain", n, &p, end) ||
 		    add_header(wsi, "cache-control:", "no-store", &p, end) ||
+		    (status == HTTP_STATUS_METHOD_NOT_ALLOWED &&
+		     add_header(wsi, "allow:", "GET, HEAD", &p, end)) ||
 		    add_security_headers(wsi, PAGE_STRICT, &p, end) ||
 		    lws_finalize_write_http_header(wsi, start, &p, end))
 			return 1;
-		if (!body)
+		if (!body || head)
 			return lws_http_transaction_completed(wsi) ? -1 : 0;
 		/* the state may change before writable: the body is the one counted */
 		pss->body = body;
