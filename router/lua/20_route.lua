@@ -103,6 +103,19 @@ local function deliver_assignment(P, c, a, now, state_written)
   if not state_written then
     redis.call('HSET', ckey, 'state', 'assigned', 'assigned_ms', int(now))
   end
+  -- The queue's recent wait (moving average): what a waiting customer is
+  -- told, how long conversations waited for their first agent, from the
+  -- enqueue to the assignment (offers rejected or timed out on the way
+  -- count: the customer still waited). One an agent held before
+  -- (transferred, its agent lost: requeued_ms) is not counted: a hand-over to
+  -- a free agent would count as no wait at all.
+  if num(c.requeued_ms, 0) == 0 then
+    local field = 'wait_ewma_ms:' .. (c.queue or '')
+    local waited = math.max(0, now - num(c.enqueued_ms, now))
+    local old = tonumber(redis.call('HGET', P .. ':qstats', field) or '')
+    redis.call('HSET', P .. ':qstats', field, int(math.floor(old and (0.8 * old + 0.2 * waited)
+      or waited)))
+  end
   send_assignment(P, c, a, now)
   redis.call('XADD', ckey .. ':log', '*', 'kind', 'event', 'event', 'assigned', 'name',
     a.name or '', 'ts', int(now))
@@ -145,18 +158,6 @@ local function assign(P, R, c, a, why, now)
   end
   if not c.fresh then
     redis.call('SREM', P .. ':queued', c.id)
-  end
-  -- The queue's recent wait (moving average): what a waiting customer is
-  -- told, how long conversations waited for their first agent. One an agent
-  -- held before (transferred, its agent lost: requeued_ms) is not counted: a
-  -- hand-over to a free agent would count as no wait at all.
-  if num(c.requeued_ms, 0) == 0 then
-    local field = 'wait_ewma_ms:' .. (c.queue or '')
-    -- (since it was queued; an offer's time counts: it was still waiting)
-    local waited = math.max(0, now - num(c.queued_ms, num(c.enqueued_ms, now)))
-    local old = tonumber(redis.call('HGET', P .. ':qstats', field) or '')
-    redis.call('HSET', P .. ':qstats', field, int(math.floor(old and (0.8 * old + 0.2 * waited)
-      or waited)))
   end
   a['load_' .. ch] = istr(load_of(a, ch) + 1)
   a.load = istr(num(a.load, 0) + 1)

@@ -315,6 +315,11 @@ local function store_message(P, conv, from, agent, msgid, text, name, max, sessi
     inbox_add(P, holder, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,
       'text', text, 'name', name, 'ts', ts)
     notify(P, 'a:' .. holder)
+    -- The customer's other connections (another tab) read it now; the one
+    -- that sent it has its seq in the ack.
+    if redis.call('SCARD', ckey .. ':cust') > 1 then
+      notify(P, 'c:' .. conv)
+    end
   else
     -- The customer's own message is not pushed back to it (its ack carries
     -- the seq); its connections see it at their next read of the transcript.
