@@ -301,6 +301,13 @@ static int agent_state(omr_ctl_t *ctl, int argc, char **argv)
 		                           state);
 	if (omr_ctl_check_reason(reason, why, sizeof(why)) != 0)
 		return omr_ctl_usage_error("--reason: %s", why);
+	/* As for the desktop (PROTOCOL.md presence): a reason says why an agent is not taking
+	 * work. */
+	if (reason[0] && (strcmp(state, "available") == 0 || strcmp(state, "away") == 0))
+		return omr_ctl_usage_error(
+		        "agent state: --reason goes with busy, break or offline, "
+		        "not %s",
+		        state);
 	snprintf(what, sizeof(what), "agent %s", id);
 	const char *args[] = {id, state, reason};
 	redisReply *r = NULL;
@@ -438,11 +445,21 @@ static void format_load(const cJSON *agent, FILE *out)
 		fputs("-", out);
 }
 
+/* "PRESENCE (reason)", then the channels in wrap-up: "available + wrap-up chat,email". */
 static void format_presence(const cJSON *agent, FILE *out)
 {
 	const char *p = str(agent, "presence"), *reason = str(agent, "reason");
 	fprintf(out, "%s%s%s%s", p[0] ? p : "-", reason[0] ? " (" : "", reason,
 	        reason[0] ? ")" : "");
+	const cJSON *ch, *wrapup = cJSON_GetObjectItemCaseSensitive(agent, "wrapup_until_ms");
+	const char *sep = " + wrap-up ";
+	cJSON_ArrayForEach(ch, wrapup)
+	{
+		if (cJSON_IsNumber(ch) && ch->valuedouble > 0 && ch->string) {
+			fprintf(out, "%s%s", sep, ch->string);
+			sep = ",";
+		}
+	}
 }
 
 void omr_ctl_format_time(double ms, char *out, size_t outsize)

@@ -398,6 +398,9 @@ int omr_roster_header(const omr_csv_record_t *rec, omr_roster_cols_t *cols, char
 		while (c < OMR_ROSTER_NCOLS &&
 		       !(strlen(roster_names[c]) == n && strncasecmp(f, roster_names[c], n) == 0))
 			c++;
+		if (n == 0)
+			continue; /* (a spreadsheet's empty trailing columns: their cells must be
+			             too) */
 		if (c == OMR_ROSTER_NCOLS)
 			return fail(why, whylen,
 			            "unknown column '%.*s' (header: id,name,languages[,skills]"
@@ -414,6 +417,15 @@ int omr_roster_header(const omr_csv_record_t *rec, omr_roster_cols_t *cols, char
 			            "[,skills][,capacity][,tenants][,supervises])",
 			            roster_names[c]);
 	return 0;
+}
+
+/* Whether field i of a row is under a column the header names. */
+static bool named(const omr_roster_cols_t *cols, size_t i)
+{
+	for (int c = 0; c < OMR_ROSTER_NCOLS; c++)
+		if (cols->at[c] == (int)i)
+			return true;
+	return false;
 }
 
 static const char *cell(const omr_roster_cols_t *cols, const omr_csv_record_t *rec, int c)
@@ -448,6 +460,16 @@ int omr_roster_row(const omr_roster_cols_t *cols, const omr_csv_record_t *rec, c
 	if (rec->nfields != cols->nfields)
 		return fail(why, whylen, "%zu fields, but the header has %zu", rec->nfields,
 		            cols->nfields);
+	for (size_t i = 0; i < rec->nfields; i++) {
+		const char *f = omr_csv_field(rec, i);
+		if (strpbrk(f, "\r\n"))
+			return fail(why, whylen, "field %zu holds a line break (no value may)",
+			            i + 1);
+		if (!blank(f) && !named(cols, i))
+			return fail(why, whylen,
+			            "field %zu has a value but no column name in the header",
+			            i + 1);
+	}
 	if (!omr_id_is_valid(*id, OMR_ENV_ID_MAX))
 		return fail(why, whylen, "id '%.64s': ids are 1-128 of A-Z a-z 0-9 . _ : @ -", *id);
 	const char *name = cell(cols, rec, OMR_ROSTER_NAME);
