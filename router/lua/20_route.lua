@@ -463,7 +463,11 @@ local function route(P, R, c, q, now)
   -- its timers would have moved it meanwhile, not one tick per step later
   -- (when a newer conversation may take the agent, or its maximum wait end
   -- it at a step that finds nobody).
-  c.step = step_due(c, q, now)
+  local s = step_due(c, q, now)
+  if s ~= num(c.step, 1) and string.find(c.trigger or '', '^escalated to step ') then
+    c.trigger = 'escalated to step ' .. s .. ' of queue ' .. q.name -- (its timer came late)
+  end
+  c.step = s
   local state = try_assign(P, R, c, q, now)
   if state then
     return state
@@ -543,14 +547,25 @@ local function stop_waiting_for(P, c, why)
 end
 
 -- Conversations waiting for agent `id` in particular (sticky, a transfer)
--- stop waiting: it went offline or was removed.
-local function end_waits_for(P, R, id, now)
+-- stop waiting: it went offline or was removed. `offers` (held_in_wait_order
+-- records: the offers it had open, when the site set it offline) are taken
+-- back in the same pass, every one of them routed again in wait order.
+local function end_waits_for(P, R, id, now, offers)
   local pkey = P .. ':pref:' .. id
+  local list = offers or {}
   for _, conv in ipairs(redis.call('ZRANGE', pkey, 0, -1)) do
     local c = conv_read(P, conv)
     if c ~= nil and c.state == 'queued' and c.pref_agent == id then
-      stop_waiting_for(P, c, 'agent ' .. id .. ', whom it waited for, went offline')
-      reroute(P, R, c, now, false)
+      list[#list + 1] = {c = c, score = wait_score(c, queue_named(R, c.queue or '') or {}),
+        waits = true}
+    end
+  end
+  for _, w in ipairs(in_wait_order(list)) do
+    if w.waits then
+      stop_waiting_for(P, w.c, 'agent ' .. id .. ', whom it waited for, went offline')
+      reroute(P, R, w.c, now, false)
+    else
+      withdraw(P, R, w.c, id, 'agent-offline', now)
     end
   end
   redis.call('DEL', pkey)

@@ -470,14 +470,11 @@ local function change_state(P, a, state, reason, asked)
   reindex(P, R, a)
   if state == 'offline' then
     -- Set offline by the site: not waited for (sticky, a transfer), and an
-    -- offer it has open goes to the next agent (not as its decline).
-    end_waits_for(P, R, a.id, now)
-    local offers = held_in_wait_order(P, R, a, function(c)
+    -- offer it has open goes to the next agent (not as its decline), all in
+    -- wait order.
+    end_waits_for(P, R, a.id, now, held_in_wait_order(P, R, a, function(c)
       return c.state == 'offered'
-    end)
-    for _, w in ipairs(offers) do
-      withdraw(P, R, w.c, a.id, 'agent-offline', now)
-    end
+    end))
   elseif state == 'available' and was ~= 'available' and num(a.missed_offers, 0) > 0 then
     -- Back (from the break missed offers put it on, or any other): the
     -- offers it misses in a row count from zero again.
