@@ -87,12 +87,23 @@ bool ws_conn_rate_take(ws_conn_t *c, uint64_t now_ms, uint32_t per_second)
 	return true;
 }
 
+size_t ws_queue_ceiling(size_t cap)
+{
+	return cap * WS_QUEUE_BURST > WS_QUEUE_CEILING_MIN ? cap * WS_QUEUE_BURST
+	                                                   : WS_QUEUE_CEILING_MIN;
+}
+
+bool ws_conn_stalled(const ws_conn_t *c, size_t cap, uint64_t now_ms)
+{
+	return c->out_head && c->out_bytes > cap && now_ms - c->out_moved_ms >= WS_QUEUE_STALL_MS;
+}
+
 int ws_conn_queue(ws_conn_t *c, const char *text, size_t len, size_t cap, uint64_t now_ms)
 {
 	if (!c->out_head)
 		c->out_moved_ms = now_ms; /* (the queue starts) */
-	if (c->out_bytes + len > cap && (now_ms - c->out_moved_ms >= WS_QUEUE_STALL_MS ||
-	                                 c->out_bytes + len > cap * WS_QUEUE_BURST))
+	if ((c->out_bytes + len > cap && now_ms - c->out_moved_ms >= WS_QUEUE_STALL_MS) ||
+	    c->out_bytes + len > ws_queue_ceiling(cap))
 		return -ENOBUFS;
 	ws_out_t *m = malloc(sizeof(*m) + LWS_PRE + len);
 	if (!m)

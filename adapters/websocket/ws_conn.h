@@ -21,12 +21,14 @@ typedef struct ws_out {
 } ws_out_t;
 
 /* The lists a connection can be on, oldest first: unauthenticated (auth
- * timeout sweep), stalled (holding a request until the bus has room) and
- * acking (an agent's item acks waiting to go to the router together). */
+ * timeout sweep), stalled (holding a request until the bus has room),
+ * acking (an agent's item acks waiting to go to the router together) and
+ * over its queue's cap (the sweep cuts it once it stopped reading). */
 typedef enum ws_list_which {
 	WS_LIST_UNAUTH = 0,
 	WS_LIST_STALLED,
 	WS_LIST_ACKS,
+	WS_LIST_OVERCAP,
 	WS_LIST_COUNT
 } ws_list_which_t;
 
@@ -99,14 +101,21 @@ void ws_conn_rx_reset(ws_conn_t *c);
 /* Takes one token; false when the connection is over its rate. */
 bool ws_conn_rate_take(ws_conn_t *c, uint64_t now_ms, uint32_t per_second);
 
-/* A connection whose queue would pass cap bytes has stopped reading when nothing of it left
- * for WS_QUEUE_STALL_MS; one that reads may take a burst (a resume, a login's resend, escaped
- * texts) up to WS_QUEUE_BURST times cap, the memory a connection may hold. */
+/* A connection whose queue is past cap bytes has stopped reading when nothing of it left for
+ * WS_QUEUE_STALL_MS; one that reads may take a burst (a resume, a login's resend of several
+ * long chats, escaped texts) up to ws_queue_ceiling(cap), the memory a connection may hold. */
 #define WS_QUEUE_STALL_MS 10000
 #define WS_QUEUE_BURST 4
+#define WS_QUEUE_CEILING_MIN ((size_t)64 << 20)
 
-/* Queues a text frame (copied) at now_ms. -ENOBUFS when the client stopped reading or the
- * queue would pass WS_QUEUE_BURST x cap (see above), -ENOMEM. */
+/* WS_QUEUE_BURST x cap, at least WS_QUEUE_CEILING_MIN. */
+size_t ws_queue_ceiling(size_t cap);
+
+/* Whether c's queue is past cap and nothing of it left for WS_QUEUE_STALL_MS at now_ms. */
+bool ws_conn_stalled(const ws_conn_t *c, size_t cap, uint64_t now_ms);
+
+/* Queues a text frame (copied) at now_ms. -ENOBUFS when the client stopped reading
+ * (ws_conn_stalled) or the queue would pass ws_queue_ceiling(cap), -ENOMEM. */
 int ws_conn_queue(ws_conn_t *c, const char *text, size_t len, size_t cap, uint64_t now_ms);
 
 /* Takes the first queued frame (the caller frees it) at now_ms; NULL when none. */

@@ -62,6 +62,7 @@ struct omr_ws_server {
 	uint64_t ip_seed;
 	ws_conn_list_t unauth;
 	ws_conn_list_t stalled;     /* connections holding a request until the bus has room */
+	ws_conn_list_t overcap;     /* connections whose output queue is past the cap */
 	ws_acks_t acks;             /* agent connections' item acks not yet sent (ws_acks.h) */
 	ws_gone_queue_t gone;       /* closed-connection reports waiting for room */
 	ws_gone_queue_t gone_later; /* ...that Redis refused: again after WS_GONE_RETRY_MS */
@@ -148,8 +149,19 @@ static bool write_now(ws_conn_t *c, const char *text, size_t len)
 	return true;
 }
 
-/* Sends one frame, or queues it behind the others; a client that stopped reading (or took
- * more than a connection may hold: ws_conn_queue) is cut. */
+/* Cuts a client that stopped reading (or took more than a connection may hold), without a
+ * close frame: what it has queued goes. */
+static void cut_slow(omr_ws_server_t *srv, ws_conn_t *c, const char *why)
+{
+	omr_warn("ws", "closing slow connection conn=%llu ip=%s queued=%zu err=%s",
+	         (unsigned long long)c->sess.conn, c->ip, c->out_bytes, why);
+	ws_conn_list_del(&srv->overcap, c);
+	c->closing = true;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+/* Sends one frame, or queues it behind the others (ws_conn_queue says when a client is cut);
+ * a queue past the cap puts the connection on the list the sweep checks for a stop. */
 static void send_text(ws_conn_t *c, const char *text)
 {
 	omr_ws_server_t *srv = lws_context_user(lws_get_context(c->wsi));
@@ -158,14 +170,12 @@ static void send_text(ws_conn_t *c, const char *text)
 		return;
 	int rc = ws_conn_queue(c, text, len, srv->set.max_queue_bytes, uv_now(srv->loop));
 	if (rc == 0) {
+		if (c->out_bytes > srv->set.max_queue_bytes)
+			ws_conn_list_add(&srv->overcap, c);
 		want_write(c);
 		return;
 	}
-	omr_warn("ws", "closing slow connection conn=%llu ip=%s queued=%zu err=%s",
-	         (unsigned long long)c->sess.conn, c->ip, c->out_bytes,
-	         rc == -ENOBUFS ? "queue full" : "no memory");
-	c->closing = true;
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+	cut_slow(srv, c, rc == -ENOBUFS ? "queue full" : "no memory");
 }
 
 /* Sends an error frame; a close-worthy one also closes after the flush. The
@@ -396,6 +406,7 @@ static void conn_closed(omr_ws_server_t *srv, ws_conn_t *c)
 	}
 	ws_conn_list_del(&srv->unauth, c);
 	ws_conn_list_del(&srv->stalled, c);
+	ws_conn_list_del(&srv->overcap, c);
 	ws_acks_drop(&srv->acks, c);
 	if (c->has_held) {
 		omr_ws_request_cleanup(&c->held);
@@ -603,6 +614,8 @@ static int on_writeable(ws_conn_t *c)
 	omr_ws_server_t *srv = lws_context_user(lws_get_context(c->wsi));
 	ws_out_t *m = ws_conn_dequeue(c, uv_now(srv->loop));
 	if (m) {
+		if (c->out_bytes <= srv->set.max_queue_bytes)
+			ws_conn_list_del(&srv->overcap, c);
 		/* One lws_write per WRITEABLE: lws buffers a partial write itself.
 		 * The close frame too needs a WRITEABLE of its own. */
 		int n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
@@ -810,6 +823,15 @@ static void on_sweep(uv_timer_t *t)
 	}
 	if (srv->stalled.head || srv->gone.head)
 		release_stalled(srv);
+	/* A queue past the cap that nothing left for WS_QUEUE_STALL_MS: the client stopped
+	 * reading (cut here too when nothing more is sent to it, so that it holds no memory). */
+	for (ws_conn_t *c = srv->overcap.head, *next; c; c = next) {
+		next = c->links[WS_LIST_OVERCAP].next;
+		if (c->out_bytes <= srv->set.max_queue_bytes)
+			ws_conn_list_del(&srv->overcap, c); /* (a reload raised the cap) */
+		else if (!c->closing && ws_conn_stalled(c, srv->set.max_queue_bytes, now))
+			cut_slow(srv, c, "stopped reading");
+	}
 	ws_conn_t *c = srv->unauth.head;
 	while (c && now - c->auth_from_ms >= srv->set.auth_timeout_ms) {
 		ws_conn_t *next = c->links[WS_LIST_UNAUTH].next;
@@ -928,6 +950,7 @@ int omr_ws_server_new(uv_loop_t *loop, const omr_ws_server_opts_t *opts, omr_ws_
 	ws_gone_queue_init(&srv->gone);
 	ws_gone_queue_init(&srv->gone_later);
 	srv->stalled.which = WS_LIST_STALLED;
+	srv->overcap.which = WS_LIST_OVERCAP;
 	srv->max_connections = opts->max_connections;
 	srv->listen = strdup(opts->listen);
 	srv->default_tenant = strdup(opts->default_tenant);

@@ -315,8 +315,8 @@ local function store_message(P, conv, from, agent, msgid, text, name, max, sessi
     inbox_add(P, holder, 'kind', 'message', 'conv', conv, 'from', from, 'msgid', msgid,
       'text', text, 'name', name, 'ts', ts)
     notify(P, 'a:' .. holder)
-    -- The customer's other connections (another tab) read it now; the one
-    -- that sent it has its seq in the ack.
+    -- The customer's other connections (another tab) read it now (the one
+    -- that sent it reads it too and drops it: it has the seq from its ack).
     if redis.call('SCARD', ckey .. ':cust') > 1 then
       notify(P, 'c:' .. conv)
     end

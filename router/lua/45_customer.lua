@@ -49,10 +49,10 @@ local function conv_position(keys, args)
   local avg = tonumber(redis.call('HGET', P .. ':qstats', 'wait_ewma_ms:' .. (c.queue or '')) or '')
   local eta = 0
   if avg then
-    -- (waited since it was last queued: a transferred conversation's time
-    -- with its agent is not waiting, as in the average)
-    local since = num(c.queued_ms, num(c.enqueued_ms, 0))
-    eta = math.max(0, math.floor(avg - (now_ms() - since)))
+    -- (waited since its enqueue, offers rejected or timed out included, or
+    -- since an agent who held it gave it back: as the average counts)
+    local now = now_ms()
+    eta = math.max(0, math.floor(avg - (now - ladder_from(c, now))))
   end
   return {c.state, pos, eta}
 end
