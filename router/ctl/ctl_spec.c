@@ -419,13 +419,13 @@ int omr_roster_header(const omr_csv_record_t *rec, omr_roster_cols_t *cols, char
 	return 0;
 }
 
-/* Whether field i of a row is under a column the header names. */
-static bool named(const omr_roster_cols_t *cols, size_t i)
+/* The name of the column field i of a row is under; NULL when the header names none. */
+static const char *column_of(const omr_roster_cols_t *cols, size_t i)
 {
 	for (int c = 0; c < OMR_ROSTER_NCOLS; c++)
 		if (cols->at[c] == (int)i)
-			return true;
-	return false;
+			return roster_names[c];
+	return NULL;
 }
 
 static const char *cell(const omr_roster_cols_t *cols, const omr_csv_record_t *rec, int c)
@@ -462,10 +462,10 @@ int omr_roster_row(const omr_roster_cols_t *cols, const omr_csv_record_t *rec, c
 		            cols->nfields);
 	for (size_t i = 0; i < rec->nfields; i++) {
 		const char *f = omr_csv_field(rec, i);
-		if (strpbrk(f, "\r\n"))
-			return fail(why, whylen, "field %zu holds a line break (no value may)",
-			            i + 1);
-		if (!blank(f) && !named(cols, i))
+		const char *column = column_of(cols, i);
+		if (column && strpbrk(f, "\r\n"))
+			return fail(why, whylen, "%s: a value may not hold a line break", column);
+		if (!column && !blank(f))
 			return fail(why, whylen,
 			            "field %zu has a value but no column name in the header",
 			            i + 1);

@@ -445,6 +445,13 @@ static void test_roster_header(void **state)
 	header_refused("id,name,languages,id\n", "'id' appears twice");
 	header("id,name,languages,Supervises\n", &cols);
 	assert_int_equal(cols.at[OMR_ROSTER_SUPERVISES], 3);
+	/* A spreadsheet's trailing empty columns: no column, while their cells are empty too. */
+	header("id,name,languages,,\n", &cols);
+	assert_int_equal(cols.nfields, 5);
+	row_is(&cols, "ana,Ana,en,,\n", "ana", "{\"name\":\"Ana\",\"languages\":{\"en\":10}}");
+	row_refused(&cols, "ana,Ana,en,,x\n", "field 5 has a value but no column name");
+	row_refused(&cols, "ana,Ana,\"en\nes\",,\n",
+	            "languages: a value may not hold a line break");
 }
 
 static void test_roster_rows(void **state)
