@@ -596,6 +596,30 @@ async def test_agent_taking_a_full_transcript_is_not_cut(env):
     await c.close()
 
 
+async def two_logins(d, tok, custs, n, timeout):
+    """Agent luis logs in (and goes available) holding the chats of custs, each of n lines
+    ending with id m-{n-1}, then logs in again. For each login: (login, lines received per
+    chat, close code, closed)."""
+    out = []
+    for attempt in range(2):
+        luis = Agent(d.url, "luis", tok, label=f"luis #{attempt + 1}")
+        await luis.login()
+        if attempt == 0:
+            await luis.presence("available")
+
+        def done():
+            return luis.conn.closed or all(
+                any(f.get("id") == f"m-{n - 1}" for f in luis.messages(c.conversation_id))
+                for c in custs)
+        await poll(done, timeout)
+        got = [len(luis.messages(c.conversation_id)) for c in custs]
+        log(f"desktop #{attempt + 1}: lines {got}; closed={luis.conn.closed} "
+            f"code={luis.conn.close_code}")
+        out.append((attempt + 1, got, luis.conn.close_code, luis.conn.closed))
+        await luis.close()
+    return out
+
+
 @time_limit(150)
 async def test_agent_with_two_long_chats_can_log_in(env):
     """PROTOCOL.md "assigned": each conversation's transcript follows its `assigned` (up to
@@ -621,27 +645,10 @@ async def test_agent_with_two_long_chats_can_log_in(env):
                               90, "the last ack")
         custs.append(c)
     log(f"two conversations of {n} lines of 4096 letters wait")
-    cuts = []
-    for attempt in range(2):
-        luis = Agent(d.url, "luis", tok, label=f"luis #{attempt + 1}")
-        await luis.login()
-        if attempt == 0:
-            await luis.presence("available")
-
-        def done():
-            return luis.conn.closed or all(
-                any(f.get("id") == f"m-{n - 1}" for f in luis.messages(c.conversation_id))
-                for c in custs)
-        await poll(done, 40)
-        got = [len(luis.messages(c.conversation_id)) for c in custs]
-        log(f"desktop #{attempt + 1}: lines {got}; closed={luis.conn.closed} "
-            f"code={luis.conn.close_code}")
-        if luis.conn.closed:
-            cuts.append((attempt + 1, got, luis.conn.close_code))
-        await luis.close()
+    cuts = [x for x in await two_logins(d, tok, custs, n, 40) if x[3]]
     slow = [ln.strip()[:160] for ln in d.log_text().splitlines() if "closing slow" in ln]
     env.expect(not cuts, f"the desktop holding the two chats was cut (login, lines received, "
-               f"close code): {cuts}; daemon log: {slow}")
+               f"close code, closed): {cuts}; daemon log: {slow}")
     for c in custs:
         await c.close()
 

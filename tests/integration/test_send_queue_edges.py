@@ -23,6 +23,7 @@ from omr_harness import (Agent, Customer, add_agent, conv_key, log, poll,  # noq
                          reload_limits, run_tests, time_limit)
 from test_ws_edges import (big_transcript, close_of, raw_ws, read_all_frames,  # noqa: E402
                            ws_frame)
+from test_customer_chat_edges import two_logins  # noqa: E402
 
 
 def start(env, config=None, queues=None):
@@ -215,24 +216,8 @@ async def test_agent_with_three_long_chats_of_quotes_can_log_in(env):
         assert not errs, f"writer refused: {errs[:2]}"
         custs.append(c)
     log(f"three conversations of {n} lines of 4096 quotes wait")
-    cuts_seen = []
-    for attempt in range(2):
-        luis = Agent(d.url, "luis", tok, label=f"luis #{attempt + 1}")
-        await luis.login()
-        if attempt == 0:
-            await luis.presence("available")
-
-        def done():
-            return luis.conn.closed or all(
-                any(f.get("id") == f"m-{n - 1}" for f in luis.messages(c.conversation_id))
-                for c in custs)
-        await poll(done, 50)
-        got = [len(luis.messages(c.conversation_id)) for c in custs]
-        log(f"desktop #{attempt + 1}: lines {got}; closed={luis.conn.closed} "
-            f"code={luis.conn.close_code}")
-        if luis.conn.closed or sum(got) < 3 * n:
-            cuts_seen.append((attempt + 1, got, luis.conn.close_code))
-        await luis.close()
+    cuts_seen = [x for x in await two_logins(d, tok, custs, n, 50)
+                 if x[3] or sum(x[1]) < 3 * n]
     slow = [ln.strip()[:160] for ln in d.log_text().splitlines() if "closing slow" in ln]
     env.expect(not cuts_seen, f"the desktop holding the three chats was cut or incomplete "
                f"(login, lines received, close code): {cuts_seen}; daemon log: {slow}")
