@@ -37,6 +37,12 @@ local function in_wait_order(list)
   return list
 end
 
+-- c as an in_wait_order record, scored in its queue (priority 0 when the
+-- rules no longer have it).
+local function wait_record(R, c)
+  return {c = c, score = wait_score(c, queue_named(R, c.queue or '') or {})}
+end
+
 -- The conversations agent a holds for which keep(c) is true, in the order
 -- the queues serve them (in_wait_order): routed again one by one (its
 -- desktop lost, set offline), the first may take the only free agent.
@@ -45,7 +51,7 @@ local function held_in_wait_order(P, R, a, keep)
   for _, conv in ipairs(redis.call('SMEMBERS', P .. ':agent:' .. a.id .. ':convs')) do
     local c = conv_read(P, conv)
     if c ~= nil and c.agent == a.id and keep(c) then
-      held[#held + 1] = {c = c, score = wait_score(c, queue_named(R, c.queue or '') or {})}
+      held[#held + 1] = wait_record(R, c)
     end
   end
   return in_wait_order(held)
@@ -556,8 +562,9 @@ local function end_waits_for(P, R, id, now, offers)
   for _, conv in ipairs(redis.call('ZRANGE', pkey, 0, -1)) do
     local c = conv_read(P, conv)
     if c ~= nil and c.state == 'queued' and c.pref_agent == id then
-      list[#list + 1] = {c = c, score = wait_score(c, queue_named(R, c.queue or '') or {}),
-        waits = true}
+      local w = wait_record(R, c)
+      w.waits = true
+      list[#list + 1] = w
     end
   end
   for _, w in ipairs(in_wait_order(list)) do

@@ -596,6 +596,23 @@ async def test_agent_taking_a_full_transcript_is_not_cut(env):
     await c.close()
 
 
+async def long_chats(d, k, n, text):
+    """k customers (writer 0..k-1), each writing n messages m-0..m-{n-1} of `text`, all
+    acked. Returns them."""
+    custs = []
+    for w in range(k):
+        c = Customer(d.url, f"writer {w}")
+        await c.hello(language="en", name=f"W{w}")
+        for i in range(n):
+            await c.conn.send({"type": "message", "id": f"m-{i}", "text": text})
+        await c.conn.wait_for(lambda f: f.get("type") in ("ack", "error")
+                              and f.get("id") == f"m-{n - 1}", 90, "the last ack")
+        errs = [f for f in c.conn.frames if f.get("type") == "error"]
+        assert not errs, f"writer refused: {errs[:2]}"
+        custs.append(c)
+    return custs
+
+
 async def two_logins(d, tok, custs, n, timeout):
     """Agent luis logs in (and goes available) holding the chats of custs, each of n lines
     ending with id m-{n-1}, then logs in again. For each login: (login, lines received per
@@ -635,15 +652,7 @@ async def test_agent_with_two_long_chats_can_log_in(env):
     _, d = start(env, {"websocket": {"max_messages_per_second": 5000}}, queues=None)
     tok = add_agent(d, "luis", "Luis", "en", 2)
     n = 1000
-    custs = []
-    for k in range(2):
-        c = Customer(d.url, f"writer {k}")
-        await c.hello(language="en", name=f"W{k}")
-        for i in range(n):
-            await c.conn.send({"type": "message", "id": f"m-{i}", "text": "x" * 4096})
-        await c.conn.wait_for(lambda f: f.get("type") == "ack" and f.get("id") == f"m-{n - 1}",
-                              90, "the last ack")
-        custs.append(c)
+    custs = await long_chats(d, 2, n, "x" * 4096)
     log(f"two conversations of {n} lines of 4096 letters wait")
     cuts = [x for x in await two_logins(d, tok, custs, n, 40) if x[3]]
     slow = [ln.strip()[:160] for ln in d.log_text().splitlines() if "closing slow" in ln]

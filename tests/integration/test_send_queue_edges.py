@@ -21,9 +21,9 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Customer, add_agent, conv_key, log, poll,  # noqa: E402
                          reload_limits, run_tests, time_limit)
-from test_ws_edges import (big_transcript, close_of, raw_ws, read_all_frames,  # noqa: E402
-                           ws_frame)
-from test_customer_chat_edges import two_logins  # noqa: E402
+from test_ws_edges import (big_transcript, close_of, read_all_frames,  # noqa: E402
+                           resume_raw, ws_frame)
+from test_customer_chat_edges import OFFER_QUEUE, long_chats, two_logins  # noqa: E402
 
 
 def start(env, config=None, queues=None):
@@ -80,10 +80,7 @@ async def test_stalled_reader_past_cap_is_cut_without_more_frames(env):
     rss0 = rss_kb(d)
     socks = []
     for _ in range(8):
-        s, _ = raw_ws(d.port, "/ws/customer", rcvbuf=4096)
-        s.sendall(ws_frame(json.dumps({"type": "resume", "v": 1,
-                                       "conversation_id": c.conversation_id,
-                                       "resume_token": c.resume_token, "after": "0"})))
+        s, _ = resume_raw(d, c)
         socks.append(s)
     t0 = time.monotonic()
     ok = await poll(lambda: cuts(d) > before, 30)
@@ -139,10 +136,7 @@ async def test_stalled_reader_freed_by_the_ping_hangup(env):
     rss0 = rss_kb(d)
     socks = []
     for _ in range(8):
-        s, _ = raw_ws(d.port, "/ws/customer", rcvbuf=4096)
-        s.sendall(ws_frame(json.dumps({"type": "resume", "v": 1,
-                                       "conversation_id": c.conversation_id,
-                                       "resume_token": c.resume_token, "after": "0"})))
+        s, _ = resume_raw(d, c)
         socks.append(s)
     t0 = time.monotonic()
     await poll(lambda: server_conns(d.port) >= base + 8, 5)
@@ -170,10 +164,7 @@ async def test_client_close_with_a_full_queue(env):
     cfg = open(d.cfg_path).read().replace("max_messages: 2000", "max_messages: 400")
     open(d.cfg_path, "w").write(cfg)
     await reload_limits(d)
-    s, _ = raw_ws(d.port, "/ws/customer", rcvbuf=4096)
-    s.sendall(ws_frame(json.dumps({"type": "resume", "v": 1,
-                                   "conversation_id": c.conversation_id,
-                                   "resume_token": c.resume_token, "after": "0"})))
+    s, _ = resume_raw(d, c)
     await asyncio.sleep(2)
     s.sendall(ws_frame(b"\x03\xe8bye", opcode=8))
     t0 = time.monotonic()
@@ -204,17 +195,7 @@ async def test_agent_with_three_long_chats_of_quotes_can_log_in(env):
     _, d = start(env, {"websocket": {"max_messages_per_second": 5000}})
     tok = add_agent(d, "luis", "Luis", "en", 3)
     n = 1000
-    custs = []
-    for k in range(3):
-        c = Customer(d.url, f"writer {k}")
-        await c.hello(language="en", name=f"W{k}")
-        for i in range(n):
-            await c.conn.send({"type": "message", "id": f"m-{i}", "text": '"' * 4096})
-        await c.conn.wait_for(lambda f: f.get("type") in ("ack", "error")
-                              and f.get("id") == f"m-{n - 1}", 90, "the last ack")
-        errs = [f for f in c.conn.frames if f.get("type") == "error"]
-        assert not errs, f"writer refused: {errs[:2]}"
-        custs.append(c)
+    custs = await long_chats(d, 3, n, '"' * 4096)
     log(f"three conversations of {n} lines of 4096 quotes wait")
     cuts_seen = [x for x in await two_logins(d, tok, custs, n, 50)
                  if x[3] or sum(x[1]) < 3 * n]
@@ -227,12 +208,6 @@ async def test_agent_with_three_long_chats_of_quotes_can_log_in(env):
 
 # ---- 2. the wait estimate ----------------------------------------------------------------
 
-OFFER_QUEUE = """
-queues:
-  - name: offers
-    auto_accept: false
-    offer_timeout_s: 30
-"""
 
 
 async def next_position(c, timeout=10):
