@@ -28,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "omnirouter/channel.h"
 #include "omnirouter/envelope.h"
 #include "omnirouter/error.h"
 #include "omnirouter/util.h"
@@ -355,7 +356,9 @@ static void check_envelope(const omr_ws_session_t *s, const omr_ws_request_t *rq
 	check(same(env->tenant, s->tenant), "tenant does not come from the session");
 	check(agent ? same(env->agent, s->agent) : !env->agent,
 	      "agent does not come from the session");
-	check(!env->token && !env->lang && !env->name, "request carries auth fields");
+	/* a transfer may name the customer's language; nothing else carries one */
+	check(!env->token && !env->name && (!env->lang || rq->kind == OMR_WS_TRANSFER),
+	      "request carries auth fields");
 	switch (rq->kind) {
 	case OMR_WS_MESSAGE:
 		check(agent || (same(env->conv, s->conv) && same(rq->conv, s->conv)),
@@ -413,6 +416,12 @@ static void check_envelope(const omr_ws_session_t *s, const omr_ws_request_t *rq
 		check(same(env->conv, rq->conv) && target && omr_id_is_valid(target, OMR_WS_ID_MAX),
 		      "transfer target");
 		check(!env->text || text_ok(env->text), "transfer note");
+		char primary[16];
+		check(!env->lang ||
+		              (strlen(env->lang) <= OMR_WS_LANG_MAX &&
+		               omr_language_primary(env->lang, primary, sizeof(primary)) == 0 &&
+		               !same(primary, "und")),
+		      "transfer language");
 		break;
 	}
 	case OMR_WS_HISTORY: {

@@ -141,6 +141,8 @@ SEEDS = {
                                              queue="billing-es",
                                              note="Wants a refund\nof €20", id="t1")),
     "transfer-agent": (A1, frame(type="transfer", conversation_id=CONV, agent="luis", id="t2")),
+    "transfer-language": (A1, frame(type="transfer", conversation_id=CONV, queue="billing",
+                                    language="es-MX", id="t3")),
     "history": (A1 | status(2), frame(type="history", conversation_id=CONV,
                                       earlier="0123456789abcdef0123456789abcdef", id="h1")),
     "close-disposition": (A1, frame(type="close", conversation_id=CONV, disposition="follow-up",
@@ -399,6 +401,12 @@ HOSTILE = {
     "transfer-note-4097": (A1, b'{"type":"transfer","conversation_id":"c","agent":"a",'
                                b'"note":"' + b"n" * 4097 + b'"}'),
     "transfer-on-customer": (C1, b'{"type":"transfer","conversation_id":"c","queue":"q"}'),
+    "transfer-language-und": (A1, b'{"type":"transfer","conversation_id":"c","queue":"q",'
+                                  b'"language":"und"}'),
+    "transfer-language-bad": (A1, b'{"type":"transfer","conversation_id":"c","queue":"q",'
+                                  b'"language":"es_ES!"}'),
+    "transfer-language-number": (A1, b'{"type":"transfer","conversation_id":"c","queue":"q",'
+                                     b'"language":7}'),
     "history-no-earlier": (A1, b'{"type":"history","conversation_id":"c"}'),
     "history-earlier-path": (A1, b'{"type":"history","conversation_id":"c",'
                                  b'"earlier":"../c"}'),
