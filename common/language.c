@@ -39,6 +39,42 @@ static const struct {
         {"cmn", "zh"}, {"arb", "ar"}, {"zsm", "ms"}, {"swh", "sw"}, {"pes", "fa"}, {"uzn", "uz"},
 };
 
+/* Chinese is routed by script, as sites staff it: Traditional (zh-Hant) for
+ * Taiwan, Hong Kong and Macau, Simplified (zh-Hans) for the mainland,
+ * Singapore and Malaysia (CLDR's likely subtags). A script subtag decides;
+ * without one, the region; without either it stays zh. */
+static const struct {
+	const char *region, *script;
+} zh_regions[] = {
+        {"tw", "Hant"}, {"hk", "Hant"}, {"mo", "Hant"},
+        {"cn", "Hans"}, {"sg", "Hans"}, {"my", "Hans"},
+};
+
+/* The script of a zh tag from its subtags after the language (rest starts
+ * at a '-' or is ""): "Hant", "Hans" or NULL. */
+static const char *zh_script(const char *rest)
+{
+	while (*rest == '-') {
+		const char *sub = rest + 1;
+		size_t n = strcspn(sub, "-");
+		if (n == 1)
+			break; /* an extension or private use: nothing after it is script or region
+			        */
+		if (n == 4 && is_alpha(sub[0]))
+			return strncasecmp(sub, "hant", 4) == 0   ? "Hant"
+			       : strncasecmp(sub, "hans", 4) == 0 ? "Hans"
+			                                          : NULL; /* zh-Latn: pinyin */
+		if (n == 2 && is_alpha(sub[0])) {
+			for (size_t k = 0; k < sizeof(zh_regions) / sizeof(zh_regions[0]); k++)
+				if (strncasecmp(sub, zh_regions[k].region, 2) == 0)
+					return zh_regions[k].script;
+			return NULL;
+		}
+		rest = sub + n;
+	}
+	return NULL;
+}
+
 static void lower(const char *from, size_t n, char *out)
 {
 	for (size_t k = 0; k < n; k++)
@@ -83,15 +119,21 @@ int omr_language_primary(const char *tag, char *out, size_t outsize)
 	/* An extended language subtag (three letters after a two- or three-letter
 	 * language: zh-yue) is the language itself (RFC 5646 4.5). Scripts have
 	 * four letters, regions two letters or three digits. */
+	size_t after = n; /* where the subtags after the language begin */
 	if (n <= 3 && second == 3 && is_alpha(tag[n + 1]) && is_alpha(tag[n + 2]) &&
-	    is_alpha(tag[n + 3]))
+	    is_alpha(tag[n + 3])) {
 		lower(tag + n + 1, 3, out);
-	else
+		after = n + 4;
+	} else {
 		lower(tag, n, out);
+	}
 	for (size_t k = 0; k < sizeof(aliases) / sizeof(aliases[0]); k++)
 		if (strcmp(out, aliases[k].from) == 0) {
 			snprintf(out, outsize, "%s", aliases[k].to);
 			break;
 		}
+	const char *script = strcmp(out, "zh") == 0 ? zh_script(tag + after) : NULL;
+	if (script)
+		snprintf(out, outsize, "zh-%s", script);
 	return 0;
 }

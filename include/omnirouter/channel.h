@@ -23,7 +23,10 @@ const omr_channel_ops_t *omr_channel_get(omr_channel_t ch);
  * ("es-MX" -> "es"): the primary subtag, or the extended language subtag
  * ("zh-yue" -> "yue"), or the language of a grandfathered tag ("zh-min-nan"
  * -> "nan"), with a deprecated or alias code replaced by the current one
- * ("iw" -> "he", "in" -> "id", "tl" -> "fil", "cmn" -> "zh"). Returns 0, or
+ * ("iw" -> "he", "in" -> "id", "tl" -> "fil", "cmn" -> "zh"); Chinese with
+ * its script, when the tag gives one or a region that implies one ("zh-TW",
+ * "zh-Hant-HK" -> "zh-Hant"; "zh-CN", "cmn-Hans" -> "zh-Hans"; "zh" stays
+ * "zh"). The result is lowercase but for the script's "Hant"/"Hans". Returns 0, or
  * -EINVAL when tag is not 2-8 letters optionally followed by "-" subtags of
  * [A-Za-z0-9]. out holds at least 9 bytes. */
 int omr_language_primary(const char *tag, char *out, size_t outsize);

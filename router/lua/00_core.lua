@@ -59,8 +59,10 @@ local HISTORY_CONVS = 20 -- earlier conversations remembered per customer
 -- when the one stored (P:index_format) differs. 2: chains and tiers. 3:
 -- longest_idle scores break ties on the load (strategy_score). 4: what waits
 -- for an agent in particular (P:pref:AGENT) is scored by its queue's
--- priority, then its enqueue time (wait_score), as the waiting sets are.
-local INDEX_FORMAT = '4'
+-- priority, then its enqueue time (wait_score), as the waiting sets are. 5:
+-- Chinese by script, an agent of zh in the zh-Hant and zh-Hans sets and one
+-- of a script in the zh sets (route_langs).
+local INDEX_FORMAT = '5'
 
 local sticky_route
 local close_waiting -- (40_conversations.lua)
@@ -222,6 +224,14 @@ local function prepare(r)
   for _, q in ipairs(r.queues) do
     if type(q.steps) ~= 'table' or #q.steps == 0 then
       q.steps = {{after_s = 0}}
+    end
+    -- A queue that takes Chinese (zh) takes it in either script.
+    if type(q.languages) == 'table' and contains(q.languages, 'zh') then
+      for _, l in ipairs({'zh-Hant', 'zh-Hans'}) do
+        if not contains(q.languages, l) then
+          q.languages[#q.languages + 1] = l
+        end
+      end
     end
     q.tiers, q.step_tier = {}, {}
     local sigs, d = {}, 0

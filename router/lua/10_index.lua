@@ -54,6 +54,37 @@ local function decode_langs(s)
   return v
 end
 
+-- The languages an agent serves conversations in, by routing language:
+-- Chinese is routed by script (common/language.c), and an agent who gave zh
+-- serves zh-Hant and zh-Hans conversations, one who gave a script serves
+-- conversations in plain zh (at the higher of its scripts), unless the agent
+-- gave that one too. Kept per languages table (decode_langs' own, up to
+-- 4096; an admin call's new one).
+local zh_expanded, nexpanded = {}, 0
+
+local function route_langs(a)
+  local t = a.langs_t
+  local v = zh_expanded[t]
+  if v == nil then
+    if nexpanded >= 4096 then
+      zh_expanded, nexpanded = {}, 0
+    end
+    nexpanded = nexpanded + 1
+    v = t
+    local zh, hant, hans = t.zh, t['zh-Hant'], t['zh-Hans']
+    if zh or hant or hans then
+      v = {}
+      for k, p in pairs(t) do
+        v[k] = p
+      end
+      v['zh-Hant'], v['zh-Hans'] = hant or zh, hans or zh
+      v.zh = zh or math.max(hant or 0, hans or 0)
+    end
+    zh_expanded[t] = v
+  end
+  return v
+end
+
 local function agent_read(P, id)
   local a = hgetall(P .. ':agent:' .. id)
   if a == nil then
@@ -172,8 +203,8 @@ end
 -- its tenants, skills and languages, and the chain of each slot (its score
 -- comes from the chain's strategy).
 local function slot_layout(R, a, ok)
-  local slots, chains, langs = {}, {}, {}
-  for l in pairs(a.langs_t) do
+  local slots, chains, langs, served = {}, {}, {}, route_langs(a)
+  for l in pairs(served) do
     langs[#langs + 1] = l
   end
   table.sort(langs)
@@ -192,7 +223,7 @@ local function slot_layout(R, a, ok)
           for _, t in ipairs(a.tenants_t) do
             if chain.any_tenant or chain.tenants[t] then
               for _, l in ipairs(langs) do
-                if a.langs_t[l] >= chain.minp then
+                if served[l] >= chain.minp then
                   slots[#slots + 1] = prefix .. ch .. '|' .. t .. '|' .. l
                   chains[#slots] = chain
                 end

@@ -265,8 +265,9 @@ local function serves(a, q, s, c)
     or not skills_ok(a, q, s) then
     return nil
   end
+  local served = route_langs(a)
   for _, l in ipairs(step_langs(q, s, c.rlang)) do
-    if num(a.langs_t[l], 0) >= num(q.min_proficiency, 1) then
+    if num(served[l], 0) >= num(q.min_proficiency, 1) then
       return l
     end
   end

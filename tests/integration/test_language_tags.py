@@ -16,6 +16,8 @@ was written for:
    English tag to another English speaker; one to a Spanish agent was refused. A transfer
    now says the customer's language (`language`), and a queue transfer in a language the
    queue is not for is refused.
+4. Traditional and Simplified Chinese were one language (zh): a Taiwanese customer's chat
+   went to an agent who reads only Simplified. Chinese is routed by script now.
 
     OMR_BUILD_DIR=build/asan python3 tests/integration/test_language_tags.py [NAME...]
 """
@@ -29,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import Agent, Customer, add_agent, ctl, run_tests, time_limit  # noqa: E402
 
 CODES = [("iw-IL", "he"), ("in-ID", "id"), ("ji", "yi"), ("mo", "ro"), ("jw", "jv"),
-         ("tl", "fil"), ("zh-yue-HK", "yue"), ("zh-cmn-Hans", "zh"), ("cmn", "zh"),
+         ("tl", "fil"), ("zh-yue-HK", "yue"), ("zh-cmn", "zh"), ("cmn", "zh"),
          ("zh-min-nan", "nan")]
 
 
@@ -192,8 +194,75 @@ async def test_transfer_names_the_customers_language(env):
             await x.close()
 
 
+CHINESE_YAML = """queues:
+  - name: chinese
+    languages: [zh]
+  - name: general
+"""
+
+
+@time_limit(90)
+async def test_chinese_is_routed_by_script(env):
+    """Traditional (Taiwan, Hong Kong) and Simplified (mainland) Chinese were one language,
+    zh: a Taiwanese customer's chat went to whichever zh agent was first, one who reads only
+    Simplified included. The script decides now (a Hant/Hans subtag, else the region); an
+    agent given plain zh serves both, and a queue for zh takes both."""
+    d = env.daemon(env.redis(), queues=CHINESE_YAML)
+    tw = Agent(d.url, "tw", add_agent(d, "tw", "Mei", "zh-TW:9", 9))
+    cn = Agent(d.url, "cn", add_agent(d, "cn", "Wei", "zh-Hans:9", 9))
+    gen = Agent(d.url, "gen", add_agent(d, "gen", "Li", "zh:8", 9))
+    custs = []
+
+    async def chat(tag, at):
+        c = Customer(d.url, f"customer {tag}")
+        custs.append(c)
+        await c.hello(language=tag, name="X")
+        if at is not None:
+            item = await at.wait_item(is_for(c.conversation_id, "assigned"), 10, f"{tag} at {at}")
+            assert item.get("language") == tag, item
+        return c
+
+    try:
+        got = json.loads(ctl(d, "--json", "agent", "show", "tw").stdout)
+        assert got.get("languages") == {"zh-Hant": 9}, got
+        for a in (tw, cn, gen):
+            await a.login()
+        for a in (tw, cn):
+            await a.presence("available")
+        for tag in ("zh-TW", "zh-Hant", "zh-hk", "zh-Hant-CN", "cmn-TW"):
+            c = await chat(tag, tw)
+            assert conv_field(d, c.conversation_id, "queue") == "chinese", tag
+            assert conv_field(d, c.conversation_id, "rlang") == "zh-Hant", tag
+        out = json.loads(ctl(d, "--json", "explain", c.conversation_id).stdout)
+        assert out.get("language_matched") == "zh-Hant" and out.get("agent") == "tw", out
+        for tag in ("zh-CN", "zh-SG", "zh-Hans-HK"):
+            c = await chat(tag, cn)
+            assert conv_field(d, c.conversation_id, "queue") == "chinese", tag
+        # plain zh: either script's agent serves it
+        c = await chat("zh", None)
+        await (tw if conv_field(d, c.conversation_id, "agent") == "tw" else cn).wait_item(
+            is_for(c.conversation_id, "assigned"), 10, "zh at tw or cn")
+        assert conv_field(d, c.conversation_id, "agent") in ("tw", "cn")
+        # Simplified with only the Traditional agent free: it waits, and a Traditional
+        # chat that comes after it is served
+        await cn.presence("away")
+        waiting = await chat("zh-CN", None)
+        await chat("zh-TW", tw)
+        assert conv_field(d, waiting.conversation_id, "state") == "queued"
+        assert not [f for f in tw.items.values() if is_for(waiting.conversation_id)(f)]
+        # the agent of plain zh takes it, and a Traditional one too
+        await gen.presence("available")
+        await gen.wait_item(is_for(waiting.conversation_id, "assigned"), 10, "zh-CN at gen")
+        await tw.presence("away")
+        await chat("zh-MO", gen)
+    finally:
+        for x in [tw, cn, gen] + custs:
+            await x.close()
+
+
 if __name__ == "__main__":
     run_tests([test_old_and_alias_codes_reach_agents_of_the_current_code,
                test_agents_stored_with_old_codes_are_read_as_current,
                test_undetermined_language_is_the_default,
-               test_transfer_names_the_customers_language])
+               test_transfer_names_the_customers_language,
+               test_chinese_is_routed_by_script])

@@ -97,7 +97,7 @@ class RequeueOrder(LuaTestCase):
         self.assertEqual(self.r("ZRANGE", pkey, 0, -1), ["a2", "k2"])
         self.assertEqual(self.fcall("omr_conv_position", "a2")[:2], ["queued", 1])
         self.assertEqual(self.fcall("omr_conv_position", "k2")[:2], ["queued", 2])
-        self.assertEqual(self.r("GET", f"{P}:index_format"), "4")
+        self.assertEqual(self.r("GET", f"{P}:index_format"), "5")
         self.fcall("omr_conv_close", "c0", "x")
         self.assertEqual((self.conv("a2").get("agent"), self.conv("k2")["state"]),
                          ("x", "queued"))

@@ -18,23 +18,58 @@ static void test_language_primary(void **state)
 	assert_int_equal(omr_language_primary("EN", out, sizeof(out)), 0);
 	assert_string_equal(out, "en");
 	assert_int_equal(omr_language_primary("zh-Hant-TW", out, sizeof(out)), 0);
-	assert_string_equal(out, "zh");
+	assert_string_equal(out, "zh-Hant");
 	assert_int_equal(omr_language_primary("fil", out, sizeof(out)), 0);
 	assert_string_equal(out, "fil");
 	/* what a floor meets: old Java/Android codes, extlang and grandfathered tags, aliases */
 	static const char *const same[][2] = {
-	        {"iw-IL", "he"},       {"IN-id", "id"},
-	        {"ji", "yi"},          {"jw", "jv"},
-	        {"mo-MD", "ro"},       {"tl", "fil"},
-	        {"tl-PH", "fil"},      {"zh-yue", "yue"},
-	        {"zh-yue-HK", "yue"},  {"ZH-Yue", "yue"},
-	        {"zh-cmn-Hans", "zh"}, {"cmn", "zh"},
-	        {"zh-min-nan", "nan"}, {"zh-min-nan-TW", "nan"},
-	        {"zh-hakka", "hak"},   {"ar-arb", "ar"},
-	        {"sgn-ase", "ase"},    {"zh-Hans", "zh"},
-	        {"es-419", "es"},      {"en-US-u-ca-gregory", "en"},
-	        {"yue-HK", "yue"},     {"he", "he"},
-	        {"zh-min", "zh"},      {"x-klingon", NULL},
+	        {"iw-IL", "he"},
+	        {"IN-id", "id"},
+	        {"ji", "yi"},
+	        {"jw", "jv"},
+	        {"mo-MD", "ro"},
+	        {"tl", "fil"},
+	        {"tl-PH", "fil"},
+	        {"zh-yue", "yue"},
+	        {"zh-yue-HK", "yue"},
+	        {"ZH-Yue", "yue"},
+	        {"zh-cmn-Hans", "zh-Hans"},
+	        {"cmn", "zh"},
+	        {"zh-min-nan", "nan"},
+	        {"zh-min-nan-TW", "nan"},
+	        {"zh-hakka", "hak"},
+	        {"ar-arb", "ar"},
+	        {"sgn-ase", "ase"},
+	        {"zh-Hans", "zh-Hans"},
+	        {"es-419", "es"},
+	        {"en-US-u-ca-gregory", "en"},
+	        {"yue-HK", "yue"},
+	        {"he", "he"},
+	        {"zh-min", "zh"},
+	        {"x-klingon", NULL},
+	        /* Chinese by script: the script subtag, else the region, else plain zh */
+	        {"zh-TW", "zh-Hant"},
+	        {"zh-hk", "zh-Hant"},
+	        {"ZH-MO", "zh-Hant"},
+	        {"zh-CN", "zh-Hans"},
+	        {"zh-SG", "zh-Hans"},
+	        {"zh-MY", "zh-Hans"},
+	        {"zh", "zh"},
+	        {"zh-hant", "zh-Hant"},
+	        {"zh-HANS-HK", "zh-Hans"},
+	        {"zh-Hant-CN", "zh-Hant"},
+	        {"cmn-Hant", "zh-Hant"},
+	        {"cmn-TW", "zh-Hant"},
+	        {"zh-Latn-CN", "zh"},
+	        {"zh-US", "zh"},
+	        {"zh-419", "zh"},
+	        {"zh-x-tw", "zh"},
+	        {"zh-u-nu-hant", "zh"},
+	        {"zh-guoyu", "zh"},
+	        {"zh-min-nan-TW", "nan"},
+	        {"yue-Hant-HK", "yue"},
+	        {"zh-yue-Hans", "yue"},
+	        {"zh-hakka", "hak"},
 	};
 	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
 		int rc = omr_language_primary(same[i][0], out, sizeof(out));
