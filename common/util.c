@@ -115,6 +115,23 @@ bool omr_id_is_valid(const char *s, size_t max)
 	return n > 0;
 }
 
+bool omr_id_names_subkey(const char *id)
+{
+	/* docs/ARCHITECTURE.md, Redis keys: omr:{G}:agent:ID:SUFFIX and
+	 * omr:{G}:conv:ID:SUFFIX (idx and declined: earlier versions') */
+	static const char *const suffixes[] = {
+	        ":convs", ":inbox", ":presence", ":idx",  ":explain",
+	        ":log",   ":ids",   ":decl",     ":cust", ":declined",
+	};
+	size_t n = id ? strlen(id) : 0;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		size_t k = strlen(suffixes[i]);
+		if (n > k && strcmp(id + n - k, suffixes[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
 static uint64_t clock_ms(clockid_t id)
 {
 	struct timespec ts;

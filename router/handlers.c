@@ -393,6 +393,17 @@ static int dispatch(omr_request_t *q)
 		return -EINVAL;
 	if (needs_conv(e->type) && !omr_id_is_valid(e->conv, OMR_ENV_ID_MAX))
 		return -EINVAL;
+	/* An id that names another key of a conversation or an agent ("C:log",
+	 * "ana:inbox") is answered as one that names nothing, without a Redis
+	 * call: that would meet a key of another type and get no answer. */
+	if (needs_conv(e->type) && omr_id_names_subkey(e->conv))
+		return e->type == OMR_ENV_CONV_RESUME ? OMR_ERR_BAD_TOKEN : OMR_ERR_NOT_ASSIGNED;
+	if (e->type == OMR_ENV_AGENT_LOGIN && omr_id_names_subkey(e->agent))
+		return OMR_ERR_BAD_TOKEN;
+	if (e->type == OMR_ENV_CONV_TRANSFER && omr_id_names_subkey(omr_envelope_attr(e, "agent")))
+		return -EINVAL; /* as an unknown agent */
+	if (e->type == OMR_ENV_CONV_HISTORY && omr_id_names_subkey(omr_envelope_attr(e, "earlier")))
+		return OMR_ERR_NOT_ASSIGNED;
 	switch (e->type) {
 	case OMR_ENV_CONV_START:
 		return handle_conv_start(q);

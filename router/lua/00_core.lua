@@ -109,9 +109,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The hash at key, or nil when there is none (nor a hash: an id the daemon
+-- and omnirouterctl refuse, such as "ana:inbox", would name another key).
 local function hgetall(key)
-  local flat = redis.call('HGETALL', key)
-  if #flat == 0 then
+  local flat = redis.pcall('HGETALL', key)
+  if flat.err or #flat == 0 then
     return nil
   end
   local h = {}

@@ -1,0 +1,300 @@
+"""test_id_keys.py - ids that name another key of a conversation or an agent, and what a
+supervisor reads (a review of permission boundaries).
+
+Ids may hold ':' (PROTOCOL.md: 1-128 bytes of [A-Za-z0-9._:@-]), and a conversation's and an
+agent's other Redis keys are the id followed by ':SUFFIX' (ARCHITECTURE.md: conv:ID:log,
+conv:ID:cust, agent:ID:inbox, ...). A client that sent an existing conversation's or agent's
+id with such a suffix (a resume, a login, a monitor, a history, a message, a transfer...) got
+no answer: the routing function met a key of another type (WRONGTYPE), the router logged an
+error and dropped the request, and the client was told `unavailable` (resend) after its
+resends ran out, 10 s at the defaults, a connection that needs no login included. Such an id
+now gets what an id that names nothing gets, at once; omnirouterctl refuses it as an agent
+id. Each test on a suffix failed against the build before the fix. The two supervisor tests
+held up (kept as they cover what no other test did).
+
+    OMR_BUILD_DIR=build/asan python3 tests/integration/test_id_keys.py [NAME...]
+"""
+
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from omr_harness import (Agent, Conn, Customer, add_agent, ctl, log, run_tests,  # noqa: E402
+                         time_limit)
+
+
+def add(d, agent_id, name, languages, *extra):
+    return add_agent(d, agent_id, name, languages, extra=extra)
+
+
+async def assigned_to(agent, customer, timeout=10):
+    return await agent.wait_item(lambda f: f.get("type") == "assigned"
+                                 and f.get("conversation_id") == customer.conversation_id,
+                                 timeout, f"assigned {customer.label}")
+
+
+async def req(agent, frame, timeout=10):
+    """(answer, history/monitor/team frames before it)."""
+    start = len(agent.conn.frames)
+    r = await agent.conn.request(frame, timeout)
+    end = agent.conn.frames.index(r)
+    return r, [f for f in agent.conn.frames[start:end]
+               if f.get("type") in ("history", "monitor", "team")]
+
+
+@time_limit(60)
+async def test_resume_of_a_key_suffix_is_unauthorized(env):
+    """PROTOCOL.md, Resume: "A wrong token gets `unauthorized` and a close, and so does a
+    conversation that no longer exists". A resume naming `<own conversation id>:log` (an
+    id by the alphabet, no conversation) must be refused at once like any unknown one."""
+    d = env.daemon(env.redis())
+    kim = Customer(d.url, "customer kim")
+    try:
+        await kim.hello(language="en", name="Kim")
+        await kim.send("hello", id="c-1")
+        for suffix in (":log", ":cust"):
+            c = await Conn.open(d.url + "/ws/customer", f"resume {suffix}")
+            try:
+                await c.send({"type": "resume", "v": 1,
+                              "conversation_id": kim.conversation_id + suffix,
+                              "resume_token": kim.resume_token, "id": "r-1"})
+                f = await c.wait_for(lambda f: f.get("type") in ("welcome", "error"), 10,
+                                     "an answer to the resume")
+                log(f"resume of {suffix}: {f}")
+                env.expect(f.get("type") == "error" and f.get("code") == "unauthorized",
+                           f"resume of conversation id + {suffix!r}: want unauthorized, got "
+                           f"{ {k: v for k, v in f.items() if k != '_t'} }")
+                if f.get("code") == "unauthorized":
+                    got = await c.wait_closed(5, "unauthorized resume")
+                    env.expect(got[0] == 1008, f"close after unauthorized: {got}")
+            finally:
+                await c.close()
+    finally:
+        await kim.close()
+
+
+@time_limit(60)
+async def test_login_with_a_key_suffix_is_unauthorized(env):
+    """PROTOCOL.md, Log in: "A wrong id or token: `unauthorized` and a close." Agent id
+    `ana:inbox` names no agent (ana exists; her inbox is the stream agent:ana:inbox)."""
+    d = env.daemon(env.redis())
+    tok = add(d, "ana", "Ana", "en")
+    for suffix in (":inbox", ":convs"):
+        c = await Conn.open(d.url + "/ws/agent", f"login ana{suffix}")
+        try:
+            await c.send({"type": "login", "v": 1, "agent_id": "ana" + suffix, "token": tok,
+                          "id": "l-1"})
+            f = await c.wait_for(lambda f: f.get("type") in ("welcome", "error"), 10,
+                                 "an answer to the login")
+            log(f"login ana{suffix}: {f}")
+            env.expect(f.get("type") == "error" and f.get("code") == "unauthorized",
+                       f"login as 'ana{suffix}': want unauthorized, got "
+                       f"{ {k: v for k, v in f.items() if k != '_t'} }")
+        finally:
+            await c.close()
+
+
+@time_limit(90)
+async def test_monitor_and_history_of_a_key_suffix_not_assigned(env):
+    """PROTOCOL.md, Supervisors: any other conversation ("one that does not exist") gets
+    `not-assigned`, the connection stays open; history: "Any other conversation:
+    `not-assigned`". `<conversation id>:log` names no conversation."""
+    d = env.daemon(env.redis())
+    tok_bob = add(d, "bob", "Bob", "en", "--capacity", "2")
+    tok_sup = add(d, "sup", "Sue", "fr", "--supervises", "bob")
+    bob, sup = Agent(d.url, "bob", tok_bob), Agent(d.url, "sup", tok_sup, label="sup")
+    k1, k2 = Customer(d.url, "kim #1"), Customer(d.url, "kim #2")
+    try:
+        await bob.login()
+        await sup.login()
+        await bob.presence("available")
+        await k1.hello(language="en", name="Kim", customer_id="cust-1")
+        await k1.send("first chat", id="c-1")
+        await assigned_to(bob, k1)
+        await bob.close_conv(k1.conversation_id)
+        await k2.hello(language="en", name="Kim", customer_id="cust-1")
+        await assigned_to(bob, k2)
+        # sanity: the plain ids work
+        r, items = await req(sup, {"type": "monitor", "conversation_id": k2.conversation_id,
+                                   "id": "m-0"})
+        assert r.get("type") == "ack", r
+        r, items = await req(bob, {"type": "history", "conversation_id": k2.conversation_id,
+                                   "earlier": k1.conversation_id, "id": "h-0"})
+        assert r.get("type") == "ack" and items, r
+        for n, (who, frame) in enumerate((
+                (sup, {"type": "monitor", "conversation_id": k2.conversation_id + ":log"}),
+                (bob, {"type": "history", "conversation_id": k2.conversation_id,
+                       "earlier": k1.conversation_id + ":log"}),
+                (bob, {"type": "history", "conversation_id": k2.conversation_id + ":log",
+                       "earlier": k1.conversation_id}))):
+            try:
+                r, items = await req(who, {**frame, "id": f"x-{n}"}, timeout=10)
+            except AssertionError as e:
+                r, items = {"no answer": str(e)[:120]}, []
+            log(f"{frame}: {r}")
+            env.expect(r.get("type") == "error" and r.get("code") == "not-assigned",
+                       f"{frame['type']} {frame}: want not-assigned, got "
+                       f"{ {k: v for k, v in r.items() if k != '_t'} }")
+        await sup.conn.expect_open()
+    finally:
+        for x in (bob, sup, k1, k2):
+            await x.close()
+
+
+@time_limit(90)
+async def test_agent_requests_on_a_key_suffix(env):
+    """PROTOCOL.md Errors: `not-assigned` - "agent acted on a conversation that is not
+    theirs"; transfer: "An unknown queue or agent ...: `bad-request`". `<id>:log` is no
+    conversation of the agent's, `eve:inbox` no agent (the router answered neither before:
+    the function failed with WRONGTYPE, and the desktop got `unavailable`)."""
+    d = env.daemon(env.redis())
+    tb = add(d, "bob", "Bob", "en", "--capacity", "2")
+    add(d, "eve", "Eve", "en", "--capacity", "2")
+    bob = Agent(d.url, "bob", tb)
+    kim = Customer(d.url, "kim")
+    try:
+        await bob.login()
+        await bob.presence("available")
+        await kim.hello(language="en", name="Kim")
+        await assigned_to(bob, kim)
+        cid = kim.conversation_id
+        cases = [
+            ({"type": "message", "conversation_id": cid + ":log", "text": "x"},
+             "not-assigned"),
+            ({"type": "close", "conversation_id": cid + ":log"}, "not-assigned"),
+            ({"type": "accept", "conversation_id": cid + ":log"}, "not-assigned"),
+            ({"type": "typing", "conversation_id": cid + ":log"}, "not-assigned"),
+            ({"type": "transfer", "conversation_id": cid, "agent": "eve:inbox"},
+             "bad-request"),
+        ]
+        for n, (frame, want) in enumerate(cases):
+            try:
+                r = await bob.conn.request({**frame, "id": f"x-{n}"}, 12)
+            except AssertionError as e:
+                r = {"no answer": str(e)[:120]}
+            log(f"{frame}: {r}")
+            env.expect(r.get("type") == "error" and r.get("code") == want,
+                       f"{frame}: want {want}, got "
+                       f"{ {k: v for k, v in r.items() if k != '_t'} }")
+    finally:
+        await bob.close()
+        await kim.close()
+
+
+@time_limit(90)
+async def test_monitor_of_an_offered_conversation(env):
+    """PROTOCOL.md, Supervisors: team lists each conversation the agent "holds now (offered
+    or assigned)", and monitor reads one "the agent holding it" holds. Probe: the offered
+    one is listed and readable."""
+    queues = """
+queues:
+  - name: offers
+    auto_accept: false
+    offer_timeout_s: 60
+"""
+    d = env.daemon(env.redis(), queues=queues)
+    tok_bob = add(d, "bob", "Bob", "en", "--capacity", "2")
+    tok_sup = add(d, "sup", "Sue", "fr", "--supervises", "bob")
+    bob, sup = Agent(d.url, "bob", tok_bob), Agent(d.url, "sup", tok_sup, label="sup")
+    kim = Customer(d.url, "kim")
+    try:
+        await bob.login()
+        await sup.login()
+        await bob.presence("available")
+        await kim.hello(language="en", name="Kim")
+        await kim.send("waiting for someone", id="c-1")
+        await bob.wait_item(lambda f: f.get("type") == "offer", 10, "offer")
+        r, team = await req(sup, {"type": "team", "id": "t-1"})
+        convs = [t for t in team if t.get("kind") == "conversation"]
+        env.expect([(c.get("conversation_id"), c.get("state")) for c in convs]
+                   == [(kim.conversation_id, "offered")], f"team: {team}")
+        r, items = await req(sup, {"type": "monitor", "conversation_id": kim.conversation_id,
+                                   "id": "m-1"})
+        env.expect(r.get("type") == "ack" and any(i.get("text") == "waiting for someone"
+                                                  for i in items), f"monitor: {r} {items}")
+    finally:
+        for x in (bob, sup, kim):
+            await x.close()
+
+
+@time_limit(90)
+async def test_monitor_after_agent_removed_and_recreated(env):
+    """PROTOCOL.md, monitor: a closed conversation is readable through "the agent who had
+    it when it was closed, if that agent was not removed since"."""
+    d = env.daemon(env.redis())
+    tok_bob = add(d, "bob", "Bob", "en", "--capacity", "2")
+    tok_sup = add(d, "sup", "Sue", "fr", "--supervises", "bob")
+    bob, sup = Agent(d.url, "bob", tok_bob), Agent(d.url, "sup", tok_sup, label="sup")
+    kim = Customer(d.url, "kim")
+    try:
+        await bob.login()
+        await sup.login()
+        await bob.presence("available")
+        await kim.hello(language="en", name="Kim")
+        await kim.send("secret", id="c-1")
+        await assigned_to(bob, kim)
+        await bob.close_conv(kim.conversation_id)
+        r, items = await req(sup, {"type": "monitor", "conversation_id": kim.conversation_id,
+                                   "id": "m-1"})
+        assert r.get("type") == "ack", r
+        await bob.close()
+        ctl(d, "agent", "remove", "bob")
+        r, items = await req(sup, {"type": "monitor", "conversation_id": kim.conversation_id,
+                                   "id": "m-2"})
+        env.expect(r.get("code") == "not-assigned", f"after remove: {r}")
+        r, team = await req(sup, {"type": "team", "id": "t-1"})
+        env.expect(team == [], f"team after remove: {team}")
+        add(d, "bob", "Bob II", "en", "--capacity", "2")
+        r, items = await req(sup, {"type": "monitor", "conversation_id": kim.conversation_id,
+                                   "id": "m-3"})
+        env.expect(r.get("code") == "not-assigned", f"after re-create: {r}")
+        r, team = await req(sup, {"type": "team", "id": "t-2"})
+        env.expect([t.get("name") for t in team] == ["Bob II"], f"team: {team}")
+    finally:
+        for x in (bob, sup, kim):
+            await x.close()
+
+
+@time_limit(60)
+async def test_ctl_refuses_agent_ids_that_name_another_key(env):
+    """An agent `ana:inbox` would be agent ana's inbox stream (and `x:convs` the set of x's
+    conversations): omnirouterctl refuses such an id, as an agent's id, in --supervises and
+    in a roster; a conversation id of that form is one that does not exist."""
+    d = env.daemon(env.redis())
+    add(d, "ana", "Ana", "en")
+    for agent_id in ("ana:inbox", "bob:convs", "x:presence"):
+        p = ctl(d, "agent", "add", "--id", agent_id, "--name", "X", "--languages", "en",
+                check=False)
+        assert p.returncode == 2 and "may not end in" in p.stderr, (agent_id, p.stderr)
+    p = ctl(d, "agent", "add", "--id", "sup", "--name", "S", "--languages", "en",
+            "--supervises", "ana,ana:inbox", check=False)
+    assert p.returncode == 2 and "ana:inbox" in p.stderr, p.stderr
+    roster = os.path.join(env.dir, "roster.csv")
+    with open(roster, "w") as f:
+        f.write("id,name,languages\nok1,Ok,en\nana:log,Bad,en\n")
+    p = ctl(d, "agent", "import", roster, check=False)
+    assert p.returncode != 0 and "may not end in" in p.stderr, (p.returncode, p.stderr)
+    # ana is untouched and her inbox still a stream
+    c = d.redis.client()
+    assert c.cmd("TYPE", "omr:{default}:agent:ana:inbox") == "stream"
+    # a conversation id naming a transcript: no such conversation, not a Redis error
+    kim = Customer(d.url, "kim")
+    try:
+        await kim.hello(language="en", name="Kim")
+        p = ctl(d, "explain", kim.conversation_id + ":log", check=False)
+        assert p.returncode == 1 and "WRONGTYPE" not in p.stderr, (p.returncode, p.stderr)
+    finally:
+        await kim.close()
+
+
+TESTS = [test_resume_of_a_key_suffix_is_unauthorized,
+         test_login_with_a_key_suffix_is_unauthorized,
+         test_monitor_and_history_of_a_key_suffix_not_assigned,
+         test_agent_requests_on_a_key_suffix,
+         test_monitor_of_an_offered_conversation,
+         test_monitor_after_agent_removed_and_recreated,
+         test_ctl_refuses_agent_ids_that_name_another_key]
+
+if __name__ == "__main__":
+    run_tests(TESTS)
