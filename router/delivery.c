@@ -589,23 +589,46 @@ static void notify_typing(omr_router_t *r, const char *group, const char *body)
 	omr_envelope_destroy(&d);
 }
 
+static void on_presence_read(void *ud, const redisReply *rep)
+{
+	omr_watch_t *w = ud;
+	if (rep && !w->removed && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	    rep->element[0]->type == REDIS_REPLY_STRING) {
+		const redisReply *reason = rep->element[1];
+		omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+		if (d && omr_envelope_add_attr(d, "presence", rep->element[0]->str) == 0 &&
+		    (reason->type != REDIS_REPLY_STRING || !reason->str[0] ||
+		     omr_envelope_set(&d->reason, reason->str) == 0))
+			send_event(w->router, w, "presence", NULL, OMR_ROLE_NONE, d);
+		omr_envelope_destroy(&d);
+	}
+	watch_unref(w);
+}
+
 /* "p:AGENT|STATE|REASON" (REASON may be empty): the agent's presence changed
  * (set_presence); its desktop, if it is here, is told (a notice, not an
- * inbox item). */
+ * inbox item) the presence in effect, read again on the Redis connection
+ * the desktop's own presence requests take: the notice then never comes
+ * after the ack of a later change the desktop asked for (pub/sub messages
+ * come on another connection, in no order with the replies) and undoes it
+ * on the screen. */
 static void notify_presence(omr_router_t *r, const char *group, const char *body)
 {
-	char agent[OMR_ENV_ID_MAX + 1], state[16];
-	const char *rest, *reason;
+	char agent[OMR_ENV_ID_MAX + 1], prefix[OMR_ENV_ID_MAX + 8], key[2 * OMR_ENV_ID_MAX + 16];
+	const char *rest;
 	omr_watch_t *w;
 	if (!split_bar(body, agent, sizeof(agent), &rest) ||
-	    !split_bar(rest, state, sizeof(state), &reason) ||
 	    !(w = omr_delivery_find_agent(r, group, agent)))
 		return;
-	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
-	if (d && omr_envelope_add_attr(d, "presence", state) == 0 &&
-	    (!reason[0] || omr_envelope_set(&d->reason, reason) == 0))
-		send_event(r, w, "presence", NULL, OMR_ROLE_NONE, d);
-	omr_envelope_destroy(&d);
+	omr_router_group_prefix(w->group, prefix, sizeof(prefix));
+	snprintf(key, sizeof(key), "%s:agent:%s", prefix, w->id);
+	const char *argv[] = {"HMGET", key, "presence", "reason"};
+	size_t lens[4];
+	for (int i = 0; i < 4; i++)
+		lens[i] = strlen(argv[i]);
+	w->router = r;
+	if (omr_store_command(r->store, on_presence_read, w, 4, argv, lens) == 0)
+		w->refs++;
 }
 
 /* ---- queue positions ---------------------------------------------------- */

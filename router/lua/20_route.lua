@@ -193,12 +193,21 @@ local function decline_hold_ms(R)
   return num(R.decline_hold_s, 300) * 1000
 end
 
+-- A decline at ms t by the agent whose creation time is created (ms): one
+-- by a removed agent whose id a new agent was given since is not the new
+-- agent's.
+local function decline_holds(R, t, created, now)
+  return now - t < decline_hold_ms(R) and t >= num(created, 0)
+end
+
 local function declined_by(P, R, conv, now)
-  local out, n, hold = {}, 0, decline_hold_ms(R)
+  local out, n = {}, 0
   local flat = redis.call('HGETALL', P .. ':conv:' .. conv .. ':decl')
   for i = 1, #flat, 2 do
     -- ('?AGENT': an offer its desktop never got timed out once, take_back)
-    if string.byte(flat[i], 1) ~= 63 and now - num(flat[i + 1], 0) < hold then
+    if string.byte(flat[i], 1) ~= 63 and now - num(flat[i + 1], 0) < decline_hold_ms(R)
+      and decline_holds(R, num(flat[i + 1], 0),
+        redis.call('HGET', P .. ':agent:' .. flat[i], 'created_ms'), now) then
       out[flat[i]] = true
       n = n + 1
     end
@@ -206,9 +215,9 @@ local function declined_by(P, R, conv, now)
   return out, n
 end
 
-local function has_declined(P, R, conv, agent, now)
-  local t = redis.call('HGET', P .. ':conv:' .. conv .. ':decl', agent)
-  return t ~= false and now - num(t, 0) < decline_hold_ms(R)
+local function has_declined(P, R, conv, a, now)
+  local t = redis.call('HGET', P .. ':conv:' .. conv .. ':decl', a.id)
+  return t ~= false and decline_holds(R, num(t, 0), a.created_ms, now)
 end
 
 local function decline(P, R, conv, agent, now)
@@ -557,7 +566,8 @@ end
 -- stop waiting: it went offline or was removed. `offers` (held_in_wait_order
 -- records: the offers it had open, when the site set it offline) are taken
 -- back in the same pass, every one of them routed again in wait order.
-local function end_waits_for(P, R, id, now, offers)
+-- how: what became of the agent, for the trigger ('went offline' unless said).
+local function end_waits_for(P, R, id, now, offers, how)
   local pkey = P .. ':pref:' .. id
   local list = offers or {}
   for _, conv in ipairs(redis.call('ZRANGE', pkey, 0, -1)) do
@@ -570,7 +580,8 @@ local function end_waits_for(P, R, id, now, offers)
   end
   for _, w in ipairs(in_wait_order(list)) do
     if w.waits then
-      stop_waiting_for(P, w.c, 'agent ' .. id .. ', whom it waited for, went offline')
+      stop_waiting_for(P, w.c,
+        'agent ' .. id .. ', whom it waited for, ' .. (how or 'went offline'))
       reroute(P, R, w.c, now, false)
     else
       withdraw(P, R, w.c, id, 'agent-offline', now)
@@ -638,12 +649,12 @@ end
 -- Cost: one ZRANGE per (slot, language) the agent is indexed in.
 -- The head of waiting set wk that agent id may take (not one it declined
 -- within R.decline_hold_s).
-local function wait_head(P, R, wk, id, now)
+local function wait_head(P, R, wk, a, now)
   local from = 0
   while true do
     local head = redis.call('ZRANGE', wk, from, from + 9, 'WITHSCORES')
     for i = 1, #head, 2 do
-      if not has_declined(P, R, head[i], id, now) then
+      if not has_declined(P, R, head[i], a, now) then
         return head[i], tonumber(head[i + 1])
       end
     end
@@ -744,7 +755,7 @@ local function pull_waiting(P, R, a, now)
                 local wk = wait_key(P, queue.name, s, ch, t, wl)
                 if not seen[wk] then
                   seen[wk] = true
-                  local conv, sc = wait_head(P, R, wk, a.id, now)
+                  local conv, sc = wait_head(P, R, wk, a, now)
                   if conv ~= nil then
                     considered[#considered + 1] = {conversation = conv, score = sc}
                     if best == nil or sc < best_score or (sc == best_score and conv < best) then

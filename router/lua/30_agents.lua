@@ -264,8 +264,15 @@ end
 local function log_out(P, a, reason)
   if (a.session or '') ~= '' then
     notify(P, 'o:' .. a.id .. '|' .. a.session .. '|' .. reason)
-    session_ended(P, rules(P), a, a.session, reason, now_ms())
+    local R, now = rules(P), now_ms()
+    session_ended(P, R, a, a.session, reason, now)
     a.session = ''
+    -- Logged out by the site: an offer it had open goes to the next agent
+    -- now, not as its decline (as when the site sets it offline); it keeps
+    -- what it was assigned for the grace period, as any desktop that ended.
+    end_waits_for(P, R, a.id, now, held_in_wait_order(P, R, a, function(c)
+      return c.state == 'offered'
+    end))
   elseif lost_session_of(a) then
     -- Lost (its instance was cut off from Redis): that instance, back, must
     -- not restore it (agent_seen restores only a desktop lost and not ended).
@@ -435,7 +442,7 @@ local function agent_remove(keys, args)
   local R = rules(P)
   reindex(P, R, a)
   redis.call('DEL', akey, akey .. ':convs', akey .. ':inbox', akey .. ':presence')
-  end_waits_for(P, R, id, now_ms())
+  end_waits_for(P, R, id, now_ms(), nil, 'was removed')
   redis.call('SREM', P .. ':agents', id)
   if a.session ~= nil and a.session ~= '' then
     notify(P, 'o:' .. id .. '|' .. a.session .. '|agent-removed')
