@@ -589,6 +589,19 @@ static void notify_typing(omr_router_t *r, const char *group, const char *body)
 	omr_envelope_destroy(&d);
 }
 
+/* Sends a command on the Redis connection whose reply cb gets w, kept
+ * until then (cb unrefs it). */
+static void watch_command(omr_router_t *r, omr_watch_t *w, omr_store_reply_fn cb, int argc,
+                          const char **argv)
+{
+	size_t lens[8];
+	for (int i = 0; i < argc && i < 8; i++)
+		lens[i] = strlen(argv[i]);
+	w->router = r;
+	if (argc <= 8 && omr_store_command(r->store, cb, w, argc, argv, lens) == 0)
+		w->refs++;
+}
+
 static void on_presence_read(void *ud, const redisReply *rep)
 {
 	omr_watch_t *w = ud;
@@ -623,12 +636,7 @@ static void notify_presence(omr_router_t *r, const char *group, const char *body
 	omr_router_group_prefix(w->group, prefix, sizeof(prefix));
 	snprintf(key, sizeof(key), "%s:agent:%s", prefix, w->id);
 	const char *argv[] = {"HMGET", key, "presence", "reason"};
-	size_t lens[4];
-	for (int i = 0; i < 4; i++)
-		lens[i] = strlen(argv[i]);
-	w->router = r;
-	if (omr_store_command(r->store, on_presence_read, w, 4, argv, lens) == 0)
-		w->refs++;
+	watch_command(r, w, on_presence_read, 4, argv);
 }
 
 /* ---- queue positions ---------------------------------------------------- */
@@ -668,12 +676,7 @@ static void poll_one(void *ud, const char *key, void *value)
 			continue;
 		omr_router_group_prefix(w->group, prefix, sizeof(prefix));
 		const char *argv[] = {"FCALL", "omr_conv_position", "1", prefix, w->id};
-		size_t lens[5];
-		for (int i = 0; i < 5; i++)
-			lens[i] = strlen(argv[i]);
-		w->router = r;
-		if (omr_store_command(r->store, on_position, w, 5, argv, lens) == 0)
-			w->refs++;
+		watch_command(r, w, on_position, 5, argv);
 	}
 }
 

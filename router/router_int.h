@@ -42,7 +42,7 @@ typedef struct omr_watch {
 	uint64_t history_ms;       /* agents: when the history was last read (periodic page) */
 	uint64_t trim_ms; /* agents: when acknowledged items were last dropped (0: never) */
 	bool waiting;     /* customers: the conversation waits for an agent (positions) */
-	struct omr_router *router; /* set while a position query is in flight */
+	struct omr_router *router; /* set while a position or presence read is in flight */
 	unsigned refs;
 } omr_watch_t;
 

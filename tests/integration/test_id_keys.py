@@ -20,18 +20,21 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (Agent, Conn, Customer, add_agent, ctl, log, run_tests,  # noqa: E402
-                         time_limit)
+from omr_harness import Agent, Conn, Customer, ctl, log, run_tests, time_limit  # noqa: E402
+from test_security_edges import add, assigned_to  # noqa: E402
 
 
-def add(d, agent_id, name, languages, *extra):
-    return add_agent(d, agent_id, name, languages, extra=extra)
+def bob_and_supervisor(d):
+    """bob (en, 2 chats) and sup, who supervises him (not logged in yet)."""
+    tok_bob = add(d, "bob", "Bob", "en", "--capacity", "2")
+    tok_sup = add(d, "sup", "Sue", "fr", "--supervises", "bob")
+    return Agent(d.url, "bob", tok_bob), Agent(d.url, "sup", tok_sup, label="sup")
 
 
-async def assigned_to(agent, customer, timeout=10):
-    return await agent.wait_item(lambda f: f.get("type") == "assigned"
-                                 and f.get("conversation_id") == customer.conversation_id,
-                                 timeout, f"assigned {customer.label}")
+async def log_in(bob, sup):
+    await bob.login()
+    await sup.login()
+    await bob.presence("available")
 
 
 async def req(agent, frame, timeout=10):
@@ -101,14 +104,10 @@ async def test_monitor_and_history_of_a_key_suffix_not_assigned(env):
     `not-assigned`, the connection stays open; history: "Any other conversation:
     `not-assigned`". `<conversation id>:log` names no conversation."""
     d = env.daemon(env.redis())
-    tok_bob = add(d, "bob", "Bob", "en", "--capacity", "2")
-    tok_sup = add(d, "sup", "Sue", "fr", "--supervises", "bob")
-    bob, sup = Agent(d.url, "bob", tok_bob), Agent(d.url, "sup", tok_sup, label="sup")
+    bob, sup = bob_and_supervisor(d)
     k1, k2 = Customer(d.url, "kim #1"), Customer(d.url, "kim #2")
     try:
-        await bob.login()
-        await sup.login()
-        await bob.presence("available")
+        await log_in(bob, sup)
         await k1.hello(language="en", name="Kim", customer_id="cust-1")
         await k1.send("first chat", id="c-1")
         await assigned_to(bob, k1)
@@ -194,14 +193,10 @@ queues:
     offer_timeout_s: 60
 """
     d = env.daemon(env.redis(), queues=queues)
-    tok_bob = add(d, "bob", "Bob", "en", "--capacity", "2")
-    tok_sup = add(d, "sup", "Sue", "fr", "--supervises", "bob")
-    bob, sup = Agent(d.url, "bob", tok_bob), Agent(d.url, "sup", tok_sup, label="sup")
+    bob, sup = bob_and_supervisor(d)
     kim = Customer(d.url, "kim")
     try:
-        await bob.login()
-        await sup.login()
-        await bob.presence("available")
+        await log_in(bob, sup)
         await kim.hello(language="en", name="Kim")
         await kim.send("waiting for someone", id="c-1")
         await bob.wait_item(lambda f: f.get("type") == "offer", 10, "offer")
@@ -223,14 +218,10 @@ async def test_monitor_after_agent_removed_and_recreated(env):
     """PROTOCOL.md, monitor: a closed conversation is readable through "the agent who had
     it when it was closed, if that agent was not removed since"."""
     d = env.daemon(env.redis())
-    tok_bob = add(d, "bob", "Bob", "en", "--capacity", "2")
-    tok_sup = add(d, "sup", "Sue", "fr", "--supervises", "bob")
-    bob, sup = Agent(d.url, "bob", tok_bob), Agent(d.url, "sup", tok_sup, label="sup")
+    bob, sup = bob_and_supervisor(d)
     kim = Customer(d.url, "kim")
     try:
-        await bob.login()
-        await sup.login()
-        await bob.presence("available")
+        await log_in(bob, sup)
         await kim.hello(language="en", name="Kim")
         await kim.send("secret", id="c-1")
         await assigned_to(bob, kim)
