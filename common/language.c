@@ -41,8 +41,10 @@ static const struct {
 
 /* Chinese is routed by script, as sites staff it: Traditional (zh-Hant) for
  * Taiwan, Hong Kong and Macau, Simplified (zh-Hans) for the mainland,
- * Singapore and Malaysia (CLDR's likely subtags). A script subtag decides;
- * without one, the region; without either it stays zh. */
+ * Singapore and Malaysia (CLDR's likely subtags). A script subtag decides
+ * (Hanb, Han with Bopomofo, is Traditional; Latn, pinyin, stays zh); without
+ * one, the region; without either it stays zh. router/lua/10_index.lua's
+ * zh_rlang does the same for what an earlier version routed as zh. */
 static const struct {
 	const char *region, *script;
 } zh_regions[] = {
@@ -60,8 +62,9 @@ static const char *zh_script(const char *rest)
 		if (n == 1)
 			break; /* an extension or private use: nothing after it is script or region
 			        */
-		if (n == 4 && is_alpha(sub[0]))
-			return strncasecmp(sub, "hant", 4) == 0   ? "Hant"
+		if (n == 4 && is_alpha(sub[0])) /* Hanb: Han with Bopomofo, Taiwan's */
+			return strncasecmp(sub, "hant", 4) == 0 || strncasecmp(sub, "hanb", 4) == 0
+			               ? "Hant"
 			       : strncasecmp(sub, "hans", 4) == 0 ? "Hans"
 			                                          : NULL; /* zh-Latn: pinyin */
 		if (n == 2 && is_alpha(sub[0])) {

@@ -30,6 +30,30 @@ local LANG_ALIAS = {iw = 'he', ['in'] = 'id', ji = 'yi', jw = 'jv', mo = 'ro', t
   cmn = 'zh', arb = 'ar', zsm = 'ms', swh = 'sw', pes = 'fa', uzn = 'uz'}
 local canon_langs, ncanon = {}, 0
 
+-- The routing language of a Chinese tag that an earlier version routed as
+-- plain zh (common/language.c's zh_script: the script subtag, else the
+-- region): what waited across the upgrade, or what an instance of that
+-- version still starts.
+local ZH_REGION = {tw = 'zh-Hant', hk = 'zh-Hant', mo = 'zh-Hant', cn = 'zh-Hans',
+  sg = 'zh-Hans', my = 'zh-Hans'}
+local ZH_SCRIPT = {hant = 'zh-Hant', hanb = 'zh-Hant', hans = 'zh-Hans'}
+
+local function zh_rlang(tag)
+  local first = true
+  for sub in string.gmatch(string.lower(tag or ''), '[^-]+') do
+    if first then
+      first = false -- the language (zh, cmn, ...); an extended one is skipped below
+    elseif #sub == 1 then
+      return 'zh' -- an extension or private use
+    elseif #sub == 4 and string.find(sub, '^%a+$') then
+      return ZH_SCRIPT[sub] or 'zh'
+    elseif #sub == 2 and string.find(sub, '^%a+$') then
+      return ZH_REGION[sub] or 'zh'
+    end
+  end
+  return 'zh'
+end
+
 local function decode_langs(s)
   local v = canon_langs[s or '']
   if v ~= nil then

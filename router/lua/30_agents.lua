@@ -113,6 +113,12 @@ local function rules_load(keys, args)
   end
   for _, id in ipairs(redis.call('SMEMBERS', P .. ':queued')) do
     local c = conv_read(P, id)
+    if c ~= nil and c.state == 'queued' and c.rlang == 'zh' and zh_rlang(c.lang) ~= 'zh' then
+      -- Chinese an earlier version routed as plain zh: by its script now
+      -- (its waiting set, by c.wait_key, is left below).
+      c.rlang = zh_rlang(c.lang)
+      redis.call('HSET', P .. ':conv:' .. id, 'rlang', c.rlang)
+    end
     if c ~= nil and c.state == 'queued' then
       -- The new rules decide the queue; the step is kept only in the same
       -- queue, and the enqueue time always. One waiting for an agent (sticky,

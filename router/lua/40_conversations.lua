@@ -131,7 +131,9 @@ local function conv_start(keys, args)
   end
   local R = rules(P)
   local attrs, skills = decode(args[9], {}), decode(args[10], {})
-  c = {id = conv, lang = args[3], rlang = args[4], name = args[5], channel = args[6],
+  -- (an instance of an earlier version routes Chinese as plain zh)
+  local rlang = args[4] == 'zh' and zh_rlang(args[3]) or args[4]
+  c = {id = conv, lang = args[3], rlang = rlang, name = args[5], channel = args[6],
     tenant = args[7], step = 1, fresh = true}
   local q = match_queue(R, c, attrs, skills)
   if q == nil then
@@ -139,7 +141,7 @@ local function conv_start(keys, args)
   end
   local now = now_ms()
   c.enqueued_ms = now
-  redis.call('HSET', ckey, 'state', 'new', 'token_sha', args[2], 'lang', args[3], 'rlang', args[4],
+  redis.call('HSET', ckey, 'state', 'new', 'token_sha', args[2], 'lang', args[3], 'rlang', rlang,
     'name', args[5], 'channel', args[6], 'tenant', args[7], 'customer', args[8],
     'attrs', args[9] ~= '' and args[9] or '{}', 'skills', args[10] ~= '' and args[10] or '[]',
     'created_ms', int(now), 'enqueued_ms', int(now), 'priority', int(num(q.priority, 0)), 'nmsg',

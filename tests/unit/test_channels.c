@@ -61,6 +61,7 @@ static void test_language_primary(void **state)
 	        {"cmn-Hant", "zh-Hant"},
 	        {"cmn-TW", "zh-Hant"},
 	        {"zh-Latn-CN", "zh"},
+	        {"zh-Hanb-TW", "zh-Hant"},
 	        {"zh-US", "zh"},
 	        {"zh-419", "zh"},
 	        {"zh-x-tw", "zh"},
