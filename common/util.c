@@ -115,19 +115,32 @@ bool omr_id_is_valid(const char *s, size_t max)
 	return n > 0;
 }
 
-bool omr_id_names_subkey(const char *id)
+static bool ends_in_one_of(const char *id, const char *const *suffixes, size_t n)
 {
-	/* docs/ARCHITECTURE.md, Redis keys: omr:{G}:agent:ID:SUFFIX and
-	 * omr:{G}:conv:ID:SUFFIX (idx and declined: earlier versions') */
-	static const char *const suffixes[] = {
-	        ":convs", ":inbox", ":presence", ":idx",  ":explain",
-	        ":log",   ":ids",   ":decl",     ":cust", ":declined",
-	};
-	size_t n = id ? strlen(id) : 0;
-	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+	size_t len = id ? strlen(id) : 0;
+	for (size_t i = 0; i < n; i++) {
 		size_t k = strlen(suffixes[i]);
-		if (n > k && strcmp(id + n - k, suffixes[i]) == 0)
+		if (len > k && strcmp(id + len - k, suffixes[i]) == 0)
 			return true;
+	}
+	return false;
+}
+
+/* docs/ARCHITECTURE.md, Redis keys (idx and declined: earlier versions';
+ * customer:T|ID:convs: the list before 2026-12) */
+bool omr_id_names_subkey(const char *id, omr_id_kind_t kind)
+{
+	static const char *const agent[] = {":convs", ":inbox", ":presence", ":idx"};
+	static const char *const conv[] = {":explain", ":log",  ":ids",
+	                                   ":decl",    ":cust", ":declined"};
+	static const char *const customer[] = {":convs"};
+	switch (kind) {
+	case OMR_ID_AGENT:
+		return ends_in_one_of(id, agent, sizeof(agent) / sizeof(agent[0]));
+	case OMR_ID_CONV:
+		return ends_in_one_of(id, conv, sizeof(conv) / sizeof(conv[0]));
+	case OMR_ID_CUSTOMER:
+		return ends_in_one_of(id, customer, 1);
 	}
 	return false;
 }

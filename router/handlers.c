@@ -49,7 +49,8 @@ static int handle_conv_start(omr_request_t *q)
 	const omr_envelope_t *e = q->env;
 	char rlang[16], sha[65];
 	if (!e->token || !omr_id_is_valid(e->token, OMR_ENV_ID_MAX) || !e->lang ||
-	    omr_language_primary(e->lang, rlang, sizeof(rlang)) != 0)
+	    omr_language_primary(e->lang, rlang, sizeof(rlang)) != 0 ||
+	    omr_id_names_subkey(e->customer, OMR_ID_CUSTOMER))
 		return -EINVAL;
 	omr_sha256_hex(e->token, strlen(e->token), sha);
 	/* Customer attributes and requested skills travel as JSON: the queue
@@ -396,13 +397,15 @@ static int dispatch(omr_request_t *q)
 	/* An id that names another key of a conversation or an agent ("C:log",
 	 * "ana:inbox") is answered as one that names nothing, without a Redis
 	 * call: that would meet a key of another type and get no answer. */
-	if (needs_conv(e->type) && omr_id_names_subkey(e->conv))
+	if (needs_conv(e->type) && omr_id_names_subkey(e->conv, OMR_ID_CONV))
 		return e->type == OMR_ENV_CONV_RESUME ? OMR_ERR_BAD_TOKEN : OMR_ERR_NOT_ASSIGNED;
-	if (e->type == OMR_ENV_AGENT_LOGIN && omr_id_names_subkey(e->agent))
+	if (e->type == OMR_ENV_AGENT_LOGIN && omr_id_names_subkey(e->agent, OMR_ID_AGENT))
 		return OMR_ERR_BAD_TOKEN;
-	if (e->type == OMR_ENV_CONV_TRANSFER && omr_id_names_subkey(omr_envelope_attr(e, "agent")))
+	if (e->type == OMR_ENV_CONV_TRANSFER &&
+	    omr_id_names_subkey(omr_envelope_attr(e, "agent"), OMR_ID_AGENT))
 		return -EINVAL; /* as an unknown agent */
-	if (e->type == OMR_ENV_CONV_HISTORY && omr_id_names_subkey(omr_envelope_attr(e, "earlier")))
+	if (e->type == OMR_ENV_CONV_HISTORY &&
+	    omr_id_names_subkey(omr_envelope_attr(e, "earlier"), OMR_ID_CONV))
 		return OMR_ERR_NOT_ASSIGNED;
 	switch (e->type) {
 	case OMR_ENV_CONV_START:

@@ -408,6 +408,11 @@ static int parse_hello(const omr_ws_session_t *s, const omr_ws_limits_t *lim, co
 	            "key must be 16-128 of [A-Za-z0-9._:@-]") ||
 	    check_attributes(obj, &attrs, err))
 		return -EINVAL;
+	if (omr_id_names_subkey(customer, OMR_ID_CUSTOMER)) {
+		/* the list of that customer's conversations, as versions before 2026-12 kept it */
+		omr_ws_error_set(err, "bad-request", "customer_id may not end in :convs", 0);
+		return -EINVAL;
+	}
 	if (rq->key[0] && strlen(rq->key) < HELLO_KEY_MIN) {
 		omr_ws_error_set(err, "bad-request", "key must be 16-128 of [A-Za-z0-9._:@-]", 0);
 		return -EINVAL;

@@ -34,13 +34,14 @@ bool omr_equal_ct(const void *a, const void *b, size_t len);
  * and URLs). */
 bool omr_id_is_valid(const char *s, size_t max);
 
-/* true when id ends in the suffix of one of the other keys an agent or a
- * conversation has beside its hash (":inbox", ":log", ...): "ana:inbox" would
- * name agent ana's inbox, so no agent or conversation has such an id. */
-bool omr_id_names_subkey(const char *id);
-#define OMR_ID_SUBKEY_WHY                                                                          \
-	"may not end in :convs, :inbox, :presence, :idx, :explain, :log, :ids, :decl, :cust "      \
-	"or :declined (the other keys of an agent and a conversation)"
+/* true when id ends in the suffix of one of the other keys an agent, a
+ * conversation or a customer has beside its hash: agent "ana:inbox" would
+ * name agent ana's inbox, conversation "C:log" conversation C's transcript,
+ * so no agent or conversation has such an id. */
+typedef enum { OMR_ID_AGENT, OMR_ID_CONV, OMR_ID_CUSTOMER } omr_id_kind_t;
+bool omr_id_names_subkey(const char *id, omr_id_kind_t kind);
+#define OMR_ID_AGENT_SUBKEY_WHY                                                                    \
+	"may not end in :convs, :inbox, :presence or :idx (the agent's other keys)"
 
 /* Wall clock in ms since the epoch; monotonic clock in ms. */
 uint64_t omr_now_ms(void);

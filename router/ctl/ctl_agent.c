@@ -39,8 +39,8 @@ static int agent_id(const omr_ctl_t *ctl, int argc, char **argv, int extra, cons
 		return omr_ctl_usage_error("agent %s: --id is required", argv[1]);
 	if (!omr_id_is_valid(*id, OMR_ENV_ID_MAX))
 		return omr_ctl_usage_error("--id: ids are 1-128 of A-Z a-z 0-9 . _ : @ -");
-	if (omr_id_names_subkey(*id))
-		return omr_ctl_usage_error("--id: an agent id " OMR_ID_SUBKEY_WHY);
+	if (omr_id_names_subkey(*id, OMR_ID_AGENT))
+		return omr_ctl_usage_error("--id: an agent id " OMR_ID_AGENT_SUBKEY_WHY);
 	return 0;
 }
 

@@ -50,5 +50,7 @@ int omr_ctl_conversation(omr_ctl_t *ctl, int argc, char **argv)
 		return rc;
 	if (!omr_id_is_valid(argv[2], OMR_ENV_ID_MAX))
 		return omr_ctl_usage_error("conversation ids are 1-128 of A-Z a-z 0-9 . _ : @ -");
+	if (omr_id_names_subkey(argv[2], OMR_ID_CONV)) /* C:decl is a key of C's */
+		return omr_ctl_error("conversation %s: no such conversation", argv[2]);
 	return conv_close(ctl, argv[2]);
 }

@@ -152,6 +152,8 @@ int omr_ctl_explain(omr_ctl_t *ctl, int argc, char **argv)
 	if (!omr_id_is_valid(conv, OMR_ENV_ID_MAX))
 		return omr_ctl_usage_error("explain: conversation ids are 1-128 of "
 		                           "A-Z a-z 0-9 . _ : @ -");
+	if (omr_id_names_subkey(conv, OMR_ID_CONV)) /* C:ids is a key of C's */
+		return omr_ctl_error("conversation %s: no such conversation", conv);
 	char what[160];
 	snprintf(what, sizeof(what), "conversation %s", conv);
 	const char *args[] = {conv};

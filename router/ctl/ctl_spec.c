@@ -315,9 +315,9 @@ static int parse_ids(const char *s, char sep, size_t max, size_t max_count, bool
 			          what, 64, item, max);
 			goto bad;
 		}
-		if (strcmp(what, "agent") == 0 && omr_id_names_subkey(item)) {
-			rc = fail(why, whylen, "%s '%s': an agent id " OMR_ID_SUBKEY_WHY, what,
-			          item);
+		if (strcmp(what, "agent") == 0 && omr_id_names_subkey(item, OMR_ID_AGENT)) {
+			rc = fail(why, whylen, "%s '%s': an agent id " OMR_ID_AGENT_SUBKEY_WHY,
+			          what, item);
 			goto bad;
 		}
 		if (omr_ctl_list_has(a, item)) {
@@ -477,8 +477,8 @@ int omr_roster_row(const omr_roster_cols_t *cols, const omr_csv_record_t *rec, c
 	}
 	if (!omr_id_is_valid(*id, OMR_ENV_ID_MAX))
 		return fail(why, whylen, "id '%.64s': ids are 1-128 of A-Z a-z 0-9 . _ : @ -", *id);
-	if (omr_id_names_subkey(*id))
-		return fail(why, whylen, "id '%s': an agent id " OMR_ID_SUBKEY_WHY, *id);
+	if (omr_id_names_subkey(*id, OMR_ID_AGENT))
+		return fail(why, whylen, "id '%s': an agent id " OMR_ID_AGENT_SUBKEY_WHY, *id);
 	const char *name = cell(cols, rec, OMR_ROSTER_NAME);
 	if (omr_ctl_check_name(name, why, whylen) != 0)
 		return -EINVAL;

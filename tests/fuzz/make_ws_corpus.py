@@ -401,6 +401,7 @@ HOSTILE = {
     "transfer-note-4097": (A1, b'{"type":"transfer","conversation_id":"c","agent":"a",'
                                b'"note":"' + b"n" * 4097 + b'"}'),
     "transfer-on-customer": (C1, b'{"type":"transfer","conversation_id":"c","queue":"q"}'),
+    "hello-customer-old-list": (C0, b'{"type":"hello","customer_id":"bob:convs"}'),
     "transfer-language-und": (A1, b'{"type":"transfer","conversation_id":"c","queue":"q",'
                                   b'"language":"und"}'),
     "transfer-language-bad": (A1, b'{"type":"transfer","conversation_id":"c","queue":"q",'

@@ -9,18 +9,24 @@ no answer: the routing function met a key of another type (WRONGTYPE), the route
 error and dropped the request, and the client was told `unavailable` (resend) after its
 resends ran out, 10 s at the defaults, a connection that needs no login included. Such an id
 now gets what an id that names nothing gets, at once; omnirouterctl refuses it as an agent
-id. Each test on a suffix failed against the build before the fix. The two supervisor tests
-held up (kept as they cover what no other test did).
+id (only the suffixes of an agent's keys: an agent `sales:log` names none of them), and
+`explain` or `conversation close` of one says no such conversation (`close C:decl` wrote into
+the decline hash of a live conversation). A customer_id ending in `:convs` named the list an
+earlier version kept of that customer's conversations: it is refused. Each test on a suffix
+failed against the build before its fix. The two supervisor tests held up (kept as they
+cover what no other test did).
 
     OMR_BUILD_DIR=build/asan python3 tests/integration/test_id_keys.py [NAME...]
 """
 
+import json
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import Agent, Conn, Customer, ctl, log, run_tests, time_limit  # noqa: E402
+from omr_harness import (Agent, Conn, Customer, add_agent, ctl, log, run_tests,  # noqa: E402
+                         time_limit)
 from test_security_edges import add, assigned_to  # noqa: E402
 
 
@@ -263,7 +269,7 @@ async def test_ctl_refuses_agent_ids_that_name_another_key(env):
     assert p.returncode == 2 and "ana:inbox" in p.stderr, p.stderr
     roster = os.path.join(env.dir, "roster.csv")
     with open(roster, "w") as f:
-        f.write("id,name,languages\nok1,Ok,en\nana:log,Bad,en\n")
+        f.write("id,name,languages\nok1,Ok,en\nana:presence,Bad,en\n")
     p = ctl(d, "agent", "import", roster, check=False)
     assert p.returncode != 0 and "may not end in" in p.stderr, (p.returncode, p.stderr)
     # ana is untouched and her inbox still a stream
@@ -279,13 +285,182 @@ async def test_ctl_refuses_agent_ids_that_name_another_key(env):
         await kim.close()
 
 
+OFFERS = """
+queues:
+  - name: general
+    auto_accept: false
+    offer_timeout_s: 30
+"""
+
+
+def item_of(kind, cid):
+    return lambda f: f.get("type") == kind and f.get("conversation_id") == cid
+
+
+@time_limit(60)
+async def test_ctl_explain_of_ids_key_names_nothing(env):
+    """`omnirouterctl explain C:ids` (C a live conversation with a message, so its
+    de-duplication hash conv:C:ids exists) must say no such conversation (exit 1), as for
+    any id that names nothing (README: exit 1 "not found")."""
+    r = env.redis()
+    d = env.daemon(r)
+    c = Customer(d.url, "k")
+    await c.hello(language="en", name="K")
+    await c.send("hello there")
+    rc = r.client()
+    try:
+        ids = rc.hgetall(f"omr:{{default}}:conv:{c.conversation_id}:ids")
+    finally:
+        rc.close()
+    assert ids, "the conversation's ids hash exists"
+    p = ctl(d, "--json", "explain", f"{c.conversation_id}:ids", check=False)
+    env.expect(p.returncode == 1,
+               f"explain {c.conversation_id}:ids (no such conversation) exited "
+               f"{p.returncode}: stdout {p.stdout!r} stderr {p.stderr!r}")
+
+
+@time_limit(60)
+async def test_ctl_close_of_decl_key_does_not_touch_the_live_conversation(env):
+    """`omnirouterctl conversation close C:decl` (C waits, an agent declined it: its decline
+    hash conv:C:decl exists) must say no such conversation (exit 1) and leave C's keys as
+    they are. It must not write `state closed` and `closed_ms` into C's decline hash (read
+    by declined_by as agents who declined)."""
+    r = env.redis()
+    d = env.daemon(r, queues=OFFERS)
+    ana = Agent(d.url, "ana", add_agent(d, "ana", "Ana", "en", 1))
+    await ana.login()
+    await ana.presence("available")
+    c = Customer(d.url, "k")
+    await c.hello(language="en", name="K")
+    await ana.wait_item(item_of("offer", c.conversation_id), 5, "offer")
+    rej = await ana.reject(c.conversation_id, reason="busy")
+    assert rej.get("type") == "ack", rej
+    key = f"omr:{{default}}:conv:{c.conversation_id}:decl"
+    rc = r.client()
+    try:
+        before = rc.hgetall(key)
+        assert "ana" in before, before
+        p = ctl(d, "--json", "conversation", "close", f"{c.conversation_id}:decl", check=False)
+        after = rc.hgetall(key)
+        junk = rc.keys(f"omr:{{default}}:conv:{c.conversation_id}:decl:*")
+    finally:
+        rc.close()
+    env.expect(p.returncode == 1,
+               f"conversation close {c.conversation_id}:decl (no such conversation) exited "
+               f"{p.returncode}: stdout {p.stdout!r} stderr {p.stderr!r}")
+    env.expect(after == before,
+               f"the live conversation's decline hash was changed: {before} -> {after}")
+    env.expect(not junk, f"keys created under the decline hash's name: {junk}")
+
+
+@time_limit(60)
+async def test_ctl_close_of_ids_key_leaves_the_live_dedup_hash(env):
+    """`omnirouterctl conversation close C:ids` (C open, one message): no such conversation
+    (exit 1); C's de-duplication hash keeps no expiry (it is an open conversation's: a
+    resent message must still be answered with its first seq, PROTOCOL.md)."""
+    r = env.redis()
+    d = env.daemon(r)
+    c = Customer(d.url, "k")
+    await c.hello(language="en", name="K")
+    await c.send("hello there")
+    key = f"omr:{{default}}:conv:{c.conversation_id}:ids"
+    p = ctl(d, "--json", "conversation", "close", f"{c.conversation_id}:ids", check=False)
+    rc = r.client()
+    try:
+        ttl = rc.cmd("TTL", key)
+        fields = sorted(rc.hgetall(key))
+    finally:
+        rc.close()
+    env.expect(p.returncode == 1, f"close {c.conversation_id}:ids exited {p.returncode}: "
+               f"{p.stdout!r}")
+    env.expect(ttl == -1 and fields == sorted(f for f in fields if f.startswith("customer:")),
+               f"the open conversation's ids hash: ttl {ttl}, fields {fields}")
+
+
+def copy_agent(r, src, dst):
+    """Agent dst as an earlier omnirouterctl would have created it: agent src's fields."""
+    rc = r.client()
+    try:
+        h = rc.hgetall(f"omr:{{default}}:agent:{src}")
+        args = []
+        for k, v in h.items():
+            args += [k, v]
+        rc.cmd("HSET", f"omr:{{default}}:agent:{dst}", *args)
+        rc.cmd("SADD", "omr:{default}:agents", dst)
+        rc.cmd("XGROUP", "CREATE", f"omr:{{default}}:agent:{dst}:inbox", "desktop", "0",
+               "MKSTREAM")
+    finally:
+        rc.close()
+
+
+@time_limit(60)
+async def test_existing_agent_with_conv_suffix_can_be_removed_and_log_in(env):
+    """An agent an earlier omnirouterctl created as `sales:log` names none of an agent's
+    other keys (only a conversation's): it logs in and can be removed (it was refused when
+    one list of suffixes served agents and conversations alike)."""
+    r = env.redis()
+    d = env.daemon(r)
+    tok = add_agent(d, "sales", "Sales", "en", 1)
+    copy_agent(r, "sales", "sales:log")
+    listed = [a.get("id") for a in json.loads(ctl(d, "--json", "agent", "list").stdout)]
+    assert "sales:log" in listed, listed
+    a = Agent(d.url, "sales:log", tok)
+    try:
+        await a.login()
+        ok = True
+    except AssertionError as e:
+        ok = False
+        env.expect(False, f"agent sales:log (listed by `agent list`, its token good) cannot "
+                   f"log in: {e}")
+    if ok:
+        await a.close()
+    p = ctl(d, "agent", "remove", "--id", "sales:log", check=False)
+    env.expect(p.returncode == 0,
+               f"`agent remove --id sales:log` of a listed agent exited {p.returncode}: "
+               f"{p.stderr.strip()}")
+
+
+@time_limit(60)
+async def test_customer_id_naming_the_old_list_is_refused(env):
+    """customer_id `bob:convs` named the list of bob's conversations as versions before
+    2026-12 kept it (customer:T|bob:convs, still read at bob's next hello): the hello wrote
+    into it and failed halfway (a close then left the agent's capacity taken). It is refused
+    now with a reason, and the list is left as it is."""
+    r = env.redis()
+    d = env.daemon(r)
+    rc = r.client()
+    key = "omr:{default}:customer:default|bob:convs"
+    try:
+        rc.cmd("RPUSH", key, "0ldc0nv1")
+        c = Customer(d.url, "k")
+        await c.connect()
+        await c.conn.send({"type": "hello", "v": 1, "language": "en", "name": "K",
+                           "customer_id": "bob:convs", "id": "h-1"})
+        w = await c.conn.wait_for(lambda f: f.get("type") in ("welcome", "error"), 10,
+                                  "an answer to the hello")
+        assert w.get("code") == "bad-request" and ":convs" in w.get("reason", ""), w
+        assert rc.cmd("LRANGE", key, 0, -1) == ["0ldc0nv1"]
+        await c.close()
+        # bob himself still gets his old list read as ever
+        b = Customer(d.url, "bob")
+        await b.hello(language="en", name="Bob", customer_id="bob")
+        await b.close()
+    finally:
+        rc.close()
+
+
 TESTS = [test_resume_of_a_key_suffix_is_unauthorized,
          test_login_with_a_key_suffix_is_unauthorized,
          test_monitor_and_history_of_a_key_suffix_not_assigned,
          test_agent_requests_on_a_key_suffix,
          test_monitor_of_an_offered_conversation,
          test_monitor_after_agent_removed_and_recreated,
-         test_ctl_refuses_agent_ids_that_name_another_key]
+         test_ctl_refuses_agent_ids_that_name_another_key,
+         test_ctl_explain_of_ids_key_names_nothing,
+         test_ctl_close_of_ids_key_leaves_the_live_dedup_hash,
+         test_ctl_close_of_decl_key_does_not_touch_the_live_conversation,
+         test_existing_agent_with_conv_suffix_can_be_removed_and_log_in,
+         test_customer_id_naming_the_old_list_is_refused]
 
 if __name__ == "__main__":
     run_tests(TESTS)
