@@ -602,41 +602,92 @@ static void watch_command(omr_router_t *r, omr_watch_t *w, omr_store_reply_fn cb
 		w->refs++;
 }
 
+/* Tells the desktop of the agent that is here now, if any, its presence. */
+static void send_presence(omr_router_t *r, const char *group, const char *agent, const char *state,
+                          const char *reason)
+{
+	omr_watch_t *w = omr_delivery_find_agent(r, group, agent);
+	if (!w)
+		return;
+	omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
+	if (d && omr_envelope_add_attr(d, "presence", state) == 0 &&
+	    (!reason || !reason[0] || omr_envelope_set(&d->reason, reason) == 0))
+		send_event(r, w, "presence", NULL, OMR_ROLE_NONE, d);
+	omr_envelope_destroy(&d);
+}
+
+/* A presence notice whose presence is being read again: the "p:" message's
+ * group and body ("AGENT|STATE|REASON"). */
+typedef struct presence_read {
+	omr_router_t *r;
+	char *group, *body;
+} presence_read_t;
+
+/* body "AGENT|STATE|REASON" into agent and state; *reason points into body. */
+static bool presence_parts(const char *body, char *agent, size_t agentsz, char *state,
+                           size_t statesz, const char **reason)
+{
+	const char *rest;
+	return split_bar(body, agent, agentsz, &rest) && split_bar(rest, state, statesz, reason);
+}
+
 static void on_presence_read(void *ud, const redisReply *rep)
 {
-	omr_watch_t *w = ud;
-	if (rep && !w->removed && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-	    rep->element[0]->type == REDIS_REPLY_STRING) {
-		const redisReply *reason = rep->element[1];
-		omr_envelope_t *d = omr_envelope_new(OMR_ENV_DELIVER);
-		if (d && omr_envelope_add_attr(d, "presence", rep->element[0]->str) == 0 &&
-		    (reason->type != REDIS_REPLY_STRING || !reason->str[0] ||
-		     omr_envelope_set(&d->reason, reason->str) == 0))
-			send_event(w->router, w, "presence", NULL, OMR_ROLE_NONE, d);
-		omr_envelope_destroy(&d);
+	presence_read_t *p = ud;
+	char agent[OMR_ENV_ID_MAX + 1], state[16];
+	const char *reason;
+	if (presence_parts(p->body, agent, sizeof(agent), state, sizeof(state), &reason)) {
+		if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+		    rep->element[0]->type == REDIS_REPLY_STRING)
+			send_presence(p->r, p->group, agent, rep->element[0]->str,
+			              rep->element[1]->type == REDIS_REPLY_STRING
+			                      ? rep->element[1]->str
+			                      : NULL);
+		else if (!rep) /* the connection went: as the message said */
+			send_presence(p->r, p->group, agent, state, reason);
 	}
-	watch_unref(w);
+	free(p->group);
+	free(p->body);
+	free(p);
 }
 
 /* "p:AGENT|STATE|REASON" (REASON may be empty): the agent's presence changed
  * (set_presence); its desktop, if it is here, is told (a notice, not an
  * inbox item) the presence in effect, read again on the Redis connection
- * the desktop's own presence requests take: the notice then never comes
- * after the ack of a later change the desktop asked for (pub/sub messages
- * come on another connection, in no order with the replies) and undoes it
- * on the screen. */
+ * the desktop's own requests take: the notice then never comes after the
+ * ack of a later change the desktop asked for (pub/sub messages come on
+ * another connection, in no order with the replies), and it reaches a
+ * desktop whose login was in flight (the read's answer comes after the
+ * login's). Read whether or not the agent's desktop is here now; when Redis
+ * cannot be asked, the notice says what the message said. */
 static void notify_presence(omr_router_t *r, const char *group, const char *body)
 {
-	char agent[OMR_ENV_ID_MAX + 1], prefix[OMR_ENV_ID_MAX + 8], key[2 * OMR_ENV_ID_MAX + 16];
-	const char *rest;
-	omr_watch_t *w;
-	if (!split_bar(body, agent, sizeof(agent), &rest) ||
-	    !(w = omr_delivery_find_agent(r, group, agent)))
+	char agent[OMR_ENV_ID_MAX + 1], state[16], prefix[OMR_ENV_ID_MAX + 8];
+	char key[2 * OMR_ENV_ID_MAX + 16];
+	const char *reason;
+	if (!presence_parts(body, agent, sizeof(agent), state, sizeof(state), &reason))
 		return;
-	omr_router_group_prefix(w->group, prefix, sizeof(prefix));
-	snprintf(key, sizeof(key), "%s:agent:%s", prefix, w->id);
+	presence_read_t *p = calloc(1, sizeof(*p));
+	if (p) {
+		p->r = r;
+		p->group = strdup(group);
+		p->body = strdup(body);
+	}
+	omr_router_group_prefix(group, prefix, sizeof(prefix));
+	snprintf(key, sizeof(key), "%s:agent:%s", prefix, agent);
 	const char *argv[] = {"HMGET", key, "presence", "reason"};
-	watch_command(r, w, on_presence_read, 4, argv);
+	size_t lens[4];
+	for (int i = 0; i < 4; i++)
+		lens[i] = strlen(argv[i]);
+	if (p && p->group && p->body &&
+	    omr_store_command(r->store, on_presence_read, p, 4, argv, lens) == 0)
+		return;
+	if (p) {
+		free(p->group);
+		free(p->body);
+		free(p);
+	}
+	send_presence(r, group, agent, state, reason);
 }
 
 /* ---- queue positions ---------------------------------------------------- */

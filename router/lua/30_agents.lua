@@ -268,24 +268,26 @@ end
 -- its work re-queued after the grace period unless the agent logs in again
 -- (with its new token) before.
 local function log_out(P, a, reason)
+  local R, now = rules(P), now_ms()
   if (a.session or '') ~= '' then
     notify(P, 'o:' .. a.id .. '|' .. a.session .. '|' .. reason)
-    local R, now = rules(P), now_ms()
     session_ended(P, R, a, a.session, reason, now)
     a.session = ''
-    -- Logged out by the site: an offer it had open goes to the next agent
-    -- now, not as its decline (as when the site sets it offline); it keeps
-    -- what it was assigned for the grace period, as any desktop that ended.
-    end_waits_for(P, R, a.id, now, held_in_wait_order(P, R, a, function(c)
-      return c.state == 'offered'
-    end))
   elseif lost_session_of(a) then
     -- Lost (its instance was cut off from Redis): that instance, back, must
     -- not restore it (agent_seen restores only a desktop lost and not ended).
     redis.call('HSET', P .. ':agent:' .. a.id, 'ended_reason', reason)
     a.ended_reason = reason
-    set_presence(P, a, 'offline', reason, now_ms())
+    set_presence(P, a, 'offline', reason, now)
+  else
+    return
   end
+  -- Logged out by the site: an offer it had open goes to the next agent
+  -- now, not as its decline (as when the site sets it offline); it keeps
+  -- what it was assigned for the grace period, as any desktop that ended.
+  end_waits_for(P, R, a.id, now, held_in_wait_order(P, R, a, function(c)
+    return c.state == 'offered'
+  end))
 end
 
 -- omr_agent_upsert P id json -> "created" | "updated"

@@ -12,18 +12,23 @@ failed against the build before its fix:
 4. The desktop and the site changing the presence at the same moment: the site's notice
    (pub/sub) could reach the desktop after the ack of the desktop's later change (the
    command connection), which then showed a presence routing did not use.
+5. (From a review of 1-4.) `agent revoke` or `agent token` of an agent taken for lost left its
+   offer open, to count as its decline; a notice was lost when the desktop logged in again
+   at that moment, or while the router re-made its Redis connection.
 
     OMR_BUILD_DIR=build/asan python3 tests/integration/test_admin_live.py [NAME...]
 """
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from omr_harness import (CTL_BIN, Agent, Customer, _sanitizer_env, add_agent, ctl,  # noqa: E402
-                         log, run_tests, time_limit)
+from omr_harness import (CTL_BIN, Agent, Conn, Customer, _sanitizer_env, add_agent,  # noqa: E402
+                         ctl, log, poll, run_tests, time_limit, wait_log)
 from test_live_floor import available, cluster, conv, explain, show  # noqa: E402
 from test_transfers import transfer  # noqa: E402
 
@@ -156,6 +161,170 @@ async def test_token_reissued_with_an_offer_open_does_not_bar_the_agent(env):
                    f"declines {decl}; {e}")
 
 
+OFFERS_LONG = """
+queues:
+  - name: general
+    auto_accept: false
+    offer_timeout_s: 20
+"""
+
+
+async def lost_with_offer(env, r, how):
+    """ana, with an offer open (acked), taken for lost (her instance stopped); then the site
+    runs `agent HOW` for her: the offer goes to bob at once, not as ana's decline."""
+    d1, d2 = cluster(env, r, 2, OFFERS_LONG, {"routing": {"agent_grace_s": 60}})
+    ana = await available(d1, "ana", add_agent(d1, "ana", "Ana", "en", 1))
+    c = Customer(d2.url, "k")
+    await c.hello(language="en", name="K")
+    await ana.wait_item(item_of("offer", c.conversation_id), 5, "offer")
+    await asyncio.sleep(0.2)  # (acked: the desktop got it)
+    d1.proc.send_signal(signal.SIGSTOP)
+    try:
+        lost = await poll(lambda: show(d2, "ana")["reason"] == "lost", 8, interval=0.05)
+        env.expect(lost, f"ana lost: {show(d2, 'ana')}")
+        bob = await available(d2, "bob", add_agent(d2, "bob", "Bob", "en", 1))
+        tok = None
+        if how == "revoke":
+            ctl(d2, "agent", "revoke", "--id", "ana")
+        elif how == "state offline":
+            ctl(d2, "agent", "state", "--id", "ana", "offline")
+        else:
+            tok = ctl(d2, "agent", "token", "--id", "ana").stdout.strip()
+        got = True
+        try:
+            await bob.wait_item(item_of("offer", c.conversation_id), 3,
+                                "the offer goes to bob at once")
+        except AssertionError:
+            got = False
+        env.expect(got, f"`agent {how}` of lost ana with an offer open: the offer was not "
+                   f"taken back at once (README: 'an offer open then goes to the next agent "
+                   f"at once'); the chat: {conv(r, c.conversation_id)}")
+        if not got:
+            # let the offer time out, then see whether it counted as ana's decline
+            await poll(lambda: conv(r, c.conversation_id).get("agent") != "ana", 25)
+            rc = r.client()
+            try:
+                decl = rc.hgetall(f"omr:{{default}}:conv:{c.conversation_id}:decl")
+            finally:
+                rc.close()
+            env.expect("ana" not in decl,
+                       f"the offer open at `agent {how}` counted as ana's decline: {decl}; "
+                       f"last_decline {conv(r, c.conversation_id).get('last_decline')}")
+    finally:
+        d1.proc.send_signal(signal.SIGCONT)
+    return d1, d2, c, tok
+
+
+@time_limit(120)
+async def test_revoke_of_lost_agent_takes_offer_back(env):
+    await lost_with_offer(env, env.redis(), "revoke")
+
+
+@time_limit(120)
+async def test_token_reissue_of_lost_agent_takes_offer_back(env):
+    await lost_with_offer(env, env.redis(), "token")
+
+
+@time_limit(120)
+async def test_control_state_offline_of_lost_agent_takes_offer_back(env):
+    """As `agent state ana offline` of the same lost agent did already."""
+    await lost_with_offer(env, env.redis(), "state offline")
+
+
+@time_limit(240)
+async def test_presence_set_by_site_during_relogin(env):
+    """A desktop logs in again while the site changes the presence (100 rounds, 0-2 ms
+    apart): when the login ran first, the welcome showed the old presence and the notice
+    went to the replaced connection's desktop, so the new one showed a presence not in
+    effect. The notice goes to the desktop here when the presence is read again."""
+    r = env.redis()
+    d = env.daemon(r, queues=GENERAL)
+    tok = add_agent(d, "ana", "Ana", "en", 1)
+    ana = await available(d, "ana", tok)
+    conns = [ana.conn]
+    rc = r.client()
+    bad = []
+    try:
+        for i in range(100):
+            site = "break" if i % 2 == 0 else "available"
+            old_start = len(conns[0].frames)
+            conn = await Conn.open(d.url + "/ws/agent", f"ana#{i}", asyncio.Condition())
+            await conn.send({"type": "login", "v": 1, "agent_id": "ana", "token": tok})
+            delay = (i % 50) * 40e-6  # 0 .. 2 ms
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < delay:
+                pass
+            rc.cmd("FCALL", "omr_agent_state", "1", "omr:{default}", "ana", site,
+                   "lunch" if site == "break" else "")
+            w = await conn.wait_for(lambda f: f.get("type") in ("welcome", "error"), 10,
+                                    "welcome")
+            assert w.get("type") == "welcome", w
+            await asyncio.sleep(0.3)
+            view = w.get("presence")
+            seen = [("welcome", view)]
+            for f in conn.frames:
+                if f.get("type") == "presence":
+                    view = f.get("presence")
+                    seen.append(("notice", view))
+            truth = rc.cmd("HGET", "omr:{default}:agent:ana", "presence")
+            if view != truth:
+                old = [(f.get("type"), f.get("presence"), f.get("code"))
+                       for f in conns[0].frames[old_start:]]
+                bad.append(f"round {i} (delay {delay * 1e3:.2f} ms, site {site}): desktop "
+                           f"shows {view}, in effect {truth}; frames {seen}; the replaced "
+                           f"connection got {old}")
+                log(bad[-1])
+            for c in conns:
+                await c.close()
+            conns = [conn]
+    finally:
+        rc.close()
+        for c in conns:
+            await c.close()
+    env.expect(not bad, f"{len(bad)} of 100 relogins ended showing a presence not in "
+               f"effect:\n  " + "\n  ".join(bad[:5]))
+
+
+def command_connections(rc):
+    """Ids of the clients that are not subscribers and not rc itself."""
+    me = rc.cmd("CLIENT", "ID")
+    out = []
+    for line in rc.cmd("CLIENT", "LIST").splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        if int(f["id"]) != me and f.get("psub", "0") == "0" and f.get("sub", "0") == "0":
+            out.append(f["id"])
+    return out
+
+
+@time_limit(60)
+async def test_presence_notice_while_command_connection_reconnects(env):
+    """The site changes the presence while the router re-makes its command connection (the
+    pub/sub one stays): the notice, which cannot be read again then, says what the message
+    said (it was dropped)."""
+    r = env.redis()
+    d = env.daemon(r, config={"redis": {"reconnect_min_ms": 1500, "reconnect_max_ms": 5000}},
+                   queues=GENERAL)
+    ana = await available(d, "ana", add_agent(d, "ana", "Ana", "en", 1))
+    rc = r.client()
+    try:
+        ids = command_connections(rc)
+        assert len(ids) == 1, f"one command connection expected: {ids}"
+        rc.cmd("CLIENT", "KILL", "ID", ids[0])
+        await wait_log(d, "connection lost", 5)
+        # the site puts ana on break (what omnirouterctl agent state does)
+        rc.cmd("FCALL", "omr_agent_state", "1", "omr:{default}", "ana", "break", "lunch")
+        await wait_log(d, "redis: ready", 10, count=2)
+        await asyncio.sleep(1.0)
+        truth = rc.cmd("HGET", "omr:{default}:agent:ana", "presence")
+    finally:
+        rc.close()
+    notices = [f for f in ana.conn.frames if f.get("type") == "presence"]
+    env.expect(not ana.conn.closed, "the desktop stays connected")
+    env.expect(truth == "break" and any(f.get("presence") == "break" for f in notices),
+               f"ana is on {truth} (set by the site while the router re-made its command "
+               f"connection); her desktop, still connected, got no notice: {notices}")
+
+
 def desktop_view(agent, start):
     """The presence the desktop shows after frames[start:], applied in arrival order."""
     view = None
@@ -217,4 +386,9 @@ if __name__ == "__main__":
     run_tests([test_removed_agent_waited_for_is_explained_as_removed,
                test_recreated_agent_does_not_inherit_declines,
                test_token_reissued_with_an_offer_open_does_not_bar_the_agent,
-               test_presence_changed_by_the_desktop_and_the_site_at_once])
+               test_presence_changed_by_the_desktop_and_the_site_at_once,
+               test_revoke_of_lost_agent_takes_offer_back,
+               test_token_reissue_of_lost_agent_takes_offer_back,
+               test_control_state_offline_of_lost_agent_takes_offer_back,
+               test_presence_set_by_site_during_relogin,
+               test_presence_notice_while_command_connection_reconnects])
