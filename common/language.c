@@ -59,9 +59,9 @@ static const char *zh_script(const char *rest)
 	while (*rest == '-') {
 		const char *sub = rest + 1;
 		size_t n = strcspn(sub, "-");
+		/* an extension or private use: nothing after it is a script or region */
 		if (n == 1)
-			break; /* an extension or private use: nothing after it is script or region
-			        */
+			break;
 		if (n == 4 && is_alpha(sub[0])) /* Hanb: Han with Bopomofo, Taiwan's */
 			return strncasecmp(sub, "hant", 4) == 0 || strncasecmp(sub, "hanb", 4) == 0
 			               ? "Hant"
