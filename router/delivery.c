@@ -643,7 +643,7 @@ static void on_presence_read(void *ud, const redisReply *rep)
 			              rep->element[1]->type == REDIS_REPLY_STRING
 			                      ? rep->element[1]->str
 			                      : NULL);
-		else if (!rep) /* the connection went: as the message said */
+		else if (!rep && p->r->bus) /* the connection went (not at close): as said */
 			send_presence(p->r, p->group, agent, state, reason);
 	}
 	free(p->group);

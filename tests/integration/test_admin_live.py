@@ -15,6 +15,8 @@ failed against the build before its fix:
 5. (From a review of 1-4.) `agent revoke` or `agent token` of an agent taken for lost left its
    offer open, to count as its decline; a notice was lost when the desktop logged in again
    at that moment, or while the router re-made its Redis connection.
+6. (From a read of 5.) A stop while a presence was being read again sent the notice on the
+   closed bus (a null dereference under UBSan).
 
     OMR_BUILD_DIR=build/asan python3 tests/integration/test_admin_live.py [NAME...]
 """
@@ -325,6 +327,25 @@ async def test_presence_notice_while_command_connection_reconnects(env):
                f"connection); her desktop, still connected, got no notice: {notices}")
 
 
+@time_limit(60)
+async def test_stop_with_a_presence_read_in_flight(env):
+    """The daemon stops (SIGTERM) while it reads a presence again for a notice (Redis held by
+    CLIENT PAUSE right after the change): the read ends unanswered at the close, and the
+    notice must not be sent then (the bus is closed): exit 0, no sanitizer report."""
+    r = env.redis()
+    d = env.daemon(r, queues=GENERAL)
+    await available(d, "ana", add_agent(d, "ana", "Ana", "en", 1))
+    rc = r.client()
+    try:
+        rc.pipeline([("FCALL", "omr_agent_state", "1", "omr:{default}", "ana", "break",
+                      "lunch"), ("CLIENT", "PAUSE", "3000", "ALL")])
+        await asyncio.sleep(0.3)  # the "p:" message came; its read waits for Redis
+        d.stop()
+    finally:
+        rc.cmd("CLIENT", "UNPAUSE")
+        rc.close()
+
+
 def desktop_view(agent, start):
     """The presence the desktop shows after frames[start:], applied in arrival order."""
     view = None
@@ -391,4 +412,5 @@ if __name__ == "__main__":
                test_token_reissue_of_lost_agent_takes_offer_back,
                test_control_state_offline_of_lost_agent_takes_offer_back,
                test_presence_set_by_site_during_relogin,
-               test_presence_notice_while_command_connection_reconnects])
+               test_presence_notice_while_command_connection_reconnects,
+               test_stop_with_a_presence_read_in_flight])
