@@ -594,11 +594,8 @@ static void notify_typing(omr_router_t *r, const char *group, const char *body)
 static void watch_command(omr_router_t *r, omr_watch_t *w, omr_store_reply_fn cb, int argc,
                           const char **argv)
 {
-	size_t lens[8];
-	for (int i = 0; i < argc && i < 8; i++)
-		lens[i] = strlen(argv[i]);
 	w->router = r;
-	if (argc <= 8 && omr_store_command(r->store, cb, w, argc, argv, lens) == 0)
+	if (omr_store_command(r->store, cb, w, argc, argv, NULL) == 0)
 		w->refs++;
 }
 
@@ -676,11 +673,8 @@ static void notify_presence(omr_router_t *r, const char *group, const char *body
 	omr_router_group_prefix(group, prefix, sizeof(prefix));
 	snprintf(key, sizeof(key), "%s:agent:%s", prefix, agent);
 	const char *argv[] = {"HMGET", key, "presence", "reason"};
-	size_t lens[4];
-	for (int i = 0; i < 4; i++)
-		lens[i] = strlen(argv[i]);
 	if (p && p->group && p->body &&
-	    omr_store_command(r->store, on_presence_read, p, 4, argv, lens) == 0)
+	    omr_store_command(r->store, on_presence_read, p, 4, argv, NULL) == 0)
 		return;
 	if (p) {
 		free(p->group);

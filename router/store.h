@@ -43,8 +43,9 @@ int omr_store_start(omr_store_t *s);
 /* Applies reloadable options (watchdog and backoff timings). */
 void omr_store_reload(omr_store_t *s, const omr_config_t *cfg);
 
-/* Sends one command. Returns 0 (cb will be called exactly once), -EAGAIN
- * (not ready: nothing sent, cb not called), -ENOMEM. */
+/* Sends one command (argvlen NULL: each argument is a C string, as hiredis
+ * takes it). Returns 0 (cb will be called exactly once), -EAGAIN (not ready:
+ * nothing sent, cb not called), -ENOMEM. */
 int omr_store_command(omr_store_t *s, omr_store_reply_fn cb, void *ud, int argc, const char **argv,
                       const size_t *argvlen);
 

@@ -193,21 +193,17 @@ local function decline_hold_ms(R)
   return num(R.decline_hold_s, 300) * 1000
 end
 
--- A decline at ms t by the agent whose creation time is created (ms): one
--- by a removed agent whose id a new agent was given since is not the new
--- agent's.
-local function decline_holds(R, t, created, now)
-  return now - t < decline_hold_ms(R) and t >= num(created, 0)
-end
-
+-- A decline holds for R.decline_hold_s, and only against the agent who made
+-- it: not against a new agent given a removed agent's id since (created_ms
+-- later than the decline).
 local function declined_by(P, R, conv, now)
-  local out, n = {}, 0
+  local out, n, hold = {}, 0, decline_hold_ms(R)
   local flat = redis.call('HGETALL', P .. ':conv:' .. conv .. ':decl')
   for i = 1, #flat, 2 do
     -- ('?AGENT': an offer its desktop never got timed out once, take_back)
-    if string.byte(flat[i], 1) ~= 63 and now - num(flat[i + 1], 0) < decline_hold_ms(R)
-      and decline_holds(R, num(flat[i + 1], 0),
-        redis.call('HGET', P .. ':agent:' .. flat[i], 'created_ms'), now) then
+    local t = num(flat[i + 1], 0)
+    if string.byte(flat[i], 1) ~= 63 and now - t < hold
+      and t >= num(redis.call('HGET', P .. ':agent:' .. flat[i], 'created_ms'), 0) then
       out[flat[i]] = true
       n = n + 1
     end
@@ -216,8 +212,8 @@ local function declined_by(P, R, conv, now)
 end
 
 local function has_declined(P, R, conv, a, now)
-  local t = redis.call('HGET', P .. ':conv:' .. conv .. ':decl', a.id)
-  return t ~= false and decline_holds(R, num(t, 0), a.created_ms, now)
+  local t = num(redis.call('HGET', P .. ':conv:' .. conv .. ':decl', a.id), nil)
+  return t ~= nil and now - t < decline_hold_ms(R) and t >= num(a.created_ms, 0)
 end
 
 local function decline(P, R, conv, agent, now)

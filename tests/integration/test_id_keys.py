@@ -27,6 +27,9 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from omr_harness import (Agent, Conn, Customer, add_agent, ctl, log, run_tests,  # noqa: E402
                          time_limit)
+from test_admin_live import item_of  # noqa: E402
+from test_live_floor import available  # noqa: E402
+from test_protocol import refused  # noqa: E402
 from test_security_edges import add, assigned_to  # noqa: E402
 
 
@@ -65,18 +68,10 @@ async def test_resume_of_a_key_suffix_is_unauthorized(env):
         for suffix in (":log", ":cust"):
             c = await Conn.open(d.url + "/ws/customer", f"resume {suffix}")
             try:
-                await c.send({"type": "resume", "v": 1,
-                              "conversation_id": kim.conversation_id + suffix,
-                              "resume_token": kim.resume_token, "id": "r-1"})
-                f = await c.wait_for(lambda f: f.get("type") in ("welcome", "error"), 10,
-                                     "an answer to the resume")
-                log(f"resume of {suffix}: {f}")
-                env.expect(f.get("type") == "error" and f.get("code") == "unauthorized",
-                           f"resume of conversation id + {suffix!r}: want unauthorized, got "
-                           f"{ {k: v for k, v in f.items() if k != '_t'} }")
-                if f.get("code") == "unauthorized":
-                    got = await c.wait_closed(5, "unauthorized resume")
-                    env.expect(got[0] == 1008, f"close after unauthorized: {got}")
+                await refused(env, c, {"type": "resume", "v": 1,
+                                       "conversation_id": kim.conversation_id + suffix,
+                                       "resume_token": kim.resume_token, "id": "r-1"},
+                              "unauthorized", close=1008, what=f"resume of id + {suffix}")
             finally:
                 await c.close()
     finally:
@@ -92,14 +87,9 @@ async def test_login_with_a_key_suffix_is_unauthorized(env):
     for suffix in (":inbox", ":convs"):
         c = await Conn.open(d.url + "/ws/agent", f"login ana{suffix}")
         try:
-            await c.send({"type": "login", "v": 1, "agent_id": "ana" + suffix, "token": tok,
-                          "id": "l-1"})
-            f = await c.wait_for(lambda f: f.get("type") in ("welcome", "error"), 10,
-                                 "an answer to the login")
-            log(f"login ana{suffix}: {f}")
-            env.expect(f.get("type") == "error" and f.get("code") == "unauthorized",
-                       f"login as 'ana{suffix}': want unauthorized, got "
-                       f"{ {k: v for k, v in f.items() if k != '_t'} }")
+            await refused(env, c, {"type": "login", "v": 1, "agent_id": "ana" + suffix,
+                                   "token": tok, "id": "l-1"},
+                          "unauthorized", close=1008, what=f"login as ana{suffix}")
         finally:
             await c.close()
 
@@ -293,10 +283,6 @@ queues:
 """
 
 
-def item_of(kind, cid):
-    return lambda f: f.get("type") == kind and f.get("conversation_id") == cid
-
-
 @time_limit(60)
 async def test_ctl_explain_of_ids_key_names_nothing(env):
     """`omnirouterctl explain C:ids` (C a live conversation with a message, so its
@@ -327,9 +313,7 @@ async def test_ctl_close_of_decl_key_does_not_touch_the_live_conversation(env):
     by declined_by as agents who declined)."""
     r = env.redis()
     d = env.daemon(r, queues=OFFERS)
-    ana = Agent(d.url, "ana", add_agent(d, "ana", "Ana", "en", 1))
-    await ana.login()
-    await ana.presence("available")
+    ana = await available(d, "ana", add_agent(d, "ana", "Ana", "en", 1))
     c = Customer(d.url, "k")
     await c.hello(language="en", name="K")
     await ana.wait_item(item_of("offer", c.conversation_id), 5, "offer")
